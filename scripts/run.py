@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The project's two entry points, needing nothing but Python 3.11+:
+
+    python3 scripts/run.py sandbox [serve options]   set up, then start the sandbox server
+    python3 scripts/run.py test [pytest options]     set up, then run the whole test suite
+
+Setting up means: a virtual environment in .venv with the project and its development tools,
+reinstalled only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".m2m-installed"
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    result = subprocess.run([str(c) for c in command], cwd=ROOT, env=env, check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def set_up() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print(f"Creating {VENV} …", flush=True)
+        venv.create(VENV, with_pip=True)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def sandbox(args: list[str]) -> None:
+    set_up()
+    command = [str(BIN / "m2m"), "serve", "--sandbox", *args]
+    os.execv(command[0], command)
+
+
+def test(args: list[str]) -> None:
+    set_up()
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "mypy")
+    run(BIN / "python", "-m", "pytest", "-n", "auto", *args)
+
+
+def main() -> None:
+    commands = {"sandbox": sandbox, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

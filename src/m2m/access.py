@@ -1,0 +1,42 @@
+"""Who is calling the M2M API: a bearer token and an API key that must agree on one account."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from m2m import credentials
+from m2m.clock import Clock
+from m2m.errors import ApiKeyRejected, Forbidden, Unauthenticated
+from m2m.storage import accounts as store
+
+
+def decide_access(found: store.Credentials) -> int:
+    """The calling account's id, or the error that explains why the call is refused."""
+    if found.token_account_id is None:
+        raise Unauthenticated("The access token is invalid, expired or revoked.")
+    if found.key_account_id is None:
+        raise ApiKeyRejected("The x-api-key is invalid or revoked.")
+    if found.key_account_id != found.token_account_id:
+        raise Forbidden(
+            "The x-api-key and the access token belong to different accounts.",
+            code="api_key_mismatch",
+        )
+    if found.subscription != "active":
+        raise Forbidden("The account's subscription is suspended.", code="subscription_suspended")
+    return found.token_account_id
+
+
+def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str | None) -> int:
+    if not token:
+        raise Unauthenticated(
+            "Send an access token: 'Authorization: Bearer <token>'.", code="missing_token"
+        )
+    if not api_key:
+        raise ApiKeyRejected(
+            "Send the account's API key in the x-api-key header.", code="missing_api_key"
+        )
+    with engine.connect() as conn:
+        found = store.resolve_credentials(
+            conn, credentials.digest(token), credentials.digest(api_key), clock.now()
+        )
+    return decide_access(found)

@@ -1,0 +1,92 @@
+"""Accounts and the credentials they hand out. Each function returns a secret shown only once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from m2m import credentials
+from m2m.clock import Clock
+from m2m.errors import NotFound
+from m2m.storage import accounts as store
+from m2m.storage.engine import write_transaction
+
+# Prefixes let secret scanners recognise a leaked credential; they are not secret.
+API_KEY_PREFIX = "m2mk_"
+CLIENT_SECRET_PREFIX = "m2ms_"  # noqa: S105
+PERMANENT_TOKEN_PREFIX = "m2mt_"  # noqa: S105
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A new credential: its row id and the secret, which is not stored and not shown again."""
+
+    id: int
+    secret: str
+
+
+def _require_account(conn: Connection, account_id: int) -> store.Account:
+    account = store.get_account(conn, account_id)
+    if account is None:
+        raise NotFound(f"No account with id {account_id}.")
+    return account
+
+
+def _new_api_key(conn: Connection, clock: Clock, account_id: int) -> Issued:
+    key = credentials.new_secret(API_KEY_PREFIX)
+    hint = key[: len(API_KEY_PREFIX) + 4]
+    key_id = store.add_api_key(conn, account_id, credentials.digest(key), hint, clock.now())
+    return Issued(key_id, key)
+
+
+def create_account(engine: Engine, clock: Clock, name: str) -> Issued:
+    """A new active account and its first API key (``id`` is the account's)."""
+    with write_transaction(engine) as conn:
+        account_id = store.create_account(conn, name, clock.now())
+        key = _new_api_key(conn, clock, account_id)
+    return Issued(account_id, key.secret)
+
+
+def create_api_key(engine: Engine, clock: Clock, account_id: int) -> Issued:
+    with write_transaction(engine) as conn:
+        _require_account(conn, account_id)
+        return _new_api_key(conn, clock, account_id)
+
+
+def revoke_api_key(engine: Engine, clock: Clock, key_id: int) -> None:
+    with write_transaction(engine) as conn:
+        if not store.revoke_api_key(conn, key_id, clock.now()):
+            raise NotFound(f"No live API key with id {key_id}.")
+
+
+def set_subscription(engine: Engine, account_id: int, active: bool) -> None:
+    with write_transaction(engine) as conn:
+        if not store.set_subscription(conn, account_id, "active" if active else "suspended"):
+            raise NotFound(f"No account with id {account_id}.")
+
+
+def create_app(engine: Engine, clock: Clock, account_id: int, name: str) -> tuple[str, str]:
+    """A new OAuth2 application: (client_id, client_secret)."""
+    client_id = credentials.new_client_id()
+    secret = credentials.new_secret(CLIENT_SECRET_PREFIX)
+    with write_transaction(engine) as conn:
+        _require_account(conn, account_id)
+        store.add_app(conn, account_id, name, client_id, credentials.digest(secret), clock.now())
+    return client_id, secret
+
+
+def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: str) -> Issued:
+    token = credentials.new_secret(PERMANENT_TOKEN_PREFIX)
+    with write_transaction(engine) as conn:
+        _require_account(conn, account_id)
+        token_id = store.add_permanent_token(
+            conn, account_id, name, credentials.digest(token), clock.now()
+        )
+    return Issued(token_id, token)
+
+
+def delete_permanent_token(engine: Engine, token_id: int) -> None:
+    with write_transaction(engine) as conn:
+        if not store.delete_permanent_token(conn, token_id):
+            raise NotFound(f"No permanent token with id {token_id}.")

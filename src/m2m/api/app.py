@@ -1,0 +1,142 @@
+"""``create_app(settings)``: the HTTP application, wired from explicit dependencies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from m2m import __version__
+from m2m.api import gateway, simcards
+from m2m.api.deps import Services
+from m2m.clock import Clock, SystemClock
+from m2m.errors import M2MError, OAuthError
+from m2m.ratelimit import FailureLimiter
+from m2m.settings import Settings
+from m2m.storage.engine import make_engine
+from m2m.tokens import TokenService
+
+M2M_PREFIX = "/m2m/1.0.0"
+log = logging.getLogger("m2m.api")
+
+DESCRIPTION = """\
+A wire-compatible implementation of the operator's M2M API. Get a token with `POST /token`
+(client credentials), then call `/m2m/1.0.0/...` with `Authorization: Bearer <token>` and your
+account's `x-api-key`. Errors are JSON: `{"error": code, "error_description": message}`.
+"""
+
+
+def _json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "error_description": message, **extra}, status_code=status)
+
+
+async def _on_m2m_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, M2MError)
+    headers = dict(error.headers)
+    if isinstance(error, OAuthError):
+        headers.setdefault("Cache-Control", "no-store")
+    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    details = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem.get("loc", ()))
+        details.append({"field": location, "problem": str(problem.get("msg", ""))})
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details) or "invalid request"
+    return _json_error(422, "invalid_request", summary, details=details)
+
+
+async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return JSONResponse(
+        {"error": code, "error_description": str(error.detail)},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
+async def _on_unexpected(_request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=error)
+    return _json_error(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+
+class RequireHttps:
+    """Outside the sandbox, answer plain-HTTP requests with an error instead of serving them.
+
+    The scheme is the one uvicorn saw: ``https`` with its own TLS, or the proxy's
+    ``X-Forwarded-Proto`` when it runs behind a trusted TLS-terminating proxy.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("scheme") != "https":
+            response = _json_error(
+                403, "https_required", "This API is served over HTTPS only; use https://."
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None
+) -> FastAPI:
+    engine = engine or make_engine(settings.effective_database_url)
+    clock = clock or SystemClock()
+    services = Services(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        limiter=FailureLimiter(
+            settings.auth_max_failures, settings.auth_failure_window_seconds, clock
+        ),
+        tokens=TokenService(engine, clock, settings.token_ttl_seconds),
+    )
+    app = FastAPI(
+        title="M2M API",
+        version=__version__,
+        description=DESCRIPTION,
+        exception_handlers={
+            M2MError: _on_m2m_error,
+            RequestValidationError: _on_validation_error,
+            StarletteHTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+    )
+    app.state.services = services
+    app.include_router(gateway.router)
+    app.include_router(simcards.router, prefix=M2M_PREFIX)
+    if not settings.sandbox:
+        app.add_middleware(RequireHttps)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["clientBasic"] = {
+                "type": "http",
+                "scheme": "basic",
+                "description": "client_id:client_secret of an OAuth2 application.",
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

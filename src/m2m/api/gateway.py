@@ -1,0 +1,164 @@
+"""The gateway's OAuth2 endpoints: POST /token and POST /revoke."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from m2m.api.deps import ServicesDep, client_address
+from m2m.api.oauth_params import FORM, OAuthRequest, basic_challenge, read_oauth_request
+from m2m.api.schemas import TokenPublic, error_responses
+from m2m.errors import (
+    InvalidClient,
+    InvalidRequest,
+    InvalidScope,
+    TooManyFailures,
+    UnsupportedGrantType,
+)
+from m2m.tokens import SCOPE
+
+router = APIRouter(tags=["OAuth2"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _string_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def _openapi(fields: dict[str, str]) -> dict[str, Any]:
+    """Describe parameters accepted in the query string or a form body (read by hand)."""
+    return {
+        "parameters": [_string_param(name, text) for name, text in fields.items()],
+        "requestBody": {
+            "required": False,
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {name: {"type": "string"} for name in fields},
+                    }
+                }
+            },
+        },
+        "security": [{"clientBasic": []}, {}],
+    }
+
+
+CLIENT_FIELDS = {
+    "client_id": "The application's client id (or use HTTP Basic).",
+    "client_secret": "The application's client secret (or use HTTP Basic).",
+}
+
+
+async def _authenticated_params(request: Request, services: ServicesDep) -> OAuthRequest:
+    """Parse the request and check the rate limits before any credential is looked at."""
+    oauth = await read_oauth_request(request)
+    keys = ["oauth-addr:" + client_address(request)]
+    if oauth.client_id:
+        keys.append("client:" + oauth.client_id)
+    wait = services.limiter.retry_after(*keys)
+    if wait is not None:
+        raise TooManyFailures(wait)
+    if not oauth.client_id or oauth.client_secret is None:
+        services.limiter.record_failure(*keys)
+        raise InvalidClient(
+            "Client authentication is missing: send client_id and client_secret, or HTTP Basic.",
+            headers=basic_challenge() if oauth.used_basic else None,
+        )
+    return oauth
+
+
+@contextmanager
+def _count_client_failure(
+    request: Request, services: ServicesDep, oauth: OAuthRequest
+) -> Iterator[None]:
+    try:
+        yield
+    except InvalidClient as error:
+        services.limiter.record_failure(
+            "oauth-addr:" + client_address(request), "client:" + str(oauth.client_id)
+        )
+        if oauth.used_basic:
+            error.headers.update(basic_challenge())
+        raise
+
+
+@router.post(
+    "/token",
+    response_model=TokenPublic,
+    summary="Get an access token (OAuth2 client credentials)",
+    responses={**error_responses(400, 401, 429)},
+    openapi_extra=_openapi(
+        {
+            "grant_type": "Must be client_credentials.",
+            "scope": "Optional; openid.",
+            **CLIENT_FIELDS,
+        }
+    ),
+)
+async def token(request: Request, services: ServicesDep) -> Response:
+    """Issue the application's access token, or return its current one while it is valid."""
+    oauth = await _authenticated_params(request, services)
+    grant_type = oauth.params.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("The grant_type parameter is missing; use client_credentials.")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType(
+            f"grant_type {grant_type!r} is not supported; use client_credentials."
+        )
+    requested = set(oauth.params.get("scope", SCOPE).split())
+    if not requested <= {SCOPE}:
+        raise InvalidScope(f"Unknown scope; the only scope is {SCOPE!r}.")
+    assert oauth.client_id is not None
+    assert oauth.client_secret is not None
+    with _count_client_failure(request, services, oauth):
+        issued = await run_in_threadpool(
+            services.tokens.issue, oauth.client_id, oauth.client_secret
+        )
+    body = TokenPublic(
+        scope=issued.scope, expires_in=issued.expires_in, access_token=issued.access_token
+    )
+    return JSONResponse(body.model_dump(), headers=NO_STORE)
+
+
+@router.post(
+    "/revoke",
+    summary="Revoke an access token (RFC 7009)",
+    response_class=Response,
+    responses={
+        200: {"description": "Revoked, or nothing to revoke"},
+        **error_responses(400, 401, 429),
+    },
+    openapi_extra=_openapi(
+        {
+            "token": "The access token to revoke.",
+            "token_type_hint": "Optional; access_token.",
+            **CLIENT_FIELDS,
+        }
+    ),
+)
+async def revoke(request: Request, services: ServicesDep) -> Response:
+    """Revoke one of the application's access tokens; unknown tokens are not an error."""
+    oauth = await _authenticated_params(request, services)
+    token_value = oauth.params.get("token")
+    if not token_value:
+        raise InvalidRequest("The token parameter is missing.")
+    assert oauth.client_id is not None
+    assert oauth.client_secret is not None
+    with _count_client_failure(request, services, oauth):
+        await run_in_threadpool(
+            services.tokens.revoke, oauth.client_id, oauth.client_secret, token_value
+        )
+    return Response(status_code=200, headers=NO_STORE)

@@ -1,0 +1,36 @@
+"""Request and answer bodies of the HTTP API that are not SIM profiles (see ``m2m.profile``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: an OAuth2-style code and a human message."""
+
+    error: str = Field(description="Stable machine-readable code, e.g. invalid_token.")
+    error_description: str = Field(description="What is wrong, for a human.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems, for invalid_request."
+    )
+
+
+class TokenPublic(BaseModel):
+    scope: str
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int = Field(description="Remaining validity in seconds.")
+    access_token: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Malformed request",
+        401: "Missing or invalid credentials",
+        403: "Credentials valid but not allowed",
+        404: "Not found",
+        422: "A parameter is invalid",
+        429: "Too many failed authentications; see Retry-After",
+    }
+    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}

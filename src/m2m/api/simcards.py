@@ -1,0 +1,47 @@
+"""GET /m2m/1.0.0/simcards: a SIM card's profile by MSISDN."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.schemas import error_responses
+from m2m.errors import BadRequest, NotFound
+from m2m.identifiers import msisdn_problem, normalize_msisdn
+from m2m.profile import SimCard, sim_card_document
+from m2m.storage import sims as store
+
+router = APIRouter(tags=["SIM cards"])
+
+
+@router.get(
+    "/simcards",
+    response_model=list[SimCard],
+    summary="Read a SIM card's profile",
+    responses=error_responses(401, 403, 404, 422, 429),
+)
+async def get_simcards(
+    account_id: CurrentAccountId,
+    services: ServicesDep,
+    msisdn: Annotated[str, Query(description="The SIM's MSISDN; a leading + is accepted.")],
+) -> Response:
+    """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
+    number = normalize_msisdn(msisdn)
+    problem = msisdn_problem(number)
+    if problem:
+        raise BadRequest(f"msisdn: {problem}.")
+
+    def lookup() -> store.StoredSim | None:
+        with services.engine.connect() as conn:
+            return store.find_sim_by_msisdn(conn, account_id, number)
+
+    sim = await run_in_threadpool(lookup)
+    if sim is None:
+        # Same answer for "no such SIM" and "another account's SIM": nothing leaks across tenants.
+        raise NotFound(f"No SIM card with MSISDN {number} in your account.")
+    document = sim_card_document(sim.profile, sim.cost_center, sim.state, sim.imsi)
+    return JSONResponse([document])

@@ -1,0 +1,300 @@
+"""``m2m admin``: operator commands working on the database directly (also while serving)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from m2m import accounts
+from m2m.cli.common import (
+    JsonOption,
+    console,
+    fail,
+    load_settings,
+    migrated_engine,
+    print_json,
+    print_table,
+    user_errors,
+)
+from m2m.clock import SystemClock
+from m2m.errors import NotFound
+from m2m.simimport import ImportFileError, import_csv
+from m2m.storage import accounts as account_store
+
+app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (the x-api-key header).", no_args_is_help=True)
+apps_app = typer.Typer(help="OAuth2 applications (client_id/client_secret).", no_args_is_help=True)
+tokens_app = typer.Typer(help="Permanent access tokens.", no_args_is_help=True)
+sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(apps_app, name="apps")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(sims_app, name="sims")
+
+AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
+clock = SystemClock()
+
+
+def _show_secret(as_json: bool, value: dict[str, object], what: str) -> None:
+    if as_json:
+        print_json(value)
+        return
+    for key, item in value.items():
+        console.print(f"{key}: [bold]{item}[/bold]", highlight=False)
+    console.print(f"[yellow]Store the {what} now: it is not stored and cannot be shown again.")
+
+
+def _check_account(account_id: int) -> None:
+    with migrated_engine(load_settings()).connect() as conn:
+        if account_store.get_account(conn, account_id) is None:
+            raise fail(f"no account with id {account_id}")
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@accounts_app.command("create")
+def accounts_create(name: str, as_json: bool = JsonOption) -> None:
+    """Create an account (subscription active) and its first API key."""
+    engine = migrated_engine(load_settings())
+    issued = accounts.create_account(engine, clock, name)
+    _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: bool = JsonOption) -> None:
+    """List accounts with their subscription and what they hold."""
+    with migrated_engine(load_settings()).connect() as conn:
+        summaries = account_store.list_accounts(conn)
+    if as_json:
+        print_json(
+            [
+                {
+                    **asdict(s.account),
+                    "sims": s.sims,
+                    "api_keys": s.api_keys,
+                    "apps": s.apps,
+                    "permanent_tokens": s.permanent_tokens,
+                }
+                for s in summaries
+            ]
+        )
+        return
+    print_table(
+        "Accounts",
+        ["id", "name", "subscription", "SIMs", "API keys", "apps", "tokens", "created"],
+        [
+            (
+                s.account.id,
+                s.account.name + (" (sandbox)" if s.account.is_sandbox else ""),
+                s.account.subscription,
+                s.sims,
+                s.api_keys,
+                s.apps,
+                s.permanent_tokens,
+                s.account.created_at.isoformat(timespec="seconds"),
+            )
+            for s in summaries
+        ],
+    )
+
+
+def _set_subscription(account_id: int, active: bool, as_json: bool) -> None:
+    with user_errors():
+        accounts.set_subscription(migrated_engine(load_settings()), account_id, active)
+    state = "active" if active else "suspended"
+    if as_json:
+        print_json({"account_id": account_id, "subscription": state})
+    else:
+        console.print(f"Account {account_id}: subscription {state}.")
+
+
+@accounts_app.command("suspend")
+def accounts_suspend(account_id: int, as_json: bool = JsonOption) -> None:
+    """Suspend an account's subscription: its API calls are refused with 403."""
+    _set_subscription(account_id, False, as_json)
+
+
+@accounts_app.command("resume")
+def accounts_resume(account_id: int, as_json: bool = JsonOption) -> None:
+    """Make a suspended subscription active again."""
+    _set_subscription(account_id, True, as_json)
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def api_keys_create(account: AccountOption, as_json: bool = JsonOption) -> None:
+    """Create another API key for an account."""
+    with user_errors():
+        issued = accounts.create_api_key(migrated_engine(load_settings()), clock, account)
+    _show_secret(as_json, {"api_key_id": issued.id, "api_key": issued.secret}, "API key")
+
+
+@keys_app.command("revoke")
+def api_keys_revoke(key_id: int, as_json: bool = JsonOption) -> None:
+    """Revoke an API key: calls using it are refused at once."""
+    with user_errors():
+        accounts.revoke_api_key(migrated_engine(load_settings()), clock, key_id)
+    if as_json:
+        print_json({"api_key_id": key_id, "revoked": True})
+    else:
+        console.print(f"API key {key_id} revoked.")
+
+
+@keys_app.command("list")
+def api_keys_list(account: AccountOption, as_json: bool = JsonOption) -> None:
+    """List an account's API keys (their first characters only)."""
+    _check_account(account)
+    with migrated_engine(load_settings()).connect() as conn:
+        keys = account_store.list_api_keys(conn, account)
+    if as_json:
+        print_json([asdict(k) for k in keys])
+    else:
+        print_table(
+            f"API keys of account {account}",
+            ["id", "starts with", "created", "revoked"],
+            [(k.id, k.hint + "…", k.created_at, k.revoked_at) for k in keys],
+        )
+
+
+# --- OAuth2 applications --------------------------------------------------------------------
+
+
+@apps_app.command("create")
+def apps_create(
+    account: AccountOption,
+    name: Annotated[str, typer.Option(help="A label for the application.")] = "Default application",
+    as_json: bool = JsonOption,
+) -> None:
+    """Create an OAuth2 application for an account."""
+    with user_errors():
+        client_id, secret = accounts.create_app(
+            migrated_engine(load_settings()), clock, account, name
+        )
+    _show_secret(as_json, {"client_id": client_id, "client_secret": secret}, "client secret")
+
+
+@apps_app.command("list")
+def apps_list(account: AccountOption, as_json: bool = JsonOption) -> None:
+    """List an account's OAuth2 applications."""
+    _check_account(account)
+    with migrated_engine(load_settings()).connect() as conn:
+        found = account_store.list_apps(conn, account)
+    rows = [{"id": a.id, "name": a.name, "client_id": a.client_id} for a in found]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            f"Applications of account {account}",
+            ["id", "name", "client_id"],
+            [tuple(r.values()) for r in rows],
+        )
+
+
+# --- permanent tokens -----------------------------------------------------------------------
+
+
+@tokens_app.command("create")
+def tokens_create(
+    account: AccountOption,
+    name: Annotated[str, typer.Option(help="What the token is for.")],
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a permanent token (valid until deleted)."""
+    with user_errors():
+        issued = accounts.create_permanent_token(
+            migrated_engine(load_settings()), clock, account, name
+        )
+    _show_secret(as_json, {"token_id": issued.id, "token": issued.secret}, "token")
+
+
+@tokens_app.command("delete")
+def tokens_delete(token_id: int, as_json: bool = JsonOption) -> None:
+    """Delete a permanent token: calls using it are refused at once."""
+    with user_errors():
+        accounts.delete_permanent_token(migrated_engine(load_settings()), token_id)
+    if as_json:
+        print_json({"token_id": token_id, "deleted": True})
+    else:
+        console.print(f"Permanent token {token_id} deleted.")
+
+
+@tokens_app.command("list")
+def tokens_list(account: AccountOption, as_json: bool = JsonOption) -> None:
+    """List an account's permanent tokens."""
+    _check_account(account)
+    with migrated_engine(load_settings()).connect() as conn:
+        found = account_store.list_permanent_tokens(conn, account)
+    if as_json:
+        print_json([asdict(t) for t in found])
+    else:
+        print_table(
+            f"Permanent tokens of account {account}",
+            ["id", "name", "created"],
+            [(t.id, t.name, t.created_at) for t in found],
+        )
+
+
+# --- SIM inventory --------------------------------------------------------------------------
+
+
+@sims_app.command("import")
+def sims_import(
+    file: Annotated[Path, typer.Argument(help="CSV with iccid, imsi, msisdn, state, …")],
+    account: AccountOption,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows of a file with errors.")
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
+    """Import SIM cards from CSV: all rows or, if any is invalid, none (see --skip-invalid)."""
+    _check_account(account)
+    engine = migrated_engine(load_settings())
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    size = file.stat().st_size
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json or size < 1 << 20,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("Validating", total=size)
+        try:
+            report = import_csv(
+                engine,
+                file,
+                account,
+                clock.now(),
+                skip_invalid=skip_invalid,
+                progress=lambda n: progress.advance(task, n),
+            )
+        except ImportFileError as error:
+            raise fail(f"{file}: {error}") from error
+        except NotFound as error:
+            raise fail(error.message) from error
+    errors = [{"line": e.line, "error": e.message} for e in report.errors]
+    if as_json:
+        print_json({"rows": report.rows, "imported": report.imported, "errors": errors})
+    else:
+        shown = report.errors[:50]
+        for e in shown:
+            console.print(f"line {e.line}: {e.message}", highlight=False)
+        if len(report.errors) > len(shown):
+            console.print(f"… and {len(report.errors) - len(shown)} more problems.")
+        console.print(
+            f"{report.rows} rows read, {report.imported} imported, {len(report.errors)} problems."
+        )
+    if report.errors and not skip_invalid:
+        raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)

@@ -1,0 +1,70 @@
+"""What every CLI command shares: settings, the engine, output as tables or JSON, clean errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from m2m.errors import M2MError
+from m2m.settings import ConfigurationError, Settings
+from m2m.storage.engine import make_engine
+from m2m.storage.migrate import upgrade
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"M2M_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise fail(f"invalid settings: {problems}") from error
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures into one red line and exit code 1, never a traceback."""
+    try:
+        yield
+    except M2MError as error:
+        raise fail(error.message) from error
+    except ConfigurationError as error:
+        raise fail(str(error)) from error
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    return engine
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)

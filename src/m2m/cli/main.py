@@ -1,0 +1,38 @@
+"""The ``m2m`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from m2m import __version__
+from m2m.cli import admin
+from m2m.cli.common import console, load_settings, migrated_engine
+from m2m.cli.serve import serve
+
+app = typer.Typer(
+    help="M2M SIM-management API: server, worker and administration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin.app, name="admin")
+app.command("serve")(serve)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (serve does it on start, too)."""
+    settings = load_settings()
+    migrated_engine(settings)
+    console.print(f"Database at {settings.effective_database_url} is up to date.", highlight=False)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""The exception tree. Every error a client can see is one of these, answered as JSON.
+
+::
+
+    M2MError                      {"error": code, "error_description": message}
+    ├── OAuthError                RFC 6749 §5.2 codes, on /token and /revoke
+    │   ├── InvalidRequest        400 invalid_request
+    │   ├── InvalidClient         401 invalid_client
+    │   ├── UnsupportedGrantType  400 unsupported_grant_type
+    │   └── InvalidScope          400 invalid_scope
+    ├── BadRequest                422 invalid_request (a field of the request is wrong)
+    ├── Unauthenticated           401 missing_token | invalid_token, with WWW-Authenticate: Bearer
+    ├── ApiKeyRejected            401 missing_api_key | invalid_api_key
+    ├── Forbidden                 403 api_key_mismatch | subscription_suspended | https_required
+    ├── NotFound                  404 not_found
+    └── TooManyFailures           429 too_many_failures, with Retry-After
+
+One body shape serves the whole server, the OAuth2 one, so a client parses errors one way.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class M2MError(Exception):
+    status_code: ClassVar[int] = 400
+    default_code: ClassVar[str] = "bad_request"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "error_description": self.message}
+
+
+class OAuthError(M2MError):
+    pass
+
+
+class InvalidRequest(OAuthError):
+    default_code = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    status_code = 401
+    default_code = "invalid_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    default_code = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    default_code = "invalid_scope"
+
+
+class BadRequest(M2MError):
+    status_code = 422
+    default_code = "invalid_request"
+
+
+class Unauthenticated(M2MError):
+    status_code = 401
+    default_code = "invalid_token"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        challenge = 'Bearer realm="m2m"'
+        if code != "missing_token":  # RFC 6750 §3.1: no error code when no token was sent
+            challenge += ', error="invalid_token"'
+        super().__init__(message, code=code, headers={"WWW-Authenticate": challenge})
+
+
+class ApiKeyRejected(M2MError):
+    status_code = 401
+    default_code = "invalid_api_key"
+
+
+class Forbidden(M2MError):
+    status_code = 403
+    default_code = "forbidden"
+
+
+class NotFound(M2MError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class TooManyFailures(M2MError):
+    status_code = 429
+    default_code = "too_many_failures"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"Too many failed authentication attempts; retry in {retry_after_seconds} s.",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )

@@ -1,0 +1,102 @@
+"""The SIM profile, in the documentation's wire shape and spelling (``DailyTreshold`` included).
+
+These models validate profiles on the way in (import, sandbox seed) and describe the answer of
+``GET /simcards`` in the OpenAPI document. Stored profiles are already valid, so the hot path
+builds the answer from the stored document without validating it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from m2m.identifiers import IdentifierType, SimState
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccessPointProperties(_Wire):
+    StaticIP: str = ""
+    UserName: str = ""
+    CustomName: str = ""
+
+
+class AccessPoint(_Wire):
+    Code: str
+    Properties: AccessPointProperties = Field(default_factory=AccessPointProperties)
+
+
+class DataPlan(_Wire):
+    Code: str = ""
+    Description: str = ""
+    ServiceType: str = ""
+
+
+class ServiceArea(_Wire):
+    Code: str
+    Description: str = ""
+
+
+class Feature(_Wire):
+    Code: str
+    Enabled: bool
+
+
+class DataServiceProfile(_Wire):
+    Plan: DataPlan = Field(default_factory=DataPlan)
+    ServiceAreas: list[ServiceArea] = Field(default_factory=list)
+    Features: list[Feature] = Field(default_factory=list)
+    DailyTreshold: int = Field(default=0, ge=0)
+    MonthlyTreshold: int = Field(default=0, ge=0)
+
+
+class PlanServiceProfile(_Wire):
+    """The shape shared by ``SMSService`` and ``VoiceService``."""
+
+    PlanCode: str = ""
+    ServiceAreas: list[ServiceArea] = Field(default_factory=list)
+    FeatureCodes: list[str] = Field(default_factory=list)
+    DailyTreshold: int = Field(default=0, ge=0)
+    MonthlyTreshold: int = Field(default=0, ge=0)
+
+
+class SimProfile(_Wire):
+    """What is stored in ``sim_cards.profile``."""
+
+    AccessPoints: list[AccessPoint] = Field(default_factory=list)
+    CustomFields: dict[str, str] = Field(default_factory=dict)
+    DataService: DataServiceProfile = Field(default_factory=DataServiceProfile)
+    SMSService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
+    VoiceService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
+
+
+class DeviceIdentity(_Wire):
+    Identifier: str
+    IdentifierType: IdentifierType
+
+
+class SimCard(SimProfile):
+    """One element of the ``GET /simcards`` answer."""
+
+    CostCenter: str = ""
+    State: SimState
+    Device: DeviceIdentity
+
+
+def sim_card_document(
+    profile: dict[str, Any], cost_center: str | None, state: str, imsi: str
+) -> dict[str, Any]:
+    """The wire document of a stored SIM, in the documentation's field order."""
+    return {
+        "AccessPoints": profile.get("AccessPoints", []),
+        "CustomFields": profile.get("CustomFields", {}),
+        "DataService": profile.get("DataService", {}),
+        "SMSService": profile.get("SMSService", {}),
+        "VoiceService": profile.get("VoiceService", {}),
+        "CostCenter": cost_center or "",
+        "State": state,
+        "Device": {"Identifier": imsi, "IdentifierType": IdentifierType.IMSI.value},
+    }

@@ -1,0 +1,138 @@
+"""The sandbox: a demo account with fixed, documented credentials and 100 demo SIMs.
+
+These credentials are public. They exist only when the server runs with ``--sandbox``; a server
+started without it refuses a database that holds the sandbox account.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from m2m import credentials
+from m2m.identifiers import SimState, luhn_check_digit
+from m2m.profile import SimProfile
+from m2m.storage import accounts as account_store
+from m2m.storage import sims as sim_store
+
+CLIENT_ID = "sandbox-client"
+CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - public by design
+API_KEY = "sandbox-api-key"
+ACCOUNT_NAME = "Sandbox demo"
+
+FIRST_MSISDN = 32470000001
+SIM_COUNT = 100
+
+
+def demo_state(index: int) -> SimState:
+    """SIM 1-50 Active, 51-90 Ready, 91-100 Deactivated (index counts from 1)."""
+    if index <= 50:
+        return SimState.ACTIVE
+    if index <= 90:
+        return SimState.READY
+    return SimState.DEACTIVATED
+
+
+def demo_iccid(index: int) -> str:
+    # 89 (telecom) 32 (Belgium) 01 (issuer), a 12-digit serial, then the Luhn check digit.
+    payload = f"893201{700000000000 + index:012d}"
+    return payload + str(luhn_check_digit(payload))
+
+
+def demo_imsi(index: int) -> str:
+    return f"20601{1000000000 + index:010d}"  # MCC 206 (Belgium), MNC 01
+
+
+_PLANS = [
+    ("M2M-DATA-100MB", "M2M Data 100 MB/month", 100, 3_000),
+    ("M2M-DATA-1GB", "M2M Data 1 GB/month", 1_000, 30_000),
+    ("M2M-DATA-10GB", "M2M Data 10 GB/month", 10_000, 300_000),
+]
+_FLEETS = ["Smart meters", "Vending machines", "Fleet tracking", "Elevators", "Parking sensors"]
+
+
+def demo_profile(index: int) -> dict[str, Any]:
+    plan_code, plan_name, daily_mb, monthly_mb = _PLANS[index % len(_PLANS)]
+    fleet = _FLEETS[index % len(_FLEETS)]
+    profile = SimProfile.model_validate(
+        {
+            "AccessPoints": [
+                {
+                    "Code": "m2m.sandbox.example",
+                    "Properties": {
+                        "StaticIP": f"10.64.{index // 250}.{index % 250 + 1}",
+                        "UserName": f"device{index:05d}",
+                        "CustomName": f"{fleet} APN",
+                    },
+                }
+            ],
+            "CustomFields": {
+                "Custom Field 1": fleet,
+                "Custom Field 2": f"Site {index % 7 + 1}",
+                "Custom Field 3": f"Asset {index:05d}",
+                "Custom Field 4": "",
+                "Custom Field 5": "",
+                "Custom Field 6": "",
+                "Custom Field 7": "",
+            },
+            "DataService": {
+                "Plan": {"Code": plan_code, "Description": plan_name, "ServiceType": "Data"},
+                "ServiceAreas": [
+                    {"Code": "BE", "Description": "Belgium"},
+                    {"Code": "EU", "Description": "European Union roaming"},
+                ],
+                "Features": [
+                    {"Code": "LTE-M", "Enabled": True},
+                    {"Code": "NB-IOT", "Enabled": index % 2 == 0},
+                    {"Code": "ROAMING", "Enabled": index % 3 != 0},
+                ],
+                "DailyTreshold": daily_mb,
+                "MonthlyTreshold": monthly_mb,
+            },
+            "SMSService": {
+                "PlanCode": "M2M-SMS-50",
+                "ServiceAreas": [{"Code": "BE", "Description": "Belgium"}],
+                "FeatureCodes": ["MO-SMS", "MT-SMS"],
+                "DailyTreshold": 10,
+                "MonthlyTreshold": 50,
+            },
+            "VoiceService": {
+                "PlanCode": "M2M-VOICE-NONE" if index % 4 else "M2M-VOICE-60",
+                "ServiceAreas": [{"Code": "BE", "Description": "Belgium"}],
+                "FeatureCodes": [] if index % 4 else ["MO-VOICE"],
+                "DailyTreshold": 0 if index % 4 else 10,
+                "MonthlyTreshold": 0 if index % 4 else 60,
+            },
+        }
+    )
+    return profile.model_dump()
+
+
+def seed(conn: Connection, now: datetime) -> bool:
+    """Create the sandbox account, app, key and SIMs unless it exists. True if it created them."""
+    if account_store.find_sandbox_account(conn) is not None:
+        return False
+    account_id = account_store.create_account(conn, ACCOUNT_NAME, now, is_sandbox=True)
+    account_store.add_api_key(conn, account_id, credentials.digest(API_KEY), API_KEY[:8], now)
+    account_store.add_app(
+        conn, account_id, "Sandbox application", CLIENT_ID, credentials.digest(CLIENT_SECRET), now
+    )
+    rows = []
+    for index in range(1, SIM_COUNT + 1):
+        rows.append(
+            {
+                "account_id": account_id,
+                "iccid": demo_iccid(index),
+                "imsi": demo_imsi(index),
+                "msisdn": str(FIRST_MSISDN + index - 1),
+                "state": demo_state(index).value,
+                "cost_center": f"CC-{1000 + index % 5 * 100}",
+                "profile": demo_profile(index),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    sim_store.insert_sims(conn, rows)
+    return True

@@ -1,0 +1,234 @@
+"""Importing SIM cards from CSV: validate every row, report every problem, import all or nothing.
+
+Columns (header row required, names case-insensitive):
+
+- required: ``iccid``, ``imsi``, ``msisdn``, ``state`` (Ready, Active, Deactivated, Terminated)
+- optional: ``cost_center``; ``profile`` (a JSON document in the wire shape of the profile:
+  AccessPoints, CustomFields, DataService, SMSService, VoiceService); and shorthands that fill
+  parts of it: ``apn``, ``static_ip``, ``data_plan``, ``data_daily_threshold``,
+  ``data_monthly_threshold``, ``sms_plan``, ``voice_plan``, ``custom_field_1`` … ``custom_field_7``.
+
+Rows are checked as they are read (pure checks, ``parse_row``), staged in a temporary table, then
+checked for duplicates inside the file and against the whole inventory by the database. With any
+problem nothing is imported, unless ``skip_invalid`` is set: then the good rows are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from m2m.identifiers import SimState, iccid_problem, imsi_problem, msisdn_problem, normalize_msisdn
+from m2m.profile import AccessPoint, AccessPointProperties, SimProfile
+from m2m.storage import sims as store
+from m2m.storage.engine import take_write_lock_at_begin
+
+REQUIRED = ("iccid", "imsi", "msisdn", "state")
+SHORTHANDS = (
+    "apn",
+    "static_ip",
+    "data_plan",
+    "data_daily_threshold",
+    "data_monthly_threshold",
+    "sms_plan",
+    "voice_plan",
+    *(f"custom_field_{n}" for n in range(1, 8)),
+)
+OPTIONAL = ("cost_center", "profile", *SHORTHANDS)
+BATCH = 10_000
+_STATES = {state.value.lower(): state.value for state in SimState}
+_EMPTY_PROFILE = SimProfile().model_dump()
+
+
+class ImportFileError(Exception):
+    """The file cannot be imported at all (unreadable, no header, unknown columns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    rows: int = 0
+    imported: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _profile(record: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    raw = record.get("profile", "")
+    if raw:
+        try:
+            base = SimProfile.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, ValidationError) as error:
+            first = str(error).splitlines()[0] if isinstance(error, ValidationError) else str(error)
+            problems.append(f"profile is not a valid profile document ({first})")
+            return _EMPTY_PROFILE
+    elif not any(record.get(name) for name in SHORTHANDS):
+        return _EMPTY_PROFILE  # shared, never mutated: most files carry no profile at all
+    else:
+        base = SimProfile()
+    if record.get("apn"):
+        properties = AccessPointProperties(StaticIP=record.get("static_ip", ""))
+        base.AccessPoints = [AccessPoint(Code=record["apn"], Properties=properties)]
+    if record.get("data_plan"):
+        base.DataService.Plan.Code = record["data_plan"]
+    for column, attribute in (
+        ("data_daily_threshold", "DailyTreshold"),
+        ("data_monthly_threshold", "MonthlyTreshold"),
+    ):
+        value = record.get(column, "")
+        if value:
+            if not value.isdigit():
+                problems.append(f"{column} must be a whole number")
+            else:
+                setattr(base.DataService, attribute, int(value))
+    if record.get("sms_plan"):
+        base.SMSService.PlanCode = record["sms_plan"]
+    if record.get("voice_plan"):
+        base.VoiceService.PlanCode = record["voice_plan"]
+    for n in range(1, 8):
+        value = record.get(f"custom_field_{n}", "")
+        if value:
+            base.CustomFields[f"Custom Field {n}"] = value
+    return base.model_dump()
+
+
+def parse_row(record: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """One CSV record → the row to stage, or the list of what is wrong with it."""
+    problems = []
+    iccid = record.get("iccid", "").strip()
+    imsi = record.get("imsi", "").strip()
+    msisdn = normalize_msisdn(record.get("msisdn", ""))
+    state = _STATES.get(record.get("state", "").strip().lower())
+    for problem in (iccid_problem(iccid), imsi_problem(imsi), msisdn_problem(msisdn)):
+        if problem:
+            problems.append(problem)
+    if state is None:
+        problems.append("state must be one of " + ", ".join(s.value for s in SimState))
+    cost_center = record.get("cost_center", "").strip() or None
+    if cost_center and len(cost_center) > 200:
+        problems.append("cost_center is longer than 200 characters")
+    profile = _profile(record, problems)
+    if problems:
+        return None, problems
+    row = {
+        "iccid": iccid,
+        "imsi": imsi,
+        "msisdn": msisdn,
+        "state": state,
+        "cost_center": cost_center,
+        "profile": profile,
+    }
+    return row, []
+
+
+def _records(
+    stream: TextIO, progress: Callable[[int], None]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    def counted_lines() -> Iterator[str]:
+        pending = 0
+        for text_line in stream:
+            pending += len(text_line)
+            if pending >= 1 << 20:
+                progress(pending)
+                pending = 0
+            yield text_line
+        progress(pending)
+
+    reader = csv.reader(counted_lines())
+    header = next(reader, None)
+    if header is None:
+        raise ImportFileError("the file is empty: it needs a header row")
+    names = [name.strip().lower() for name in header]
+    missing = [name for name in REQUIRED if name not in names]
+    unknown = [name for name in names if name not in REQUIRED and name not in OPTIONAL]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing column(s): " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown column(s): " + ", ".join(unknown))
+        raise ImportFileError("; ".join(parts) + f" (known: {', '.join(REQUIRED + OPTIONAL)})")
+    width = len(names)
+    for values in reader:
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue  # blank line
+        if len(values) != width:
+            yield reader.line_num, {"__width__": str(len(values))}
+            continue
+        yield reader.line_num, dict(zip(names, values, strict=True))
+
+
+def import_csv(
+    engine: Engine,
+    path: Path,
+    account_id: int,
+    now: datetime,
+    *,
+    skip_invalid: bool = False,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> ImportReport:
+    """Import ``path`` into ``account_id``'s inventory. ``progress`` gets characters read."""
+    report = ImportReport()
+    with engine.connect() as conn:
+        # Phase 1 writes only the connection's temporary table: no lock on the inventory.
+        with conn.begin():
+            store.create_staging(conn)
+            batch: list[dict[str, Any]] = []
+            try:
+                stream = path.open(newline="", encoding="utf-8-sig")
+            except OSError as error:
+                raise ImportFileError(f"cannot read {path}: {error.strerror}") from error
+            with stream:
+                try:
+                    for line, record in _records(stream, progress):
+                        report.rows += 1
+                        if "__width__" in record:
+                            report.errors.append(
+                                RowError(
+                                    line,
+                                    f"expected the header's number of fields, "
+                                    f"got {record['__width__']}",
+                                )
+                            )
+                            continue
+                        row, problems = parse_row(record)
+                        if row is None:
+                            report.errors.extend(RowError(line, p) for p in problems)
+                            continue
+                        row["line"] = line
+                        batch.append(row)
+                        if len(batch) >= BATCH:
+                            store.stage_rows(conn, batch)
+                            batch = []
+                except UnicodeDecodeError as error:
+                    raise ImportFileError(f"the file is not UTF-8 text ({error.reason})") from error
+                except csv.Error as error:
+                    raise ImportFileError(f"the file is not valid CSV: {error}") from error
+            store.stage_rows(conn, batch)
+
+        # Phase 2 takes the write lock: find duplicates, then move the rows in one transaction.
+        take_write_lock_at_begin(conn)
+        with conn.begin() as transaction:
+            duplicates = [RowError(line, text) for line, text in store.staged_duplicates(conn)]
+            report.errors.extend(duplicates)
+            report.errors.sort(key=lambda e: e.line)
+            if report.errors and not skip_invalid:
+                transaction.rollback()
+            else:
+                store.discard_staged(conn, sorted({e.line for e in duplicates}))
+                report.imported = store.insert_staged(conn, account_id, now)
+        with conn.begin():
+            store.drop_staging(conn)
+    return report

@@ -1,0 +1,346 @@
+"""Accounts and their credentials: API keys, OAuth2 applications, access tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from m2m.storage.tables import access_tokens, accounts, api_keys, oauth_apps, sim_cards
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    subscription: str
+    is_sandbox: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    account: Account
+    sims: int
+    api_keys: int
+    apps: int
+    permanent_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    id: int
+    account_id: int
+    name: str
+    client_id: str
+    secret_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppToken:
+    digest: bytes
+    salt: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a bearer token and an API key resolve to (each None when unknown or not live)."""
+
+    token_account_id: int | None
+    key_account_id: int | None
+    subscription: str | None  # of the token's account
+
+
+@dataclass(frozen=True, slots=True)
+class PermanentToken:
+    id: int
+    account_id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    account_id: int
+    hint: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def create_account(conn: Connection, name: str, now: datetime, *, is_sandbox: bool = False) -> int:
+    result = conn.execute(insert(accounts).values(name=name, is_sandbox=is_sandbox, created_at=now))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_account(conn: Connection, account_id: int) -> Account | None:
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one_or_none()
+    return Account(**row._mapping) if row else None
+
+
+def find_sandbox_account(conn: Connection) -> Account | None:
+    row = conn.execute(select(accounts).where(accounts.c.is_sandbox).limit(1)).one_or_none()
+    return Account(**row._mapping) if row else None
+
+
+def _count_per_account(table: Table, *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(table.c.account_id == accounts.c.id, *where)
+        .scalar_subquery()
+    )
+
+
+def list_accounts(conn: Connection) -> list[AccountSummary]:
+    query = select(
+        accounts,
+        _count_per_account(sim_cards).label("n_sims"),
+        _count_per_account(api_keys, api_keys.c.revoked_at.is_(None)).label("n_keys"),
+        _count_per_account(oauth_apps).label("n_apps"),
+        _count_per_account(access_tokens, access_tokens.c.app_id.is_(None)).label("n_tokens"),
+    ).order_by(accounts.c.id)
+    summaries = []
+    for row in conn.execute(query):
+        m = row._mapping
+        account = Account(
+            id=m["id"],
+            name=m["name"],
+            subscription=m["subscription"],
+            is_sandbox=m["is_sandbox"],
+            created_at=m["created_at"],
+        )
+        summaries.append(
+            AccountSummary(account, m["n_sims"], m["n_keys"], m["n_apps"], m["n_tokens"])
+        )
+    return summaries
+
+
+def set_subscription(conn: Connection, account_id: int, subscription: str) -> bool:
+    result = conn.execute(
+        update(accounts).where(accounts.c.id == account_id).values(subscription=subscription)
+    )
+    return result.rowcount == 1
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def add_api_key(conn: Connection, account_id: int, digest: bytes, hint: str, now: datetime) -> int:
+    result = conn.execute(
+        insert(api_keys).values(account_id=account_id, key_digest=digest, hint=hint, created_at=now)
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def list_api_keys(conn: Connection, account_id: int) -> list[ApiKey]:
+    rows = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.account_id,
+            api_keys.c.hint,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        )
+        .where(api_keys.c.account_id == account_id)
+        .order_by(api_keys.c.id)
+    )
+    return [ApiKey(**row._mapping) for row in rows]
+
+
+def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> bool:
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount == 1
+
+
+# --- OAuth2 applications and their temporary tokens -----------------------------------------
+
+
+def add_app(
+    conn: Connection,
+    account_id: int,
+    name: str,
+    client_id: str,
+    secret_digest: bytes,
+    now: datetime,
+) -> int:
+    result = conn.execute(
+        insert(oauth_apps).values(
+            account_id=account_id,
+            name=name,
+            client_id=client_id,
+            secret_digest=secret_digest,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def find_app(conn: Connection, client_id: str) -> App | None:
+    row = conn.execute(
+        select(
+            oauth_apps.c.id,
+            oauth_apps.c.account_id,
+            oauth_apps.c.name,
+            oauth_apps.c.client_id,
+            oauth_apps.c.secret_digest,
+        ).where(oauth_apps.c.client_id == client_id)
+    ).one_or_none()
+    return App(**row._mapping) if row else None
+
+
+def list_apps(conn: Connection, account_id: int) -> list[App]:
+    rows = conn.execute(
+        select(
+            oauth_apps.c.id,
+            oauth_apps.c.account_id,
+            oauth_apps.c.name,
+            oauth_apps.c.client_id,
+            oauth_apps.c.secret_digest,
+        )
+        .where(oauth_apps.c.account_id == account_id)
+        .order_by(oauth_apps.c.id)
+    )
+    return [App(**row._mapping) for row in rows]
+
+
+def current_app_token(conn: Connection, app_id: int) -> AppToken | None:
+    """The app's token row, live or expired (at most one exists)."""
+    row = conn.execute(
+        select(
+            access_tokens.c.token_digest, access_tokens.c.salt, access_tokens.c.expires_at
+        ).where(access_tokens.c.app_id == app_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return AppToken(digest=row.token_digest, salt=row.salt, expires_at=row.expires_at)
+
+
+def replace_app_token(
+    conn: Connection,
+    app: App,
+    stale_digest: bytes | None,
+    token: AppToken,
+    now: datetime,
+) -> bool:
+    """Swap the app's token row for a new one; False if another caller got there first.
+
+    ``stale_digest`` is the row the caller saw (None if it saw none): the delete only removes
+    that one, and UNIQUE(app_id) rejects a second concurrent insert.
+    """
+    with conn.begin_nested():
+        if stale_digest is not None:
+            deleted = conn.execute(
+                delete(access_tokens).where(
+                    access_tokens.c.app_id == app.id, access_tokens.c.token_digest == stale_digest
+                )
+            )
+            if deleted.rowcount != 1:
+                return False
+        try:
+            conn.execute(
+                insert(access_tokens).values(
+                    account_id=app.account_id,
+                    app_id=app.id,
+                    token_digest=token.digest,
+                    salt=token.salt,
+                    created_at=now,
+                    expires_at=token.expires_at,
+                )
+            )
+        except IntegrityError:
+            return False
+    return True
+
+
+def delete_app_token(conn: Connection, app_id: int, digest: bytes) -> bool:
+    result = conn.execute(
+        delete(access_tokens).where(
+            access_tokens.c.app_id == app_id, access_tokens.c.token_digest == digest
+        )
+    )
+    return result.rowcount == 1
+
+
+# --- permanent tokens -----------------------------------------------------------------------
+
+
+def add_permanent_token(
+    conn: Connection, account_id: int, name: str, digest: bytes, now: datetime
+) -> int:
+    result = conn.execute(
+        insert(access_tokens).values(
+            account_id=account_id, name=name, token_digest=digest, created_at=now
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def list_permanent_tokens(conn: Connection, account_id: int) -> list[PermanentToken]:
+    rows = conn.execute(
+        select(
+            access_tokens.c.id,
+            access_tokens.c.account_id,
+            access_tokens.c.name,
+            access_tokens.c.created_at,
+        )
+        .where(access_tokens.c.account_id == account_id, access_tokens.c.app_id.is_(None))
+        .order_by(access_tokens.c.id)
+    )
+    return [PermanentToken(**row._mapping) for row in rows]
+
+
+def delete_permanent_token(conn: Connection, token_id: int) -> bool:
+    result = conn.execute(
+        delete(access_tokens).where(
+            access_tokens.c.id == token_id, access_tokens.c.app_id.is_(None)
+        )
+    )
+    return result.rowcount == 1
+
+
+# --- the hot path ---------------------------------------------------------------------------
+
+
+def resolve_credentials(
+    conn: Connection, token_digest: bytes, key_digest: bytes, now: datetime
+) -> Credentials:
+    """Resolve a bearer token and an API key in one round trip."""
+    token_account = (
+        select(access_tokens.c.account_id)
+        .where(
+            access_tokens.c.token_digest == token_digest,
+            (access_tokens.c.expires_at.is_(None)) | (access_tokens.c.expires_at > now),
+        )
+        .scalar_subquery()
+    )
+    key_account = (
+        select(api_keys.c.account_id)
+        .where(api_keys.c.key_digest == key_digest, api_keys.c.revoked_at.is_(None))
+        .scalar_subquery()
+    )
+    subscription = (
+        select(accounts.c.subscription).where(accounts.c.id == token_account).scalar_subquery()
+    )
+    row = conn.execute(select(token_account, key_account, subscription)).one()
+    return Credentials(token_account_id=row[0], key_account_id=row[1], subscription=row[2])

@@ -1,0 +1,69 @@
+"""Creating the database engine: one place that knows the per-database settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+_IMMEDIATE = "m2m_immediate"
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite recipe), so that savepoints
+    # work and write transactions can take the lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the API) run while a writer (the admin CLI, the worker) commits;
+    # synchronous=FULL makes every commit durable across a power cut, not only a crash.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY) if another
+    # writer committed in between; BEGIN IMMEDIATE waits for the lock (busy_timeout) instead.
+    immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(database_url: str) -> Engine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            pool_size=20,
+            max_overflow=20,
+            connect_args={"check_same_thread": False, "timeout": 10},
+        )
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+        # The bare scheme means psycopg 3 here, the driver this project installs.
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def take_write_lock_at_begin(conn: Connection) -> None:
+    """Make this connection's next transactions BEGIN IMMEDIATE on SQLite (no-op elsewhere)."""
+    conn.execution_options(**{_IMMEDIATE: True})
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: it takes SQLite's write lock at BEGIN. Commits on success."""
+    with engine.connect() as conn:
+        take_write_lock_at_begin(conn)
+        with conn.begin():
+            yield conn

@@ -1,0 +1,151 @@
+"""The SIM inventory: lookups and bulk import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+
+from m2m.storage.tables import Id, UTCDateTime, sim_cards
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSim:
+    iccid: str
+    imsi: str
+    msisdn: str
+    state: str
+    cost_center: str | None
+    profile: dict[str, Any]
+
+
+def find_sim_by_msisdn(conn: Connection, account_id: int, msisdn: str) -> StoredSim | None:
+    row = conn.execute(
+        select(
+            sim_cards.c.iccid,
+            sim_cards.c.imsi,
+            sim_cards.c.msisdn,
+            sim_cards.c.state,
+            sim_cards.c.cost_center,
+            sim_cards.c.profile,
+        ).where(sim_cards.c.msisdn == msisdn, sim_cards.c.account_id == account_id)
+    ).one_or_none()
+    return StoredSim(**row._mapping) if row else None
+
+
+def count_sims(conn: Connection, account_id: int | None = None) -> int:
+    query = select(func.count()).select_from(sim_cards)
+    if account_id is not None:
+        query = query.where(sim_cards.c.account_id == account_id)
+    return int(conn.execute(query).scalar_one())
+
+
+def insert_sims(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many SIM rows (keys: the ``sim_cards`` columns) in one statement."""
+    if rows:
+        conn.execute(insert(sim_cards), rows)
+
+
+# --- bulk import through a staging table ----------------------------------------------------
+# Rows are first copied into a temporary table, so duplicates inside the file and against the
+# inventory are found by the database with indexes, whatever the file's size, in little memory.
+
+_staging_metadata = MetaData()
+staging = Table(
+    "sim_import_staging",
+    _staging_metadata,
+    Column("line", Integer, primary_key=True),
+    Column("iccid", String(20), nullable=False),
+    Column("imsi", String(15), nullable=False),
+    Column("msisdn", String(15), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("cost_center", String(200)),
+    Column("profile", JSON, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def create_staging(conn: Connection) -> None:
+    staging.drop(conn, checkfirst=True)
+    staging.create(conn)
+    for column in ("iccid", "imsi", "msisdn"):
+        conn.execute(text(f"CREATE INDEX ix_staging_{column} ON sim_import_staging ({column})"))
+
+
+def stage_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(staging), rows)
+
+
+def staged_duplicates(conn: Connection) -> Iterable[tuple[int, str]]:
+    """(line, problem) for each staged row that repeats an earlier line or a stored SIM."""
+    for column in ("iccid", "imsi", "msisdn"):
+        staged = staging.c[column]
+        earlier = staging.alias("earlier")
+        in_file = select(staging.c.line, staged).where(
+            select(earlier.c.line)
+            .where(earlier.c[column] == staged, earlier.c.line < staging.c.line)
+            .exists()
+        )
+        for line, value in conn.execute(in_file):
+            yield line, f"duplicate {column.upper()} {value} (already in this file)"
+        in_db = select(staging.c.line, staged).where(
+            select(sim_cards.c.id).where(sim_cards.c[column] == staged).exists()
+        )
+        for line, value in conn.execute(in_db):
+            yield line, f"{column.upper()} {value} already exists"
+
+
+def discard_staged(conn: Connection, lines: Sequence[int]) -> None:
+    for start in range(0, len(lines), 500):
+        chunk = lines[start : start + 500]
+        conn.execute(delete(staging).where(staging.c.line.in_(chunk)))
+
+
+def insert_staged(conn: Connection, account_id: int, now: datetime) -> int:
+    """Move the staged rows into the inventory; returns how many."""
+    source = select(
+        literal(account_id, Id),
+        staging.c.iccid,
+        staging.c.imsi,
+        staging.c.msisdn,
+        staging.c.state,
+        staging.c.cost_center,
+        staging.c.profile,
+        literal(now, UTCDateTime),
+        literal(now, UTCDateTime),
+    ).order_by(staging.c.line)
+    columns = [
+        "account_id",
+        "iccid",
+        "imsi",
+        "msisdn",
+        "state",
+        "cost_center",
+        "profile",
+        "created_at",
+        "updated_at",
+    ]
+    result = conn.execute(insert(sim_cards).from_select(columns, source))
+    return int(result.rowcount)
+
+
+def drop_staging(conn: Connection) -> None:
+    staging.drop(conn, checkfirst=True)

@@ -1,0 +1,91 @@
+"""OAuth2 client-credentials tokens, with the documentation's rules.
+
+- **Single active token**: while an application's token is valid, asking again returns that same
+  token with its remaining lifetime (re-derived from the client secret, see ``credentials``).
+- **Revocation** (RFC 7009) deletes the token; the next request issues a new one.
+- If the client secret changed since a token was issued, the old token cannot be re-derived: it
+  is replaced by a new one (the old one stops working at once).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Connection, Engine
+
+from m2m import credentials
+from m2m.clock import Clock
+from m2m.errors import InvalidClient
+from m2m.storage import accounts as store
+from m2m.storage.engine import write_transaction
+
+SCOPE = "openid"
+_MAX_RACES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str = SCOPE
+
+
+class TokenService:
+    def __init__(self, engine: Engine, clock: Clock, ttl_seconds: int) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    def _client(self, conn: Connection, client_id: str, client_secret: str) -> store.App:
+        app = store.find_app(conn, client_id)
+        # Hash the secret even for an unknown client, so timing does not tell which ids exist.
+        stored = app.secret_digest if app else credentials.digest("")
+        if not credentials.matches(client_secret, stored) or app is None:
+            raise InvalidClient("Client authentication failed: unknown client or wrong secret.")
+        return app
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> store.App:
+        with self._engine.connect() as conn:
+            return self._client(conn, client_id, client_secret)
+
+    def issue(self, client_id: str, client_secret: str) -> IssuedToken:
+        with self._engine.connect() as conn:
+            app = self._client(conn, client_id, client_secret)
+            current = store.current_app_token(conn, app.id)
+            issued = self._reuse(current, client_secret)
+            if issued is not None:
+                return issued
+        for _ in range(_MAX_RACES):
+            with write_transaction(self._engine) as conn:
+                current = store.current_app_token(conn, app.id)
+                issued = self._reuse(current, client_secret)
+                if issued is not None:
+                    return issued
+                now = self._clock.now()
+                salt = credentials.new_salt()
+                token = credentials.derive_access_token(client_secret, salt)
+                new = store.AppToken(credentials.digest(token), salt, now + self._ttl)
+                stale = current.digest if current else None
+                if store.replace_app_token(conn, app, stale, new, now):
+                    return IssuedToken(token, self._expires_in(new))
+        raise RuntimeError("could not issue a token: too many concurrent issuers")
+
+    def _reuse(self, current: store.AppToken | None, client_secret: str) -> IssuedToken | None:
+        if current is None or current.expires_at <= self._clock.now():
+            return None
+        token = credentials.derive_access_token(client_secret, current.salt)
+        if not credentials.matches(token, current.digest):
+            return None  # the secret was rotated: this token cannot be handed back
+        return IssuedToken(token, self._expires_in(current))
+
+    def _expires_in(self, token: store.AppToken) -> int:
+        remaining = (token.expires_at - self._clock.now()).total_seconds()
+        return max(1, math.ceil(remaining))
+
+    def revoke(self, client_id: str, client_secret: str, token: str) -> None:
+        """RFC 7009: unknown, expired, already revoked or other clients' tokens are no error."""
+        with write_transaction(self._engine) as conn:
+            app = self._client(conn, client_id, client_secret)
+            store.delete_app_token(conn, app.id, credentials.digest(token))
