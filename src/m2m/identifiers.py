@@ -6,6 +6,7 @@ import re
 from enum import StrEnum
 
 _DIGITS = re.compile(r"[0-9]+")
+MSISDN_PATTERN = r"^\+?[0-9]{8,15}$"  # as accepted on the wire (E.164, with or without +)
 
 
 class IdentifierType(StrEnum):

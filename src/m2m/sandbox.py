@@ -101,7 +101,7 @@ def demo_profile(index: int) -> dict[str, Any]:
             "VoiceService": {
                 "PlanCode": "M2M-VOICE-NONE" if index % 4 else "M2M-VOICE-60",
                 "ServiceAreas": [{"Code": "BE", "Description": "Belgium"}],
-                "FeatureCodes": [] if index % 4 else ["MO-VOICE"],
+                "FeatureCodes": ["VOICE-BARRED"] if index % 4 else ["MO-VOICE", "MT-VOICE"],
                 "DailyTreshold": 0 if index % 4 else 10,
                 "MonthlyTreshold": 0 if index % 4 else 60,
             },

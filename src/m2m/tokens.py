@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from m2m import credentials
 from m2m.clock import Clock
@@ -38,25 +38,22 @@ class TokenService:
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
 
-    def _client(self, conn: Connection, client_id: str, client_secret: str) -> store.App:
-        app = store.find_app(conn, client_id)
+    def authenticate_client(self, client_id: str, client_secret: str) -> store.App:
+        """The application these credentials belong to; ``InvalidClient`` if they are wrong."""
+        with self._engine.connect() as conn:
+            app = store.find_app(conn, client_id)
         # Hash the secret even for an unknown client, so timing does not tell which ids exist.
         stored = app.secret_digest if app else credentials.digest("")
         if not credentials.matches(client_secret, stored) or app is None:
             raise InvalidClient("Client authentication failed: unknown client or wrong secret.")
         return app
 
-    def authenticate_client(self, client_id: str, client_secret: str) -> store.App:
+    def issue(self, app: store.App, client_secret: str) -> IssuedToken:
+        """The app's valid token, or a new one. ``client_secret`` must be authenticated."""
         with self._engine.connect() as conn:
-            return self._client(conn, client_id, client_secret)
-
-    def issue(self, client_id: str, client_secret: str) -> IssuedToken:
-        with self._engine.connect() as conn:
-            app = self._client(conn, client_id, client_secret)
-            current = store.current_app_token(conn, app.id)
-            issued = self._reuse(current, client_secret)
-            if issued is not None:
-                return issued
+            issued = self._reuse(store.current_app_token(conn, app.id), client_secret)
+        if issued is not None:
+            return issued
         for _ in range(_MAX_RACES):
             with write_transaction(self._engine) as conn:
                 current = store.current_app_token(conn, app.id)
@@ -84,8 +81,7 @@ class TokenService:
         remaining = (token.expires_at - self._clock.now()).total_seconds()
         return max(1, math.ceil(remaining))
 
-    def revoke(self, client_id: str, client_secret: str, token: str) -> None:
+    def revoke(self, app: store.App, token: str) -> None:
         """RFC 7009: unknown, expired, already revoked or other clients' tokens are no error."""
         with write_transaction(self._engine) as conn:
-            app = self._client(conn, client_id, client_secret)
             store.delete_app_token(conn, app.id, credentials.digest(token))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import ServicesDep, client_address
-from m2m.api.oauth_params import FORM, OAuthRequest, basic_challenge, read_oauth_request
+from m2m.api.oauth_params import FORM, basic_challenge, read_oauth_request
 from m2m.api.schemas import TokenPublic, error_responses
 from m2m.errors import (
     InvalidClient,
@@ -20,6 +19,7 @@ from m2m.errors import (
     TooManyFailures,
     UnsupportedGrantType,
 )
+from m2m.storage.accounts import App
 from m2m.tokens import SCOPE
 
 router = APIRouter(tags=["OAuth2"])
@@ -62,8 +62,19 @@ CLIENT_FIELDS = {
 }
 
 
-async def _authenticated_params(request: Request, services: ServicesDep) -> OAuthRequest:
-    """Parse the request and check the rate limits before any credential is looked at."""
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    app: App
+    client_secret: str
+    params: dict[str, str]
+
+
+async def _authenticate_client(request: Request, services: ServicesDep) -> AuthenticatedClient:
+    """Parse the request, apply the failure limits, then authenticate the client.
+
+    The client is checked before anything else is validated, so a caller without valid client
+    credentials learns nothing but ``invalid_client``.
+    """
     oauth = await read_oauth_request(request)
     keys = ["oauth-addr:" + client_address(request)]
     if oauth.client_id:
@@ -71,28 +82,22 @@ async def _authenticated_params(request: Request, services: ServicesDep) -> OAut
     wait = services.limiter.retry_after(*keys)
     if wait is not None:
         raise TooManyFailures(wait)
+    challenge = basic_challenge() if oauth.used_basic else None
     if not oauth.client_id or oauth.client_secret is None:
         services.limiter.record_failure(*keys)
         raise InvalidClient(
             "Client authentication is missing: send client_id and client_secret, or HTTP Basic.",
-            headers=basic_challenge() if oauth.used_basic else None,
+            headers=challenge,
         )
-    return oauth
-
-
-@contextmanager
-def _count_client_failure(
-    request: Request, services: ServicesDep, oauth: OAuthRequest
-) -> Iterator[None]:
     try:
-        yield
-    except InvalidClient as error:
-        services.limiter.record_failure(
-            "oauth-addr:" + client_address(request), "client:" + str(oauth.client_id)
+        app = await run_in_threadpool(
+            services.tokens.authenticate_client, oauth.client_id, oauth.client_secret
         )
-        if oauth.used_basic:
-            error.headers.update(basic_challenge())
+    except InvalidClient as error:
+        services.limiter.record_failure(*keys)
+        error.headers.update(challenge or {})
         raise
+    return AuthenticatedClient(app, oauth.client_secret, oauth.params)
 
 
 @router.post(
@@ -102,7 +107,7 @@ def _count_client_failure(
     responses={**error_responses(400, 401, 429)},
     openapi_extra=_openapi(
         {
-            "grant_type": "Must be client_credentials.",
+            "grant_type": "client_credentials (required, here or in the form body).",
             "scope": "Optional; openid.",
             **CLIENT_FIELDS,
         }
@@ -110,23 +115,17 @@ def _count_client_failure(
 )
 async def token(request: Request, services: ServicesDep) -> Response:
     """Issue the application's access token, or return its current one while it is valid."""
-    oauth = await _authenticated_params(request, services)
-    grant_type = oauth.params.get("grant_type")
+    client = await _authenticate_client(request, services)
+    grant_type = client.params.get("grant_type")
     if not grant_type:
         raise InvalidRequest("The grant_type parameter is missing; use client_credentials.")
     if grant_type != "client_credentials":
         raise UnsupportedGrantType(
             f"grant_type {grant_type!r} is not supported; use client_credentials."
         )
-    requested = set(oauth.params.get("scope", SCOPE).split())
-    if not requested <= {SCOPE}:
+    if not set(client.params.get("scope", SCOPE).split()) <= {SCOPE}:
         raise InvalidScope(f"Unknown scope; the only scope is {SCOPE!r}.")
-    assert oauth.client_id is not None
-    assert oauth.client_secret is not None
-    with _count_client_failure(request, services, oauth):
-        issued = await run_in_threadpool(
-            services.tokens.issue, oauth.client_id, oauth.client_secret
-        )
+    issued = await run_in_threadpool(services.tokens.issue, client.app, client.client_secret)
     body = TokenPublic(
         scope=issued.scope, expires_in=issued.expires_in, access_token=issued.access_token
     )
@@ -151,14 +150,9 @@ async def token(request: Request, services: ServicesDep) -> Response:
 )
 async def revoke(request: Request, services: ServicesDep) -> Response:
     """Revoke one of the application's access tokens; unknown tokens are not an error."""
-    oauth = await _authenticated_params(request, services)
-    token_value = oauth.params.get("token")
+    client = await _authenticate_client(request, services)
+    token_value = client.params.get("token")
     if not token_value:
         raise InvalidRequest("The token parameter is missing.")
-    assert oauth.client_id is not None
-    assert oauth.client_secret is not None
-    with _count_client_failure(request, services, oauth):
-        await run_in_threadpool(
-            services.tokens.revoke, oauth.client_id, oauth.client_secret, token_value
-        )
+    await run_in_threadpool(services.tokens.revoke, client.app, token_value)
     return Response(status_code=200, headers=NO_STORE)

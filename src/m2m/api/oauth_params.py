@@ -2,8 +2,9 @@
 
 The documentation's curl puts everything in the query string; RFC 6749 wants a form body; the
 operator's own samples use HTTP Basic for the client. All three are accepted, and the RFC's rules
-are kept: a parameter may not be sent twice with different values, and a client may not use two
-authentication methods in one request.
+are kept where they do not contradict the documentation: a form body overrides the query string,
+a parameter may not repeat with different values within one of them, and a client may not use two
+authentication methods in one request (that is ``invalid_client``: authentication failed).
 """
 
 from __future__ import annotations
@@ -50,36 +51,52 @@ def _parse_basic(header: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(client_secret)
 
 
+def _merge(sources: list[list[tuple[str, str]]]) -> dict[str, str]:
+    """Known parameters from each source in turn; a later source overrides an earlier one.
+
+    Within one source a parameter may not repeat with different values (RFC 6749 §3.2).
+    """
+    params: dict[str, str] = {}
+    for pairs in sources:
+        seen: dict[str, str] = {}
+        for name, value in pairs:
+            if name not in KNOWN:
+                continue  # e.g. the documentation's own "Accept=application/json"
+            if seen.get(name, value) != value:
+                raise InvalidRequest(f"The parameter {name!r} is given more than once.")
+            seen[name] = value
+        params.update(seen)
+    return params
+
+
 async def read_oauth_request(request: Request) -> OAuthRequest:
-    pairs = list(request.query_params.multi_items())
+    """The request's parameters: the query string (the documentation's way), then a form body."""
+    form: list[tuple[str, str]] = []
     body = await request.body()
     if body:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM:
             raise InvalidRequest(f"Send the parameters as {FORM} or in the query string.")
         try:
-            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+            form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError as error:
             raise InvalidRequest("The form body is not valid UTF-8.") from error
-
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in KNOWN:
-            continue  # e.g. the documentation's own "Accept=application/json"
-        if name in params and params[name] != value:
-            raise InvalidRequest(f"The parameter {name!r} is given more than once.")
-        params[name] = value
+    params = _merge([list(request.query_params.multi_items()), form])
 
     client_id, client_secret = params.get("client_id"), params.get("client_secret")
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     used_basic = scheme.lower() == "basic"
     if used_basic:
         if client_secret is not None:
-            raise InvalidRequest(
-                "Use one client authentication method: HTTP Basic or client_secret, not both."
+            raise InvalidClient(
+                "Use one client authentication method: HTTP Basic or client_secret, not both.",
+                headers=basic_challenge(),
             )
         basic_id, client_secret = _parse_basic(credentials.strip())
         if client_id is not None and client_id != basic_id:
-            raise InvalidRequest("client_id differs from the one in the Basic credentials.")
+            raise InvalidClient(
+                "client_id differs from the one in the Basic credentials.",
+                headers=basic_challenge(),
+            )
         client_id = basic_id
     return OAuthRequest(params, client_id, client_secret, used_basic)

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
 from m2m.api.schemas import error_responses
-from m2m.errors import BadRequest, NotFound
-from m2m.identifiers import msisdn_problem, normalize_msisdn
+from m2m.errors import NotFound
+from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
 from m2m.profile import SimCard, sim_card_document
 from m2m.storage import sims as store
 
@@ -27,13 +27,17 @@ router = APIRouter(tags=["SIM cards"])
 async def get_simcards(
     account_id: CurrentAccountId,
     services: ServicesDep,
-    msisdn: Annotated[str, Query(description="The SIM's MSISDN; a leading + is accepted.")],
+    msisdn: Annotated[
+        str,
+        Query(
+            description="The SIM's MSISDN, 8 to 15 digits; a leading + is accepted.",
+            pattern=MSISDN_PATTERN,
+            examples=["32470000001"],
+        ),
+    ],
 ) -> Response:
     """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
     number = normalize_msisdn(msisdn)
-    problem = msisdn_problem(number)
-    if problem:
-        raise BadRequest(f"msisdn: {problem}.")
 
     def lookup() -> store.StoredSim | None:
         with services.engine.connect() as conn:

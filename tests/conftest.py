@@ -1,0 +1,144 @@
+"""Shared fixtures: every test gets its own real database, a controllable clock, the real app.
+
+Databases: each test gets a fresh SQLite file, copied from a template migrated once per session
+(migrating per test would dominate the suite's time).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from m2m import accounts, sandbox
+from m2m.api.app import create_app
+from m2m.clock import ManualClock
+from m2m.settings import Settings
+from m2m.storage.engine import make_engine, write_transaction
+from m2m.storage.migrate import upgrade
+
+SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "m2m.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def database_url(template_db: Path, tmp_path: Path) -> str:
+    path = tmp_path / "m2m.db"
+    shutil.copyfile(template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        sandbox=True, database_url=database_url, data_dir=tmp_path, secret_key=SECRET_KEY
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, clock: ManualClock) -> FastAPI:
+    return create_app(settings, engine=engine, clock=clock)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An account with one API key, one OAuth2 app and one permanent token."""
+
+    account_id: int
+    api_key: str
+    client_id: str
+    client_secret: str
+    permanent_token: str
+
+
+def make_tenant(engine: Engine, clock: ManualClock, name: str) -> Tenant:
+    account = accounts.create_account(engine, clock, name)
+    client_id, client_secret = accounts.create_app(engine, clock, account.id, "app")
+    permanent = accounts.create_permanent_token(engine, clock, account.id, "ci")
+    return Tenant(account.id, account.secret, client_id, client_secret, permanent.secret)
+
+
+@pytest.fixture
+def tenant(engine: Engine, clock: ManualClock) -> Tenant:
+    return make_tenant(engine, clock, "Tenant A")
+
+
+@pytest.fixture
+def other_tenant(engine: Engine, clock: ManualClock) -> Tenant:
+    return make_tenant(engine, clock, "Tenant B")
+
+
+@pytest.fixture
+def seeded(engine: Engine, clock: ManualClock) -> None:
+    """The sandbox demo account and its 100 SIMs."""
+    with write_transaction(engine) as conn:
+        sandbox.seed(conn, clock.now())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def run_server(app: FastAPI, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    with run_server(app, free_port()) as base_url:
+        yield base_url

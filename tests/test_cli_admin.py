@@ -1,0 +1,410 @@
+"""``m2m admin``: the operator's commands, run in-process against the test's own database.
+
+The credentials the CLI hands out are then used for real against the API (the ``client``
+fixture serves the same database file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner, Result
+
+from m2m.cli.main import app
+from m2m.identifiers import luhn_check_digit
+
+SIMCARDS = "/m2m/1.0.0/simcards"
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    """Run ``m2m admin ARGS…`` on the test's database; the result must have ``exit_code``."""
+    runner = CliRunner()
+
+    def invoke(*args: str, exit_code: int = 0) -> Result:
+        result = runner.invoke(app, ["admin", *args], env={"M2M_DATABASE_URL": database_url})
+        assert result.exit_code == exit_code, (result.exit_code, result.output, result.exception)
+        return result
+
+    return invoke
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result: Result, message: str) -> None:
+    """Exit code 1 already checked by ``cli``: a single red line on stderr, no traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    assert "Traceback" not in result.output
+
+
+def new_account(cli: Cli, name: str = "Acme") -> dict[str, Any]:
+    created: dict[str, Any] = as_json(cli("accounts", "create", name, "--json"))
+    return created
+
+
+def account_row(cli: Cli, account_id: int) -> dict[str, Any]:
+    rows = as_json(cli("accounts", "list", "--json"))
+    [row] = [r for r in rows if r["id"] == account_id]
+    return dict(row)
+
+
+def import_one_sim(cli: Cli, tmp_path: Path, account_id: int, n: int = 1) -> str:
+    """Import one SIM through the CLI; returns its MSISDN."""
+    payload = f"8944{n:014d}"
+    msisdn = f"447{n:09d}"
+    path = tmp_path / f"sim-{n}.csv"
+    path.write_text(
+        "iccid,imsi,msisdn,state\n"
+        f"{payload}{luhn_check_digit(payload)},23415{n:010d},+{msisdn},Active\n",
+        encoding="utf-8",
+    )
+    report = as_json(cli("sims", "import", str(path), "--account", str(account_id), "--json"))
+    assert report == {"rows": 1, "imported": 1, "errors": []}
+    return msisdn
+
+
+def get_sim(client: TestClient, msisdn: str, token: str, api_key: str) -> Any:
+    return client.get(
+        SIMCARDS,
+        params={"msisdn": msisdn},
+        headers={"Authorization": f"Bearer {token}", "x-api-key": api_key},
+    )
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def test_accounts_create_json_gives_the_id_and_a_first_api_key(cli: Cli) -> None:
+    first = new_account(cli, "Acme")
+    second = new_account(cli, "Globex")
+
+    assert set(first) == {"account_id", "api_key"}
+    assert isinstance(first["account_id"], int)
+    assert second["account_id"] != first["account_id"]
+    assert first["api_key"].startswith("m2mk_")
+    assert first["api_key"] != second["api_key"]
+
+
+def test_accounts_create_without_json_shows_the_key_and_warns_it_is_shown_once(cli: Cli) -> None:
+    result = cli("accounts", "create", "Acme")
+
+    assert "api_key: m2mk_" in result.stdout
+    assert "cannot be shown again" in result.stdout
+
+
+def test_accounts_list_shows_a_new_account_active_with_its_counts(cli: Cli) -> None:
+    created = new_account(cli, "Acme")
+
+    row = account_row(cli, created["account_id"])
+
+    assert row["name"] == "Acme"
+    assert row["subscription"] == "active"
+    assert row["is_sandbox"] is False
+    assert (row["sims"], row["api_keys"], row["apps"], row["permanent_tokens"]) == (0, 1, 0, 0)
+
+
+def test_accounts_list_counts_what_the_account_holds(cli: Cli, tmp_path: Path) -> None:
+    account_id = new_account(cli)["account_id"]
+    other_id = new_account(cli, "Other")["account_id"]
+    cli("api-keys", "create", "--account", str(account_id))
+    revoked = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    cli("api-keys", "revoke", str(revoked["api_key_id"]))
+    cli("apps", "create", "--account", str(account_id))
+    cli("tokens", "create", "--account", str(account_id), "--name", "ci")
+    cli("tokens", "create", "--account", str(account_id), "--name", "monitoring")
+    import_one_sim(cli, tmp_path, account_id, 1)
+    import_one_sim(cli, tmp_path, account_id, 2)
+
+    row = account_row(cli, account_id)
+    other = account_row(cli, other_id)
+
+    # The revoked key is not counted; the other account's figures are its own.
+    assert (row["sims"], row["api_keys"], row["apps"], row["permanent_tokens"]) == (2, 2, 1, 2)
+    assert (other["sims"], other["api_keys"], other["apps"], other["permanent_tokens"]) == (
+        0,
+        1,
+        0,
+        0,
+    )
+
+
+def test_accounts_list_as_a_table_names_the_account(cli: Cli) -> None:
+    new_account(cli, "Acme")
+
+    result = cli("accounts", "list")
+
+    assert "Acme" in result.stdout
+    assert "active" in result.stdout
+
+
+def test_suspend_and_resume_change_the_subscription(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+    other_id = new_account(cli, "Other")["account_id"]
+
+    suspended = cli("accounts", "suspend", str(account_id), "--json")
+    assert as_json(suspended) == {"account_id": account_id, "subscription": "suspended"}
+    assert account_row(cli, account_id)["subscription"] == "suspended"
+    assert account_row(cli, other_id)["subscription"] == "active"
+
+    resumed = cli("accounts", "resume", str(account_id))
+    assert f"Account {account_id}: subscription active." in resumed.stdout
+    assert account_row(cli, account_id)["subscription"] == "active"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["accounts", "suspend", "999"],
+        ["accounts", "resume", "999"],
+        ["api-keys", "create", "--account", "999"],
+        ["api-keys", "list", "--account", "999"],
+        ["apps", "create", "--account", "999"],
+        ["apps", "list", "--account", "999"],
+        ["tokens", "create", "--account", "999", "--name", "ci"],
+        ["tokens", "list", "--account", "999"],
+    ],
+    ids=" ".join,
+)
+def test_an_unknown_account_is_one_line_error_and_exit_code_1(cli: Cli, args: list[str]) -> None:
+    new_account(cli)
+
+    result = cli(*args, exit_code=1)
+
+    assert isinstance(result.exception, SystemExit), result.exception
+    [line] = result.stderr.strip().splitlines()
+    # The list commands word it "no account with id 999", the others "No account with id 999.".
+    assert line.lower().rstrip(".") == "error: no account with id 999"
+    assert result.stdout == ""
+
+
+def test_suspending_an_unknown_account_says_which(cli: Cli) -> None:
+    result = cli("accounts", "suspend", "999", exit_code=1)
+
+    assert_one_line_error(result, "No account with id 999.")
+
+
+def test_a_non_numeric_account_id_is_a_usage_error(cli: Cli) -> None:
+    result = cli("accounts", "suspend", "acme", exit_code=2)
+
+    assert "Traceback" not in result.output
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def test_api_keys_create_list_and_revoke(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+
+    created = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    assert set(created) == {"api_key_id", "api_key"}
+    assert created["api_key"].startswith("m2mk_")
+
+    keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
+    assert [k["id"] for k in keys][-1] == created["api_key_id"]
+    assert len(keys) == 2
+    [new] = [k for k in keys if k["id"] == created["api_key_id"]]
+    assert new["account_id"] == account_id
+    assert new["revoked_at"] is None
+    # Only the first characters are listed, never the key itself.
+    assert created["api_key"].startswith(new["hint"])
+    assert created["api_key"] not in json.dumps(keys)
+
+    revoked = cli("api-keys", "revoke", str(created["api_key_id"]), "--json")
+    assert as_json(revoked) == {"api_key_id": created["api_key_id"], "revoked": True}
+
+    keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
+    [new] = [k for k in keys if k["id"] == created["api_key_id"]]
+    assert new["revoked_at"] is not None
+    assert [k["revoked_at"] for k in keys if k["id"] != created["api_key_id"]] == [None]
+
+
+def test_api_keys_list_as_a_table_shows_the_hint_only(cli: Cli) -> None:
+    created = new_account(cli)
+
+    result = cli("api-keys", "list", "--account", str(created["account_id"]))
+
+    assert created["api_key"][:9] in result.stdout
+    assert created["api_key"] not in result.stdout
+
+
+def test_revoking_a_key_twice_or_an_unknown_key_is_an_error(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+    created = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    cli("api-keys", "revoke", str(created["api_key_id"]))
+
+    again = cli("api-keys", "revoke", str(created["api_key_id"]), exit_code=1)
+    unknown = cli("api-keys", "revoke", "999", exit_code=1)
+
+    assert_one_line_error(again, f"No live API key with id {created['api_key_id']}.")
+    assert_one_line_error(unknown, "No live API key with id 999.")
+
+
+# --- OAuth2 applications --------------------------------------------------------------------
+
+
+def test_apps_create_gives_client_credentials_and_list_shows_the_app(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+
+    created = as_json(
+        cli("apps", "create", "--account", str(account_id), "--name", "fleet", "--json")
+    )
+
+    assert set(created) == {"client_id", "client_secret"}
+    assert created["client_secret"].startswith("m2ms_")
+    listed = as_json(cli("apps", "list", "--account", str(account_id), "--json"))
+    assert [(a["name"], a["client_id"]) for a in listed] == [("fleet", created["client_id"])]
+    assert created["client_secret"] not in json.dumps(listed)
+
+
+# --- permanent tokens -----------------------------------------------------------------------
+
+
+def test_tokens_create_list_and_delete(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+
+    created = as_json(
+        cli("tokens", "create", "--account", str(account_id), "--name", "ci", "--json")
+    )
+    assert set(created) == {"token_id", "token"}
+    assert created["token"].startswith("m2mt_")
+
+    listed = as_json(cli("tokens", "list", "--account", str(account_id), "--json"))
+    assert [(t["id"], t["name"], t["account_id"]) for t in listed] == [
+        (created["token_id"], "ci", account_id)
+    ]
+    assert created["token"] not in json.dumps(listed)
+    assert "ci" in cli("tokens", "list", "--account", str(account_id)).stdout
+
+    deleted = cli("tokens", "delete", str(created["token_id"]), "--json")
+    assert as_json(deleted) == {"token_id": created["token_id"], "deleted": True}
+    assert as_json(cli("tokens", "list", "--account", str(account_id), "--json")) == []
+
+    again = cli("tokens", "delete", str(created["token_id"]), exit_code=1)
+    assert_one_line_error(again, f"No permanent token with id {created['token_id']}.")
+
+
+def test_tokens_create_requires_a_name(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+
+    result = cli("tokens", "create", "--account", str(account_id), exit_code=2)
+
+    assert "--name" in result.output
+
+
+# --- the credentials work against the API ---------------------------------------------------
+
+
+def test_a_permanent_token_from_the_cli_reads_a_sim_until_it_is_deleted(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account = new_account(cli)
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    token = as_json(
+        cli("tokens", "create", "--account", str(account["account_id"]), "--name", "ci", "--json")
+    )
+
+    response = get_sim(client, msisdn, token["token"], account["api_key"])
+    assert response.status_code == 200, response.text
+    [sim] = response.json()
+    assert sim["State"] == "Active"
+    assert sim["Device"] == {"Identifier": "234150000000001", "IdentifierType": "IMSI"}
+
+    cli("tokens", "delete", str(token["token_id"]))
+
+    response = get_sim(client, msisdn, token["token"], account["api_key"])
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+
+
+def test_an_api_key_revoked_with_the_cli_is_refused(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account_id = new_account(cli)["account_id"]
+    msisdn = import_one_sim(cli, tmp_path, account_id)
+    token = as_json(cli("tokens", "create", "--account", str(account_id), "--name", "ci", "--json"))
+    key = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    assert get_sim(client, msisdn, token["token"], key["api_key"]).status_code == 200
+
+    cli("api-keys", "revoke", str(key["api_key_id"]))
+
+    response = get_sim(client, msisdn, token["token"], key["api_key"])
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_api_key"
+
+
+def test_the_first_api_key_from_accounts_create_can_be_revoked(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account = new_account(cli)
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    token = as_json(
+        cli("tokens", "create", "--account", str(account["account_id"]), "--name", "ci", "--json")
+    )
+    [first] = as_json(cli("api-keys", "list", "--account", str(account["account_id"]), "--json"))
+
+    cli("api-keys", "revoke", str(first["id"]))
+
+    assert get_sim(client, msisdn, token["token"], account["api_key"]).status_code == 401
+
+
+def test_an_app_from_the_cli_gets_a_token_that_reads_a_sim(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account = new_account(cli)
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    oauth = as_json(cli("apps", "create", "--account", str(account["account_id"]), "--json"))
+
+    issued = client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": oauth["client_id"],
+            "client_secret": oauth["client_secret"],
+        },
+    )
+    assert issued.status_code == 200, issued.text
+
+    response = get_sim(client, msisdn, issued.json()["access_token"], account["api_key"])
+    assert response.status_code == 200, response.text
+
+
+def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account = new_account(cli)
+    account_id = str(account["account_id"])
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
+
+    cli("accounts", "suspend", account_id)
+    refused = get_sim(client, msisdn, token["token"], account["api_key"])
+    cli("accounts", "resume", account_id)
+    allowed = get_sim(client, msisdn, token["token"], account["api_key"])
+
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "subscription_suspended"
+    assert allowed.status_code == 200
+
+
+def test_a_token_of_one_account_does_not_read_another_account_sim(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    owner = new_account(cli, "Owner")
+    stranger = new_account(cli, "Stranger")
+    msisdn = import_one_sim(cli, tmp_path, owner["account_id"])
+    token = as_json(
+        cli("tokens", "create", "--account", str(stranger["account_id"]), "--name", "x", "--json")
+    )
+
+    response = get_sim(client, msisdn, token["token"], stranger["api_key"])
+
+    assert response.status_code == 404

@@ -1,0 +1,136 @@
+"""``m2m serve`` as a user starts it: a real process, real HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from m2m import sandbox
+from m2m.clock import SystemClock
+from m2m.storage.engine import make_engine, write_transaction
+from m2m.storage.migrate import upgrade
+from tests.conftest import free_port
+
+M2M = str(Path(sys.executable).parent / "m2m")
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
+    return {**env, "M2M_DATA_DIR": str(data_dir), **extra}
+
+
+@pytest.fixture
+def sandbox_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [M2M, "serve", "--sandbox", "--port", str(port)],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base_url}/openapi.json", timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"sandbox did not start:\n{process.communicate()[0]}") from None
+            time.sleep(0.1)
+    yield base_url, process
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_sandbox_serves_the_documented_calls_verbatim(
+    sandbox_server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    base_url, process = sandbox_server
+    # The documentation's token curl, with the sandbox's credentials.
+    token = httpx.post(
+        f"{base_url}/token?grant_type=client_credentials&scope=openid"
+        "&client_id=sandbox-client&client_secret=sandbox-secret&Accept=application/json",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert token.status_code == 200
+    access_token = token.json()["access_token"]
+    # The documentation's simcards curl.
+    sims = httpx.get(
+        f"{base_url}/m2m/1.0.0/simcards?msisdn=32470000001",
+        headers={
+            "x-api-key": "sandbox-api-key",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {access_token}",
+        },
+        follow_redirects=True,
+    )
+    assert sims.status_code == 200
+    assert sims.json()[0]["State"] == "Active"
+
+    states = {}
+    for n in range(1, 101):
+        response = httpx.get(
+            f"{base_url}/m2m/1.0.0/simcards?msisdn={32470000000 + n}",
+            headers={"x-api-key": "sandbox-api-key", "Authorization": f"Bearer {access_token}"},
+        )
+        states[n] = response.json()[0]["State"]
+    assert {n for n, s in states.items() if s == "Active"} == set(range(1, 51))
+    assert {n for n, s in states.items() if s == "Ready"} == set(range(51, 91))
+    assert {n for n, s in states.items() if s == "Deactivated"} == set(range(91, 101))
+
+    process.terminate()
+    output = process.communicate(timeout=10)[0]
+    assert "sandbox-client" in output
+    assert "sandbox-secret" in output
+    assert "sandbox-api-key" in output
+    assert "curl" in output
+
+
+def run_serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [M2M, "serve", "--port", str(free_port()), *args],
+        env=clean_env(tmp_path, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_refuses_a_missing_or_default_secret(tmp_path: Path) -> None:
+    missing = run_serve(tmp_path)
+    assert missing.returncode == 1
+    assert "M2M_SECRET_KEY is not set" in missing.stderr
+    default = run_serve(tmp_path, M2M_SECRET_KEY="sandbox-secret-key-do-not-use-in-production")
+    assert default.returncode == 1
+    assert "sandbox" in default.stderr
+
+
+def test_production_refuses_plain_http(tmp_path: Path) -> None:
+    result = run_serve(tmp_path, M2M_SECRET_KEY="x" * 40)
+    assert result.returncode == 1
+    assert "plain HTTP" in result.stderr
+
+
+def test_production_refuses_a_database_holding_the_sandbox_account(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'm2m.db'}")
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        sandbox.seed(conn, SystemClock().now())
+    engine.dispose()
+    result = run_serve(tmp_path, M2M_SECRET_KEY="x" * 40, M2M_BEHIND_TLS_PROXY="true")
+    assert result.returncode == 1
+    assert "sandbox account" in result.stderr

@@ -1,0 +1,218 @@
+"""GET /m2m/1.0.0/simcards and the M2M API's authentication."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from m2m import accounts
+from m2m.clock import ManualClock
+from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
+from m2m.storage import sims as sim_store
+from m2m.storage.engine import write_transaction
+from tests.conftest import Tenant
+
+DOCUMENTED_SAMPLE = json.loads((Path(__file__).parent / "data" / "documented_sim.json").read_text())
+
+
+def shape(value: Any) -> Any:
+    """The structure of a JSON value: key names and nesting, with types instead of values."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def sandbox_token(client: TestClient) -> str:
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
+    return str(response.json()["access_token"])
+
+
+def get_sim(client: TestClient, msisdn: str, token: str, api_key: str = API_KEY) -> httpx.Response:
+    return client.get(
+        f"/m2m/1.0.0/simcards?msisdn={msisdn}",
+        headers={
+            "x-api-key": api_key,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+    )
+
+
+def add_sim(engine: Engine, clock: ManualClock, account_id: int, msisdn: str) -> None:
+    now = clock.now()
+    with write_transaction(engine) as conn:
+        sim_store.insert_sims(
+            conn,
+            [
+                {
+                    "account_id": account_id,
+                    "iccid": "8932019999" + msisdn[-9:],
+                    "imsi": "20601" + msisdn[-10:],
+                    "msisdn": msisdn,
+                    "state": "Ready",
+                    "cost_center": None,
+                    "profile": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+
+
+@pytest.mark.usefixtures("seeded")
+def test_profile_has_every_documented_field(client: TestClient) -> None:
+    response = get_sim(client, "32470000001", sandbox_token(client))
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body, list)
+    assert len(body) == 1
+    assert shape(body[0]) == shape(DOCUMENTED_SAMPLE[0])
+    assert list(body[0]) == list(DOCUMENTED_SAMPLE[0])  # same order as the documentation
+    assert body[0]["State"] == "Active"
+    assert body[0]["DataService"]["DailyTreshold"] > 0
+    assert body[0]["Device"]["IdentifierType"] == "IMSI"
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("msisdn", "state"),
+    [("32470000050", "Active"), ("32470000051", "Ready"), ("32470000100", "Deactivated")],
+)
+def test_sandbox_states(client: TestClient, msisdn: str, state: str) -> None:
+    assert get_sim(client, msisdn, sandbox_token(client)).json()[0]["State"] == state
+
+
+@pytest.mark.usefixtures("seeded")
+def test_leading_plus_is_tolerated(client: TestClient) -> None:
+    token = sandbox_token(client)
+    plus = get_sim(client, "%2B32470000007", token)
+    assert plus.status_code == 200
+    assert plus.json() == get_sim(client, "32470000007", token).json()
+
+
+@pytest.mark.usefixtures("seeded")
+def test_unknown_and_foreign_msisdn_look_the_same(
+    client: TestClient, engine: Engine, clock: ManualClock, other_tenant: Tenant
+) -> None:
+    add_sim(engine, clock, other_tenant.account_id, "32499000001")
+    token = sandbox_token(client)
+    foreign = get_sim(client, "32499000001", token)
+    unknown = get_sim(client, "32499000002", token)
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["error"] == unknown.json()["error"] == "not_found"
+    # The owner does see it.
+    owner = get_sim(client, "32499000001", other_tenant.permanent_token, other_tenant.api_key)
+    assert owner.status_code == 200
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "query", ["", "?msisdn=", "?msisdn=abc", "?msisdn=123", "?msisdn=3247000000100000"]
+)
+def test_missing_or_malformed_msisdn(client: TestClient, query: str) -> None:
+    response = client.get(
+        f"/m2m/1.0.0/simcards{query}",
+        headers={"x-api-key": API_KEY, "Authorization": f"Bearer {sandbox_token(client)}"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+    assert "msisdn" in response.json()["error_description"]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_authentication_errors(client: TestClient, tenant: Tenant) -> None:
+    token = sandbox_token(client)
+    url = "/m2m/1.0.0/simcards?msisdn=32470000001"
+
+    missing_token = client.get(url, headers={"x-api-key": API_KEY})
+    assert missing_token.status_code == 401
+    assert missing_token.json()["error"] == "missing_token"
+    assert missing_token.headers["www-authenticate"].startswith("Bearer")
+
+    bad_token = client.get(url, headers={"x-api-key": API_KEY, "Authorization": "Bearer nope"})
+    assert bad_token.status_code == 401
+    assert bad_token.json()["error"] == "invalid_token"
+    assert 'error="invalid_token"' in bad_token.headers["www-authenticate"]
+
+    not_bearer = client.get(url, headers={"x-api-key": API_KEY, "Authorization": f"Basic {token}"})
+    assert not_bearer.status_code == 401
+
+    auth = {"Authorization": f"Bearer {token}"}
+    missing_key = client.get(url, headers=auth)
+    assert missing_key.status_code == 401
+    assert missing_key.json()["error"] == "missing_api_key"
+
+    bad_key = client.get(url, headers={**auth, "x-api-key": "nope"})
+    assert bad_key.status_code == 401
+    assert bad_key.json()["error"] == "invalid_api_key"
+
+    foreign_key = client.get(url, headers={**auth, "x-api-key": tenant.api_key})
+    assert foreign_key.status_code == 403
+    assert foreign_key.json()["error"] == "api_key_mismatch"
+
+
+def test_permanent_token_works_until_deleted(
+    client: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    add_sim(engine, clock, tenant.account_id, "32499000010")
+    assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
+    clock.advance(400 * 86400)  # permanent tokens do not expire
+    assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
+    second = accounts.create_permanent_token(engine, clock, tenant.account_id, "second")
+    accounts.delete_permanent_token(engine, second.id)
+    assert get_sim(client, "32499000010", second.secret, tenant.api_key).status_code == 401
+    assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
+
+
+def test_suspended_subscription_is_403_and_resumes(
+    client: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    add_sim(engine, clock, tenant.account_id, "32499000020")
+    accounts.set_subscription(engine, tenant.account_id, active=False)
+    response = get_sim(client, "32499000020", tenant.permanent_token, tenant.api_key)
+    assert response.status_code == 403
+    assert response.json()["error"] == "subscription_suspended"
+    accounts.set_subscription(engine, tenant.account_id, active=True)
+    assert get_sim(client, "32499000020", tenant.permanent_token, tenant.api_key).status_code == 200
+
+
+def test_revoked_api_key_is_refused(
+    client: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    add_sim(engine, clock, tenant.account_id, "32499000030")
+    second = accounts.create_api_key(engine, clock, tenant.account_id)
+    assert get_sim(client, "32499000030", tenant.permanent_token, second.secret).status_code == 200
+    accounts.revoke_api_key(engine, clock, second.id)
+    response = get_sim(client, "32499000030", tenant.permanent_token, second.secret)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_api_key"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_repeated_bad_credentials_are_throttled_then_forgiven(
+    client: TestClient, clock: ManualClock
+) -> None:
+    token = sandbox_token(client)
+    for _ in range(10):
+        assert get_sim(client, "32470000001", "guess").status_code == 401
+    throttled = get_sim(client, "32470000001", token)
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) >= 1
+    clock.advance(61)
+    assert get_sim(client, "32470000001", token).status_code == 200
