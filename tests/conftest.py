@@ -27,6 +27,7 @@ from m2m.clock import ManualClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
+from tests.receiver import Receiver, run_receiver
 
 SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 
@@ -62,7 +63,12 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        sandbox=True, database_url=database_url, data_dir=tmp_path, secret_key=SECRET_KEY
+        sandbox=True,
+        database_url=database_url,
+        data_dir=tmp_path,
+        secret_key=SECRET_KEY,
+        simulator_latency_seconds=0,
+        worker_poll_seconds=0.05,
     )
 
 
@@ -142,3 +148,9 @@ def run_server(app: FastAPI, port: int) -> Iterator[str]:
 def live_server(app: FastAPI) -> Iterator[str]:
     with run_server(app, free_port()) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with run_receiver() as running:
+        yield running

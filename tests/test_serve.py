@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from m2m import sandbox
 from m2m.clock import SystemClock
@@ -49,8 +51,9 @@ def sandbox_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]
                 raise RuntimeError(f"sandbox did not start:\n{process.communicate()[0]}") from None
             time.sleep(0.1)
     yield base_url, process
-    process.terminate()
-    process.wait(timeout=10)
+    if process.poll() is None:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def test_sandbox_serves_the_documented_calls_verbatim(
@@ -134,3 +137,51 @@ def test_production_refuses_a_database_holding_the_sandbox_account(tmp_path: Pat
     result = run_serve(tmp_path, M2M_SECRET_KEY="x" * 40, M2M_BEHIND_TLS_PROXY="true")
     assert result.returncode == 1
     assert "sandbox account" in result.stderr
+
+
+def test_production_serves_https_with_its_own_certificate(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    certificate.private_key_pem.write_to_path(str(key_file))
+    authority.cert_pem.write_to_path(str(ca_file))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            M2M,
+            "serve",
+            "--port",
+            str(port),
+            "--ssl-certfile",
+            str(cert_file),
+            "--ssl-keyfile",
+            str(key_file),
+        ],
+        env=clean_env(tmp_path, M2M_SECRET_KEY="x" * 40),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.post(
+                    f"https://127.0.0.1:{port}/token",
+                    data={"grant_type": "client_credentials"},
+                    verify=context,
+                    timeout=2,
+                )
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert response.status_code == 401  # served over TLS, and no client yet
+        assert response.json()["error"] == "invalid_client"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

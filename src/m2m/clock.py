@@ -18,10 +18,13 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to: for tests and simulations."""
+    """A clock that only moves when told to: for tests and simulations.
+
+    It starts at the real current time, so timestamps it produces (webhook signatures, say) are
+    acceptable to receivers that check them against their own clocks."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._now = start or datetime.now(UTC)
 
     def now(self) -> datetime:
         return self._now

@@ -6,7 +6,10 @@ import re
 from enum import StrEnum
 
 _DIGITS = re.compile(r"[0-9]+")
-MSISDN_PATTERN = r"^\+?[0-9]{8,15}$"  # as accepted on the wire (E.164, with or without +)
+# As accepted on the wire (MSISDN: E.164, with or without +), for OpenAPI and validation.
+MSISDN_PATTERN = r"^\+?[0-9]{8,15}$"
+ICCID_FORMAT_PATTERN = r"^[0-9]{19,20}$"
+IMSI_PATTERN = r"^[0-9]{15}$"
 
 
 class IdentifierType(StrEnum):
@@ -59,9 +62,17 @@ def imsi_problem(imsi: str) -> str | None:
     return None
 
 
-def iccid_problem(iccid: str) -> str | None:
+def iccid_format_problem(iccid: str) -> str | None:
     if not _DIGITS.fullmatch(iccid) or not 19 <= len(iccid) <= 20:
         return "ICCID must be 19 or 20 digits"
+    return None
+
+
+def iccid_problem(iccid: str) -> str | None:
+    """Format and check digit: for SIMs entering the inventory."""
+    problem = iccid_format_problem(iccid)
+    if problem:
+        return problem
     if not luhn_valid(iccid):
         return "ICCID check digit (Luhn) is wrong"
     return None

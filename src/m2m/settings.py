@@ -12,6 +12,9 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from m2m.network import DEFAULT_FAILING_MSISDNS
+from m2m.retry import DEFAULT_RETRY_SCHEDULE
+
 # Public on purpose: the sandbox is a documented, throw-away environment.
 SANDBOX_SECRET_KEY = "sandbox-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
@@ -46,11 +49,43 @@ class Settings(BaseSettings):
     )
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # Lifecycle requests.
+    max_devices_per_request: int = Field(default=10_000, ge=1)
+    embedded_worker: bool = Field(default=True, description="serve runs one worker in-process.")
+    worker_batch_size: int = Field(default=500, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    item_lease_seconds: float = Field(default=60, gt=0)
+    network_adapter: str = Field(
+        default="simulator", description="'simulator', or 'module:factory' of a real adapter."
+    )
+    simulator_latency_seconds: float | None = Field(
+        default=None, ge=0, description="Mean simulated network latency; default 0.2 s."
+    )
+    simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    simulator_failing_msisdns: list[str] = Field(default=list(DEFAULT_FAILING_MSISDNS))
+
+    # Callback delivery.
+    callback_timeout_seconds: float = Field(default=15, gt=0)
+    callback_retry_schedule: list[float] = Field(
+        default=list(DEFAULT_RETRY_SCHEDULE),
+        description="Seconds to wait before each retry (jittered ±20%); then the message fails.",
+    )
+    callback_concurrency: int = Field(default=64, ge=1)
+    callback_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Private networks callbacks may reach (e.g. 10.1.0.0/16); loopback only in "
+        "sandbox mode.",
+    )
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:
         if self.secret_key is None and self.sandbox:
             self.secret_key = SecretStr(SANDBOX_SECRET_KEY)
         return self
+
+    @property
+    def effective_simulator_latency(self) -> float:
+        return 0.2 if self.simulator_latency_seconds is None else self.simulator_latency_seconds
 
     @property
     def effective_database_url(self) -> str:

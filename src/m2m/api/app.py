@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,14 +13,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import gateway, simcards
+from m2m.api import gateway, lifecycle, simcards
 from m2m.api.deps import Services
+from m2m.callback_config import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, URL_PATTERN
 from m2m.clock import Clock, SystemClock
 from m2m.errors import M2MError, OAuthError
+from m2m.identifiers import MSISDN_PATTERN
+from m2m.network import NetworkAdapter
 from m2m.ratelimit import FailureLimiter
+from m2m.runtime import address_policy, running_worker
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine
 from m2m.tokens import TokenService
@@ -45,23 +52,53 @@ async def _on_m2m_error(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
+# Plain words for the patterns the API validates, instead of the regular expression itself.
+PATTERN_HINTS = {
+    URL_PATTERN: "must be an absolute http:// or https:// URL, without user or password",
+    HEADER_NAME_PATTERN: "only Authorization and x-* headers are allowed "
+    "(x-callback-token is set per request)",
+    HEADER_VALUE_PATTERN: "header values may not contain CR, LF or NUL",
+    MSISDN_PATTERN: "must be 8 to 15 digits, optionally after a +",
+}
+
+
 async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     details = []
     for problem in error.errors():
         location = ".".join(str(part) for part in problem.get("loc", ()))
-        details.append({"field": location, "problem": str(problem.get("msg", ""))})
+        message = str(problem.get("msg", ""))
+        pattern = (problem.get("ctx") or {}).get("pattern")
+        if pattern in PATTERN_HINTS:
+            message = PATTERN_HINTS[pattern]
+        details.append({"field": location, "problem": message})
     summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details) or "invalid request"
     return _json_error(422, "invalid_request", summary, details=details)
 
 
-async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return JSONResponse(
-        {"error": code, "error_description": str(error.detail)},
+        {
+            "error": codes.get(error.status_code, "http_error"),
+            "error_description": str(error.detail),
+        },
         status_code=error.status_code,
-        headers=error.headers,
+        headers=headers,
     )
 
 
@@ -91,8 +128,13 @@ class RequireHttps:
 
 
 def create_app(
-    settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    adapter: NetworkAdapter | None = None,
 ) -> FastAPI:
+    """The HTTP app; with ``settings.embedded_worker`` it runs a worker while it is up."""
     engine = engine or make_engine(settings.effective_database_url)
     clock = clock or SystemClock()
     services = Services(
@@ -103,11 +145,26 @@ def create_app(
             settings.auth_max_failures, settings.auth_failure_window_seconds, clock
         ),
         tokens=TokenService(engine, clock, settings.token_ttl_seconds),
+        address_policy=address_policy(settings),
     )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not settings.embedded_worker:
+            yield
+            return
+        async with running_worker(settings, engine, clock, adapter) as worker:
+            services.worker = worker
+            try:
+                yield
+            finally:
+                services.worker = None
+
     app = FastAPI(
         title="M2M API",
         version=__version__,
         description=DESCRIPTION,
+        lifespan=lifespan,
         exception_handlers={
             M2MError: _on_m2m_error,
             RequestValidationError: _on_validation_error,
@@ -118,6 +175,10 @@ def create_app(
     app.state.services = services
     app.include_router(gateway.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
+    app.include_router(lifecycle.router, prefix=M2M_PREFIX)
+    app.include_router(
+        lifecycle.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX
+    )
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
 

@@ -13,18 +13,27 @@ from starlette.concurrency import run_in_threadpool
 from m2m.access import authenticate
 from m2m.clock import Clock
 from m2m.errors import M2MError, TooManyFailures
+from m2m.outbound import AddressPolicy
 from m2m.ratelimit import FailureLimiter
 from m2m.settings import Settings
 from m2m.tokens import TokenService
+from m2m.worker import Worker
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Services:
     settings: Settings
     engine: Engine
     clock: Clock
     limiter: FailureLimiter
     tokens: TokenService
+    address_policy: AddressPolicy
+    worker: Worker | None = None  # the in-process worker, when there is one
+
+    def notify_work(self) -> None:
+        """Wake the in-process worker; standalone workers notice new work by polling."""
+        if self.worker is not None:
+            self.worker.notify()
 
 
 def get_services(request: Request) -> Services:

@@ -8,6 +8,7 @@ from m2m import __version__
 from m2m.cli import admin
 from m2m.cli.common import console, load_settings, migrated_engine
 from m2m.cli.serve import serve
+from m2m.cli.worker import worker
 
 app = typer.Typer(
     help="M2M SIM-management API: server, worker and administration.",
@@ -18,6 +19,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin.app, name="admin")
 app.command("serve")(serve)
+app.command("worker")(worker)
 
 
 @db_app.command("upgrade")

@@ -52,9 +52,15 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    embedded_worker: Annotated[
+        bool | None,
+        typer.Option("--worker/--no-worker", help="Run a worker in this process (default)."),
+    ] = None,
 ) -> None:
     """Run the API server (migrating the database first)."""
-    settings = load_settings(sandbox=True) if sandbox_mode else load_settings()
+    settings = load_settings(
+        sandbox=True if sandbox_mode else None, embedded_worker=embedded_worker
+    )
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
     with user_errors():

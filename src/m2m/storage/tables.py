@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     false,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -138,4 +139,131 @@ sim_cards = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_sim_cards_account_id_state", "account_id", "state"),
     CheckConstraint("state IN ('Ready', 'Active', 'Deactivated', 'Terminated')", name="state"),
+)
+
+# --- lifecycle requests (the asynchronous part of the API) ---------------------------------
+
+callback_configs = Table(
+    "callback_configs",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", String(2048), nullable=True),
+    Column("headers", JSON, nullable=False),
+    # Bumped to rotate the account's webhook signing secret, which is derived, never stored.
+    Column("signing_key_version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+lifecycle_requests = Table(
+    "lifecycle_requests",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tracking_number", String(36), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("callback_token", String(1024), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_lifecycle_requests_account_id_accepted_at", "account_id", "accepted_at"),
+    CheckConstraint(
+        "operation IN ('activation', 'deactivation', 'reactivation', 'termination')",
+        name="operation",
+    ),
+)
+
+# One row per device of a request, in acceptance order (``id``). ``sim_id`` is resolved when the
+# request is accepted (NULL: no such SIM in the account), so that per-SIM ordering is a query.
+request_items = Table(
+    "request_items",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "request_id", Id, ForeignKey("lifecycle_requests.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("identifier", String(64), nullable=False),
+    Column("identifier_type", String(8), nullable=False),
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("result_status", String(16), nullable=True),
+    Column("messages", JSON, nullable=True),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_request_items_request_id", "request_id"),
+    Index("ix_request_items_sim_id_id", "sim_id", "id"),
+    Index(
+        "ix_request_items_open",
+        "id",
+        sqlite_where=text("status != 'done'"),
+        postgresql_where=text("status != 'done'"),
+    ),
+    CheckConstraint("status IN ('pending', 'claimed', 'done')", name="status"),
+)
+
+sim_history = Table(
+    "sim_history",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("tracking_number", String(36), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Index("ix_sim_history_sim_id_id", "sim_id", "id"),
+)
+
+# The outbox of status messages. ``id`` is the message's stable webhook-id across retries.
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "item_id",
+        Id,
+        ForeignKey("request_items.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # A claim pushes next_attempt_at past the attempt's timeout: a worker that dies mid-attempt
+    # leaves the message due again. claim_id makes sure only the claimant records the outcome.
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claim_id", String(32), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index(
+        "ix_callback_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("ix_callback_deliveries_account_id_status", "account_id", "status"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "delivery_id",
+        String(36),
+        ForeignKey("callback_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("url", String(2048), nullable=True),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Index("ix_callback_attempts_delivery_id", "delivery_id"),
 )

@@ -1,0 +1,395 @@
+"""The asynchronous part of the M2M API: callback configuration, lifecycle requests, status."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.schemas import ErrorBody, error_responses
+from m2m.callback_config import (
+    HEADER_NAME_PATTERN,
+    HEADER_VALUE_PATTERN,
+    MAX_HEADERS,
+    MAX_URL_LENGTH,
+    MAX_VALUE_LENGTH,
+    URL_PATTERN,
+    CallbackConfigError,
+    masked,
+    validate_headers,
+)
+from m2m.errors import BadRequest, Forbidden, M2MError, NotFound
+from m2m.identifiers import (
+    ICCID_FORMAT_PATTERN,
+    IMSI_PATTERN,
+    MSISDN_PATTERN,
+    IdentifierType,
+    iccid_format_problem,
+    imsi_problem,
+    msisdn_problem,
+    normalize_msisdn,
+)
+from m2m.lifecycle import Operation
+from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl, check_url
+from m2m.storage import requests as store
+from m2m.storage.engine import write_transaction
+
+router = APIRouter()
+
+
+class PayloadTooLarge(M2MError):
+    status_code = 413
+    default_code = "too_many_devices"
+
+
+# --- callback configuration -----------------------------------------------------------------
+
+
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
+HeaderValue = Annotated[
+    str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=MAX_VALUE_LENGTH)
+]
+
+
+class CallbackConfigIn(BaseModel):
+    model_config = ConfigDict(regex_engine="python-re")  # the name pattern uses a lookahead
+
+    url: str = Field(
+        description="Absolute http(s) URL that receives status messages (https outside the "
+        "sandbox).",
+        pattern=URL_PATTERN,
+        max_length=MAX_URL_LENGTH,
+    )
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description="Authorization and x-* headers (not x-callback-token) sent with every message.",
+        json_schema_extra={"additionalProperties": False},
+    )
+
+
+class CallbackConfigPublic(BaseModel):
+    url: str | None
+    headers: dict[str, str] = Field(description="Header names; values are masked.")
+
+
+@router.post(
+    "/configure/callback",
+    status_code=204,
+    response_class=Response,
+    tags=["Callbacks"],
+    summary="Set the callback URL and headers",
+    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 422, 429)},
+)
+async def configure_callback(
+    body: CallbackConfigIn, account_id: CurrentAccountId, services: ServicesDep
+) -> Response:
+    """Replace the account's callback configuration; waiting messages go out to the new URL."""
+    try:
+        headers = validate_headers(body.headers)
+        check_url(body.url, services.address_policy, require_https=not services.settings.sandbox)
+    except (CallbackConfigError, InvalidCallbackUrl) as error:
+        raise BadRequest(str(error), code="invalid_callback") from error
+    except ForbiddenTarget as error:
+        # Well-formed, but the server will not call it: a policy refusal, not a malformed request.
+        raise Forbidden(str(error), code="callback_target_forbidden") from error
+
+    def save() -> None:
+        now = services.clock.now()
+        with write_transaction(services.engine) as conn:
+            store.set_callback_config(conn, account_id, body.url, headers, now)
+            store.make_deliveries_due(conn, account_id, now)
+
+    await run_in_threadpool(save)
+    services.notify_work()
+    return Response(status_code=204)
+
+
+@router.get(
+    "/configure/callback",
+    response_model=CallbackConfigPublic,
+    tags=["Callbacks"],
+    summary="Show the callback configuration (extension)",
+    responses=error_responses(401, 403, 429),
+)
+async def show_callback(
+    account_id: CurrentAccountId, services: ServicesDep
+) -> CallbackConfigPublic:
+    """The current callback URL and header names, with header values masked."""
+
+    def load() -> store.CallbackConfig | None:
+        with services.engine.connect() as conn:
+            return store.get_callback_config(conn, account_id)
+
+    config = await run_in_threadpool(load)
+    if config is None:
+        return CallbackConfigPublic(url=None, headers={})
+    return CallbackConfigPublic(url=config.url, headers=masked(config.headers))
+
+
+# --- lifecycle requests ---------------------------------------------------------------------
+
+
+class DeviceIn(BaseModel):
+    identifier: str = Field(min_length=1, max_length=32)
+    identifierType: IdentifierType
+
+
+class TrackingNumberPublic(BaseModel):
+    TrackingNumber: str
+
+
+_devices = TypeAdapter(list[DeviceIn])
+# Format only: a well-formed identifier that matches no SIM is a per-device "not found".
+_IDENTIFIER_RULES = {
+    IdentifierType.MSISDN: msisdn_problem,
+    IdentifierType.ICCID: iccid_format_problem,
+    IdentifierType.IMSI: imsi_problem,
+}
+_COLUMN = {
+    IdentifierType.MSISDN: "msisdn",
+    IdentifierType.ICCID: "iccid",
+    IdentifierType.IMSI: "imsi",
+}
+
+
+def parse_devices(raw: bytes, limit: int) -> list[DeviceIn]:
+    """The request body as devices, or the error that names what is wrong with it."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The body is not valid JSON: {error}.") from error
+    if not isinstance(data, list) or not data:
+        raise BadRequest(
+            'The body must be a non-empty JSON array of {"identifier", "identifierType"}.'
+        )
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{len(data)} devices in one request; the maximum is {limit}.")
+    try:
+        devices = _devices.validate_python(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "body[" + "].".join(str(p) for p in first["loc"]) if first["loc"] else "body"
+        raise BadRequest(f"{where}: {first['msg']}.") from error
+    for index, device in enumerate(devices):
+        value = device.identifier
+        if device.identifierType is IdentifierType.MSISDN:
+            value = device.identifier = normalize_msisdn(value)
+        problem = _IDENTIFIER_RULES[device.identifierType](value)
+        if problem:
+            raise BadRequest(f"body[{index}].identifier: {problem}.")
+    return devices
+
+
+def _device_variant(kind: IdentifierType, pattern: str) -> dict[str, Any]:
+    return {
+        "properties": {
+            "identifierType": {"const": kind.value},
+            "identifier": {"type": "string", "pattern": pattern},
+        }
+    }
+
+
+def _request_body_schema(max_devices: int) -> dict[str, Any]:
+    """The body as JSON Schema, written out (it is parsed by hand, see ``parse_devices``)."""
+    device = {
+        "type": "object",
+        "required": ["identifier", "identifierType"],
+        "properties": {
+            "identifier": {"type": "string", "description": "MSISDN, ICCID or IMSI"},
+            "identifierType": {"type": "string", "enum": [kind.value for kind in IdentifierType]},
+        },
+        "oneOf": [
+            _device_variant(IdentifierType.MSISDN, MSISDN_PATTERN),
+            _device_variant(IdentifierType.ICCID, ICCID_FORMAT_PATTERN),
+            _device_variant(IdentifierType.IMSI, IMSI_PATTERN),
+        ],
+    }
+    # The limit is described, not declared as maxItems: more devices is answered 413, which
+    # schema-driven tools would expect to be a 400/422.
+    schema = {
+        "type": "array",
+        "minItems": 1,
+        "items": device,
+        "description": f"At most {max_devices} devices (more: 413 too_many_devices).",
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _accept(
+    operation: Operation,
+    request: Request,
+    account_id: int,
+    services: ServicesDep,
+    x_callback_token: str,
+) -> JSONResponse:
+    """Accept the request for every device at once; results arrive at the callback URL."""
+    devices = parse_devices(await request.body(), services.settings.max_devices_per_request)
+    tracking_number = str(uuid.uuid4())
+
+    def accept() -> None:
+        with write_transaction(services.engine) as conn:
+            sim_ids: dict[tuple[IdentifierType, str], int] = {}
+            for kind in IdentifierType:
+                wanted = [d.identifier for d in devices if d.identifierType is kind]
+                if wanted:
+                    found = store.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
+                    sim_ids.update({(kind, k): v for k, v in found.items()})
+            store.create_request(
+                conn,
+                tracking_number=tracking_number,
+                account_id=account_id,
+                operation=operation.value,
+                callback_token=x_callback_token,
+                items=[
+                    {
+                        "identifier": d.identifier,
+                        "identifier_type": d.identifierType.value,
+                        "sim_id": sim_ids.get((d.identifierType, d.identifier)),
+                    }
+                    for d in devices
+                ],
+                now=services.clock.now(),
+            )
+
+    await run_in_threadpool(accept)
+    services.notify_work()
+    return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
+
+
+CallbackToken = Annotated[
+    str,
+    Header(
+        alias="x-callback-token",
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^\r\n\x00]*$",
+        description="Sent back as a header with every status message of this request.",
+    ),
+]
+
+
+def _add_operation_route(target: APIRouter, operation: Operation, max_devices: int) -> None:
+    """One documented endpoint per operation: /requests/activation, /requests/deactivation, …"""
+
+    async def endpoint(
+        request: Request,
+        account_id: CurrentAccountId,
+        services: ServicesDep,
+        x_callback_token: CallbackToken,
+    ) -> JSONResponse:
+        return await _accept(operation, request, account_id, services, x_callback_token)
+
+    endpoint.__doc__ = (
+        f"Request the {operation.value} of SIM cards; answers at once with a TrackingNumber, and "
+        "each device's result is POSTed to the callback URL."
+    )
+    target.add_api_route(
+        f"/requests/{operation.value}",
+        endpoint,
+        methods=["POST"],
+        status_code=202,
+        response_model=TrackingNumberPublic,
+        tags=["Lifecycle requests"],
+        summary=f"Request {operation.value}",
+        operation_id=f"request_{operation.value}",
+        responses={
+            **error_responses(400, 401, 403, 422, 429),
+            413: {"model": ErrorBody, "description": "Too many devices in one request"},
+        },
+        openapi_extra=_request_body_schema(max_devices),
+    )
+
+
+def request_router(max_devices: int) -> APIRouter:
+    """The four documented lifecycle endpoints (their schema states the configured limit)."""
+    requests_router = APIRouter()
+    for operation in Operation:
+        _add_operation_route(requests_router, operation, max_devices)
+    return requests_router
+
+
+# --- request status (extension) -------------------------------------------------------------
+
+
+class DeliveryPublic(BaseModel):
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    deliveredAt: datetime | None
+    lastError: str | None
+
+
+class ItemPublic(BaseModel):
+    identifier: str
+    identifierType: str
+    status: str = Field(description="pending, in_progress or done")
+    resultStatus: str | None
+    messages: list[str]
+    finishedAt: datetime | None
+    callback: DeliveryPublic | None
+
+
+class RequestStatusPublic(BaseModel):
+    trackingNumber: str
+    operation: Operation
+    acceptedAt: datetime
+    finishedAt: datetime | None
+    deviceCount: int
+    devices: list[ItemPublic]
+
+
+@router.get(
+    "/requests/{tracking_number}",
+    response_model=RequestStatusPublic,
+    tags=["Lifecycle requests"],
+    summary="Follow a request (extension)",
+    responses=error_responses(401, 403, 404, 422, 429),
+)
+async def request_status(
+    tracking_number: Annotated[str, Path(max_length=64)],
+    account_id: CurrentAccountId,
+    services: ServicesDep,
+) -> RequestStatusPublic:
+    """The request's operation and timing, and per device its result and callback delivery."""
+
+    def load() -> tuple[store.RequestSummary, list[store.ItemStatus]] | None:
+        with services.engine.connect() as conn:
+            return store.get_request(conn, account_id, tracking_number)
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        raise NotFound(f"No request with TrackingNumber {tracking_number} in your account.")
+    summary, items = found
+    return RequestStatusPublic(
+        trackingNumber=summary.tracking_number,
+        operation=Operation(summary.operation),
+        acceptedAt=summary.accepted_at,
+        finishedAt=summary.finished_at,
+        deviceCount=summary.item_count,
+        devices=[
+            ItemPublic(
+                identifier=i.identifier,
+                identifierType=i.identifier_type,
+                status="in_progress" if i.status == "claimed" else i.status,
+                resultStatus=i.result_status,
+                messages=i.messages or [],
+                finishedAt=i.finished_at,
+                callback=None
+                if i.delivery_status is None
+                else DeliveryPublic(
+                    status=i.delivery_status,
+                    attempts=i.delivery_attempts or 0,
+                    deliveredAt=i.delivered_at,
+                    lastError=i.delivery_error,
+                ),
+            )
+            for i in items
+        ],
+    )

@@ -1,0 +1,69 @@
+"""Rules for a callback configuration (URL and custom headers). Pure checks.
+
+The documentation lets customers set ``Authorization`` and headers starting with ``x-`` "to
+prevent interference with internal systems". Beyond that: ``x-callback-token`` belongs to each
+request and cannot be fixed here; names must be valid HTTP header names; values may not contain
+CR, LF or NUL (header injection).
+"""
+
+from __future__ import annotations
+
+import re
+
+# The same rules as JSON-Schema patterns, for the OpenAPI document and request validation.
+HEADER_NAME_PATTERN = (
+    r"^(?![Xx]-[Cc][Aa][Ll][Ll][Bb][Aa][Cc][Kk]-[Tt][Oo][Kk][Ee][Nn]$)"
+    r"([Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]|[Xx]-[!#$%&'*+.^_`|~0-9A-Za-z-]+)$"
+)
+HEADER_VALUE_PATTERN = r"^[^\r\n\x00]*$"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# An ASCII host name or IPv4 address (internationalised names in their xn-- form), an optional
+# port, then any printable ASCII.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.\-]+(:" + _PORT + r")?([/?#][!-~]*)?$"
+MAX_URL_LENGTH = 2048
+MAX_HEADERS = 20
+MAX_VALUE_LENGTH = 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_FORBIDDEN_IN_VALUE = ("\r", "\n", "\0")
+RESERVED = frozenset({"x-callback-token"})
+
+
+class CallbackConfigError(ValueError):
+    """The configuration is refused; the message says why."""
+
+
+def header_problem(name: str, value: str) -> str | None:
+    lowered = name.lower()
+    if not _TOKEN.fullmatch(name):
+        return f"header name {name!r} is not a valid HTTP header name"
+    if lowered != "authorization" and not lowered.startswith("x-"):
+        return f"header {name!r} is not allowed: only Authorization and x-* headers may be set"
+    if lowered in RESERVED:
+        return f"header {name!r} is set per request (the x-callback-token request header)"
+    if any(char in value for char in _FORBIDDEN_IN_VALUE):
+        return f"header {name!r} has a CR, LF or NUL character in its value"
+    if len(value) > MAX_VALUE_LENGTH:
+        return f"header {name!r} is longer than {MAX_VALUE_LENGTH} characters"
+    return None
+
+
+def validate_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers to store, or ``CallbackConfigError`` naming the first problem.
+
+    Header names are case-insensitive: names that differ only in case are one header, and the
+    last one given wins (as when a client builds the object from several sources).
+    """
+    if len(headers) > MAX_HEADERS:
+        raise CallbackConfigError(f"at most {MAX_HEADERS} custom headers")
+    kept: dict[str, tuple[str, str]] = {}
+    for name, value in headers.items():
+        problem = header_problem(name, value)
+        if problem:
+            raise CallbackConfigError(problem)
+        kept[name.lower()] = (name, value)
+    return dict(kept.values())
+
+
+def masked(headers: dict[str, str]) -> dict[str, str]:
+    """Header values hidden, for showing a configuration back."""
+    return dict.fromkeys(headers, "****")

@@ -1,0 +1,134 @@
+"""Sending one status message to a customer's callback URL, and judging the attempt.
+
+Each message carries the documented ``x-callback-token`` and the account's custom headers, and the
+Standard Webhooks headers (``webhook-id`` stable across retries, ``webhook-timestamp``,
+``webhook-signature``) so receivers can verify and de-duplicate. Only a 2xx answer is success; a
+redirect is not followed and counts as a failure, like a timeout or a connection error.
+
+The per-account signing secret is derived from the server's secret key, so it is never stored:
+``whsec_`` + base64(HMAC-SHA256(secret_key, "m2m-webhook-signing:<account>:<version>")); bumping
+the version rotates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+from m2m import __version__
+from m2m.clock import Clock
+from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
+from m2m.retry import next_attempt_at
+from m2m.storage.requests import AttemptRecord, DueDelivery
+
+USER_AGENT = f"m2m-callbacks/{__version__}"
+
+
+def signing_secret(secret_key: str, account_id: int, version: int) -> str:
+    message = f"m2m-webhook-signing:{account_id}:{version}".encode()
+    raw = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
+    return "whsec_" + base64.b64encode(raw).decode()
+
+
+def status_message(
+    tracking_number: str,
+    identifier: str,
+    identifier_type: str,
+    result_status: str,
+    messages: Sequence[str],
+) -> dict[str, Any]:
+    """The documented callback body."""
+    return {
+        "trackingNumber": tracking_number,
+        "device": {"identifier": identifier, "identifierType": identifier_type},
+        "resultStatus": result_status,
+        "messages": list(messages),
+    }
+
+
+class CallbackSender:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        secret_key: str,
+        clock: Clock,
+        retry_schedule: Sequence[float],
+        timeout_seconds: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._secret_key = secret_key
+        self._clock = clock
+        self._schedule = tuple(retry_schedule)
+        self._timeout = timeout_seconds
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    def headers(self, delivery: DueDelivery, body: str) -> dict[str, str]:
+        now = self._clock.now()
+        secret = signing_secret(
+            self._secret_key, delivery.account_id, delivery.signing_key_version or 1
+        )
+        signature = Webhook(secret).sign(delivery.id, now, body)
+        return {
+            **(delivery.headers or {}),
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "x-callback-token": delivery.callback_token,
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        }
+
+    async def send(self, delivery: DueDelivery) -> AttemptRecord:
+        attempted_at = self._clock.now()
+        status: int | None = None
+        latency_ms: int | None = None
+        error: str | None = None
+        if not delivery.url:
+            error = "no callback URL configured"
+        else:
+            body = json.dumps(delivery.payload, separators=(",", ":"))
+            try:
+                status, latency = await post_json(
+                    self._session, delivery.url, body.encode(), self.headers(delivery, body)
+                )
+                latency_ms = round(latency * 1000)
+            except (ForbiddenTarget, InvalidCallbackUrl) as refused:
+                error = f"refused: {refused}"
+            except TimeoutError:
+                error = f"timed out after {self._timeout:g} s"
+            except (aiohttp.ClientError, OSError) as failure:
+                error = f"connection failed: {failure}"[:500]
+            except asyncio.CancelledError:
+                raise
+        delivered = status is not None and 200 <= status < 300
+        if status is not None and not delivered:
+            kind = "redirect (not followed)" if 300 <= status < 400 else "non-2xx answer"
+            error = f"HTTP {status}: {kind}"
+        retry_at = (
+            None
+            if delivered
+            else next_attempt_at(
+                delivery.attempts + 1, self._clock.now(), self._schedule, self._rng
+            )
+        )
+        return AttemptRecord(
+            delivery_id=delivery.id,
+            attempted_at=attempted_at,
+            url=delivery.url,
+            status_code=status,
+            error=error,
+            latency_ms=latency_ms,
+            delivered=delivered,
+            next_attempt_at=retry_at,
+        )

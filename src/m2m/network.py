@@ -1,0 +1,76 @@
+"""The network adapter: the one place that talks to the network that provisions SIMs.
+
+A real adapter implements ``NetworkAdapter.apply``; the worker calls it only when a state change is
+needed, and at least once per change (a worker that dies after the call but before recording the
+outcome leaves the item to another worker, which calls again), so ``apply`` must be idempotent:
+"make this SIM Deactivated", not "toggle".
+
+``Simulator`` is the default: configurable latency and failure rate, plus test SIMs whose
+operations always fail, so that integrators can exercise their error paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from m2m.identifiers import SimState
+from m2m.lifecycle import Operation
+
+# One test SIM per demo state in the sandbox: 013 (Active), 066 (Ready), 099 (Deactivated).
+DEFAULT_FAILING_MSISDNS = ("32470000013", "32470000066", "32470000099")
+
+
+@dataclass(frozen=True, slots=True)
+class SimRef:
+    iccid: str
+    imsi: str
+    msisdn: str
+    state: SimState
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkResult:
+    ok: bool
+    error: str | None = None
+
+
+class NetworkAdapter(Protocol):
+    async def apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
+        """Bring ``sim`` to ``target`` on the network; idempotent."""
+        ...
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        latency_seconds: float = 0.0,
+        failure_rate: float = 0.0,
+        failing_msisdns: Collection[str] = DEFAULT_FAILING_MSISDNS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.latency_seconds = latency_seconds
+        self.failure_rate = failure_rate
+        self.failing_msisdns = frozenset(failing_msisdns)
+        self._rng = rng or random.Random()  # noqa: S311 - simulation, not security
+
+    async def apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
+        if self.latency_seconds > 0:
+            await asyncio.sleep(self.latency_seconds * self._rng.uniform(0.5, 1.5))
+        if sim.msisdn in self.failing_msisdns:
+            return NetworkResult(
+                False,
+                f"Network error: the HLR rejected the {operation.value} of IMSI {sim.imsi} "
+                "(error 0x0B, subscriber data locked). This is a test SIM that always fails.",
+            )
+        if self.failure_rate and self._rng.random() < self.failure_rate:
+            return NetworkResult(
+                False,
+                f"Network error: provisioning gateway timed out while setting the SIM "
+                f"{target.value}; retry the request.",
+            )
+        return NetworkResult(True)

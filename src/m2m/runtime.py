@@ -1,0 +1,87 @@
+"""Building the worker and its parts from settings: shared by ``serve`` (in-process worker),
+``m2m worker`` (standalone) and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import Engine
+
+from m2m.callbacks import CallbackSender
+from m2m.clock import Clock
+from m2m.network import NetworkAdapter, Simulator
+from m2m.outbound import AddressPolicy, make_session
+from m2m.settings import Settings
+from m2m.worker import Worker
+
+
+def address_policy(settings: Settings) -> AddressPolicy:
+    """Callbacks reach public addresses; loopback too in the sandbox; private networks only
+    when listed in ``M2M_CALLBACK_ALLOWED_NETWORKS``."""
+    return AddressPolicy.from_strings(settings.sandbox, settings.callback_allowed_networks)
+
+
+def build_adapter(settings: Settings) -> NetworkAdapter:
+    """The simulator, or ``module:factory`` from ``M2M_NETWORK_ADAPTER`` called with settings."""
+    if settings.network_adapter == "simulator":
+        return Simulator(
+            latency_seconds=settings.effective_simulator_latency,
+            failure_rate=settings.simulator_failure_rate,
+            failing_msisdns=settings.simulator_failing_msisdns,
+        )
+    module_name, _, attribute = settings.network_adapter.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    adapter: NetworkAdapter = factory(settings)
+    return adapter
+
+
+@asynccontextmanager
+async def worker_parts(
+    settings: Settings, engine: Engine, clock: Clock, adapter: NetworkAdapter | None = None
+) -> AsyncIterator[Worker]:
+    """A ready worker (not running), with its HTTP session closed on exit."""
+    assert settings.secret_key is not None
+    session = make_session(
+        address_policy(settings),
+        timeout_seconds=settings.callback_timeout_seconds,
+        require_https=not settings.sandbox,
+    )
+    try:
+        sender = CallbackSender(
+            session,
+            secret_key=settings.secret_key.get_secret_value(),
+            clock=clock,
+            retry_schedule=settings.callback_retry_schedule,
+            timeout_seconds=settings.callback_timeout_seconds,
+        )
+        yield Worker(
+            engine,
+            clock,
+            adapter or build_adapter(settings),
+            sender,
+            batch_size=settings.worker_batch_size,
+            poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.item_lease_seconds,
+            callback_timeout_seconds=settings.callback_timeout_seconds,
+            callback_concurrency=settings.callback_concurrency,
+        )
+    finally:
+        await session.close()
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, engine: Engine, clock: Clock, adapter: NetworkAdapter | None = None
+) -> AsyncIterator[Worker]:
+    """A worker running in the background of the current event loop until exit."""
+    async with worker_parts(settings, engine, clock, adapter) as worker:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            yield worker
+        finally:
+            stop.set()
+            await task

@@ -1,0 +1,561 @@
+"""Lifecycle requests, their items, SIM history and the callback outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+
+from m2m.storage.tables import (
+    callback_attempts,
+    callback_configs,
+    callback_deliveries,
+    lifecycle_requests,
+    request_items,
+    sim_cards,
+    sim_history,
+)
+
+_LOOKUP_CHUNK = 500
+# Literals, not bound parameters: SQLite uses a partial index only when the query's condition
+# matches the index's WHERE clause textually.
+_DONE: ColumnElement[str] = literal_column("'done'", String)
+_PENDING: ColumnElement[str] = literal_column("'pending'", String)
+
+
+# --- accepting a request --------------------------------------------------------------------
+
+
+def resolve_sims(
+    conn: Connection, account_id: int, column: str, identifiers: Sequence[str]
+) -> dict[str, int]:
+    """identifier -> SIM id, for the account's SIMs among ``identifiers`` (by ``column``)."""
+    found: dict[str, int] = {}
+    key = sim_cards.c[column]
+    unique = list(dict.fromkeys(identifiers))
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start : start + _LOOKUP_CHUNK]
+        rows = conn.execute(
+            select(key, sim_cards.c.id).where(sim_cards.c.account_id == account_id, key.in_(chunk))
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+def create_request(
+    conn: Connection,
+    *,
+    tracking_number: str,
+    account_id: int,
+    operation: str,
+    callback_token: str,
+    items: Sequence[dict[str, Any]],
+    now: datetime,
+) -> int:
+    """Insert the request and its items (keys: identifier, identifier_type, sim_id)."""
+    request_id = conn.execute(
+        insert(lifecycle_requests).values(
+            tracking_number=tracking_number,
+            account_id=account_id,
+            operation=operation,
+            callback_token=callback_token,
+            item_count=len(items),
+            accepted_at=now,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    conn.execute(insert(request_items), [{**item, "request_id": request_id} for item in items])
+    return int(request_id)
+
+
+# --- the worker's side: items ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    id: int
+    request_id: int
+    tracking_number: str
+    account_id: int
+    operation: str
+    identifier: str
+    identifier_type: str
+    sim_id: int | None
+    iccid: str | None
+    imsi: str | None
+    msisdn: str | None
+    state: str | None
+
+
+def claim_items(
+    conn: Connection, claim_id: str, now: datetime, lease_until: datetime, limit: int
+) -> list[ClaimedItem]:
+    """Lease up to ``limit`` items that are ready: open, not leased (or lease expired), and
+    first in line for their SIM (no earlier open item on the same SIM)."""
+    earlier = request_items.alias("earlier")
+    candidates: Select[Any] = (
+        select(request_items.c.id)
+        .where(
+            request_items.c.status != _DONE,
+            or_(request_items.c.status == _PENDING, request_items.c.lease_expires_at < now),
+            ~exists().where(
+                earlier.c.sim_id == request_items.c.sim_id,
+                earlier.c.id < request_items.c.id,
+                earlier.c.status != _DONE,
+            ),
+        )
+        .order_by(request_items.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = (
+        conn.execute(
+            update(request_items)
+            .where(request_items.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status="claimed",
+                lease_owner=claim_id,
+                lease_expires_at=lease_until,
+                attempts=request_items.c.attempts + 1,
+            )
+            .returning(request_items.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not claimed:
+        return []
+    rows = conn.execute(
+        select(
+            request_items.c.id,
+            request_items.c.request_id,
+            lifecycle_requests.c.tracking_number,
+            lifecycle_requests.c.account_id,
+            lifecycle_requests.c.operation,
+            request_items.c.identifier,
+            request_items.c.identifier_type,
+            request_items.c.sim_id,
+            sim_cards.c.iccid,
+            sim_cards.c.imsi,
+            sim_cards.c.msisdn,
+            sim_cards.c.state,
+        )
+        .select_from(
+            request_items.join(lifecycle_requests).outerjoin(
+                sim_cards, sim_cards.c.id == request_items.c.sim_id
+            )
+        )
+        .where(request_items.c.id.in_(claimed))
+        .order_by(request_items.c.id)
+    )
+    return [ClaimedItem(**row._mapping) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    item_id: int
+    request_id: int
+    account_id: int
+    tracking_number: str
+    operation: str
+    sim_id: int | None
+    from_state: str | None
+    new_state: str | None  # None: the SIM's state does not change
+    result_status: str
+    messages: list[str]
+    delivery_id: str
+    payload: dict[str, Any]
+
+
+def finish_items(
+    conn: Connection, claim_id: str, outcomes: Sequence[ItemOutcome], now: datetime
+) -> int:
+    """Record outcomes of items this claim still holds, with their state changes, history rows
+    and callback messages, in the caller's transaction. Returns how many were recorded."""
+    if not outcomes:
+        return 0
+    ids = [o.item_id for o in outcomes]
+    owned_query = select(request_items.c.id).where(
+        request_items.c.id.in_(ids),
+        request_items.c.lease_owner == claim_id,
+        request_items.c.status == "claimed",
+    )
+    if conn.dialect.name == "postgresql":
+        owned_query = owned_query.with_for_update()
+    owned = set(conn.execute(owned_query).scalars())
+    mine = [o for o in outcomes if o.item_id in owned]
+    if not mine:
+        return 0
+    conn.execute(
+        update(request_items)
+        .where(request_items.c.id == bindparam("b_id"))
+        .values(
+            status="done",
+            result_status=bindparam("b_result"),
+            messages=bindparam("b_messages", type_=request_items.c.messages.type),
+            from_state=bindparam("b_from"),
+            to_state=bindparam("b_to"),
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        ),
+        [
+            {
+                "b_id": o.item_id,
+                "b_result": o.result_status,
+                "b_messages": o.messages,
+                "b_from": o.from_state,
+                "b_to": o.new_state or o.from_state,
+            }
+            for o in mine
+        ],
+    )
+    changes = [o for o in mine if o.new_state is not None and o.sim_id is not None]
+    if changes:
+        conn.execute(
+            update(sim_cards)
+            .where(sim_cards.c.id == bindparam("b_sim"), sim_cards.c.state == bindparam("b_from"))
+            .values(state=bindparam("b_to"), updated_at=now),
+            [{"b_sim": o.sim_id, "b_from": o.from_state, "b_to": o.new_state} for o in changes],
+        )
+        conn.execute(
+            insert(sim_history),
+            [
+                {
+                    "sim_id": o.sim_id,
+                    "from_state": o.from_state,
+                    "to_state": o.new_state,
+                    "operation": o.operation,
+                    "tracking_number": o.tracking_number,
+                    "changed_at": now,
+                }
+                for o in changes
+            ],
+        )
+    conn.execute(
+        insert(callback_deliveries),
+        [
+            {
+                "id": o.delivery_id,
+                "account_id": o.account_id,
+                "item_id": o.item_id,
+                "payload": o.payload,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for o in mine
+        ],
+    )
+    request_ids = {o.request_id for o in mine}
+    open_items = select(request_items.c.id).where(
+        request_items.c.request_id == lifecycle_requests.c.id,
+        request_items.c.status != _DONE,
+    )
+    conn.execute(
+        update(lifecycle_requests)
+        .where(lifecycle_requests.c.id.in_(request_ids), ~exists(open_items))
+        .values(finished_at=now)
+    )
+    return len(mine)
+
+
+# --- the worker's side: callback deliveries -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    id: str
+    account_id: int
+    payload: dict[str, Any]
+    attempts: int
+    callback_token: str
+    url: str | None
+    headers: dict[str, str] | None
+    signing_key_version: int | None
+
+
+def claim_deliveries(
+    conn: Connection, claim_id: str, now: datetime, until: datetime, limit: int
+) -> list[DueDelivery]:
+    """Lease up to ``limit`` due messages until ``until`` (past the attempt's timeout)."""
+    candidates: Select[Any] = (
+        select(callback_deliveries.c.id)
+        .where(
+            callback_deliveries.c.status == _PENDING, callback_deliveries.c.next_attempt_at <= now
+        )
+        .order_by(callback_deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = (
+        conn.execute(
+            update(callback_deliveries)
+            .where(callback_deliveries.c.id.in_(candidates.scalar_subquery()))
+            .values(next_attempt_at=until, claim_id=claim_id)
+            .returning(callback_deliveries.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not claimed:
+        return []
+    rows = conn.execute(
+        select(
+            callback_deliveries.c.id,
+            callback_deliveries.c.account_id,
+            callback_deliveries.c.payload,
+            callback_deliveries.c.attempts,
+            lifecycle_requests.c.callback_token,
+            callback_configs.c.url,
+            callback_configs.c.headers,
+            callback_configs.c.signing_key_version,
+        )
+        .select_from(
+            callback_deliveries.join(request_items)
+            .join(lifecycle_requests)
+            .outerjoin(
+                callback_configs,
+                callback_configs.c.account_id == callback_deliveries.c.account_id,
+            )
+        )
+        .where(callback_deliveries.c.id.in_(claimed))
+    )
+    return [DueDelivery(**row._mapping) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    delivery_id: str
+    attempted_at: datetime
+    url: str | None
+    status_code: int | None
+    error: str | None
+    latency_ms: int | None
+    delivered: bool
+    next_attempt_at: datetime | None  # None with delivered=False: give up
+
+
+def record_attempts(conn: Connection, claim_id: str, records: Sequence[AttemptRecord]) -> None:
+    if not records:
+        return
+    conn.execute(
+        insert(callback_attempts),
+        [
+            {
+                "delivery_id": r.delivery_id,
+                "attempted_at": r.attempted_at,
+                "url": r.url,
+                "status_code": r.status_code,
+                "error": r.error,
+                "latency_ms": r.latency_ms,
+            }
+            for r in records
+        ],
+    )
+    conn.execute(
+        update(callback_deliveries)
+        .where(
+            callback_deliveries.c.id == bindparam("b_id"),
+            callback_deliveries.c.claim_id == bindparam("b_claim"),
+        )
+        .values(
+            status=bindparam("b_status"),
+            attempts=callback_deliveries.c.attempts + 1,
+            next_attempt_at=bindparam("b_next", type_=callback_deliveries.c.next_attempt_at.type),
+            last_error=bindparam("b_error"),
+            delivered_at=bindparam("b_delivered_at", type_=callback_deliveries.c.delivered_at.type),
+            claim_id=None,
+        ),
+        [
+            {
+                "b_id": r.delivery_id,
+                "b_claim": claim_id,
+                "b_status": "delivered"
+                if r.delivered
+                else ("pending" if r.next_attempt_at else "failed"),
+                "b_next": r.next_attempt_at or r.attempted_at,
+                "b_error": None if r.delivered else (r.error or f"HTTP {r.status_code}")[:500],
+                "b_delivered_at": r.attempted_at if r.delivered else None,
+            }
+            for r in records
+        ],
+    )
+
+
+def make_deliveries_due(conn: Connection, account_id: int, now: datetime) -> int:
+    """Messages waiting for a callback URL (or a retry) go out now: the account just set one."""
+    result = conn.execute(
+        update(callback_deliveries)
+        .where(
+            callback_deliveries.c.account_id == account_id,
+            callback_deliveries.c.status == _PENDING,
+            callback_deliveries.c.claim_id.is_(None),
+            callback_deliveries.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount)
+
+
+def redeliver(conn: Connection, account_id: int, delivery_id: str, now: datetime) -> bool:
+    """Send a message again (replay), whatever its state, from a fresh retry schedule."""
+    result = conn.execute(
+        update(callback_deliveries)
+        .where(
+            callback_deliveries.c.id == delivery_id,
+            callback_deliveries.c.account_id == account_id,
+        )
+        .values(status="pending", attempts=0, next_attempt_at=now, claim_id=None)
+    )
+    return result.rowcount == 1
+
+
+# --- callback configuration -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackConfig:
+    url: str | None
+    headers: dict[str, str]
+    signing_key_version: int
+
+
+def get_callback_config(conn: Connection, account_id: int) -> CallbackConfig | None:
+    row = conn.execute(
+        select(
+            callback_configs.c.url,
+            callback_configs.c.headers,
+            callback_configs.c.signing_key_version,
+        ).where(callback_configs.c.account_id == account_id)
+    ).one_or_none()
+    return CallbackConfig(**row._mapping) if row else None
+
+
+def set_callback_config(
+    conn: Connection, account_id: int, url: str, headers: dict[str, str], now: datetime
+) -> None:
+    updated = conn.execute(
+        update(callback_configs)
+        .where(callback_configs.c.account_id == account_id)
+        .values(url=url, headers=headers, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(callback_configs).values(
+                account_id=account_id, url=url, headers=headers, updated_at=now
+            )
+        )
+
+
+def signing_key_versions(conn: Connection, account_ids: Iterable[int]) -> dict[int, int]:
+    rows = conn.execute(
+        select(callback_configs.c.account_id, callback_configs.c.signing_key_version).where(
+            callback_configs.c.account_id.in_(list(account_ids))
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+# --- request status -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    tracking_number: str
+    operation: str
+    item_count: int
+    accepted_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStatus:
+    identifier: str
+    identifier_type: str
+    status: str
+    result_status: str | None
+    messages: list[str] | None
+    finished_at: datetime | None
+    delivery_status: str | None
+    delivery_attempts: int | None
+    delivered_at: datetime | None
+    delivery_error: str | None
+
+
+def get_request(
+    conn: Connection, account_id: int, tracking_number: str
+) -> tuple[RequestSummary, list[ItemStatus]] | None:
+    row = conn.execute(
+        select(
+            lifecycle_requests.c.id,
+            lifecycle_requests.c.tracking_number,
+            lifecycle_requests.c.operation,
+            lifecycle_requests.c.item_count,
+            lifecycle_requests.c.accepted_at,
+            lifecycle_requests.c.finished_at,
+        ).where(
+            lifecycle_requests.c.tracking_number == tracking_number,
+            lifecycle_requests.c.account_id == account_id,
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    m = dict(row._mapping)
+    request_id = m.pop("id")
+    items = conn.execute(
+        select(
+            request_items.c.identifier,
+            request_items.c.identifier_type,
+            request_items.c.status,
+            request_items.c.result_status,
+            request_items.c.messages,
+            request_items.c.finished_at,
+            callback_deliveries.c.status.label("delivery_status"),
+            callback_deliveries.c.attempts.label("delivery_attempts"),
+            callback_deliveries.c.delivered_at,
+            callback_deliveries.c.last_error.label("delivery_error"),
+        )
+        .select_from(
+            request_items.outerjoin(
+                callback_deliveries, callback_deliveries.c.item_id == request_items.c.id
+            )
+        )
+        .where(request_items.c.request_id == request_id)
+        .order_by(request_items.c.id)
+    )
+    return RequestSummary(**m), [ItemStatus(**item._mapping) for item in items]
+
+
+def count_open_items(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(request_items).where(request_items.c.status != _DONE)
+        ).scalar_one()
+    )
+
+
+def count_pending_deliveries(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(callback_deliveries)
+            .where(callback_deliveries.c.status == _PENDING)
+        ).scalar_one()
+    )

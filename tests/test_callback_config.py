@@ -1,0 +1,68 @@
+"""The documented header whitelist, as properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from m2m.callback_config import CallbackConfigError, header_problem, masked, validate_headers
+
+token_chars = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+names = st.text(token_chars, min_size=1, max_size=30)
+safe_values = st.text(
+    st.characters(blacklist_characters="\r\n\0", blacklist_categories=("Cs",)), max_size=100
+)
+
+
+@given(suffix=names, value=safe_values)
+def test_x_headers_are_allowed(suffix: str, value: str) -> None:
+    name = "x-" + suffix
+    if name.lower() == "x-callback-token":
+        return
+    assert header_problem(name, value) is None
+    assert header_problem(name.upper(), value) is None
+
+
+@given(value=safe_values)
+def test_authorization_is_allowed_in_any_case(value: str) -> None:
+    for name in ("Authorization", "authorization", "AUTHORIZATION"):
+        assert header_problem(name, value) is None
+
+
+@given(name=names, value=safe_values)
+def test_other_headers_are_refused(name: str, value: str) -> None:
+    if name.lower().startswith("x-") or name.lower() == "authorization":
+        return
+    assert header_problem(name, value) is not None
+
+
+@given(
+    name=st.sampled_from(["x-test", "Authorization"]),
+    before=safe_values,
+    bad=st.sampled_from(["\r", "\n", "\0", "\r\n"]),
+    after=safe_values,
+)
+def test_values_with_cr_lf_nul_are_refused(name: str, before: str, bad: str, after: str) -> None:
+    problem = header_problem(name, before + bad + after)
+    assert problem is not None
+    assert "CR, LF or NUL" in problem
+
+
+@pytest.mark.parametrize("name", ["x-callback-token", "X-Callback-Token"])
+def test_callback_token_cannot_be_configured(name: str) -> None:
+    assert "per request" in (header_problem(name, "v") or "")
+
+
+@pytest.mark.parametrize("name", ["x test", "x-é", "", "x:y", "Host", "Content-Type", "Cookie"])
+def test_invalid_or_reserved_names(name: str) -> None:
+    assert header_problem(name, "v") is not None
+
+
+def test_validate_and_mask() -> None:
+    headers = {"Authorization": "Bearer abc", "x-test": "Another custom header"}
+    assert validate_headers(headers) == headers
+    assert masked(headers) == {"Authorization": "****", "x-test": "****"}
+    assert validate_headers({"x-a": "1", "X-A": "2"}) == {"X-A": "2"}  # one header, last wins
+    with pytest.raises(CallbackConfigError, match="only Authorization"):
+        validate_headers({"x-a": "1", "Cookie": "2"})

@@ -1,0 +1,353 @@
+"""Callback configuration, lifecycle requests and their callbacks, end to end over loopback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from standardwebhooks.webhooks import Webhook
+
+from m2m.callbacks import signing_secret
+from m2m.clock import ManualClock
+from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid, demo_imsi
+from m2m.storage.tables import sim_history
+from tests.conftest import SECRET_KEY, Tenant
+from tests.receiver import Receiver
+from tests.test_simcards import add_sim
+
+M2M = "/m2m/1.0.0"
+MSISDN = {"identifierType": "MSISDN"}
+
+
+def auth(client: TestClient) -> dict[str, str]:
+    token = client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}", "x-api-key": API_KEY}
+
+
+def configure(
+    client: TestClient,
+    auth_headers: dict[str, str],
+    url: str,
+    callback_headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    body: dict[str, Any] = {"url": url}
+    if callback_headers is not None:
+        body["headers"] = callback_headers
+    return client.post(f"{M2M}/configure/callback", headers=auth_headers, json=body)
+
+
+def request(
+    client: TestClient,
+    headers: dict[str, str],
+    operation: str,
+    devices: list[dict[str, str]],
+    callback_token: str = "encotest",
+) -> httpx.Response:
+    return client.post(
+        f"{M2M}/requests/{operation}",
+        headers={**headers, "x-callback-token": callback_token},
+        json=devices,
+    )
+
+
+def msisdn(n: int) -> dict[str, str]:
+    return {"identifier": str(32470000000 + n), "identifierType": "MSISDN"}
+
+
+def wait_until_finished(
+    client: TestClient, headers: dict[str, str], tracking: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get(f"{M2M}/requests/{tracking}", headers=headers).json()
+        delivered = all(
+            d["callback"] and d["callback"]["status"] != "pending" for d in status["devices"]
+        )
+        if status["finishedAt"] and delivered:
+            return status  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"request not finished in time: {status}")
+        time.sleep(0.05)
+
+
+def sim_state(client: TestClient, headers: dict[str, str], n: int) -> str:
+    response = client.get(f"{M2M}/simcards", params={"msisdn": 32470000000 + n}, headers=headers)
+    return str(response.json()[0]["State"])
+
+
+@pytest.mark.usefixtures("seeded")
+def test_documented_deactivation_reaches_the_callback(
+    client: TestClient, receiver: Receiver
+) -> None:
+    headers = auth(client)
+    configured = configure(
+        client,
+        headers,
+        receiver.url,
+        {"Authorization": "Bearer cb-secret", "x-test": "Another custom header"},
+    )
+    assert configured.status_code == 204
+    assert configured.content == b""
+
+    accepted = client.post(
+        f"{M2M}/requests/deactivation",
+        headers={
+            **headers,
+            "Content-Type": "application/json",
+            "Accept-Language": "application/json",
+            "x-callback-token": "encotest",
+        },
+        content='[{"identifier":"32470000001","identifierType":"MSISDN"}]',
+    )
+    assert accepted.status_code == 202
+    tracking = accepted.json()["TrackingNumber"]
+    assert list(accepted.json()) == ["TrackingNumber"]
+
+    status = wait_until_finished(client, headers, tracking)
+    assert status["operation"] == "deactivation"
+    assert status["devices"][0]["resultStatus"] == "Success"
+    assert sim_state(client, headers, 1) == "Deactivated"
+
+    [message] = receiver.received
+    assert message.headers["x-callback-token"] == "encotest"
+    assert message.headers["authorization"] == "Bearer cb-secret"
+    assert message.headers["x-test"] == "Another custom header"
+    assert message.headers["content-type"] == "application/json"
+    body = message.json()
+    assert body == {
+        "trackingNumber": tracking,
+        "device": {"identifier": body["device"]["identifier"], "identifierType": "ICCID"},
+        "resultStatus": "Success",
+        "messages": [],
+    }
+    assert len(body["device"]["identifier"]) in (19, 20)
+    # Standard Webhooks: a receiver verifies with its account's secret.
+    account_id = 1
+    secret = signing_secret(SECRET_KEY, account_id, 1)
+    verified = Webhook(secret).verify(message.body, message.headers)
+    assert verified == body
+
+
+@pytest.mark.usefixtures("seeded")
+def test_reactivation_and_non_transitions_report_through_callbacks(
+    client: TestClient, receiver: Receiver
+) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    tracking = request(
+        client,
+        headers,
+        "reactivation",
+        [
+            msisdn(91),
+            msisdn(1),
+            msisdn(51),
+            {"identifier": "32499999999", "identifierType": "MSISDN"},
+        ],
+    ).json()["TrackingNumber"]
+    status = wait_until_finished(client, headers, tracking)
+    results = {d["identifier"]: d for d in status["devices"]}
+    assert results["32470000091"]["resultStatus"] == "Success"
+    assert results["32470000091"]["messages"] == []
+    assert results["32470000001"]["resultStatus"] == "Success"  # already Active
+    assert "nothing was changed" in results["32470000001"]["messages"][0]
+    assert results["32470000051"]["resultStatus"] == "Failure"  # Ready: use activation
+    assert "Ready" in results["32470000051"]["messages"][0]
+    assert results["32499999999"]["resultStatus"] == "Failure"
+    assert results["32499999999"]["messages"] == ["Device not found."]
+    assert sim_state(client, headers, 91) == "Active"
+    assert len(receiver.received) == 4
+    unknown = [m for m in receiver.messages() if m["device"]["identifierType"] == "MSISDN"]
+    assert unknown[0]["device"]["identifier"] == "32499999999"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_other_accounts_devices_are_not_found(
+    client: TestClient, receiver: Receiver, other_tenant: Tenant, engine: Engine
+) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+
+    add_sim(engine, ManualClock(), other_tenant.account_id, "32499000001")
+    tracking = request(
+        client, headers, "termination", [{"identifier": "32499000001", "identifierType": "MSISDN"}]
+    ).json()["TrackingNumber"]
+    status = wait_until_finished(client, headers, tracking)
+    assert status["devices"][0]["resultStatus"] == "Failure"
+    assert status["devices"][0]["messages"] == ["Device not found."]
+    # And the owner cannot see the request.
+    other = {
+        "Authorization": f"Bearer {other_tenant.permanent_token}",
+        "x-api-key": other_tenant.api_key,
+    }
+    assert client.get(f"{M2M}/requests/{tracking}", headers=other).status_code == 404
+
+
+@pytest.mark.usefixtures("seeded")
+def test_devices_by_iccid_and_imsi(client: TestClient, receiver: Receiver) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    tracking = request(
+        client,
+        headers,
+        "activation",
+        [
+            {"identifier": demo_iccid(52), "identifierType": "ICCID"},
+            {"identifier": demo_imsi(53), "identifierType": "IMSI"},
+        ],
+    ).json()["TrackingNumber"]
+    status = wait_until_finished(client, headers, tracking)
+    assert [d["resultStatus"] for d in status["devices"]] == ["Success", "Success"]
+    assert sim_state(client, headers, 52) == sim_state(client, headers, 53) == "Active"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_per_sim_order_is_acceptance_order(
+    client: TestClient, receiver: Receiver, engine: Engine
+) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    sequence = ["deactivation", "reactivation", "deactivation", "termination", "activation"]
+    trackings = [
+        request(client, headers, op, [msisdn(2)]).json()["TrackingNumber"] for op in sequence
+    ]
+    results = [wait_until_finished(client, headers, t)["devices"][0] for t in trackings]
+    assert [r["resultStatus"] for r in results] == ["Success"] * 4 + ["Failure"]
+    assert sim_state(client, headers, 2) == "Terminated"
+    with engine.connect() as conn:
+        changes = conn.execute(
+            select(sim_history.c.from_state, sim_history.c.to_state).order_by(sim_history.c.id)
+        ).all()
+    assert [tuple(c) for c in changes] == [
+        ("Active", "Deactivated"),
+        ("Deactivated", "Active"),
+        ("Active", "Deactivated"),
+        ("Deactivated", "Terminated"),
+    ]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_test_sims_always_fail_with_a_network_error(client: TestClient, receiver: Receiver) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    tracking = request(client, headers, "deactivation", [msisdn(13)]).json()["TrackingNumber"]
+    device = wait_until_finished(client, headers, tracking)["devices"][0]
+    assert device["resultStatus"] == "Failure"
+    assert "Network error" in device["messages"][0]
+    assert sim_state(client, headers, 13) == "Active"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_messages_wait_for_a_callback_url(client: TestClient, receiver: Receiver) -> None:
+    headers = auth(client)
+    tracking = request(client, headers, "deactivation", [msisdn(3)]).json()["TrackingNumber"]
+    deadline = time.monotonic() + 30
+    while True:
+        device = client.get(f"{M2M}/requests/{tracking}", headers=headers).json()["devices"][0]
+        if device["callback"] and device["callback"]["attempts"] >= 1:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert device["callback"]["status"] == "pending"
+    assert "no callback URL" in device["callback"]["lastError"]
+    configure(client, headers, receiver.url)  # the message goes out now, not at the next retry
+    status = wait_until_finished(client, headers, tracking, timeout=30)
+    assert status["devices"][0]["callback"]["status"] == "delivered"
+    assert receiver.count() == 1
+
+
+@pytest.mark.usefixtures("seeded")
+def test_callback_configuration_rules(client: TestClient) -> None:
+    headers = auth(client)
+    for body, fragment in [
+        ({"url": "ftp://example.com/cb"}, "http"),
+        ({"url": "/relative"}, "absolute"),
+        ({"url": "https://user:pw@example.com/cb"}, "without user"),
+        ({"url": "https://example.com/cb", "headers": {"Cookie": "a=b"}}, "x-* headers"),
+        ({"url": "https://example.com/cb", "headers": {"x-callback-token": "t"}}, "per request"),
+        ({"url": "https://example.com/cb", "headers": {"x-a": "1\r\nHost: evil"}}, "CR, LF"),
+    ]:
+        response = client.post(f"{M2M}/configure/callback", headers=headers, json=body)
+        assert response.status_code == 422, body
+        assert response.json()["error"] in ("invalid_callback", "invalid_request"), body
+        assert fragment in response.json()["error_description"]
+    for url in ["http://169.254.169.254/latest", "http://10.0.0.1/cb", "http://167772161/"]:
+        response = client.post(f"{M2M}/configure/callback", headers=headers, json={"url": url})
+        assert response.status_code == 403, url
+        assert response.json()["error"] == "callback_target_forbidden"
+    missing = client.post(f"{M2M}/configure/callback", headers=headers, json={})
+    assert missing.status_code == 422
+    assert client.post(f"{M2M}/configure/callback", json={"url": "https://x.io"}).status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_callback_configuration_is_replaced_and_shown_masked(client: TestClient) -> None:
+    headers = auth(client)
+    assert client.get(f"{M2M}/configure/callback", headers=headers).json() == {
+        "url": None,
+        "headers": {},
+    }
+    configure(client, headers, "https://one.example/cb", {"Authorization": "Basic abc"})
+    configure(client, headers, "https://two.example/cb", {"x-b": "2"})
+    shown = client.get(f"{M2M}/configure/callback", headers=headers).json()
+    assert shown == {"url": "https://two.example/cb", "headers": {"x-b": "****"}}
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"{}", "non-empty JSON array"),
+        (b"[]", "non-empty JSON array"),
+        (b'[{"identifier": "32470000001"}]', "identifierType"),
+        (b'[{"identifier": "32470000001", "identifierType": "EID"}]', "identifierType"),
+        (b'[{"identifier": "abc", "identifierType": "MSISDN"}]', "MSISDN must be"),
+        (b'[{"identifier": "123", "identifierType": "ICCID"}]', "ICCID must be"),
+        (b'[{"identifier": "1234", "identifierType": "IMSI"}]', "IMSI must be"),
+    ],
+)
+def test_malformed_request_bodies_are_422(client: TestClient, body: bytes, fragment: str) -> None:
+    response = client.post(
+        f"{M2M}/requests/deactivation",
+        headers={**auth(client), "x-callback-token": "t", "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 422
+    assert fragment in response.json()["error_description"]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_missing_callback_token_unknown_operation_and_too_many_devices(
+    client: TestClient, settings: Any
+) -> None:
+    headers = auth(client)
+    no_token = client.post(f"{M2M}/requests/deactivation", headers=headers, json=[msisdn(1)])
+    assert no_token.status_code == 422
+    assert "x-callback-token" in no_token.json()["error_description"]
+    unknown = request(client, headers, "suspension", [msisdn(1)])
+    assert unknown.status_code == 405  # only GET /requests/{TrackingNumber} matches
+    assert unknown.json()["error"] == "method_not_allowed"
+    too_many = request(client, headers, "deactivation", [msisdn(1)] * 10_001)
+    assert too_many.status_code == 413
+    assert too_many.json()["error"] == "too_many_devices"
+    assert "10000" in too_many.json()["error_description"]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_unknown_tracking_number_is_404(client: TestClient) -> None:
+    response = client.get(
+        f"{M2M}/requests/717ccaa0-1234-5678-1234-9444e657ca96", headers=auth(client)
+    )
+    assert response.status_code == 404
