@@ -413,11 +413,6 @@ def test_a_token_of_one_account_does_not_read_another_account_sim(
 # --- known bugs (see the report): strict, so they fail once fixed and the marker must go ------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="print_table renders cells as Rich markup: a name with '[/red]' crashes the listing",
-)
 def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
     new_account(cli, "a[/red]")
     new_account(cli, "[b]x[/b]")

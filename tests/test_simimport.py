@@ -885,11 +885,6 @@ def test_parse_row_rejects_an_iccid_whose_check_digit_was_changed(
 # --- known bugs (see the report): strict, so they fail once fixed and the marker must go ------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, ValueError),
-    reason="str.isdigit() accepts non-ASCII digits: '²' crashes int(), '١٢' is taken as 12",
-)
 @pytest.mark.parametrize("value", ["²", "١٢"])
 def test_a_threshold_in_non_ascii_digits_is_reported(value: str) -> None:
     row, problems = parse_row({**sim(1), "data_daily_threshold": value})
@@ -898,11 +893,6 @@ def test_a_threshold_in_non_ascii_digits_is_reported(value: str) -> None:
     assert problems == ["data_daily_threshold must be a whole number"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="a repeated header column is not detected: the last one silently wins",
-)
 def test_a_repeated_column_is_a_file_level_error(
     run_import: Callable[..., ImportReport], write: Callable[..., Path], engine: Engine
 ) -> None:

@@ -71,13 +71,20 @@ def _profile(record: dict[str, str], problems: list[str]) -> dict[str, Any]:
         try:
             base = SimProfile.model_validate(json.loads(raw))
         except (json.JSONDecodeError, ValidationError) as error:
-            first = str(error).splitlines()[0] if isinstance(error, ValidationError) else str(error)
-            problems.append(f"profile is not a valid profile document ({first})")
+            if isinstance(error, ValidationError):
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "profile"
+                reason = f"{where}: {first['msg']}"
+            else:
+                reason = f"not JSON: {error}"
+            problems.append(f"profile is not a valid profile document ({reason})")
             return _EMPTY_PROFILE
     elif not any(record.get(name) for name in SHORTHANDS):
         return _EMPTY_PROFILE  # shared, never mutated: most files carry no profile at all
     else:
         base = SimProfile()
+    if record.get("static_ip") and not record.get("apn"):
+        problems.append("static_ip needs an apn on the same row")
     if record.get("apn"):
         properties = AccessPointProperties(StaticIP=record.get("static_ip", ""))
         base.AccessPoints = [AccessPoint(Code=record["apn"], Properties=properties)]
@@ -89,7 +96,7 @@ def _profile(record: dict[str, str], problems: list[str]) -> dict[str, Any]:
     ):
         value = record.get(column, "")
         if value:
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 problems.append(f"{column} must be a whole number")
             else:
                 setattr(base.DataService, attribute, int(value))
@@ -152,13 +159,20 @@ def _records(
         raise ImportFileError("the file is empty: it needs a header row")
     names = [name.strip().lower() for name in header]
     missing = [name for name in REQUIRED if name not in names]
-    unknown = [name for name in names if name not in REQUIRED and name not in OPTIONAL]
-    if missing or unknown:
+    unknown = [
+        name or f"(unnamed, column {position})"
+        for position, name in enumerate(names, start=1)
+        if name not in REQUIRED and name not in OPTIONAL
+    ]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if missing or unknown or repeated:
         parts = []
         if missing:
             parts.append("missing column(s): " + ", ".join(missing))
         if unknown:
             parts.append("unknown column(s): " + ", ".join(unknown))
+        if repeated:
+            parts.append("repeated column(s): " + ", ".join(repeated))
         raise ImportFileError("; ".join(parts) + f" (known: {', '.join(REQUIRED + OPTIONAL)})")
     width = len(names)
     for values in reader:

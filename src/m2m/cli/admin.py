@@ -53,7 +53,7 @@ def _show_secret(as_json: bool, value: dict[str, object], what: str) -> None:
 def _check_account(account_id: int) -> None:
     with migrated_engine(load_settings()).connect() as conn:
         if account_store.get_account(conn, account_id) is None:
-            raise fail(f"no account with id {account_id}")
+            raise fail(f"No account with id {account_id}.")
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def sims_import(
     else:
         shown = report.errors[:50]
         for e in shown:
-            console.print(f"line {e.line}: {e.message}", highlight=False)
+            console.print(f"line {e.line}: {e.message}", highlight=False, markup=False)
         if len(report.errors) > len(shown):
             console.print(f"… and {len(report.errors) - len(shown)} more problems.")
         console.print(

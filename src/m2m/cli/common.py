@@ -11,7 +11,9 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from m2m.errors import M2MError
@@ -26,7 +28,7 @@ JsonOption = typer.Option(False, "--json", help="Print JSON for scripts instead 
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -66,5 +68,6 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Text, not str: a str cell is parsed as Rich markup ("[/red]" in a name would crash).
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
