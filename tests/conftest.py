@@ -83,6 +83,19 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def quiet(settings: Settings) -> Settings:
+    """Settings without a worker inside the app: the test runs one step by step (or a process)."""
+    return settings.model_copy(update={"embedded_worker": False})
+
+
+@pytest.fixture
+def api(quiet: Settings, engine: Engine, clock: ManualClock, seeded: None) -> Iterator[TestClient]:
+    """The app over the sandbox's demo data, with no worker of its own."""
+    with TestClient(create_app(quiet, engine=engine, clock=clock)) as test_client:
+        yield test_client
+
+
 @dataclass(frozen=True)
 class Tenant:
     """An account with one API key, one OAuth2 app and one permanent token."""

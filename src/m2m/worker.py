@@ -63,8 +63,9 @@ class Worker:
         self._batch = batch_size
         self._poll = poll_seconds
         self._lease = timedelta(seconds=lease_seconds)
-        # A claimed message becomes due again after the attempt's timeout plus a margin.
-        self._delivery_lease = timedelta(seconds=callback_timeout_seconds + 30)
+        # A claimed message becomes due again after twice the attempt's timeout: an attempt
+        # cannot take longer than the timeout, so only a dead worker's messages come back.
+        self._delivery_lease = timedelta(seconds=2 * callback_timeout_seconds)
         self._concurrency = asyncio.Semaphore(callback_concurrency)
         self._items_wake = asyncio.Event()
         self._deliveries_wake = asyncio.Event()

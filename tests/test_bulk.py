@@ -1,0 +1,156 @@
+"""Large requests end to end, and a worker process killed in the middle of one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from m2m.clock import ManualClock
+from m2m.identifiers import luhn_check_digit
+from m2m.storage import sims as sim_store
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import callback_deliveries, request_items, sim_cards, sim_history
+from tests.receiver import Receiver
+from tests.test_requests_api import auth, configure, request
+
+M2M_BIN = str(Path(sys.executable).parent / "m2m")
+FIRST_BULK_MSISDN = 32480000000
+
+
+def add_active_sims(engine: Engine, count: int, now: datetime) -> list[str]:
+    """``count`` Active SIMs in the sandbox account (id 1); returns their MSISDNs."""
+    rows = []
+    for n in range(count):
+        payload = f"893201{800000000000 + n:012d}"
+        rows.append(
+            {
+                "account_id": 1,
+                "iccid": payload + str(luhn_check_digit(payload)),
+                "imsi": f"20601{2000000000 + n:010d}",
+                "msisdn": str(FIRST_BULK_MSISDN + n),
+                "state": "Active",
+                "cost_center": None,
+                "profile": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    with write_transaction(engine) as conn:
+        sim_store.insert_sims(conn, rows)
+    return [row["msisdn"] for row in rows]
+
+
+def count(engine: Engine, table: object, *where: object) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(table).where(*where)  # type: ignore[arg-type]
+        return int(conn.execute(query).scalar_one())
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.usefixtures("seeded")
+def test_ten_thousand_devices_end_to_end(
+    client: TestClient, engine: Engine, clock: ManualClock, receiver: Receiver
+) -> None:
+    msisdns = add_active_sims(engine, 10_000, clock.now())
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    devices = [{"identifier": m, "identifierType": "MSISDN"} for m in msisdns]
+    accepted = request(client, headers, "deactivation", devices)
+    assert accepted.status_code == 202
+    # Committed before the answer: every item is there at once.
+    assert count(engine, request_items) == 10_000
+
+    wait_for(lambda: receiver.count() >= 10_000, 120, "10,000 callbacks")
+    messages = receiver.messages()
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 10_000
+    assert {m["resultStatus"] for m in messages} == {"Success"}
+    assert all(r.headers["x-callback-token"] == "encotest" for r in receiver.received)
+    assert count(engine, sim_cards, sim_cards.c.state == "Deactivated") == 10_000 + 10  # + demo
+    assert count(engine, sim_history) == 10_000
+
+
+@pytest.fixture
+def worker_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
+    return {
+        **env,
+        "M2M_DATABASE_URL": database_url,
+        "M2M_DATA_DIR": str(tmp_path),
+        "M2M_SANDBOX": "true",  # callbacks to the loopback receiver
+        "M2M_SIMULATOR_LATENCY_SECONDS": "0.05",
+        "M2M_WORKER_BATCH_SIZE": "50",
+        "M2M_WORKER_POLL_SECONDS": "0.1",
+        "M2M_ITEM_LEASE_SECONDS": "2",
+        "M2M_CALLBACK_TIMEOUT_SECONDS": "1",
+    }
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen([M2M_BIN, "worker"], env=env, stdout=output, stderr=output)
+
+
+def test_sigkilled_worker_loses_nothing_and_doubles_nothing(
+    api: TestClient,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    total = 1_500
+    msisdns = add_active_sims(engine, total, clock.now())
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    devices = [{"identifier": m, "identifierType": "MSISDN"} for m in msisdns]
+    assert request(api, headers, "deactivation", devices).status_code == 202
+
+    log = tmp_path / "worker.log"
+    first = start_worker(worker_env, log)
+    done = request_items.c.status == "done"
+    wait_for(lambda: count(engine, request_items, done) >= 200, 60, "the first items")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    finished_by_first = count(engine, request_items, done)
+    assert finished_by_first < total, "the worker finished before it could be killed"
+
+    second = start_worker(worker_env, log)
+    try:
+        wait_for(lambda: count(engine, request_items, done) == total, 120, "every item")
+        delivered = callback_deliveries.c.status == "delivered"
+        wait_for(lambda: count(engine, callback_deliveries, delivered) == total, 120, "delivery")
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    assert second.returncode == 0, log.read_text()[-3000:]
+
+    # Every item final exactly once: one state change and one message per device.
+    assert count(engine, sim_history) == total
+    assert count(engine, callback_deliveries) == total
+    with engine.connect() as conn:
+        per_sim = conn.execute(
+            select(sim_history.c.sim_id, func.count())
+            .group_by(sim_history.c.sim_id)
+            .having(func.count() > 1)
+        ).all()
+        ids = set(conn.execute(select(callback_deliveries.c.id)).scalars())
+    assert per_sim == []
+    # Every callback delivered at least once (a message in flight at the kill may come twice).
+    received = {r.headers["webhook-id"] for r in receiver.received}
+    assert received == ids

@@ -1,0 +1,217 @@
+"""The worker driven step by step with a controllable clock: retries, failures, lease takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from m2m.clock import ManualClock
+from m2m.retry import DEFAULT_RETRY_SCHEDULE, JITTER
+from m2m.runtime import worker_parts
+from m2m.settings import Settings
+from m2m.storage import requests as store
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import callback_attempts, callback_deliveries, request_items, sim_history
+from tests.receiver import Receiver
+from tests.test_requests_api import auth, configure, msisdn, request
+
+
+def drain(settings: Settings, engine: Engine, clock: ManualClock) -> None:
+    async def run() -> None:
+        async with worker_parts(settings, engine, clock) as worker:
+            await worker.drain()
+
+    asyncio.run(run())
+
+
+def attempts(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(callback_attempts.c.status_code, callback_attempts.c.error).order_by(
+                    callback_attempts.c.id
+                )
+            )
+        )
+
+
+def delivery(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(callback_deliveries)).one()
+
+
+def test_retries_until_the_receiver_recovers(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    receiver.fail_first = 3
+    request(api, headers, "deactivation", [msisdn(5)])
+
+    drain(quiet, engine, clock)  # executes the item, first attempt fails
+    assert receiver.count() == 1
+    for retry in range(3):
+        before = receiver.count()
+        delay = DEFAULT_RETRY_SCHEDULE[retry]
+        clock.advance(delay * (1 - JITTER) - 1)  # not yet due
+        drain(quiet, engine, clock)
+        assert receiver.count() == before
+        clock.advance(delay * 2 * JITTER + 2)  # due now, whatever the jitter
+        drain(quiet, engine, clock)
+        assert receiver.count() == before + 1
+    row = delivery(engine)
+    assert row.status == "delivered"
+    assert row.attempts == 4
+    recorded = attempts(engine)
+    assert [a.status_code for a in recorded] == [500, 500, 500, 200]
+    assert "HTTP 500" in recorded[0].error
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert ids == {row.id}  # the same message id on every attempt
+
+
+def test_gives_up_after_the_schedule(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    short = quiet.model_copy(update={"callback_retry_schedule": [10.0, 20.0]})
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    receiver.fail_first = 100
+    request(api, headers, "deactivation", [msisdn(6)])
+    drain(short, engine, clock)
+    for _ in range(3):
+        clock.advance(30)
+        drain(short, engine, clock)
+    assert receiver.count() == 3
+    row = delivery(engine)
+    assert row.status == "failed"
+    assert row.attempts == 3
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    receiver.status = 302
+    request(api, headers, "deactivation", [msisdn(7)])
+    drain(quiet, engine, clock)
+    assert [r.path for r in receiver.received] == ["/callback"]  # /elsewhere never requested
+    [(status, error)] = attempts(engine)
+    assert status == 302
+    assert "redirect" in error
+    assert delivery(engine).status == "pending"
+
+
+def test_a_slow_receiver_times_out(
+    api: TestClient, quiet: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+                accepted.append(connection)
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    try:
+        fast = quiet.model_copy(update={"callback_timeout_seconds": 0.5})
+        headers = auth(api)
+        configure(api, headers, f"http://127.0.0.1:{listener.getsockname()[1]}/cb")
+        request(api, headers, "deactivation", [msisdn(8)])
+        drain(fast, engine, clock)
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    [(status, error)] = attempts(engine)
+    assert status is None
+    assert "timed out" in error
+
+
+def test_callbacks_to_loopback_are_refused_outside_the_sandbox(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    headers = auth(api)
+    configure(api, headers, receiver.url)  # accepted in the sandbox
+    request(api, headers, "deactivation", [msisdn(9)])
+    production = quiet.model_copy(update={"sandbox": False})
+    drain(production, engine, clock)
+    assert receiver.count() == 0
+    [(status, error)] = attempts(engine)
+    assert status is None
+    assert "refused" in error
+
+
+def test_items_of_a_dead_worker_are_taken_over_once_the_lease_expires(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    request(api, headers, "deactivation", [msisdn(n) for n in range(1, 11)])
+    now = clock.now()
+    with write_transaction(engine) as conn:  # a worker claims everything, then dies
+        claimed = store.claim_items(conn, "dead-worker", now, now.replace(), 100)
+    assert len(claimed) == 10
+    clock.advance(1)
+    drain(quiet, engine, clock)  # the lease (until `now`) has expired: taken over
+    with engine.connect() as conn:
+        done = conn.execute(
+            select(func.count()).select_from(request_items).where(request_items.c.status == "done")
+        ).scalar_one()
+        changes = conn.execute(select(func.count()).select_from(sim_history)).scalar_one()
+    assert done == 10
+    assert changes == 10
+    assert receiver.count() == 10
+    # The dead worker coming back cannot record anything any more.
+    with write_transaction(engine) as conn:
+        assert store.finish_items(conn, "dead-worker", [], clock.now()) == 0
+
+
+def test_live_leases_are_respected(
+    api: TestClient, quiet: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    headers = auth(api)
+    request(api, headers, "deactivation", [msisdn(20)])
+    now = clock.now()
+    with write_transaction(engine) as conn:
+        far = now.replace(year=now.year + 1)
+        assert len(store.claim_items(conn, "busy-worker", now, far, 10)) == 1
+    drain(quiet, engine, clock)
+    with engine.connect() as conn:
+        assert conn.execute(select(request_items.c.status)).scalar_one() == "claimed"
