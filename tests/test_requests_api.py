@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -13,8 +14,10 @@ from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
+from m2m.identifiers import SimState
+from m2m.lifecycle import Operation, decide
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid, demo_imsi
-from m2m.storage.tables import sim_history
+from m2m.storage.tables import lifecycle_requests, sim_cards, sim_history
 from tests.conftest import SECRET_KEY, Tenant
 from tests.receiver import Receiver
 from tests.test_simcards import add_sim
@@ -351,3 +354,50 @@ def test_unknown_tracking_number_is_404(client: TestClient) -> None:
         f"{M2M}/requests/717ccaa0-1234-5678-1234-9444e657ca96", headers=auth(client)
     )
     assert response.status_code == 404
+
+
+@pytest.mark.usefixtures("seeded")
+def test_per_sim_order_holds_under_concurrent_requests(
+    client: TestClient, receiver: Receiver, engine: Engine
+) -> None:
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    sims = [msisdn(n) for n in range(21, 31)]  # Active demo SIMs
+    operations = ["deactivation", "reactivation"] * 4 + ["termination", "activation"]
+    trackings: list[str] = []
+
+    def send(operation: str) -> None:
+        response = request(client, headers, operation, sims)
+        trackings.append(response.json()["TrackingNumber"])
+
+    threads = [threading.Thread(target=send, args=(op,)) for op in operations]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for tracking in trackings:
+        wait_until_finished(client, headers, tracking)
+
+    with engine.connect() as conn:
+        accepted = conn.execute(
+            select(lifecycle_requests.c.tracking_number, lifecycle_requests.c.operation)
+            .where(lifecycle_requests.c.tracking_number.in_(trackings))
+            .order_by(lifecycle_requests.c.id)
+        ).all()
+        history = conn.execute(
+            select(sim_cards.c.msisdn, sim_history.c.tracking_number, sim_history.c.to_state)
+            .join(sim_cards, sim_cards.c.id == sim_history.c.sim_id)
+            .order_by(sim_history.c.id)
+        ).all()
+    # Replaying the requests in acceptance order gives exactly what happened to every SIM.
+    for sim in sims:
+        state = SimState.ACTIVE
+        expected = []
+        for tracking, operation in accepted:
+            decision = decide(Operation(operation), state)
+            if decision.new_state is not None:
+                state = decision.new_state
+                expected.append((tracking, state.value))
+        happened = [(t, s) for m, t, s in history if m == sim["identifier"]]
+        assert happened == expected
+        assert sim_state(client, headers, int(sim["identifier"]) - 32470000000) == state.value

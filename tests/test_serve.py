@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -19,6 +20,7 @@ from m2m.clock import SystemClock
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
 from tests.conftest import free_port
+from tests.receiver import Receiver
 
 M2M = str(Path(sys.executable).parent / "m2m")
 
@@ -185,3 +187,65 @@ def test_production_serves_https_with_its_own_certificate(tmp_path: Path) -> Non
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_sandbox_serves_the_documented_lifecycle_calls(
+    sandbox_server: tuple[str, subprocess.Popen[str]], receiver: Receiver
+) -> None:
+    base_url, _ = sandbox_server
+    token = httpx.post(
+        f"{base_url}/token?grant_type=client_credentials&scope=openid"
+        "&client_id=sandbox-client&client_secret=sandbox-secret",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}", "x-api-key": "sandbox-api-key"}
+    # The documentation's callback curl, with authorization and a custom header.
+    configured = httpx.post(
+        f"{base_url}/m2m/1.0.0/configure/callback",
+        headers={**bearer, "Content-Type": "application/json"},
+        content=json.dumps(
+            {
+                "url": receiver.url,
+                "headers": {"Authorization": "Bearer cb-token", "x-test": "Another custom header"},
+            }
+        ),
+        follow_redirects=True,
+    )
+    assert configured.status_code in (200, 204)
+    # The documentation's deactivation and reactivation curls.
+    for operation, accept_header in [
+        ("deactivation", {"Accept-Language": "application/json"}),
+        ("reactivation", {"Accept": "application/json"}),
+    ]:
+        response = httpx.post(
+            f"{base_url}/m2m/1.0.0/requests/{operation}",
+            headers={
+                **bearer,
+                "Content-Type": "application/json",
+                **accept_header,
+                "x-callback-token": "encotest",
+            },
+            content='[{"identifier":"32470000001","identifierType":"MSISDN"}]',
+            follow_redirects=True,
+        )
+        assert response.status_code == 202
+        assert set(response.json()) == {"TrackingNumber"}
+        deadline = time.monotonic() + 30
+        while not any(
+            m["trackingNumber"] == response.json()["TrackingNumber"] for m in receiver.messages()
+        ):
+            assert time.monotonic() < deadline, "no callback arrived"
+            time.sleep(0.05)
+    assert len(receiver.received) == 2
+    for message in receiver.received:
+        assert message.headers["x-callback-token"] == "encotest"
+        assert message.headers["authorization"] == "Bearer cb-token"
+        assert message.headers["x-test"] == "Another custom header"
+        body = message.json()
+        assert set(body) == {"trackingNumber", "device", "resultStatus", "messages"}
+        assert body["device"]["identifierType"] == "ICCID"
+        assert body["resultStatus"] == "Success"
+    state = httpx.get(f"{base_url}/m2m/1.0.0/simcards?msisdn=32470000001", headers=bearer).json()[
+        0
+    ]["State"]
+    assert state == "Active"

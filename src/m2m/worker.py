@@ -28,7 +28,7 @@ from m2m.callbacks import CallbackSender, status_message
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
-from m2m.network import NetworkAdapter, SimRef
+from m2m.network import NetworkAdapter, NetworkResult, SimRef
 from m2m.storage import requests as store
 from m2m.storage.engine import write_transaction
 
@@ -113,7 +113,7 @@ class Worker:
         else:
             decision = decide(operation, sim.state)
             if decision.new_state is not None:
-                result = await self._adapter.apply(sim, operation, decision.new_state)
+                result = await self._apply(sim, operation, decision.new_state)
                 if not result.ok:
                     decision = Decision(ResultStatus.FAILURE, messages=[result.error or "failed"])
         # The documentation's sample reports the device by ICCID; unknown devices as given.
@@ -137,6 +137,16 @@ class Worker:
                 item.tracking_number, *device, decision.status.value, decision.messages
             ),
         )
+
+    async def _apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
+        try:
+            return await self._adapter.apply(sim, operation, target)
+        except Exception as error:
+            # A broken adapter must not leave the item to be retried forever: report it.
+            log.exception("%s: network adapter failed on %s", self.name, sim.iccid)
+            return NetworkResult(
+                False, f"Network error: the adapter failed ({type(error).__name__})."
+            )
 
     # --- deliveries -----------------------------------------------------------------------
 
