@@ -7,6 +7,7 @@ import typer
 from m2m import __version__
 from m2m.cli import admin
 from m2m.cli.common import console, load_settings, migrated_engine
+from m2m.cli.listen import listen
 from m2m.cli.serve import serve
 from m2m.cli.worker import worker
 
@@ -20,6 +21,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin.app, name="admin")
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.command("listen")(listen)
 
 
 @db_app.command("upgrade")
