@@ -25,7 +25,7 @@ def make_receiver(verifier: CallbackVerifier) -> web.Application:
             f"{message.tracking_number}  {message.identifier_type} {message.identifier}  "
             f"[{colour}]{message.result_status}[/{colour}]  {details}",
             highlight=False,
-            markup=True,
+            soft_wrap=True,
         )
         return web.Response(status=204)
 
