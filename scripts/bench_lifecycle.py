@@ -2,7 +2,7 @@
 """End-to-end benchmark of one bulk lifecycle request: an N-device deactivation in the sandbox.
 
     .venv/bin/python scripts/bench_lifecycle.py [--devices N] [--runs K] [--keep] [--timeout S]
-                                                [--receiver-check]
+                                                [--receiver-check] [--env NAME=VALUE ...]
 
 Each run starts from nothing: a fresh temporary data directory (SQLite), the real server as a
 subprocess (``m2m serve --sandbox``, embedded worker, network simulator with latency 0), N extra
@@ -19,7 +19,8 @@ receiver holds N distinct ``webhook-id`` headers, and prints:
 With --runs K it prints each run and the medians. Every callback must say ``Success`` for one of
 the imported SIMs and every one of them must end ``Deactivated``; otherwise, or when a run takes
 longer than --timeout seconds, it exits with status 1. ``--receiver-check`` first measures how
-many callbacks per second the receiver alone accepts (it must not be the bottleneck).
+many callbacks per second the receiver alone accepts (it must not be the bottleneck), and
+``--env M2M_WORKER_BATCH_SIZE=1000`` (repeatable) passes a setting to the server.
 """
 
 from __future__ import annotations
@@ -94,13 +95,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(data_dir: Path, devices: int) -> dict[str, str]:
+def server_env(data_dir: Path, devices: int, extra: dict[str, str]) -> dict[str, str]:
+    """This environment without its M2M_* settings, then the benchmark's, then ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
     return {
         **env,
         "M2M_DATA_DIR": str(data_dir),
         "M2M_SIMULATOR_LATENCY_SECONDS": "0",
         "M2M_MAX_DEVICES_PER_REQUEST": str(max(devices, 10_000)),
+        **extra,
     }
 
 
@@ -428,17 +431,17 @@ async def measure(
         await receiver.stop()
 
 
-async def run_once(devices: int, timeout: float, keep: bool) -> RunResult:
-    sims = [bench_sim(n) for n in range(devices)]
-    with data_directory(keep) as data_dir:
-        env = server_env(data_dir, devices)
+async def run_once(args: argparse.Namespace) -> RunResult:
+    sims = [bench_sim(n) for n in range(args.devices)]
+    with data_directory(args.keep) as data_dir:
+        env = server_env(data_dir, args.devices, dict(args.env))
         server = start_server(data_dir, env)
         try:
             async with aiohttp.ClientSession() as session:
                 await wait_until_up(session, server, 60)
                 account_id = await asyncio.to_thread(sandbox_account_id, env)
                 await asyncio.to_thread(seed_sims, env, data_dir, account_id, sims)
-                return await measure(session, server, data_dir, sims, timeout)
+                return await measure(session, server, data_dir, sims, args.timeout)
         except Exception:
             print(f"server log (tail):\n{server.log_tail()}", file=sys.stderr)
             raise
@@ -476,7 +479,7 @@ async def main_async(args: argparse.Namespace) -> int:
     failed = False
     for run in range(1, args.runs + 1):
         try:
-            result = await run_once(args.devices, args.timeout, args.keep)
+            result = await run_once(args)
         except (RuntimeError, TimeoutError, aiohttp.ClientError) as error:
             print(f"run {run}: FAILED: {error}")
             return 1
@@ -490,6 +493,13 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.startswith("M2M_"):
+        raise argparse.ArgumentTypeError(f"expected M2M_NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000, help="devices in the request")
@@ -501,10 +511,19 @@ def main() -> int:
     parser.add_argument(
         "--receiver-check", action="store_true", help="first measure the receiver's capacity"
     )
+    parser.add_argument(
+        "--env",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server, e.g. M2M_WORKER_BATCH_SIZE=1000 (repeatable)",
+    )
     args = parser.parse_args()
     if args.devices < 1 or args.runs < 1:
         parser.error("--devices and --runs must be at least 1")
-    print(f"deactivating {args.devices:,} devices, {args.runs} run(s)", flush=True)
+    settings = "".join(f", {name}={value}" for name, value in args.env)
+    print(f"deactivating {args.devices:,} devices, {args.runs} run(s){settings}", flush=True)
     return asyncio.run(main_async(args))
 
 

@@ -176,6 +176,15 @@ def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> bool:
 # --- OAuth2 applications and their temporary tokens -----------------------------------------
 
 
+_APP_COLUMNS = (
+    oauth_apps.c.id,
+    oauth_apps.c.account_id,
+    oauth_apps.c.name,
+    oauth_apps.c.client_id,
+    oauth_apps.c.secret_digest,
+)
+
+
 def add_app(
     conn: Connection,
     account_id: int,
@@ -198,28 +207,14 @@ def add_app(
 
 def find_app(conn: Connection, client_id: str) -> App | None:
     row = conn.execute(
-        select(
-            oauth_apps.c.id,
-            oauth_apps.c.account_id,
-            oauth_apps.c.name,
-            oauth_apps.c.client_id,
-            oauth_apps.c.secret_digest,
-        ).where(oauth_apps.c.client_id == client_id)
+        select(*_APP_COLUMNS).where(oauth_apps.c.client_id == client_id)
     ).one_or_none()
     return App(**row._mapping) if row else None
 
 
 def list_apps(conn: Connection, account_id: int) -> list[App]:
     rows = conn.execute(
-        select(
-            oauth_apps.c.id,
-            oauth_apps.c.account_id,
-            oauth_apps.c.name,
-            oauth_apps.c.client_id,
-            oauth_apps.c.secret_digest,
-        )
-        .where(oauth_apps.c.account_id == account_id)
-        .order_by(oauth_apps.c.id)
+        select(*_APP_COLUMNS).where(oauth_apps.c.account_id == account_id).order_by(oauth_apps.c.id)
     )
     return [App(**row._mapping) for row in rows]
 

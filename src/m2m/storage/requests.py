@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Select,
     String,
+    Table,
     bindparam,
     exists,
     func,
@@ -37,6 +38,25 @@ _LOOKUP_CHUNK = 500
 # matches the index's WHERE clause textually.
 _DONE: ColumnElement[str] = literal_column("'done'", String)
 _PENDING: ColumnElement[str] = literal_column("'pending'", String)
+
+
+def _lease(conn: Connection, table: Table, candidates: Select[Any], **values: Any) -> list[Any]:
+    """Set ``values`` on the candidate rows nobody else holds; return their ids.
+
+    PostgreSQL: the candidates are locked with SKIP LOCKED, so concurrent workers take disjoint
+    rows. SQLite: write transactions are serialised (BEGIN IMMEDIATE), which gives the same.
+    """
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    id_column = table.c.id
+    return list(
+        conn.execute(
+            update(table)
+            .where(id_column.in_(candidates.scalar_subquery()))
+            .values(**values)
+            .returning(id_column)
+        ).scalars()
+    )
 
 
 # --- accepting a request --------------------------------------------------------------------
@@ -122,22 +142,14 @@ def claim_items(
         .order_by(request_items.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    claimed = (
-        conn.execute(
-            update(request_items)
-            .where(request_items.c.id.in_(candidates.scalar_subquery()))
-            .values(
-                status="claimed",
-                lease_owner=claim_id,
-                lease_expires_at=lease_until,
-                attempts=request_items.c.attempts + 1,
-            )
-            .returning(request_items.c.id)
-        )
-        .scalars()
-        .all()
+    claimed = _lease(
+        conn,
+        request_items,
+        candidates,
+        status="claimed",
+        lease_owner=claim_id,
+        lease_expires_at=lease_until,
+        attempts=request_items.c.attempts + 1,
     )
     if not claimed:
         return []
@@ -302,17 +314,8 @@ def claim_deliveries(
         .order_by(callback_deliveries.c.next_attempt_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    claimed = (
-        conn.execute(
-            update(callback_deliveries)
-            .where(callback_deliveries.c.id.in_(candidates.scalar_subquery()))
-            .values(next_attempt_at=until, claim_id=claim_id)
-            .returning(callback_deliveries.c.id)
-        )
-        .scalars()
-        .all()
+    claimed = _lease(
+        conn, callback_deliveries, candidates, next_attempt_at=until, claim_id=claim_id
     )
     if not claimed:
         return []
