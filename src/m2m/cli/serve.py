@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from m2m import sandbox
+from m2m import logs, sandbox
 from m2m.api.app import create_app
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
@@ -81,6 +81,7 @@ def serve(
     if settings.sandbox:
         console.print(banner(f"{scheme}://{shown_host}:{port}"), highlight=False, soft_wrap=True)
     app = create_app(settings, engine=engine, clock=clock)
+    logs.install()
     uvicorn.run(
         app,
         host=host,
