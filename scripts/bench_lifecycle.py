@@ -168,6 +168,15 @@ async def wait_until_up(session: aiohttp.ClientSession, server: Server, seconds:
         await asyncio.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads), where /proc exists."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(server: Server) -> None:
     """SIGTERM, then wait for a clean exit (kill after 30 s)."""
     if server.process.poll() is None:
@@ -372,6 +381,7 @@ class RunResult:
     items_finished: float | None  # ... to the request's finished_at (server clock = ours)
     last_callback: float  # ... to the last distinct callback received
     duplicates: int
+    server_cpu: float | None  # CPU seconds the server used from the POST to the last callback
     problems: list[str]
 
     @property
@@ -408,11 +418,13 @@ async def measure(
             [{"identifier": sim.msisdn, "identifierType": "MSISDN"} for sim in sims]
         ).encode()
 
+        cpu_before = cpu_seconds(server.process.pid)
         started_wall, started = time.time(), time.perf_counter()
         tracking_number = await request_deactivation(session, server.base_url, token, body)
         accepted = time.perf_counter() - started
         await wait_for_callbacks(receiver, timeout)
         last_callback = receiver.last_new_at - started
+        cpu_after = cpu_seconds(server.process.pid)
 
         finished_at = request_finished_at(data_dir, tracking_number)
         problems = callback_problems(receiver, tracking_number, sims)
@@ -425,6 +437,7 @@ async def measure(
             items_finished=None if finished_at is None else finished_at - started_wall,
             last_callback=last_callback,
             duplicates=receiver.duplicates,
+            server_cpu=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
             problems=problems,
         )
     finally:
@@ -459,6 +472,11 @@ def describe(result: RunResult) -> str:
         f"last callback after {result.last_callback:.2f} s, "
         f"{result.devices_per_second:,.0f} devices/s end to end"
         + (f" ({result.duplicates} duplicate callbacks)" if result.duplicates else "")
+        + (
+            ""
+            if result.server_cpu is None
+            else f"; server CPU {result.server_cpu * 1e6 / result.devices:,.0f} µs/device"
+        )
     )
 
 

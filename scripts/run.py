@@ -5,15 +5,19 @@
     python3 scripts/run.py test [pytest options]     set up, then run the whole test suite
 
 Setting up means: a virtual environment in .venv with the project and its development tools,
-reinstalled only when pyproject.toml changes.
+reinstalled only when pyproject.toml changes. The tests also need PostgreSQL: the local server on
+127.0.0.1:5432 (started here if it is installed but down), or the one M2M_TEST_POSTGRES_URL names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -50,8 +54,40 @@ def sandbox(args: list[str]) -> None:
     os.execv(command[0], command)
 
 
+def postgres_is_up(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_postgres() -> None:
+    """The suite runs every database test on PostgreSQL too: start the local server if needed."""
+    if os.environ.get("M2M_TEST_POSTGRES_URL") or postgres_is_up():
+        return
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") and clusters.is_dir():
+        for version in sorted(p.name for p in clusters.iterdir()):
+            print(f"Starting PostgreSQL {version} …", flush=True)
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                check=False,
+            )
+        for _ in range(30):
+            if postgres_is_up():
+                return
+            time.sleep(1)
+    sys.exit(
+        "The tests need PostgreSQL: none answers on 127.0.0.1:5432 and none could be started "
+        "here. Start one, or set M2M_TEST_POSTGRES_URL=postgresql://user@host:port/db (a role "
+        "that may create databases)."
+    )
+
+
 def test(args: list[str]) -> None:
     set_up()
+    ensure_postgres()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")

@@ -1,15 +1,23 @@
 """Shared fixtures: every test gets its own real database, a controllable clock, the real app.
 
-Databases: each test gets a fresh SQLite file, copied from a template migrated once per session
-(migrating per test would dominate the suite's time).
+Databases: every test that uses the ``database_url`` fixture runs twice, on SQLite and on
+PostgreSQL, each time on a database of its own, copied from a template migrated once per session
+(migrating per test would dominate the suite's time): a file copy for SQLite, ``CREATE DATABASE
+… TEMPLATE`` for PostgreSQL.
+
+PostgreSQL: the server at ``M2M_TEST_POSTGRES_URL`` (default: the local one these machines run,
+``postgresql://postgres@127.0.0.1:5432/postgres``, trust authentication; ``.ci/run`` starts it if
+it is down). The role needs CREATEDB. Point the variable at another server to use that one.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +27,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from m2m import accounts, sandbox
 from m2m.api.app import create_app
@@ -41,11 +51,66 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def database_url(template_db: Path, tmp_path: Path) -> str:
-    path = tmp_path / "m2m.db"
-    shutil.copyfile(template_db, path)
-    return f"sqlite:///{path}"
+POSTGRES_URL = os.environ.get(
+    "M2M_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_admin() -> Engine:
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect():
+            pass
+    except OperationalError as error:
+        raise RuntimeError(
+            f"PostgreSQL is not reachable at {POSTGRES_URL}: start it (.ci/run does) or set "
+            "M2M_TEST_POSTGRES_URL to a server where this role may create databases."
+        ) from error
+    return admin
+
+
+def _database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(worker_id: str) -> Iterator[str]:
+    """A migrated PostgreSQL database to clone, one per xdist worker."""
+    admin = _postgres_admin()
+    name = f"m2m_test_template_{worker_id}_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(_database(POSTGRES_URL, name))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("template_db")
+        path = tmp_path / "m2m.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    source: str = request.getfixturevalue("postgres_template")
+    name = f"m2m_test_{uuid.uuid4().hex[:16]}"
+    admin = _postgres_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    try:
+        yield _database(POSTGRES_URL, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -65,7 +65,10 @@ def run_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the default backlog of 5 drops bursts of connections
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/callback"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -340,8 +340,8 @@ def test_missing_callback_token_unknown_operation_and_too_many_devices(
     assert no_token.status_code == 422
     assert "x-callback-token" in no_token.json()["error_description"]
     unknown = request(client, headers, "suspension", [msisdn(1)])
-    assert unknown.status_code == 405  # only GET /requests/{TrackingNumber} matches
-    assert unknown.json()["error"] == "method_not_allowed"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"
     too_many = request(client, headers, "deactivation", [msisdn(1)] * 10_001)
     assert too_many.status_code == 413
     assert too_many.json()["error"] == "too_many_devices"

@@ -236,6 +236,7 @@ async def _accept(
 
     def accept() -> None:
         with write_transaction(services.engine) as conn:
+            store.serialize_acceptance(conn, account_id)
             sim_ids: dict[tuple[IdentifierType, str], int] = {}
             for kind in IdentifierType:
                 wanted = [d.identifier for d in devices if d.identifierType is kind]
@@ -346,14 +347,18 @@ class RequestStatusPublic(BaseModel):
 
 
 @router.get(
-    "/requests/{tracking_number}",
+    # The uuid convertor keeps /requests/activation & co. from matching this route, so a GET
+    # there is 405 (Allow: POST), and a malformed TrackingNumber is simply not found.
+    "/requests/{tracking_number:uuid}",
     response_model=RequestStatusPublic,
     tags=["Lifecycle requests"],
     summary="Follow a request (extension)",
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(401, 403, 404, 429),
 )
 async def request_status(
-    tracking_number: Annotated[str, Path(max_length=64)],
+    tracking_number: Annotated[
+        uuid.UUID, Path(description="The TrackingNumber the request was answered with.")
+    ],
     account_id: CurrentAccountId,
     services: ServicesDep,
 ) -> RequestStatusPublic:
@@ -361,7 +366,7 @@ async def request_status(
 
     def load() -> tuple[store.RequestSummary, list[store.ItemStatus]] | None:
         with services.engine.connect() as conn:
-            return store.get_request(conn, account_id, tracking_number)
+            return store.get_request(conn, account_id, str(tracking_number))
 
     found = await run_in_threadpool(load)
     if found is None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from sqlalchemy import Engine
 
 from m2m import accounts
 from m2m.cli.common import (
@@ -40,6 +41,29 @@ app.add_typer(sims_app, name="sims")
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
 
+# One engine per command, disposed when the command ends: the CLI also runs in-process (tests,
+# scripts), where a pool left open would hold database connections until garbage collection.
+_engine: Engine | None = None
+
+
+@app.callback()
+def _open_database(ctx: typer.Context) -> None:
+    ctx.call_on_close(_close_database)
+
+
+def _database() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = migrated_engine(load_settings())
+    return _engine
+
+
+def _close_database() -> None:
+    global _engine
+    if _engine is not None:
+        _engine.dispose()
+        _engine = None
+
 
 def _show_secret(as_json: bool, value: dict[str, object], what: str) -> None:
     if as_json:
@@ -51,7 +75,7 @@ def _show_secret(as_json: bool, value: dict[str, object], what: str) -> None:
 
 
 def _check_account(account_id: int) -> None:
-    with migrated_engine(load_settings()).connect() as conn:
+    with _database().connect() as conn:
         if account_store.get_account(conn, account_id) is None:
             raise fail(f"No account with id {account_id}.")
 
@@ -62,7 +86,7 @@ def _check_account(account_id: int) -> None:
 @accounts_app.command("create")
 def accounts_create(name: str, as_json: bool = JsonOption) -> None:
     """Create an account (subscription active) and its first API key."""
-    engine = migrated_engine(load_settings())
+    engine = _database()
     issued = accounts.create_account(engine, clock, name)
     _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
 
@@ -70,7 +94,7 @@ def accounts_create(name: str, as_json: bool = JsonOption) -> None:
 @accounts_app.command("list")
 def accounts_list(as_json: bool = JsonOption) -> None:
     """List accounts with their subscription and what they hold."""
-    with migrated_engine(load_settings()).connect() as conn:
+    with _database().connect() as conn:
         summaries = account_store.list_accounts(conn)
     if as_json:
         print_json(
@@ -107,7 +131,7 @@ def accounts_list(as_json: bool = JsonOption) -> None:
 
 def _set_subscription(account_id: int, active: bool, as_json: bool) -> None:
     with user_errors():
-        accounts.set_subscription(migrated_engine(load_settings()), account_id, active)
+        accounts.set_subscription(_database(), account_id, active)
     state = "active" if active else "suspended"
     if as_json:
         print_json({"account_id": account_id, "subscription": state})
@@ -134,7 +158,7 @@ def accounts_resume(account_id: int, as_json: bool = JsonOption) -> None:
 def api_keys_create(account: AccountOption, as_json: bool = JsonOption) -> None:
     """Create another API key for an account."""
     with user_errors():
-        issued = accounts.create_api_key(migrated_engine(load_settings()), clock, account)
+        issued = accounts.create_api_key(_database(), clock, account)
     _show_secret(as_json, {"api_key_id": issued.id, "api_key": issued.secret}, "API key")
 
 
@@ -142,7 +166,7 @@ def api_keys_create(account: AccountOption, as_json: bool = JsonOption) -> None:
 def api_keys_revoke(key_id: int, as_json: bool = JsonOption) -> None:
     """Revoke an API key: calls using it are refused at once."""
     with user_errors():
-        accounts.revoke_api_key(migrated_engine(load_settings()), clock, key_id)
+        accounts.revoke_api_key(_database(), clock, key_id)
     if as_json:
         print_json({"api_key_id": key_id, "revoked": True})
     else:
@@ -153,7 +177,7 @@ def api_keys_revoke(key_id: int, as_json: bool = JsonOption) -> None:
 def api_keys_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     """List an account's API keys (their first characters only)."""
     _check_account(account)
-    with migrated_engine(load_settings()).connect() as conn:
+    with _database().connect() as conn:
         keys = account_store.list_api_keys(conn, account)
     if as_json:
         print_json([asdict(k) for k in keys])
@@ -176,9 +200,7 @@ def apps_create(
 ) -> None:
     """Create an OAuth2 application for an account."""
     with user_errors():
-        client_id, secret = accounts.create_app(
-            migrated_engine(load_settings()), clock, account, name
-        )
+        client_id, secret = accounts.create_app(_database(), clock, account, name)
     _show_secret(as_json, {"client_id": client_id, "client_secret": secret}, "client secret")
 
 
@@ -186,7 +208,7 @@ def apps_create(
 def apps_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     """List an account's OAuth2 applications."""
     _check_account(account)
-    with migrated_engine(load_settings()).connect() as conn:
+    with _database().connect() as conn:
         found = account_store.list_apps(conn, account)
     rows = [{"id": a.id, "name": a.name, "client_id": a.client_id} for a in found]
     if as_json:
@@ -210,9 +232,7 @@ def tokens_create(
 ) -> None:
     """Create a permanent token (valid until deleted)."""
     with user_errors():
-        issued = accounts.create_permanent_token(
-            migrated_engine(load_settings()), clock, account, name
-        )
+        issued = accounts.create_permanent_token(_database(), clock, account, name)
     _show_secret(as_json, {"token_id": issued.id, "token": issued.secret}, "token")
 
 
@@ -220,7 +240,7 @@ def tokens_create(
 def tokens_delete(token_id: int, as_json: bool = JsonOption) -> None:
     """Delete a permanent token: calls using it are refused at once."""
     with user_errors():
-        accounts.delete_permanent_token(migrated_engine(load_settings()), token_id)
+        accounts.delete_permanent_token(_database(), token_id)
     if as_json:
         print_json({"token_id": token_id, "deleted": True})
     else:
@@ -231,7 +251,7 @@ def tokens_delete(token_id: int, as_json: bool = JsonOption) -> None:
 def tokens_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     """List an account's permanent tokens."""
     _check_account(account)
-    with migrated_engine(load_settings()).connect() as conn:
+    with _database().connect() as conn:
         found = account_store.list_permanent_tokens(conn, account)
     if as_json:
         print_json([asdict(t) for t in found])
@@ -257,7 +277,7 @@ def sims_import(
 ) -> None:
     """Import SIM cards from CSV: all rows or, if any is invalid, none (see --skip-invalid)."""
     _check_account(account)
-    engine = migrated_engine(load_settings())
+    engine = _database()
     if not file.is_file():
         raise fail(f"no such file: {file}")
     size = file.stat().st_size

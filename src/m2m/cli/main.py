@@ -28,7 +28,7 @@ app.command("listen")(listen)
 def db_upgrade() -> None:
     """Apply the database migrations (serve does it on start, too)."""
     settings = load_settings()
-    migrated_engine(settings)
+    migrated_engine(settings).dispose()
     console.print(f"Database at {settings.effective_database_url} is up to date.", highlight=False)
 
 

@@ -62,6 +62,21 @@ def _lease(conn: Connection, table: Table, candidates: Select[Any], **values: An
 # --- accepting a request --------------------------------------------------------------------
 
 
+_ACCEPT_LOCK_NAMESPACE = 0x4D324D  # "M2M": first key of the two-key advisory lock
+
+
+def serialize_acceptance(conn: Connection, account_id: int) -> None:
+    """Make an account's requests commit in the order their ids are allocated.
+
+    Per-SIM order is acceptance order, read as ``request_items.id`` order. On PostgreSQL, two
+    concurrent acceptances could commit in the opposite order of their ids, and a worker would
+    then run the later one first; a transaction-scoped advisory lock per account prevents it.
+    SQLite needs nothing: its write transactions are serialised already (BEGIN IMMEDIATE).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_ACCEPT_LOCK_NAMESPACE, account_id)))
+
+
 def resolve_sims(
     conn: Connection, account_id: int, column: str, identifiers: Sequence[str]
 ) -> dict[str, int]:

@@ -143,8 +143,9 @@ def insert_staged(conn: Connection, account_id: int, now: datetime) -> int:
         "created_at",
         "updated_at",
     ]
-    result = conn.execute(insert(sim_cards).from_select(columns, source))
-    return int(result.rowcount)
+    conn.execute(insert(sim_cards).from_select(columns, source))
+    # Counted, not rowcount: drivers differ on INSERT … SELECT (psycopg reports -1).
+    return int(conn.execute(select(func.count()).select_from(staging)).scalar_one())
 
 
 def drop_staging(conn: Connection) -> None:
