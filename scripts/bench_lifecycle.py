@@ -14,13 +14,17 @@ receiver holds N distinct ``webhook-id`` headers, and prints:
 - the time to the 202 answer;
 - the time to the last item finished (the request's ``finished_at``, as the server records it);
 - the time to the last callback received;
-- devices/s end to end (N / time to the last callback).
+- devices/s end to end (N / time to the last callback);
+- the server's CPU time per device over that span (where /proc exists): the server is one
+  process, so its CPU time tracks the wall time when it is the bottleneck, and it is the steadier
+  number to compare code changes with on a noisy machine.
 
 With --runs K it prints each run and the medians. Every callback must say ``Success`` for one of
-the imported SIMs and every one of them must end ``Deactivated``; otherwise, or when a run takes
-longer than --timeout seconds, it exits with status 1. ``--receiver-check`` first measures how
-many callbacks per second the receiver alone accepts (it must not be the bottleneck), and
-``--env M2M_WORKER_BATCH_SIZE=1000`` (repeatable) passes a setting to the server.
+the imported SIMs and every one of them must end ``Deactivated``; otherwise, or when a run
+(start to last callback) takes longer than --timeout seconds, it exits with status 1.
+``--receiver-check`` first measures how many callbacks per second the receiver alone accepts (it
+must not be the bottleneck), and ``--env M2M_WORKER_BATCH_SIZE=1000`` (repeatable) passes a
+setting to the server.
 """
 
 from __future__ import annotations
@@ -297,21 +301,17 @@ async def request_deactivation(
         return str((await response.json())["TrackingNumber"])
 
 
-async def wait_for_callbacks(receiver: Receiver, seconds: float) -> None:
-    """Until every callback arrived, with a progress line every 5 s; TimeoutError after
-    ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not receiver.done.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(
-                f"only {len(receiver.messages)} of {receiver.expected} callbacks "
-                f"after {seconds:g} s"
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(receiver.done.wait(), timeout=min(5.0, left))
-        if not receiver.done.is_set():
-            print(f"  … {len(receiver.messages)} callbacks", file=sys.stderr)
+async def wait_for_callbacks(receiver: Receiver) -> None:
+    """Until every callback arrived, with a progress line every 5 s (the run's time limit is
+    the caller's)."""
+    waiter = asyncio.ensure_future(receiver.done.wait())
+    try:
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=5)
+            if not waiter.done():
+                print(f"  … {len(receiver.messages)} callbacks", file=sys.stderr)
+    finally:
+        waiter.cancel()
 
 
 # --- checking the outcome -----------------------------------------------------------------------
@@ -406,7 +406,6 @@ async def measure(
     server: Server,
     data_dir: Path,
     sims: list[Sim],
-    timeout: float,
 ) -> RunResult:
     """Configure a receiver, then time the deactivation of ``sims`` to the last callback."""
     receiver = Receiver(expected=len(sims))
@@ -422,7 +421,7 @@ async def measure(
         started_wall, started = time.time(), time.perf_counter()
         tracking_number = await request_deactivation(session, server.base_url, token, body)
         accepted = time.perf_counter() - started
-        await wait_for_callbacks(receiver, timeout)
+        await wait_for_callbacks(receiver)
         last_callback = receiver.last_new_at - started
         cpu_after = cpu_seconds(server.process.pid)
 
@@ -445,16 +444,17 @@ async def measure(
 
 
 async def run_once(args: argparse.Namespace) -> RunResult:
+    """One run on a fresh data dir and server; TimeoutError after ``args.timeout`` seconds."""
     sims = [bench_sim(n) for n in range(args.devices)]
     with data_directory(args.keep) as data_dir:
         env = server_env(data_dir, args.devices, dict(args.env))
         server = start_server(data_dir, env)
         try:
-            async with aiohttp.ClientSession() as session:
+            async with asyncio.timeout(args.timeout), aiohttp.ClientSession() as session:
                 await wait_until_up(session, server, 60)
                 account_id = await asyncio.to_thread(sandbox_account_id, env)
                 await asyncio.to_thread(seed_sims, env, data_dir, account_id, sims)
-                return await measure(session, server, data_dir, sims, args.timeout)
+                return await measure(session, server, data_dir, sims)
         except Exception:
             print(f"server log (tail):\n{server.log_tail()}", file=sys.stderr)
             raise
@@ -465,28 +465,48 @@ async def run_once(args: argparse.Namespace) -> RunResult:
 # --- reporting ----------------------------------------------------------------------------------
 
 
-def describe(result: RunResult) -> str:
-    finished = "?" if result.items_finished is None else f"{result.items_finished:.2f} s"
+def seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f} s"
+
+
+def describe(
+    accepted: float,
+    items_finished: float | None,
+    last_callback: float,
+    devices_per_second: float,
+    cpu_per_device: float | None,
+) -> str:
     return (
-        f"202 after {result.accepted:.2f} s, items finished after {finished}, "
-        f"last callback after {result.last_callback:.2f} s, "
-        f"{result.devices_per_second:,.0f} devices/s end to end"
-        + (f" ({result.duplicates} duplicate callbacks)" if result.duplicates else "")
-        + (
-            ""
-            if result.server_cpu is None
-            else f"; server CPU {result.server_cpu * 1e6 / result.devices:,.0f} µs/device"
-        )
+        f"202 after {seconds(accepted)}, items finished after {seconds(items_finished)}, "
+        f"last callback after {seconds(last_callback)}, "
+        f"{devices_per_second:,.0f} devices/s end to end"
+        + ("" if cpu_per_device is None else f"; server CPU {cpu_per_device * 1e6:,.0f} µs/device")
     )
 
 
-def print_medians(results: list[RunResult]) -> None:
-    finished = [r.items_finished for r in results if r.items_finished is not None]
-    print(
-        f"median of {len(results)}: 202 after {statistics.median(r.accepted for r in results):.2f}"
-        f" s, items finished after {statistics.median(finished):.2f} s, last callback after "
-        f"{statistics.median(r.last_callback for r in results):.2f} s, "
-        f"{statistics.median(r.devices_per_second for r in results):,.0f} devices/s end to end"
+def describe_run(result: RunResult) -> str:
+    cpu = None if result.server_cpu is None else result.server_cpu / result.devices
+    return describe(
+        result.accepted,
+        result.items_finished,
+        result.last_callback,
+        result.devices_per_second,
+        cpu,
+    ) + (f" ({result.duplicates} duplicate callbacks)" if result.duplicates else "")
+
+
+def median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def describe_medians(results: list[RunResult]) -> str:
+    return describe(
+        statistics.median(r.accepted for r in results),
+        median([r.items_finished for r in results]),
+        statistics.median(r.last_callback for r in results),
+        statistics.median(r.devices_per_second for r in results),
+        median([None if r.server_cpu is None else r.server_cpu / r.devices for r in results]),
     )
 
 
@@ -498,16 +518,19 @@ async def main_async(args: argparse.Namespace) -> int:
     for run in range(1, args.runs + 1):
         try:
             result = await run_once(args)
-        except (RuntimeError, TimeoutError, aiohttp.ClientError) as error:
+        except TimeoutError:
+            print(f"run {run}: FAILED: not done after {args.timeout:g} s (--timeout)")
+            return 1
+        except (RuntimeError, aiohttp.ClientError) as error:
             print(f"run {run}: FAILED: {error}")
             return 1
         results.append(result)
-        print(f"run {run}: {describe(result)}", flush=True)
+        print(f"run {run}: {describe_run(result)}", flush=True)
         for problem in result.problems:
             print(f"run {run}: PROBLEM: {problem}")
             failed = True
     if len(results) > 1:
-        print_medians(results)
+        print(f"median of {len(results)}: {describe_medians(results)}")
     return 1 if failed else 0
 
 
@@ -524,7 +547,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs, each on a fresh data dir")
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir")
     parser.add_argument(
-        "--timeout", type=float, default=300, help="give up on a run after this many seconds"
+        "--timeout",
+        type=float,
+        default=300,
+        help="give up (exit 1) when a run is not done after this many seconds",
     )
     parser.add_argument(
         "--receiver-check", action="store_true", help="first measure the receiver's capacity"

@@ -1,0 +1,40 @@
+"""The sandbox's demo data."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select
+
+from m2m import sandbox
+from m2m.clock import ManualClock
+from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem
+from m2m.profile import SimProfile
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import accounts, sim_cards
+
+
+def test_demo_identifiers_are_valid_and_unique() -> None:
+    iccids = [sandbox.demo_iccid(n) for n in range(1, sandbox.SIM_COUNT + 1)]
+    imsis = [sandbox.demo_imsi(n) for n in range(1, sandbox.SIM_COUNT + 1)]
+    assert all(iccid_problem(i) is None for i in iccids)
+    assert all(imsi_problem(i) is None for i in imsis)
+    assert len(set(iccids)) == len(set(imsis)) == sandbox.SIM_COUNT
+    assert msisdn_problem(str(sandbox.FIRST_MSISDN)) is None
+
+
+def test_demo_profiles_are_complete() -> None:
+    profile = SimProfile.model_validate(sandbox.demo_profile(4))
+    assert profile.DataService.Plan.Code
+    assert profile.DataService.ServiceAreas
+    assert profile.DataService.Features
+    assert profile.DataService.MonthlyTreshold > 0
+    assert profile.VoiceService.FeatureCodes
+
+
+def test_seeding_happens_once(engine: Engine, clock: ManualClock) -> None:
+    with write_transaction(engine) as conn:
+        assert sandbox.seed(conn, clock.now())
+    with write_transaction(engine) as conn:
+        assert not sandbox.seed(conn, clock.now())
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(sim_cards)).scalar_one() == 100
