@@ -10,9 +10,7 @@ from m2m.callback_config import CallbackConfigError, header_problem, masked, val
 
 token_chars = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 names = st.text(token_chars, min_size=1, max_size=30)
-safe_values = st.text(
-    st.characters(blacklist_characters="\r\n\0", blacklist_categories=("Cs",)), max_size=100
-)
+safe_values = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=100)
 
 
 @given(suffix=names, value=safe_values)
@@ -40,13 +38,13 @@ def test_other_headers_are_refused(name: str, value: str) -> None:
 @given(
     name=st.sampled_from(["x-test", "Authorization"]),
     before=safe_values,
-    bad=st.sampled_from(["\r", "\n", "\0", "\r\n"]),
+    bad=st.sampled_from(["\r", "\n", "\0", "\r\n", "\x01", "\x1b", "\x7f"]),
     after=safe_values,
 )
 def test_values_with_cr_lf_nul_are_refused(name: str, before: str, bad: str, after: str) -> None:
     problem = header_problem(name, before + bad + after)
     assert problem is not None
-    assert "CR, LF or NUL" in problem
+    assert "control character" in problem
 
 
 @pytest.mark.parametrize("name", ["x-callback-token", "X-Callback-Token"])

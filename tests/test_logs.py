@@ -10,8 +10,15 @@ def test_secret_parameters_are_masked() -> None:
     assert redact(line) == (
         "POST /token?grant_type=client_credentials&client_id=a&client_secret=***&x=1"
     )
-    assert (
-        redact("token=abc&token_type_hint=access_token") == "token=***&token_type_hint=access_token"
+    hint = "token_type_hint=access_token"
+    assert redact(f"/revoke?token=abc&{hint}") == f"/revoke?token=***&{hint}"
+    # Encoded names are what the server decodes, so they are masked too.
+    assert redact("POST /token?client%5Fsecret=s3cr3t&a=1 HTTP/1.1") == (
+        "POST /token?client%5Fsecret=***&a=1 HTTP/1.1"
+    )
+    assert redact("/revoke?%74oken=abc") == "/revoke?%74oken=***"
+    assert redact("/m2m/1.0.0/simcards?msisdn=32470000001") == (
+        "/m2m/1.0.0/simcards?msisdn=32470000001"
     )
 
 

@@ -401,3 +401,55 @@ def test_per_sim_order_holds_under_concurrent_requests(
         happened = [(t, s) for m, t, s in history if m == sim["identifier"]]
         assert happened == expected
         assert sim_state(client, headers, int(sim["identifier"]) - 32470000000) == state.value
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" * 100_000, 422),  # nesting beyond the parser's recursion limit
+        (b"[" + b"1" * 5000 + b"]", 422),  # an integer beyond Python's digit limit
+        (b" " * 3_000_000, 413),  # more bytes than 10,000 devices can need
+    ],
+)
+def test_hostile_bodies_are_refused_not_crashed(
+    client: TestClient, body: bytes, status: int
+) -> None:
+    response = client.post(
+        f"{M2M}/requests/deactivation",
+        headers={**auth(client), "x-callback-token": "t", "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == status
+    assert response.json()["error"] in ("invalid_request", "too_many_devices")
+
+
+@pytest.mark.usefixtures("seeded")
+def test_callback_token_must_be_printable_ascii(client: TestClient) -> None:
+    response = client.post(
+        f"{M2M}/requests/deactivation",
+        headers={**auth(client), "x-callback-token": "encot\u00e9".encode()},  # type: ignore[dict-item]
+        json=[msisdn(1)],
+    )
+    assert response.status_code == 422
+    assert "x-callback-token" in response.json()["error_description"]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_one_tenants_unsendable_configuration_does_not_poison_others(
+    client: TestClient, receiver: Receiver, other_tenant: Tenant, engine: Engine
+) -> None:
+    # The other tenant's callback host cannot even be resolved.
+    other = {
+        "Authorization": f"Bearer {other_tenant.permanent_token}",
+        "x-api-key": other_tenant.api_key,
+    }
+    add_sim(engine, ManualClock(), other_tenant.account_id, "32499000005")
+    configure(client, other, "https://nowhere.invalid/cb")
+    request(client, other, "activation", [{"identifier": "32499000005", **MSISDN}])
+    headers = auth(client)
+    configure(client, headers, receiver.url)
+    tracking = request(client, headers, "deactivation", [msisdn(4)]).json()["TrackingNumber"]
+    status = wait_until_finished(client, headers, tracking)
+    assert status["devices"][0]["callback"]["status"] == "delivered"
+    assert receiver.count() == 1

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from m2m.retry import next_attempt_at
 from m2m.storage.requests import AttemptRecord, DueDelivery
 
 USER_AGENT = f"m2m-callbacks/{__version__}"
+log = logging.getLogger("m2m.callbacks")
 
 
 def signing_secret(secret_key: str, account_id: int, version: int) -> str:
@@ -103,14 +105,24 @@ class CallbackSender:
                     self._session, delivery.url, body.encode(), self.headers(delivery, body)
                 )
                 latency_ms = round(latency * 1000)
-            except (ForbiddenTarget, InvalidCallbackUrl) as refused:
-                error = f"refused: {refused}"
+            except ForbiddenTarget as refused:
+                # The detail (what the host resolves to) stays in the server log: shown to the
+                # customer, it would let them map internal DNS names to addresses.
+                log.warning("callback %s refused: %s", delivery.id, refused)
+                error = "refused: the callback host is not a public address"
+            except InvalidCallbackUrl as invalid:
+                error = f"refused: {invalid}"[:500]
             except TimeoutError:
                 error = f"timed out after {self._timeout:g} s"
             except (aiohttp.ClientError, OSError) as failure:
                 error = f"connection failed: {failure}"[:500]
             except asyncio.CancelledError:
                 raise
+            except Exception as failure:
+                # Whatever else a customer's configuration provokes in the HTTP client, it must
+                # fail this one message, never the batch it travels with.
+                log.exception("callback %s could not be sent", delivery.id)
+                error = f"could not send: {type(failure).__name__}"
         delivered = status is not None and 200 <= status < 300
         if status is not None and not delivered:
             kind = "redirect (not followed)" if 300 <= status < 400 else "non-2xx answer"

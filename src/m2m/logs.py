@@ -4,13 +4,30 @@ the query string, which uvicorn's access log would otherwise print verbatim."""
 from __future__ import annotations
 
 import logging
-import re
+from urllib.parse import unquote_plus
 
-_SECRET_PARAMETER = re.compile(r"(?i)\b(client_secret|token|access_token)=[^&\s\"]*")
+SECRET_PARAMETERS = frozenset({"client_secret", "token", "access_token"})
+
+
+def _masked_query(query: str) -> str:
+    parts = []
+    for piece in query.split("&"):
+        name, sep, _value = piece.partition("=")
+        # Names are compared decoded: the server decodes them too (client%5Fsecret works).
+        if unquote_plus(name).lower() in SECRET_PARAMETERS:
+            parts.append(f"{name}{sep}***")
+        else:
+            parts.append(piece)
+    return "&".join(parts)
 
 
 def redact(text: str) -> str:
-    return _SECRET_PARAMETER.sub(r"\1=***", text)
+    """``text`` with the values of secret query parameters replaced by ``***``."""
+    path, sep, rest = text.partition("?")
+    if not sep:
+        return text
+    query, space, tail = rest.partition(" ")
+    return f"{path}?{_masked_query(query)}{space}{tail}"
 
 
 class RedactSecrets(logging.Filter):

@@ -245,6 +245,11 @@ def _check_parsed_url(url: URL, policy: AddressPolicy, *, require_https: bool) -
     # raw_host is what aiohttp connects to; parse_ip_literal percent-decodes it as browsers do.
     address = parse_ip_literal(url.raw_host)
     if address is None:
+        try:
+            # What name resolution will do with it: empty or over-long labels fail here.
+            url.raw_host.encode("idna")
+        except UnicodeError as exc:
+            raise InvalidCallbackUrl(f"{url.raw_host!r} is not a valid host name") from exc
         return
     reason = policy.problem(address)
     if reason is not None:

@@ -67,6 +67,12 @@ class Worker:
         # cannot take longer than the timeout, so only a dead worker's messages come back.
         self._delivery_lease = timedelta(seconds=2 * callback_timeout_seconds)
         self._concurrency = asyncio.Semaphore(callback_concurrency)
+        # A delivery lease must outlive every attempt of its batch, and an attempt is recorded
+        # only when its batch ends: so a batch is no larger than what runs at once.
+        self._delivery_batch = min(batch_size, callback_concurrency)
+        self._network = asyncio.Semaphore(callback_concurrency)
+        # An adapter call must end well within the item's lease, or another worker takes over.
+        self._network_timeout = lease_seconds / 2
         self._items_wake = asyncio.Event()
         self._deliveries_wake = asyncio.Event()
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
@@ -140,7 +146,11 @@ class Worker:
 
     async def _apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
         try:
-            return await self._adapter.apply(sim, operation, target)
+            async with self._network, asyncio.timeout(self._network_timeout):
+                return await self._adapter.apply(sim, operation, target)
+        except TimeoutError:
+            log.warning("%s: network adapter timed out on %s", self.name, sim.iccid)
+            return NetworkResult(False, "Network error: the network did not answer in time.")
         except Exception as error:
             # A broken adapter must not leave the item to be retried forever: report it.
             log.exception("%s: network adapter failed on %s", self.name, sim.iccid)
@@ -158,7 +168,7 @@ class Worker:
         def claim() -> list[store.DueDelivery]:
             with write_transaction(self._engine) as conn:
                 return store.claim_deliveries(
-                    conn, claim_id, now, now + self._delivery_lease, self._batch
+                    conn, claim_id, now, now + self._delivery_lease, self._delivery_batch
                 )
 
         due = await self._db(claim)

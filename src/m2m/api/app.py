@@ -57,7 +57,7 @@ PATTERN_HINTS = {
     URL_PATTERN: "must be an absolute http:// or https:// URL, without user or password",
     HEADER_NAME_PATTERN: "only Authorization and x-* headers are allowed "
     "(x-callback-token is set per request)",
-    HEADER_VALUE_PATTERN: "header values may not contain CR, LF or NUL",
+    HEADER_VALUE_PATTERN: "header values may not contain control characters (CR, LF, NUL, …)",
     MSISDN_PATTERN: "must be 8 to 15 digits, optionally after a +",
 }
 

@@ -160,12 +160,20 @@ _COLUMN = {
 }
 
 
+# A device is about 60 bytes of JSON; this leaves room for whitespace and extra fields.
+BYTES_PER_DEVICE = 256
+
+
 def parse_devices(raw: bytes, limit: int) -> list[DeviceIn]:
     """The request body as devices, or the error that names what is wrong with it."""
+    if len(raw) > limit * BYTES_PER_DEVICE + 1024:
+        raise PayloadTooLarge(
+            f"The body is {len(raw)} bytes; at most {limit} devices are accepted in one request."
+        )
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadRequest(f"The body is not valid JSON: {error}.") from error
+    except (ValueError, RecursionError) as error:  # also: nesting and huge-number limits
+        raise BadRequest(f"The body is not valid JSON: {str(error)[:200]}.") from error
     if not isinstance(data, list) or not data:
         raise BadRequest(
             'The body must be a non-empty JSON array of {"identifier", "identifierType"}.'
@@ -271,7 +279,7 @@ CallbackToken = Annotated[
         alias="x-callback-token",
         min_length=1,
         max_length=1024,
-        pattern=r"^[^\r\n\x00]*$",
+        pattern=r"^[\x20-\x7e]+$",  # printable ASCII: sent back byte for byte
         description="Sent back as a header with every status message of this request.",
     ),
 ]

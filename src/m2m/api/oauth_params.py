@@ -20,6 +20,7 @@ from m2m.errors import InvalidClient, InvalidRequest
 
 KNOWN = frozenset({"grant_type", "scope", "client_id", "client_secret", "token", "token_type_hint"})
 FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,11 @@ def _merge(sources: list[list[tuple[str, str]]]) -> dict[str, str]:
 async def read_oauth_request(request: Request) -> OAuthRequest:
     """The request's parameters: the query string (the documentation's way), then a form body."""
     form: list[tuple[str, str]] = []
-    body = await request.body()
+    body = bytearray()
+    async for chunk in request.stream():  # read at most the limit from an unauthenticated caller
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidRequest(f"The form body is larger than {MAX_FORM_BYTES} bytes.")
     if body:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM:

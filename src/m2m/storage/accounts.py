@@ -243,16 +243,18 @@ def replace_app_token(
     ``stale_digest`` is the row the caller saw (None if it saw none): the delete only removes
     that one, and UNIQUE(app_id) rejects a second concurrent insert.
     """
-    with conn.begin_nested():
-        if stale_digest is not None:
-            deleted = conn.execute(
-                delete(access_tokens).where(
-                    access_tokens.c.app_id == app.id, access_tokens.c.token_digest == stale_digest
-                )
+    if stale_digest is not None:
+        deleted = conn.execute(
+            delete(access_tokens).where(
+                access_tokens.c.app_id == app.id, access_tokens.c.token_digest == stale_digest
             )
-            if deleted.rowcount != 1:
-                return False
-        try:
+        )
+        if deleted.rowcount != 1:
+            return False
+    try:
+        # The savepoint is rolled back when the insert fails (leaving the block by the
+        # exception), so the transaction stays usable on PostgreSQL.
+        with conn.begin_nested():
             conn.execute(
                 insert(access_tokens).values(
                     account_id=app.account_id,
@@ -263,8 +265,8 @@ def replace_app_token(
                     expires_at=token.expires_at,
                 )
             )
-        except IntegrityError:
-            return False
+    except IntegrityError:
+        return False
     return True
 
 

@@ -289,7 +289,17 @@ def finish_items(
             for o in mine
         ],
     )
-    request_ids = {o.request_id for o in mine}
+    request_ids = sorted({o.request_id for o in mine})
+    if conn.dialect.name == "postgresql":
+        # Two workers finishing a request's last items at once would each still see the other's
+        # item open and neither would mark the request finished; locking the request rows makes
+        # the second wait for the first and then see its commit.
+        conn.execute(
+            select(lifecycle_requests.c.id)
+            .where(lifecycle_requests.c.id.in_(request_ids))
+            .order_by(lifecycle_requests.c.id)
+            .with_for_update()
+        )
     open_items = select(request_items.c.id).where(
         request_items.c.request_id == lifecycle_requests.c.id,
         request_items.c.status != _DONE,

@@ -195,6 +195,15 @@ request_items = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     Index("ix_request_items_request_id", "request_id"),
     Index("ix_request_items_sim_id_id", "sim_id", "id"),
+    # The claim's "no earlier open item on this SIM" probe: open items only, however long the
+    # SIM's history grows.
+    Index(
+        "ix_request_items_open_sim_id_id",
+        "sim_id",
+        "id",
+        sqlite_where=text("status != 'done'"),
+        postgresql_where=text("status != 'done'"),
+    ),
     Index(
         "ix_request_items_open",
         "id",
