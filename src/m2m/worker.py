@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -33,6 +34,7 @@ from m2m.storage import requests as store
 from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
+RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long to be recorded
 T = TypeVar("T")
 
 
@@ -66,12 +68,13 @@ class Worker:
         # A claimed message becomes due again after twice the attempt's timeout: an attempt
         # cannot take longer than the timeout, so only a dead worker's messages come back.
         self._delivery_lease = timedelta(seconds=2 * callback_timeout_seconds)
-        self._concurrency = asyncio.Semaphore(callback_concurrency)
-        # A delivery lease must outlive every attempt of its batch, and an attempt is recorded
-        # only when its batch ends: so a batch is no larger than what runs at once.
-        self._delivery_batch = min(batch_size, callback_concurrency)
-        self._network = asyncio.Semaphore(callback_concurrency)
-        # An adapter call must end well within the item's lease, or another worker takes over.
+        # Messages are claimed only when they can be sent at once (no queueing behind the
+        # concurrency limit), so each attempt starts right after its claim and ends within the
+        # timeout: its lease cannot expire while it is in flight.
+        self._send_limit = callback_concurrency
+        # A batch's adapter calls run all at once, each bounded by half the lease, so the batch
+        # is recorded before its lease can expire.
+        self._item_batch = batch_size
         self._network_timeout = lease_seconds / 2
         self._items_wake = asyncio.Event()
         self._deliveries_wake = asyncio.Event()
@@ -93,7 +96,7 @@ class Worker:
 
         def claim() -> list[store.ClaimedItem]:
             with write_transaction(self._engine) as conn:
-                return store.claim_items(conn, claim_id, now, now + self._lease, self._batch)
+                return store.claim_items(conn, claim_id, now, now + self._lease, self._item_batch)
 
         claimed = await self._db(claim)
         if not claimed:
@@ -146,7 +149,7 @@ class Worker:
 
     async def _apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
         try:
-            async with self._network, asyncio.timeout(self._network_timeout):
+            async with asyncio.timeout(self._network_timeout):
                 return await self._adapter.apply(sim, operation, target)
         except TimeoutError:
             log.warning("%s: network adapter timed out on %s", self.name, sim.iccid)
@@ -160,33 +163,76 @@ class Worker:
 
     # --- deliveries -----------------------------------------------------------------------
 
-    async def deliver_callbacks(self) -> int:
-        """Lease and attempt one batch of due messages; returns how many were attempted."""
+    async def _claim_deliveries(self, limit: int) -> list[tuple[str, store.DueDelivery]]:
         claim_id = uuid.uuid4().hex
         now = self._clock.now()
 
         def claim() -> list[store.DueDelivery]:
             with write_transaction(self._engine) as conn:
                 return store.claim_deliveries(
-                    conn, claim_id, now, now + self._delivery_lease, self._delivery_batch
+                    conn, claim_id, now, now + self._delivery_lease, limit
                 )
 
-        due = await self._db(claim)
-        if not due:
-            return 0
+        return [(claim_id, delivery) for delivery in await self._db(claim)]
 
-        async def attempt(delivery: store.DueDelivery) -> store.AttemptRecord:
-            async with self._concurrency:
-                return await self._sender.send(delivery)
-
-        records = await asyncio.gather(*(attempt(d) for d in due))
+    async def _record(self, records: list[tuple[str, store.AttemptRecord]]) -> None:
+        if not records:
+            return
 
         def record() -> None:
             with write_transaction(self._engine) as conn:
-                store.record_attempts(conn, claim_id, records)
+                store.record_attempts(conn, records)
 
         await self._db(record)
+
+    async def _send(
+        self, claim_id: str, delivery: store.DueDelivery
+    ) -> tuple[str, store.AttemptRecord]:
+        return claim_id, await self._sender.send(delivery)
+
+    async def deliver_callbacks(self) -> int:
+        """Lease, attempt and record one round of due messages; returns how many."""
+        due = await self._claim_deliveries(self._send_limit)
+        if not due:
+            return 0
+        records = await asyncio.gather(*(self._send(claim_id, d) for claim_id, d in due))
+        await self._record(list(records))
         return len(records)
+
+    async def _deliveries_pipeline(self, stop: asyncio.Event) -> None:
+        """Keep up to the concurrency limit of messages in flight, claiming as slots free up,
+        and record finished attempts in groups (one transaction for many)."""
+        in_flight: set[asyncio.Task[tuple[str, store.AttemptRecord]]] = set()
+        finished: list[tuple[str, store.AttemptRecord]] = []
+        oldest = 0.0  # when the oldest unrecorded attempt finished (monotonic seconds)
+        while not stop.is_set() or in_flight or finished:
+            try:
+                free = self._send_limit - len(in_flight)
+                # Claim when a good share of the slots is free, not one message at a time.
+                if not stop.is_set() and (not in_flight or free >= self._send_limit // 4):
+                    for claim_id, delivery in await self._claim_deliveries(free):
+                        in_flight.add(asyncio.create_task(self._send(claim_id, delivery)))
+                if in_flight:
+                    done, _ = await asyncio.wait(
+                        in_flight, timeout=RECORD_EVERY, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    in_flight -= done
+                    if done and not finished:
+                        oldest = time.monotonic()
+                    finished += [t.result() for t in done if not t.exception()]
+                # Grouping delays a record by at most RECORD_EVERY, far below the lease.
+                if finished and (
+                    len(finished) >= self._send_limit
+                    or not in_flight
+                    or time.monotonic() - oldest >= RECORD_EVERY
+                ):
+                    await self._record(finished)
+                    finished = []
+                if not in_flight and not finished:
+                    await self._idle(self._deliveries_wake, stop)
+            except Exception:
+                log.exception("%s: delivery step failed; retrying after a pause", self.name)
+                await asyncio.sleep(self._poll)
 
     # --- running --------------------------------------------------------------------------
 
@@ -199,22 +245,25 @@ class Worker:
             except Exception:
                 log.exception("%s: step failed; retrying after a pause", self.name)
                 done = 0
-            if done:
-                continue
-            wake.clear()
-            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-            _, pending = await asyncio.wait(
-                waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in pending:
-                waiter.cancel()
+            if not done:
+                await self._idle(wake, stop)
+
+    async def _idle(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Wait for a wake-up, a stop, or the polling interval (work of other processes)."""
+        wake.clear()
+        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+        _, pending = await asyncio.wait(
+            waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set."""
         log.info("%s started", self.name)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._loop(self.process_items, self._items_wake, stop))
-            group.create_task(self._loop(self.deliver_callbacks, self._deliveries_wake, stop))
+            group.create_task(self._deliveries_pipeline(stop))
         log.info("%s stopped", self.name)
 
     async def drain(self) -> None:

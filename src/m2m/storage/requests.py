@@ -380,7 +380,9 @@ class AttemptRecord:
     next_attempt_at: datetime | None  # None with delivered=False: give up
 
 
-def record_attempts(conn: Connection, claim_id: str, records: Sequence[AttemptRecord]) -> None:
+def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord]]) -> None:
+    """Record attempts, each under the claim it was made with (a stale claim records nothing
+    on the message, only the attempt)."""
     if not records:
         return
     conn.execute(
@@ -394,7 +396,7 @@ def record_attempts(conn: Connection, claim_id: str, records: Sequence[AttemptRe
                 "error": r.error,
                 "latency_ms": r.latency_ms,
             }
-            for r in records
+            for _claim, r in records
         ],
     )
     conn.execute(
@@ -422,7 +424,7 @@ def record_attempts(conn: Connection, claim_id: str, records: Sequence[AttemptRe
                 "b_error": None if r.delivered else (r.error or f"HTTP {r.status_code}")[:500],
                 "b_delivered_at": r.attempted_at if r.delivered else None,
             }
-            for r in records
+            for claim_id, r in records
         ],
     )
 
