@@ -16,8 +16,8 @@ Database calls are synchronous (see docs/design-notes.md) and run in threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -202,34 +202,38 @@ class Worker:
     async def _deliveries_pipeline(self, stop: asyncio.Event) -> None:
         """Keep up to the concurrency limit of messages in flight, claiming as slots free up,
         and record finished attempts in groups (one transaction for many)."""
-        in_flight: set[asyncio.Task[tuple[str, store.AttemptRecord]]] = set()
-        finished: list[tuple[str, store.AttemptRecord]] = []
-        oldest = 0.0  # when the oldest unrecorded attempt finished (monotonic seconds)
-        while not stop.is_set() or in_flight or finished:
+        results: asyncio.Queue[tuple[str, store.AttemptRecord]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def attempt(claim_id: str, delivery: store.DueDelivery) -> None:
+            await results.put(await self._send(claim_id, delivery))
+
+        backlog = False  # the last claim was full: more messages are probably due
+        while not stop.is_set() or tasks or not results.empty():
             try:
-                free = self._send_limit - len(in_flight)
+                free = self._send_limit - len(tasks)
                 # Claim when a good share of the slots is free, not one message at a time.
-                if not stop.is_set() and (not in_flight or free >= self._send_limit // 4):
-                    for claim_id, delivery in await self._claim_deliveries(free):
-                        in_flight.add(asyncio.create_task(self._send(claim_id, delivery)))
-                if in_flight:
-                    done, _ = await asyncio.wait(
-                        in_flight, timeout=RECORD_EVERY, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    in_flight -= done
-                    if done and not finished:
-                        oldest = time.monotonic()
-                    finished += [t.result() for t in done if not t.exception()]
-                # Grouping delays a record by at most RECORD_EVERY, far below the lease.
-                if finished and (
-                    len(finished) >= self._send_limit
-                    or not in_flight
-                    or time.monotonic() - oldest >= RECORD_EVERY
-                ):
-                    await self._record(finished)
-                    finished = []
-                if not in_flight and not finished:
+                if not stop.is_set() and (not tasks or free >= self._send_limit // 4):
+                    claimed = await self._claim_deliveries(free)
+                    backlog = len(claimed) == free
+                    for claim_id, delivery in claimed:
+                        task = asyncio.create_task(attempt(claim_id, delivery))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                if not tasks and results.empty():
                     await self._idle(self._deliveries_wake, stop)
+                    continue
+                # Group what finishes within RECORD_EVERY (far below the lease) into one record.
+                finished: list[tuple[str, store.AttemptRecord]] = []
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECORD_EVERY):
+                        while len(finished) < self._send_limit:
+                            finished.append(await results.get())
+                            if not tasks and results.empty():
+                                break
+                            if backlog and len(tasks) <= self._send_limit * 3 // 4:
+                                break  # refill the free slots first
+                await self._record(finished)
             except Exception:
                 log.exception("%s: delivery step failed; retrying after a pause", self.name)
                 await asyncio.sleep(self._poll)
