@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -75,12 +76,14 @@ class CallbackSender:
         self._timeout = timeout_seconds
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one sender per worker, bounded cache
+    def _signer(self, account_id: int, version: int) -> Webhook:
+        return Webhook(signing_secret(self._secret_key, account_id, version))
+
     def headers(self, delivery: DueDelivery, body: str) -> dict[str, str]:
         now = self._clock.now()
-        secret = signing_secret(
-            self._secret_key, delivery.account_id, delivery.signing_key_version or 1
-        )
-        signature = Webhook(secret).sign(delivery.id, now, body)
+        signer = self._signer(delivery.account_id, delivery.signing_key_version or 1)
+        signature = signer.sign(delivery.id, now, body)
         return {
             **(delivery.headers or {}),
             "Content-Type": "application/json",
