@@ -140,6 +140,7 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+    worker: subprocess.Popen[bytes] | None = None  # with --env M2M_EMBEDDED_WORKER=false
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -157,7 +158,18 @@ def start_server(data_dir: Path, env: dict[str, str]) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return Server(process, f"http://127.0.0.1:{port}", log_path)
+    worker = None
+    if env.get("M2M_EMBEDDED_WORKER", "").lower() in ("false", "0"):
+        # The worker in a process of its own: the API and the worker each get a core.
+        with (data_dir / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [M2M, "worker"],
+                env={**env, "M2M_SANDBOX": "true"},
+                cwd=data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    return Server(process, f"http://127.0.0.1:{port}", log_path, worker)
 
 
 async def wait_until_up(session: aiohttp.ClientSession, server: Server, seconds: float) -> None:
@@ -183,6 +195,9 @@ def cpu_seconds(pid: int) -> float | None:
 
 def stop_server(server: Server) -> None:
     """SIGTERM, then wait for a clean exit (kill after 30 s)."""
+    if server.worker is not None and server.worker.poll() is None:
+        server.worker.send_signal(signal.SIGTERM)
+        server.worker.wait(timeout=30)
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)
         try:
