@@ -18,6 +18,7 @@ database on 10.x (server-side request forgery). Four measures close that, all in
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 import unicodedata
@@ -234,6 +235,14 @@ def _redacted(url: URL) -> str:
 
 
 def _check_parsed_url(url: URL, policy: AddressPolicy, *, require_https: bool) -> None:
+    _check_url_once(url, policy, require_https)
+
+
+@functools.lru_cache(maxsize=8192)
+def _check_url_once(url: URL, policy: AddressPolicy, require_https: bool) -> None:
+    """The check is pure (DNS is judged later, by the resolver), and a callback URL is checked
+    for every message sent to it: a URL that passed once is not parsed again. (Refusals raise,
+    so they are never cached.)"""
     if not url.absolute or not url.raw_host:
         raise InvalidCallbackUrl(f"{_redacted(url)!r} is not an absolute URL")
     schemes = ("https",) if require_https else ("http", "https")
