@@ -193,6 +193,13 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(server: Server) -> float | None:
+    """CPU time used so far by the server and, if it runs apart, its worker process."""
+    processes = [server.process] + ([server.worker] if server.worker is not None else [])
+    times = [cpu_seconds(process.pid) for process in processes]
+    return None if None in times else sum(t for t in times if t is not None)
+
+
 def stop_server(server: Server) -> None:
     """SIGTERM, then wait for a clean exit (kill after 30 s)."""
     if server.worker is not None and server.worker.poll() is None:
@@ -396,7 +403,7 @@ class RunResult:
     items_finished: float | None  # ... to the request's finished_at (server clock = ours)
     last_callback: float  # ... to the last distinct callback received
     duplicates: int
-    server_cpu: float | None  # CPU seconds the server used from the POST to the last callback
+    server_cpu: float | None  # CPU seconds the server (and worker) used, POST to last callback
     problems: list[str]
 
     @property
@@ -432,13 +439,13 @@ async def measure(
             [{"identifier": sim.msisdn, "identifierType": "MSISDN"} for sim in sims]
         ).encode()
 
-        cpu_before = cpu_seconds(server.process.pid)
+        cpu_before = server_cpu_seconds(server)
         started_wall, started = time.time(), time.perf_counter()
         tracking_number = await request_deactivation(session, server.base_url, token, body)
         accepted = time.perf_counter() - started
         await wait_for_callbacks(receiver)
         last_callback = receiver.last_new_at - started
-        cpu_after = cpu_seconds(server.process.pid)
+        cpu_after = server_cpu_seconds(server)
 
         finished_at = request_finished_at(data_dir, tracking_number)
         problems = callback_problems(receiver, tracking_number, sims)
