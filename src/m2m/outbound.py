@@ -33,7 +33,6 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
-from types import SimpleNamespace
 from typing import Self
 from urllib.parse import unquote
 
@@ -322,44 +321,45 @@ class GuardedResolver(AbstractResolver):
         await self._resolver.close()
 
 
+# The statuses aiohttp follows as redirects.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 @dataclass(frozen=True)
 class _Guard:
-    """Session middleware: checks the URL of every request the session sends, before connecting.
+    """Session middleware, run by aiohttp for every request and every redirect hop: checks the
+    URL before connecting (IP-literal hosts), and with ``refuse_redirects`` makes a redirect
+    answer a ``ForbiddenTarget`` before aiohttp could follow it.
 
-    It covers IP literals for callers that use the session directly instead of ``post_json``.
+    aiohttp has no session-wide "do not follow redirects" setting; refusing redirect answers in
+    the session's own middleware closes the session to callers that forget
+    ``allow_redirects=False``. ``post_json`` passes that and its own guard, without
+    ``refuse_redirects``, to get the 3xx answer back. (A trace hook on ``on_request_redirect``
+    would do the same, but aiohttp then builds trace objects and awaits trace signals for every
+    request: about 6% of the worker's CPU in ``scripts/bench_lifecycle.py``.)
     """
 
     policy: AddressPolicy
     require_https: bool
+    refuse_redirects: bool = True
 
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         _check_parsed_url(request.url, self.policy, require_https=self.require_https)
-        return await handler(request)
+        response = await handler(request)
+        if self.refuse_redirects and response.status in _REDIRECTS:
+            location = response.headers.get("Location", "")
+            response.close()
+            raise ForbiddenTarget(
+                f"{request.url} answered {response.status} redirecting to {location!r}: "
+                "callbacks never follow redirects (use post_json, which returns the answer)"
+            )
+        return response
 
 
-async def _refuse_redirect(
-    session: aiohttp.ClientSession,
-    context: SimpleNamespace,
-    params: aiohttp.TraceRequestRedirectParams,
-) -> None:
-    """Trace hook that aiohttp awaits just before following a redirect: make that an error.
-
-    aiohttp has no session-wide "do not follow redirects" setting; this turns a forgotten
-    ``allow_redirects=False`` into a ``ForbiddenTarget`` instead of a request to the new location
-    (aiohttp closes the redirect response on the way out).
-    """
-    del session, context
-    location = params.response.headers.get("Location", "")
-    raise ForbiddenTarget(
-        f"{params.url} answered {params.response.status} redirecting to {location!r}: callbacks "
-        "never follow redirects (pass allow_redirects=False)"
-    )
-
-
-# The guard of each session made by make_session, so post_json can check the URL with the
-# session's own policy (and refuse a session that has no guard).
+# For each session made by make_session, the guard post_json sends with (the session's policy,
+# redirects returned, not refused); post_json refuses a session that has none.
 _GUARDS: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Guard] = weakref.WeakKeyDictionary()
 
 
@@ -369,27 +369,23 @@ def make_session(
     """A client session that only reaches addresses ``policy`` allows; call it in a running loop.
 
     - its connector resolves names with ``GuardedResolver``;
-    - a middleware runs ``check_url`` on every request it sends (IP-literal hosts);
-    - following a redirect raises ``ForbiddenTarget``: pass ``allow_redirects=False`` (as
-      ``post_json`` does) to get the 3xx response back instead;
+    - a middleware runs ``check_url`` on every request it sends (IP-literal hosts), and turns a
+      redirect answer into ``ForbiddenTarget``, so that no redirect is ever followed;
+      ``post_json`` gets the 3xx answer back instead;
     - ``timeout_seconds`` bounds each whole request (connect, send, response);
     - no proxy from HTTP(S)_PROXY / netrc (``trust_env=False``), and no cookie jar (callbacks to
       different customers must not share state).
 
     The caller closes it (``async with make_session(...) as session:``).
     """
-    guard = _Guard(policy, require_https)
-    redirects = aiohttp.TraceConfig()
-    redirects.on_request_redirect.append(_refuse_redirect)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy)),
         timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-        middlewares=(guard,),
-        trace_configs=[redirects],
+        middlewares=(_Guard(policy, require_https),),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
     )
-    _GUARDS[session] = guard
+    _GUARDS[session] = _Guard(policy, require_https, refuse_redirects=False)
     return session
 
 
@@ -411,6 +407,6 @@ async def post_json(
         request_headers["Content-Type"] = "application/json"
     started = time.perf_counter()
     async with session.post(
-        url, data=body, headers=request_headers, allow_redirects=False
+        url, data=body, headers=request_headers, allow_redirects=False, middlewares=(guard,)
     ) as response:
         return response.status, time.perf_counter() - started
