@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _IMMEDIATE = "m2m_immediate"
+_WAL_SWITCH_WAIT = 10.0  # seconds, as the busy timeout
 
 
 def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -21,11 +23,27 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor = dbapi_connection.cursor()
     # WAL lets readers (the API) run while a writer (the admin CLI, the worker) commits;
     # synchronous=FULL makes every commit durable across a power cut, not only a crash.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    # Switching a new database to WAL needs an exclusive lock, and SQLite answers "database is
+    # locked" at once, without its busy handler, when processes starting together (API and
+    # workers on a fresh data folder) race for it. Once one of them has switched, the mode is
+    # stored in the file and the pragma is a no-op for the rest; so wait a little and retry.
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
