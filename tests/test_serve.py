@@ -251,3 +251,79 @@ def test_sandbox_serves_the_documented_lifecycle_calls(
         0
     ]["State"]
     assert state == "Active"
+
+
+def _server_pids(log: Path, count: int, deadline: float) -> list[int]:
+    """The pids of the first ``count`` API processes uvicorn reported starting in ``log``."""
+    while True:
+        text = log.read_text(errors="replace")
+        pids = [
+            int(line.rsplit("[", 1)[1].rstrip("]"))
+            for line in text.splitlines()
+            if "Started server process [" in line
+        ]
+        if len(pids) >= count:
+            return pids
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} server processes did not start:\n{text}")
+        time.sleep(0.1)
+
+
+def _token(base_url: str) -> str:
+    answer = httpx.post(
+        f"{base_url}/token",
+        params={
+            "grant_type": "client_credentials",
+            "scope": "openid",
+            "client_id": sandbox.CLIENT_ID,
+            "client_secret": sandbox.CLIENT_SECRET,
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def test_processes_share_the_port_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
+    """``serve --processes 2``: both answer the same single active token; after one of them is
+    SIGKILLed, the server still answers and a new process takes its place."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [M2M, "serve", "--sandbox", "--port", str(port), "--processes", "2"],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        first, second = _server_pids(log, 2, time.monotonic() + 60)
+        tokens = set()
+        deadline = time.monotonic() + 60
+        while len(tokens) == 0:
+            try:
+                tokens.add(_token(base_url))
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        # Connections land on either process; the token is the one active token, in the database.
+        tokens.update(_token(base_url) for _ in range(10))
+        assert len(tokens) == 1
+        os.kill(first, 9)
+        pids = _server_pids(log, 3, time.monotonic() + 60)
+        assert pids[2] not in (first, second)
+        after: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(after) < 5:
+            try:
+                after.append(_token(base_url))
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert set(after) == tokens
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()

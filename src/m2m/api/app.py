@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from m2m import __version__
+from m2m import __version__, logs
 from m2m.api import gateway, lifecycle, simcards
 from m2m.api.deps import Services
 from m2m.callback_config import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, URL_PATTERN
@@ -125,6 +125,13 @@ class RequireHttps:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of ``m2m serve --processes N``'s processes: settings from the
+    environment, its own engine; the parent process has migrated the database already."""
+    logs.install()
+    return create_app(Settings())
 
 
 def create_app(

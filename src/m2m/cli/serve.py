@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from m2m import logs, sandbox
 from m2m.api.app import create_app
@@ -54,8 +56,20 @@ def serve(
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     embedded_worker: Annotated[
         bool | None,
-        typer.Option("--worker/--no-worker", help="Run a worker in this process (default)."),
+        typer.Option("--worker/--no-worker", help="Run a worker in each API process (default)."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="API processes sharing the port; a dead one is restarted. PostgreSQL scales "
+            "with them; SQLite serialises writes, so more than 2 rarely helps there.",
+        ),
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
 ) -> None:
     """Run the API server (migrating the database first)."""
     settings = load_settings(
@@ -80,10 +94,20 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     if settings.sandbox:
         console.print(banner(f"{scheme}://{shown_host}:{port}"), highlight=False, soft_wrap=True)
-    app = create_app(settings, engine=engine, clock=clock)
-    logs.install()
+    options: dict[str, Any] = {}
+    if processes == 1:
+        app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
+        logs.install()
+    else:
+        # Each process builds its app from the environment (uvicorn spawns them), so the
+        # settings given as options here travel as environment variables.
+        engine.dispose()
+        os.environ.update(settings_environment(settings))
+        app = "m2m.api.app:app_from_environment"
+        options = {"factory": True, "workers": processes}
     uvicorn.run(
         app,
+        **options,
         host=host,
         port=port,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
@@ -91,4 +115,13 @@ def serve(
         proxy_headers=settings.behind_tls_proxy,
         forwarded_allow_ips=settings.forwarded_allow_ips if settings.behind_tls_proxy else None,
         log_level="info",
+        access_log=access_log,
     )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The options ``serve`` takes beside the environment, as the variables that set them."""
+    return {
+        "M2M_SANDBOX": "true" if settings.sandbox else "false",
+        "M2M_EMBEDDED_WORKER": "true" if settings.embedded_worker else "false",
+    }
