@@ -2,10 +2,13 @@
 """End-to-end benchmark of one bulk lifecycle request: an N-device deactivation in the sandbox.
 
     .venv/bin/python scripts/bench_lifecycle.py [--devices N] [--runs K] [--keep] [--timeout S]
+                                                [--database sqlite|postgresql] [--workers W]
                                                 [--receiver-check] [--env NAME=VALUE ...]
 
-Each run starts from nothing: a fresh temporary data directory (SQLite), the real server as a
-subprocess (``m2m serve --sandbox``, embedded worker, network simulator with latency 0), N extra
+Each run starts from nothing: a fresh database (a SQLite file in a temporary directory, or a
+PostgreSQL database created for the run on ``M2M_TEST_POSTGRES_URL``'s server and dropped after),
+the real server as a subprocess (``m2m serve --sandbox``, network simulator with latency 0; its
+embedded worker, or with ``--workers W`` W standalone ``m2m worker`` processes instead), N extra
 Active SIMs imported into the sandbox account with ``m2m admin sims import``, and a callback
 receiver (an aiohttp server in this script's event loop) configured as the account's callback
 URL. Then it times ``POST /m2m/1.0.0/requests/deactivation`` with the N MSISDNs until the
@@ -15,9 +18,9 @@ receiver holds N distinct ``webhook-id`` headers, and prints:
 - the time to the last item finished (the request's ``finished_at``, as the server records it);
 - the time to the last callback received;
 - devices/s end to end (N / time to the last callback);
-- the server's CPU time per device over that span (where /proc exists): the server is one
-  process, so its CPU time tracks the wall time when it is the bottleneck, and it is the steadier
-  number to compare code changes with on a noisy machine.
+- the server's CPU time per device over that span (where /proc exists; the API process and its
+  workers, not the database server): it is the steadier number to compare code changes with on
+  a noisy machine.
 
 With --runs K it prints each run and the medians. Every callback must say ``Success`` for one of
 the imported SIMs and every one of them must end ``Deactivated``; otherwise, or when a run
@@ -31,229 +34,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import csv
 import json
-import os
-import shutil
-import signal
-import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import UTC
 
 import aiohttp
-from aiohttp import web
+import harness
+from harness import Process, Receiver, Sim, Workspace
+from sqlalchemy import select
 
-from m2m.identifiers import luhn_check_digit
-
-M2M = str(Path(sys.executable).parent / "m2m")
-API = "/m2m/1.0.0"
-CLIENT_ID = "sandbox-client"
-CLIENT_SECRET = "sandbox-secret"  # public sandbox credentials (README)
-API_KEY = "sandbox-api-key"
-CALLBACK_TOKEN = "bench-callback-token"
-# Far from the demo SIMs (MSISDN 32470000001-100, ICCID 893201700000000000xx, IMSI 20601100000xxxx).
-FIRST_MSISDN = 32_480_000_000
-
-
-# --- the SIMs -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sim:
-    iccid: str
-    imsi: str
-    msisdn: str
-
-
-def bench_sim(n: int) -> Sim:
-    iccid = f"893201{800_000_000_000 + n:012d}"  # + the Luhn check digit: 19 digits
-    return Sim(
-        iccid=iccid + str(luhn_check_digit(iccid)),
-        imsi=f"20601{2_000_000_000 + n:010d}",
-        msisdn=str(FIRST_MSISDN + n),
-    )
-
-
-def write_csv(path: Path, sims: list[Sim]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["iccid", "imsi", "msisdn", "state"])
-        writer.writerows([sim.iccid, sim.imsi, sim.msisdn, "Active"] for sim in sims)
-
-
-# --- the server and the admin CLI ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_env(data_dir: Path, devices: int, extra: dict[str, str]) -> dict[str, str]:
-    """This environment without its M2M_* settings, then the benchmark's, then ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
-    return {
-        **env,
-        "M2M_DATA_DIR": str(data_dir),
-        "M2M_SIMULATOR_LATENCY_SECONDS": "0",
-        "M2M_MAX_DEVICES_PER_REQUEST": str(max(devices, 10_000)),
-        **extra,
-    }
-
-
-def m2m_cli(env: dict[str, str], *args: str) -> str:
-    """Run ``m2m ARGS`` with ``env``; its standard output, or RuntimeError with what it said."""
-    done = subprocess.run(
-        [M2M, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"m2m {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def sandbox_account_id(env: dict[str, str]) -> int:
-    accounts = json.loads(m2m_cli(env, "admin", "accounts", "list", "--json"))
-    return next(int(a["id"]) for a in accounts if a["is_sandbox"])
-
-
-def seed_sims(env: dict[str, str], data_dir: Path, account_id: int, sims: list[Sim]) -> None:
-    source = data_dir / "bench-sims.csv"
-    write_csv(source, sims)
-    args = ("admin", "sims", "import", str(source), "--account", str(account_id), "--json")
-    report = json.loads(m2m_cli(env, *args))
-    if report["imported"] != len(sims):
-        raise RuntimeError(f"import: {report}")
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-    worker: subprocess.Popen[bytes] | None = None  # with --env M2M_EMBEDDED_WORKER=false
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def start_server(data_dir: Path, env: dict[str, str]) -> Server:
-    port = free_port()
-    log_path = data_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [M2M, "serve", "--sandbox", "--port", str(port)],
-            env=env,
-            cwd=data_dir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    worker = None
-    if env.get("M2M_EMBEDDED_WORKER", "").lower() in ("false", "0"):
-        # The worker in a process of its own: the API and the worker each get a core.
-        with (data_dir / "worker.log").open("wb") as log:
-            worker = subprocess.Popen(
-                [M2M, "worker"],
-                env={**env, "M2M_SANDBOX": "true"},
-                cwd=data_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-    return Server(process, f"http://127.0.0.1:{port}", log_path, worker)
-
-
-async def wait_until_up(session: aiohttp.ClientSession, server: Server, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(f"{server.base_url}/openapi.json") as response:
-                if response.status == 200:
-                    return
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start:\n{server.log_tail()}")
-        await asyncio.sleep(0.1)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process ``pid`` (all its threads), where /proc exists."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds(server: Server) -> float | None:
-    """CPU time used so far by the server and, if it runs apart, its worker process."""
-    processes = [server.process] + ([server.worker] if server.worker is not None else [])
-    times = [cpu_seconds(process.pid) for process in processes]
-    return None if None in times else sum(t for t in times if t is not None)
-
-
-def stop_server(server: Server) -> None:
-    """SIGTERM, then wait for a clean exit (kill after 30 s)."""
-    if server.worker is not None and server.worker.poll() is None:
-        server.worker.send_signal(signal.SIGTERM)
-        server.worker.wait(timeout=30)
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print("server ignored SIGTERM for 30 s; killing it", file=sys.stderr)
-            server.process.kill()
-            server.process.wait()
-
-
-# --- the callback receiver ----------------------------------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """Accepts callbacks, keeping the first message per webhook-id, until ``expected`` arrived."""
-
-    expected: int
-    url: str = ""
-    messages: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)
-    duplicates: int = 0
-    last_new_at: float = 0.0  # perf_counter() when the latest distinct webhook-id arrived
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        webhook_id = request.headers.get("webhook-id", "")
-        if webhook_id in self.messages:
-            self.duplicates += 1
-        else:
-            self.messages[webhook_id] = (request.headers.get("x-callback-token"), body)
-            self.last_new_at = time.perf_counter()
-            if len(self.messages) >= self.expected:
-                self.done.set()
-        return web.Response(status=200)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/callback", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024).start()
-        self.url = f"http://127.0.0.1:{port}/callback"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+from m2m.storage.tables import lifecycle_requests, sim_cards
 
 
 async def receiver_capacity(requests: int = 10_000, concurrency: int = 64) -> float:
@@ -278,81 +71,40 @@ async def receiver_capacity(requests: int = 10_000, concurrency: int = 64) -> fl
         await receiver.stop()
 
 
-# --- the API calls ------------------------------------------------------------------------------
+@dataclass
+class Server:
+    api: Process
+    workers: list[Process]
 
+    @property
+    def processes(self) -> list[Process]:
+        return [self.api, *self.workers]
 
-async def get_token(session: aiohttp.ClientSession, base_url: str) -> str:
-    params = {
-        "grant_type": "client_credentials",
-        "scope": "openid",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-    }
-    async with session.post(f"{base_url}/token", params=params) as response:
-        response.raise_for_status()
-        return str((await response.json())["access_token"])
+    def cpu_seconds(self) -> float | None:
+        times = [harness.cpu_seconds(process.pid) for process in self.processes]
+        return None if None in times else sum(t for t in times if t is not None)
 
-
-def api_headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "x-api-key": API_KEY}
-
-
-async def configure_callback(
-    session: aiohttp.ClientSession, base_url: str, token: str, url: str
-) -> None:
-    async with session.post(
-        f"{base_url}{API}/configure/callback", json={"url": url}, headers=api_headers(token)
-    ) as response:
-        if response.status != 204:
-            raise RuntimeError(f"configure/callback: {response.status} {await response.text()}")
-
-
-async def request_deactivation(
-    session: aiohttp.ClientSession, base_url: str, token: str, body: bytes
-) -> str:
-    headers = {
-        **api_headers(token),
-        "Content-Type": "application/json",
-        "x-callback-token": CALLBACK_TOKEN,
-    }
-    async with session.post(
-        f"{base_url}{API}/requests/deactivation", data=body, headers=headers
-    ) as response:
-        if response.status != 202:
-            raise RuntimeError(f"deactivation: {response.status} {await response.text()}")
-        return str((await response.json())["TrackingNumber"])
-
-
-async def wait_for_callbacks(receiver: Receiver) -> None:
-    """Until every callback arrived, with a progress line every 5 s (the run's time limit is
-    the caller's)."""
-    waiter = asyncio.ensure_future(receiver.done.wait())
-    try:
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=5)
-            if not waiter.done():
-                print(f"  … {len(receiver.messages)} callbacks", file=sys.stderr)
-    finally:
-        waiter.cancel()
+    def stop(self) -> None:
+        for process in [*self.workers, self.api]:
+            process.stop()
 
 
 # --- checking the outcome -----------------------------------------------------------------------
 
 
-def database(data_dir: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{data_dir / 'm2m.db'}?mode=ro", uri=True)
-
-
-def request_finished_at(data_dir: Path, tracking_number: str) -> float | None:
-    """The request's finished_at as a POSIX timestamp (SQLite keeps naive UTC text)."""
-    with contextlib.closing(database(data_dir)) as conn:
-        row = conn.execute(
-            "SELECT finished_at FROM lifecycle_requests WHERE tracking_number = ?",
-            (tracking_number,),
-        ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return datetime.fromisoformat(row[0]).replace(tzinfo=UTC).timestamp()
+def request_finished_at(space: Workspace, tracking_number: str) -> float | None:
+    """The request's finished_at as a POSIX timestamp."""
+    engine = space.engine()
+    try:
+        with engine.connect() as conn:
+            finished = conn.execute(
+                select(lifecycle_requests.c.finished_at).where(
+                    lifecycle_requests.c.tracking_number == tracking_number
+                )
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    return None if finished is None else finished.replace(tzinfo=UTC).timestamp()
 
 
 def callback_problems(receiver: Receiver, tracking_number: str, sims: list[Sim]) -> list[str]:
@@ -364,7 +116,7 @@ def callback_problems(receiver: Receiver, tracking_number: str, sims: list[Sim])
         message = json.loads(body)
         devices.add(message["device"]["identifier"])
         not_success += message["resultStatus"] != "Success"
-        bad_token += token != CALLBACK_TOKEN
+        bad_token += token != harness.CALLBACK_TOKEN
         other_request += message["trackingNumber"] != tracking_number
     if not_success:
         problems.append(f"{not_success} callbacks without resultStatus Success")
@@ -380,10 +132,14 @@ def callback_problems(receiver: Receiver, tracking_number: str, sims: list[Sim])
     return problems
 
 
-def sim_problems(data_dir: Path, sims: list[Sim]) -> list[str]:
+def sim_problems(space: Workspace, sims: list[Sim]) -> list[str]:
     wanted = {sim.msisdn for sim in sims}
-    with contextlib.closing(database(data_dir)) as conn:
-        rows = conn.execute("SELECT msisdn, state FROM sim_cards").fetchall()
+    engine = space.engine()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(sim_cards.c.msisdn, sim_cards.c.state)).all()
+    finally:
+        engine.dispose()
     states: dict[str, int] = {}
     for msisdn, state in rows:
         if msisdn in wanted:
@@ -411,45 +167,29 @@ class RunResult:
         return self.devices / self.last_callback
 
 
-@contextlib.contextmanager
-def data_directory(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="m2m-bench-lifecycle-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            print(f"  data dir kept: {path}", file=sys.stderr)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 async def measure(
-    session: aiohttp.ClientSession,
-    server: Server,
-    data_dir: Path,
-    sims: list[Sim],
+    session: aiohttp.ClientSession, server: Server, space: Workspace, sims: list[Sim]
 ) -> RunResult:
     """Configure a receiver, then time the deactivation of ``sims`` to the last callback."""
     receiver = Receiver(expected=len(sims))
     await receiver.start()
     try:
-        token = await get_token(session, server.base_url)
-        await configure_callback(session, server.base_url, token, receiver.url)
-        body = json.dumps(
-            [{"identifier": sim.msisdn, "identifierType": "MSISDN"} for sim in sims]
-        ).encode()
+        url = server.api.base_url
+        token = await harness.get_token(session, url)
+        await harness.configure_callback(session, url, token, receiver.url)
+        body = harness.devices_body(sims)
 
-        cpu_before = server_cpu_seconds(server)
+        cpu_before = server.cpu_seconds()
         started_wall, started = time.time(), time.perf_counter()
-        tracking_number = await request_deactivation(session, server.base_url, token, body)
+        tracking_number = await harness.request_operation(session, url, token, "deactivation", body)
         accepted = time.perf_counter() - started
-        await wait_for_callbacks(receiver)
+        await harness.wait_for_callbacks(receiver)
         last_callback = receiver.last_new_at - started
-        cpu_after = server_cpu_seconds(server)
+        cpu_after = server.cpu_seconds()
 
-        finished_at = request_finished_at(data_dir, tracking_number)
+        finished_at = request_finished_at(space, tracking_number)
         problems = callback_problems(receiver, tracking_number, sims)
-        problems += sim_problems(data_dir, sims)
+        problems += sim_problems(space, sims)
         if finished_at is None:
             problems.append("the request has no finished_at")
         return RunResult(
@@ -465,23 +205,40 @@ async def measure(
         await receiver.stop()
 
 
+def start_server(space: Workspace, env: dict[str, str], workers: int) -> Server:
+    """The API with its embedded worker, or (``workers`` > 0) without, beside that many
+    standalone worker processes."""
+    api = harness.start_api(space, env, worker=workers == 0)
+    return Server(api, [harness.start_worker(space, env, n) for n in range(workers)])
+
+
 async def run_once(args: argparse.Namespace) -> RunResult:
-    """One run on a fresh data dir and server; TimeoutError after ``args.timeout`` seconds."""
-    sims = [bench_sim(n) for n in range(args.devices)]
-    with data_directory(args.keep) as data_dir:
-        env = server_env(data_dir, args.devices, dict(args.env))
-        server = start_server(data_dir, env)
+    """One run on a fresh database and server; TimeoutError after ``args.timeout`` seconds."""
+    sims = [harness.bench_sim(n) for n in range(args.devices)]
+    with harness.workspace(args.database, args.keep, "bench-lifecycle") as space:
+        settings = {
+            "M2M_SIMULATOR_LATENCY_SECONDS": "0",
+            "M2M_MAX_DEVICES_PER_REQUEST": str(max(args.devices, 10_000)),
+            **dict(args.env),
+        }
+        env = harness.m2m_env(space, settings)
+        # The API first: it migrates and seeds the sandbox before the workers look at the tables.
+        server = start_server(space, env, 0)
         try:
             async with asyncio.timeout(args.timeout), aiohttp.ClientSession() as session:
-                await wait_until_up(session, server, 60)
-                account_id = await asyncio.to_thread(sandbox_account_id, env)
-                await asyncio.to_thread(seed_sims, env, data_dir, account_id, sims)
-                return await measure(session, server, data_dir, sims)
+                await harness.wait_until_up(session, server.api, 60)
+                if args.workers:
+                    server.stop()
+                    server = start_server(space, env, args.workers)
+                    await harness.wait_until_up(session, server.api, 60)
+                await asyncio.to_thread(harness.seed_sims, env, space, sims)
+                return await measure(session, server, space, sims)
         except Exception:
-            print(f"server log (tail):\n{server.log_tail()}", file=sys.stderr)
+            for process in server.processes:
+                print(f"{process.log_path.name} (tail):\n{process.log_tail()}", file=sys.stderr)
             raise
         finally:
-            stop_server(server)
+            server.stop()
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -567,7 +324,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000, help="devices in the request")
     parser.add_argument("--runs", type=int, default=1, help="runs, each on a fresh data dir")
-    parser.add_argument("--keep", action="store_true", help="keep each run's data dir")
+    parser.add_argument("--keep", action="store_true", help="keep each run's database")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="standalone worker processes (default 0: the API's embedded worker)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -589,7 +353,12 @@ def main() -> int:
     if args.devices < 1 or args.runs < 1:
         parser.error("--devices and --runs must be at least 1")
     settings = "".join(f", {name}={value}" for name, value in args.env)
-    print(f"deactivating {args.devices:,} devices, {args.runs} run(s){settings}", flush=True)
+    workers = f"{args.workers} worker process(es)" if args.workers else "embedded worker"
+    print(
+        f"deactivating {args.devices:,} devices on {args.database}, {workers}, "
+        f"{args.runs} run(s){settings}",
+        flush=True,
+    )
     return asyncio.run(main_async(args))
 
 
