@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from m2m import wakeup
 from m2m.callbacks import CallbackSender, status_message
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
@@ -273,6 +274,12 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._loop(self.process_items, self._items_wake, stop))
             group.create_task(self._deliveries_pipeline(stop))
+            if self._engine.dialect.name == "postgresql":
+                wake = {
+                    store.ITEMS: self._items_wake.set,
+                    store.DELIVERIES: self._deliveries_wake.set,
+                }
+                group.create_task(wakeup.listen(self._engine, wake, stop))
         log.info("%s stopped", self.name)
 
     async def drain(self) -> None:

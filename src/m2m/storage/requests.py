@@ -59,6 +59,20 @@ def _lease(conn: Connection, table: Table, candidates: Select[Any], **values: An
     )
 
 
+# --- waking workers elsewhere -----------------------------------------------------------------
+
+WORK_CHANNEL = "m2m_work"  # PostgreSQL notification channel (m2m.wakeup listens)
+ITEMS = "items"
+DELIVERIES = "deliveries"
+
+
+def announce(conn: Connection, what: str) -> None:
+    """Tell listening workers that ``what`` (ITEMS or DELIVERIES) is ready, when the caller's
+    transaction commits; PostgreSQL only (SQLite has no channel: its workers poll)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_notify(WORK_CHANNEL, what)))
+
+
 # --- accepting a request --------------------------------------------------------------------
 
 
@@ -115,6 +129,7 @@ def create_request(
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     conn.execute(insert(request_items), [{**item, "request_id": request_id} for item in items])
+    announce(conn, ITEMS)
     return int(request_id)
 
 
@@ -467,6 +482,8 @@ def make_deliveries_due(conn: Connection, account_id: int, now: datetime) -> int
         )
         .values(next_attempt_at=now)
     )
+    if result.rowcount:
+        announce(conn, DELIVERIES)
     return int(result.rowcount)
 
 
@@ -480,6 +497,8 @@ def redeliver(conn: Connection, account_id: int, delivery_id: str, now: datetime
         )
         .values(status="pending", attempts=0, next_attempt_at=now, claim_id=None)
     )
+    if result.rowcount:
+        announce(conn, DELIVERIES)
     return result.rowcount == 1
 
 
