@@ -422,3 +422,14 @@ def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
     # Short names: the table is 80 columns wide under the test runner and would wrap longer ones.
     assert "a[/red]" in result.stdout
     assert "[b]x[/b]" in result.stdout
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_db_upgrade_never_prints_the_database_password(database_url: str) -> None:
+    # The local server trusts loopback, so it ignores the password; the output must not show it.
+    with_password = database_url.replace("postgres@", "postgres:pw-s3cret-value@", 1)
+    assert "pw-s3cret-value" in with_password
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"M2M_DATABASE_URL": with_password})
+    assert result.exit_code == 0, result.output
+    assert "is up to date" in result.output
+    assert "pw-s3cret-value" not in result.output

@@ -53,6 +53,11 @@ def user_errors() -> Iterator[None]:
         raise fail(str(error)) from error
 
 
+def shown_url(engine: Engine) -> str:
+    """The engine's database URL fit for printing: its password (if any) masked."""
+    return engine.url.render_as_string(hide_password=True)
+
+
 def migrated_engine(settings: Settings) -> Engine:
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)

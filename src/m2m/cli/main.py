@@ -6,7 +6,7 @@ import typer
 
 from m2m import __version__
 from m2m.cli import admin
-from m2m.cli.common import console, load_settings, migrated_engine
+from m2m.cli.common import console, load_settings, migrated_engine, shown_url
 from m2m.cli.listen import listen
 from m2m.cli.serve import serve
 from m2m.cli.worker import worker
@@ -28,8 +28,11 @@ app.command("listen")(listen)
 def db_upgrade() -> None:
     """Apply the database migrations (serve does it on start, too)."""
     settings = load_settings()
-    migrated_engine(settings).dispose()
-    console.print(f"Database at {settings.effective_database_url} is up to date.", highlight=False)
+    engine = migrated_engine(settings)
+    engine.dispose()
+    console.print(
+        f"Database at {shown_url(engine)} is up to date.", highlight=False, soft_wrap=True
+    )
 
 
 @app.command("version")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from m2m.cli.common import console, load_settings, migrated_engine, user_errors
+from m2m.cli.common import console, load_settings, migrated_engine, shown_url, user_errors
 from m2m.clock import SystemClock
 from m2m.runtime import worker_parts
 
@@ -25,7 +25,7 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with worker_parts(settings, engine, SystemClock()) as running:
-            console.print(f"{running.name} working on {settings.effective_database_url}")
+            console.print(f"{running.name} working on {shown_url(engine)}")
             await running.run(stop)
 
     asyncio.run(main())
