@@ -11,9 +11,11 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
 
 from m2m.network import DEFAULT_FAILING_MSISDNS
 from m2m.retry import DEFAULT_RETRY_SCHEDULE
+from m2m.storage.engine import make_engine
 
 # Public on purpose: the sandbox is a documented, throw-away environment.
 SANDBOX_SECRET_KEY = "sandbox-secret-key-do-not-use-in-production"  # noqa: S105
@@ -36,6 +38,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None,
         description="Server secret (at least 32 characters); required outside sandbox mode.",
+    )
+    database_pool_size: int = Field(
+        default=20, ge=1, description="Connections each process keeps open to the database."
+    )
+    database_max_overflow: int = Field(
+        default=20, ge=0, description="Extra connections a process may open under load."
     )
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86400 * 365)
 
@@ -92,6 +100,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'm2m.db').as_posix()}"
+
+    def make_engine(self) -> Engine:
+        return make_engine(
+            self.effective_database_url,
+            pool_size=self.database_pool_size,
+            max_overflow=self.database_max_overflow,
+        )
 
     def check_for_production(self) -> None:
         """Refuse settings that are only acceptable in the sandbox."""

@@ -27,7 +27,6 @@ from m2m.network import NetworkAdapter
 from m2m.ratelimit import FailureLimiter
 from m2m.runtime import address_policy, running_worker
 from m2m.settings import Settings
-from m2m.storage.engine import make_engine
 from m2m.tokens import TokenService
 
 M2M_PREFIX = "/m2m/1.0.0"
@@ -142,7 +141,7 @@ def create_app(
     adapter: NetworkAdapter | None = None,
 ) -> FastAPI:
     """The HTTP app; with ``settings.embedded_worker`` it runs a worker while it is up."""
-    engine = engine or make_engine(settings.effective_database_url)
+    engine = engine or settings.make_engine()
     clock = clock or SystemClock()
     services = Services(
         settings=settings,

@@ -18,7 +18,6 @@ from sqlalchemy import Engine
 
 from m2m.errors import M2MError
 from m2m.settings import ConfigurationError, Settings
-from m2m.storage.engine import make_engine
 from m2m.storage.migrate import upgrade
 
 console = Console()
@@ -59,7 +58,7 @@ def shown_url(engine: Engine) -> str:
 
 
 def migrated_engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.effective_database_url)
+    engine = settings.make_engine()
     upgrade(engine)
     return engine
 

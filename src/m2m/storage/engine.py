@@ -53,15 +53,17 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 20, max_overflow: int = 20) -> Engine:
+    """An engine for ``database_url``. Each process holds up to ``pool_size + max_overflow``
+    connections: on PostgreSQL, processes x that must stay below the server's max_connections."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            pool_size=20,
-            max_overflow=20,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             connect_args={"check_same_thread": False, "timeout": 10},
         )
         event.listen(engine, "connect", _on_sqlite_connect)
@@ -70,7 +72,7 @@ def make_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         # The bare scheme means psycopg 3 here, the driver this project installs.
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
 def take_write_lock_at_begin(conn: Connection) -> None:
