@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from functools import partial
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -18,6 +20,8 @@ from m2m.ratelimit import FailureLimiter
 from m2m.settings import Settings
 from m2m.tokens import TokenService
 from m2m.worker import Worker
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -36,7 +40,9 @@ class Services:
             self.worker.notify()
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async, although it does not await: FastAPI runs a plain ``def`` dependency in the thread
+    # pool, and that hop cost more than everything else this dependency does, on every request.
     services: Services = request.app.state.services
     return services
 
@@ -55,25 +61,46 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current_account_id(
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The credentials a request presents, not checked yet: each route checks them in the same
+    database call as its own work (see ``authorized``)."""
+
+    token: str | None
+    api_key: str | None
+    address_key: str  # the failure limiter's key for the caller's address
+
+
+async def presented_credentials(
     request: Request,
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     api_key: Annotated[str | None, Security(api_key_scheme)],
-) -> int:
+) -> Caller:
     address_key = "m2m-addr:" + client_address(request)
     wait = services.limiter.retry_after(address_key)
     if wait is not None:
         raise TooManyFailures(wait)
-    token = bearer.credentials if bearer else None
+    return Caller(bearer.credentials if bearer else None, api_key, address_key)
+
+
+PresentedCaller = Annotated[Caller, Depends(presented_credentials)]
+
+
+async def authorized(services: Services, caller: Caller, call: Callable[[], T]) -> T:
+    """``call()``, which checks the caller's credentials and does the route's work, in the thread
+    pool; the credential errors it raises count as failures against the caller's address."""
     try:
-        return await run_in_threadpool(
-            authenticate, services.engine, services.clock, token, api_key
-        )
+        return await run_in_threadpool(call)
     except M2MError as error:
         if error.status_code in (401, 403) and error.code != "subscription_suspended":
-            services.limiter.record_failure(address_key)
+            services.limiter.record_failure(caller.address_key)
         raise
+
+
+async def current_account_id(services: ServicesDep, caller: PresentedCaller) -> int:
+    check = partial(authenticate, services.engine, services.clock, caller.token, caller.api_key)
+    return await authorized(services, caller, check)
 
 
 CurrentAccountId = Annotated[int, Depends(current_account_id)]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m import access
+from m2m.api.deps import PresentedCaller, ServicesDep, authorized
 from m2m.api.schemas import error_responses
 from m2m.errors import NotFound
 from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
 from m2m.profile import SimCard, sim_card_document
-from m2m.storage import sims as store
 
 router = APIRouter(tags=["SIM cards"])
 
@@ -25,7 +25,7 @@ router = APIRouter(tags=["SIM cards"])
     responses=error_responses(401, 403, 404, 422, 429),
 )
 async def get_simcards(
-    account_id: CurrentAccountId,
+    caller: PresentedCaller,
     services: ServicesDep,
     msisdn: Annotated[
         str,
@@ -38,12 +38,10 @@ async def get_simcards(
 ) -> Response:
     """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
     number = normalize_msisdn(msisdn)
-
-    def lookup() -> store.StoredSim | None:
-        with services.engine.connect() as conn:
-            return store.find_sim_by_msisdn(conn, account_id, number)
-
-    sim = await run_in_threadpool(lookup)
+    lookup = partial(
+        access.find_sim, services.engine, services.clock, caller.token, caller.api_key, number
+    )
+    sim = await authorized(services, caller, lookup)
     if sim is None:
         # Same answer for "no such SIM" and "another account's SIM": nothing leaks across tenants.
         raise NotFound(f"No SIM card with MSISDN {number} in your account.")

@@ -15,6 +15,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     text,
 )
 
+from m2m.storage import accounts
 from m2m.storage.tables import Id, UTCDateTime, sim_cards
 
 
@@ -36,18 +39,53 @@ class StoredSim:
     profile: dict[str, Any]
 
 
+# Built once (see the hot path in ``storage.accounts``).
+_SIM_COLUMNS = (
+    sim_cards.c.iccid,
+    sim_cards.c.imsi,
+    sim_cards.c.msisdn,
+    sim_cards.c.state,
+    sim_cards.c.cost_center,
+    sim_cards.c.profile,
+)
+_by_msisdn = select(*_SIM_COLUMNS).where(
+    sim_cards.c.msisdn == bindparam("msisdn", type_=String),
+    sim_cards.c.account_id == bindparam("account_id", type_=Id),
+)
+# The caller's credentials and, in the same row, the SIM, if it belongs to the account of the
+# token *and* to that of the API key: the SIM columns are NULL for anyone else's SIM.
+_caller_and_sim = select(*accounts.CALLER_COLUMNS, *_SIM_COLUMNS).select_from(
+    accounts.CALLER_ACCOUNTS.outerjoin(
+        sim_cards,
+        and_(
+            sim_cards.c.msisdn == bindparam("msisdn", type_=String),
+            sim_cards.c.account_id == accounts.CALLER_TOKEN_ACCOUNT,
+            sim_cards.c.account_id == accounts.CALLER_KEY_ACCOUNT,
+        ),
+    )
+)
+
+
+def _stored_sim(row: Sequence[Any]) -> StoredSim:
+    iccid, imsi, msisdn, state, cost_center, profile = row
+    return StoredSim(iccid, imsi, msisdn, state, cost_center, profile)
+
+
 def find_sim_by_msisdn(conn: Connection, account_id: int, msisdn: str) -> StoredSim | None:
-    row = conn.execute(
-        select(
-            sim_cards.c.iccid,
-            sim_cards.c.imsi,
-            sim_cards.c.msisdn,
-            sim_cards.c.state,
-            sim_cards.c.cost_center,
-            sim_cards.c.profile,
-        ).where(sim_cards.c.msisdn == msisdn, sim_cards.c.account_id == account_id)
-    ).one_or_none()
-    return StoredSim(**row._mapping) if row else None
+    row = conn.execute(_by_msisdn, {"msisdn": msisdn, "account_id": account_id}).one_or_none()
+    return _stored_sim(row) if row else None
+
+
+def find_sim_for_caller(
+    conn: Connection, token_digest: bytes, key_digest: bytes, now: datetime, msisdn: str
+) -> tuple[accounts.Credentials, StoredSim | None]:
+    """What a bearer token and an API key resolve to and, when both belong to the account that
+    has it, the SIM with this MSISDN: the credential check and the lookup in one round trip."""
+    params = {**accounts.credential_params(token_digest, key_digest, now), "msisdn": msisdn}
+    row = conn.execute(_caller_and_sim, params).one()
+    found = accounts.credentials_of(row)
+    sim = row[len(accounts.CALLER_COLUMNS) :]
+    return found, (_stored_sim(sim) if sim[0] is not None else None)
 
 
 def count_sims(conn: Connection, account_id: int | None = None) -> int:
