@@ -7,16 +7,27 @@ fixture serves the same database file).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, insert, select, update
 from typer.testing import CliRunner, Result
 
 from m2m.cli.main import app
 from m2m.identifiers import luhn_check_digit
+from m2m.storage import requests as request_store
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import (
+    callback_attempts,
+    callback_deliveries,
+    lifecycle_requests,
+    request_items,
+)
 
 SIMCARDS = "/m2m/1.0.0/simcards"
 Cli = Callable[..., Result]
@@ -433,3 +444,76 @@ def test_db_upgrade_never_prints_the_database_password(database_url: str) -> Non
     assert result.exit_code == 0, result.output
     assert "is up to date" in result.output
     assert "pw-s3cret-value" not in result.output
+
+
+def _request_with_message(
+    engine: Engine, account_id: int, finished_days_ago: int, message_status: str
+) -> str:
+    """A finished one-device request whose callback message is ``message_status``."""
+    now = datetime.now(UTC)
+    tracking = str(uuid.uuid4())
+    with write_transaction(engine) as conn:
+        request_id = request_store.create_request(
+            conn,
+            tracking_number=tracking,
+            account_id=account_id,
+            operation="deactivation",
+            callback_token="t",
+            items=[{"identifier": "32499999999", "identifier_type": "MSISDN", "sim_id": None}],
+            now=now,
+        )
+        item_id = conn.execute(
+            select(request_items.c.id).where(request_items.c.request_id == request_id)
+        ).scalar_one()
+        finished = now - timedelta(days=finished_days_ago)
+        conn.execute(
+            update(request_items).where(request_items.c.id == item_id).values(status="done")
+        )
+        conn.execute(
+            update(lifecycle_requests)
+            .where(lifecycle_requests.c.id == request_id)
+            .values(finished_at=finished)
+        )
+        delivery_id = str(uuid.uuid4())
+        conn.execute(
+            insert(callback_deliveries).values(
+                id=delivery_id,
+                account_id=account_id,
+                item_id=item_id,
+                payload={},
+                status=message_status,
+                next_attempt_at=finished,
+                created_at=finished,
+            )
+        )
+        conn.execute(
+            insert(callback_attempts).values(
+                delivery_id=delivery_id, attempted_at=finished, url="https://x.example/"
+            )
+        )
+    return tracking
+
+
+def test_purge_deletes_old_settled_requests_only(cli: Cli, engine: Engine) -> None:
+    account_id = new_account(cli)["account_id"]
+    old_delivered = _request_with_message(engine, account_id, 40, "delivered")
+    old_failed = _request_with_message(engine, account_id, 40, "failed")
+    old_pending = _request_with_message(engine, account_id, 40, "pending")  # still retrying
+    recent = _request_with_message(engine, account_id, 2, "delivered")
+
+    report = as_json(cli("requests", "purge", "--older-than", "30", "--json"))
+
+    assert report["deleted_requests"] == 2
+    with engine.connect() as conn:
+        left = set(conn.execute(select(lifecycle_requests.c.tracking_number)).scalars())
+        assert left == {old_pending, recent}
+        assert not {old_delivered, old_failed} & left
+        # Their items, messages and attempts went with them.
+        assert conn.execute(select(func.count()).select_from(request_items)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(callback_deliveries)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(callback_attempts)).scalar_one() == 2
+
+
+def test_purge_needs_a_positive_age(cli: Cli) -> None:
+    result = cli("requests", "purge", "--older-than", "0", exit_code=2)
+    assert "older-than" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,8 @@ from m2m.clock import SystemClock
 from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
+from m2m.storage import requests as request_store
+from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
@@ -32,11 +35,13 @@ keys_app = typer.Typer(help="API keys (the x-api-key header).", no_args_is_help=
 apps_app = typer.Typer(help="OAuth2 applications (client_id/client_secret).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Permanent access tokens.", no_args_is_help=True)
 sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
+requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sims_app, name="sims")
+app.add_typer(requests_app, name="requests")
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
@@ -318,3 +323,31 @@ def sims_import(
         )
     if report.errors and not skip_invalid:
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)
+
+
+PURGE_BATCH = 200  # requests per transaction: short write locks while the server runs
+
+
+@requests_app.command("purge")
+def requests_purge(
+    older_than: Annotated[
+        int,
+        typer.Option("--older-than", min=1, help="Days since the request finished."),
+    ],
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete requests finished more than N days ago whose callbacks are settled, with their
+    items, callback messages and attempts. SIM state history is kept. Their TrackingNumbers
+    then answer 404."""
+    cutoff = clock.now() - timedelta(days=older_than)
+    deleted = 0
+    while True:
+        with write_transaction(_database()) as conn:
+            batch = request_store.purge_finished_requests(conn, cutoff, PURGE_BATCH)
+        deleted += batch
+        if batch < PURGE_BATCH:
+            break
+    if as_json:
+        print_json({"deleted_requests": deleted, "finished_before": cutoff.isoformat()})
+    else:
+        console.print(f"Deleted {deleted} requests finished before {cutoff:%Y-%m-%d %H:%M} UTC.")
