@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from m2m import accounts
+from m2m import accounts, sandbox
 from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage import sims as sim_store
@@ -216,3 +216,19 @@ def test_repeated_bad_credentials_are_throttled_then_forgiven(
     assert int(throttled.headers["retry-after"]) >= 1
     clock.advance(61)
     assert get_sim(client, "32470000001", token).status_code == 200
+
+
+@pytest.mark.usefixtures("seeded")
+def test_body_bytes_are_the_compact_document(client: TestClient) -> None:
+    """The answer is built from the stored document without a model: check it byte for byte."""
+    response = get_sim(client, "32470000001", sandbox_token(client))
+    profile = sandbox.demo_profile(1)
+    document = {
+        **{key: profile[key] for key in list(DOCUMENTED_SAMPLE[0])[:5]},
+        "CostCenter": "CC-1100",
+        "State": "Active",
+        "Device": {"Identifier": sandbox.demo_imsi(1), "IdentifierType": "IMSI"},
+    }
+    expected = json.dumps([document], ensure_ascii=False, separators=(",", ":")).encode()
+    assert response.content == expected
+    assert response.headers["content-type"] == "application/json"

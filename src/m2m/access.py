@@ -42,10 +42,9 @@ def _require_presented(token: str | None, api_key: str | None) -> tuple[str, str
 def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str | None) -> int:
     """The calling account's id, or the error that explains why the call is refused."""
     token, api_key = _require_presented(token, api_key)
-    with engine.connect() as conn:
-        found = store.resolve_credentials(
-            conn, credentials.digest(token), credentials.digest(api_key), clock.now()
-        )
+    found = store.resolve_credentials(
+        engine, credentials.digest(token), credentials.digest(api_key), clock.now()
+    )
     return decide_access(found)
 
 
@@ -55,9 +54,8 @@ def find_sim(
     """The caller's SIM with this MSISDN (None: there is none in the caller's account), after the
     same checks as ``authenticate``: both in one statement, the hot path of the API."""
     token, api_key = _require_presented(token, api_key)
-    with engine.connect() as conn:
-        found, sim = sim_store.find_sim_for_caller(
-            conn, credentials.digest(token), credentials.digest(api_key), clock.now(), msisdn
-        )
+    found, sim = sim_store.find_sim_for_caller(
+        engine, credentials.digest(token), credentials.digest(api_key), clock.now(), msisdn
+    )
     decide_access(found)
     return sim

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from m2m import access
-from m2m.api.deps import PresentedCaller, ServicesDep, authorized
+from m2m.api.deps import PresentedCaller, authorized
 from m2m.api.schemas import error_responses
 from m2m.errors import NotFound
 from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
@@ -26,7 +26,6 @@ router = APIRouter(tags=["SIM cards"])
 )
 async def get_simcards(
     caller: PresentedCaller,
-    services: ServicesDep,
     msisdn: Annotated[
         str,
         Query(
@@ -38,10 +37,11 @@ async def get_simcards(
 ) -> Response:
     """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
     number = normalize_msisdn(msisdn)
+    services = caller.services
     lookup = partial(
-        access.find_sim, services.engine, services.clock, caller.token, caller.api_key, number
+        access.find_sim, services.reads, services.clock, caller.token, caller.api_key, number
     )
-    sim = await authorized(services, caller, lookup)
+    sim = authorized(caller, lookup)
     if sim is None:
         # Same answer for "no such SIM" and "another account's SIM": nothing leaks across tenants.
         raise NotFound(f"No SIM card with MSISDN {number} in your account.")

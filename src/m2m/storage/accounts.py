@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     LargeBinary,
     ScalarSelect,
     Table,
@@ -22,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from m2m.storage.prepared import PreparedRead
 from m2m.storage.tables import (
     UTCDateTime,
     access_tokens,
@@ -363,7 +365,7 @@ CALLER_KEY_ACCOUNT = _caller.c.key_account
 CALLER_COLUMNS = (CALLER_TOKEN_ACCOUNT, CALLER_KEY_ACCOUNT, accounts.c.subscription)
 CALLER_ACCOUNTS = _caller.outerjoin(accounts, accounts.c.id == CALLER_TOKEN_ACCOUNT)
 
-_resolve_credentials = select(*CALLER_COLUMNS).select_from(CALLER_ACCOUNTS)
+_resolve_credentials = PreparedRead(select(*CALLER_COLUMNS).select_from(CALLER_ACCOUNTS))
 
 
 def credential_params(token_digest: bytes, key_digest: bytes, now: datetime) -> dict[str, Any]:
@@ -376,8 +378,9 @@ def credentials_of(row: Sequence[Any]) -> Credentials:
 
 
 def resolve_credentials(
-    conn: Connection, token_digest: bytes, key_digest: bytes, now: datetime
+    engine: Engine, token_digest: bytes, key_digest: bytes, now: datetime
 ) -> Credentials:
-    """Resolve a bearer token and an API key in one round trip."""
-    params = credential_params(token_digest, key_digest, now)
-    return credentials_of(conn.execute(_resolve_credentials, params).one())
+    """Resolve a bearer token and an API key in one statement, run as a ``PreparedRead``."""
+    row = _resolve_credentials.one_or_none(engine, credential_params(token_digest, key_digest, now))
+    assert row is not None  # the statement selects from a one-row subquery
+    return credentials_of(row)

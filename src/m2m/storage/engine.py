@@ -75,6 +75,22 @@ def make_engine(database_url: str, *, pool_size: int = 20, max_overflow: int = 2
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
+def single_statement_reads(engine: Engine) -> Engine:
+    """The engine for reads made of one statement, run as ``storage.prepared.PreparedRead``
+    (the API's hot path).
+
+    SQLite: ``engine`` itself. PostgreSQL: a small pool of its own (such reads run one at a time
+    per process, on the event loop), disposed with ``engine``, in autocommit (no BEGIN and
+    ROLLBACK round trips around the statement) and without pre-ping (one more round trip per
+    request); ``PreparedRead`` retries once on a connection found dead instead.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    reads = create_engine(engine.url, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT")
+    event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+    return reads
+
+
 def take_write_lock_at_begin(conn: Connection) -> None:
     """Make this connection's next transactions BEGIN IMMEDIATE on SQLite (no-op elsewhere)."""
     conn.execution_options(**{_IMMEDIATE: True})

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    Engine,
     Integer,
     MetaData,
     String,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 
 from m2m.storage import accounts
+from m2m.storage.prepared import PreparedRead
 from m2m.storage.tables import Id, UTCDateTime, sim_cards
 
 
@@ -54,14 +56,16 @@ _by_msisdn = select(*_SIM_COLUMNS).where(
 )
 # The caller's credentials and, in the same row, the SIM, if it belongs to the account of the
 # token *and* to that of the API key: the SIM columns are NULL for anyone else's SIM.
-_caller_and_sim = select(*accounts.CALLER_COLUMNS, *_SIM_COLUMNS).select_from(
-    accounts.CALLER_ACCOUNTS.outerjoin(
-        sim_cards,
-        and_(
-            sim_cards.c.msisdn == bindparam("msisdn", type_=String),
-            sim_cards.c.account_id == accounts.CALLER_TOKEN_ACCOUNT,
-            sim_cards.c.account_id == accounts.CALLER_KEY_ACCOUNT,
-        ),
+_caller_and_sim = PreparedRead(
+    select(*accounts.CALLER_COLUMNS, *_SIM_COLUMNS).select_from(
+        accounts.CALLER_ACCOUNTS.outerjoin(
+            sim_cards,
+            and_(
+                sim_cards.c.msisdn == bindparam("msisdn", type_=String),
+                sim_cards.c.account_id == accounts.CALLER_TOKEN_ACCOUNT,
+                sim_cards.c.account_id == accounts.CALLER_KEY_ACCOUNT,
+            ),
+        )
     )
 )
 
@@ -77,12 +81,14 @@ def find_sim_by_msisdn(conn: Connection, account_id: int, msisdn: str) -> Stored
 
 
 def find_sim_for_caller(
-    conn: Connection, token_digest: bytes, key_digest: bytes, now: datetime, msisdn: str
+    engine: Engine, token_digest: bytes, key_digest: bytes, now: datetime, msisdn: str
 ) -> tuple[accounts.Credentials, StoredSim | None]:
     """What a bearer token and an API key resolve to and, when both belong to the account that
-    has it, the SIM with this MSISDN: the credential check and the lookup in one round trip."""
+    has it, the SIM with this MSISDN: the credential check and the lookup in one statement, run
+    as a ``PreparedRead`` (the API's hot path)."""
     params = {**accounts.credential_params(token_digest, key_digest, now), "msisdn": msisdn}
-    row = conn.execute(_caller_and_sim, params).one()
+    row = _caller_and_sim.one_or_none(engine, params)
+    assert row is not None  # the statement selects from a one-row subquery
     found = accounts.credentials_of(row)
     sim = row[len(accounts.CALLER_COLUMNS) :]
     return found, (_stored_sim(sim) if sim[0] is not None else None)
