@@ -19,7 +19,7 @@ from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import InvalidClient
 from m2m.storage import accounts as store
-from m2m.storage.engine import write_transaction
+from m2m.storage.engine import single_statement_reads, write_transaction
 
 SCOPE = "openid"
 _MAX_RACES = 5
@@ -35,25 +35,32 @@ class IssuedToken:
 class TokenService:
     def __init__(self, engine: Engine, clock: Clock, ttl_seconds: int) -> None:
         self._engine = engine
+        self._reads = single_statement_reads(engine)
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
+
+    # ``authenticate_client`` and ``current_token`` are one indexed read each: callers may run
+    # them on the event loop. ``issue`` may write (SQLite's write lock can wait): not there.
 
     def authenticate_client(self, client_id: str, client_secret: str) -> store.App:
         """The application these credentials belong to; ``InvalidClient`` if they are wrong."""
         app = None
         if "\x00" not in client_id:  # no stored id has one, and PostgreSQL text cannot hold it
-            with self._engine.connect() as conn:
-                app = store.find_app(conn, client_id)
+            app = store.find_app(self._reads, client_id)
         # Hash the secret even for an unknown client, so timing does not tell which ids exist.
         stored = app.secret_digest if app else credentials.digest("")
         if not credentials.matches(client_secret, stored) or app is None:
             raise InvalidClient("Client authentication failed: unknown client or wrong secret.")
         return app
 
+    def current_token(self, app: store.App, client_secret: str) -> IssuedToken | None:
+        """The app's valid token, if it has one (the common case). ``client_secret`` must be
+        authenticated."""
+        return self._reuse(store.read_app_token(self._reads, app.id), client_secret)
+
     def issue(self, app: store.App, client_secret: str) -> IssuedToken:
         """The app's valid token, or a new one. ``client_secret`` must be authenticated."""
-        with self._engine.connect() as conn:
-            issued = self._reuse(store.current_app_token(conn, app.id), client_secret)
+        issued = self.current_token(app, client_secret)
         if issued is not None:
             return issued
         for _ in range(_MAX_RACES):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Engine,
     LargeBinary,
     ScalarSelect,
+    String,
     Table,
     bindparam,
     delete,
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from m2m.storage.prepared import PreparedRead
 from m2m.storage.tables import (
+    Id,
     UTCDateTime,
     access_tokens,
     accounts,
@@ -218,11 +220,15 @@ def add_app(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-def find_app(conn: Connection, client_id: str) -> App | None:
-    row = conn.execute(
-        select(*_APP_COLUMNS).where(oauth_apps.c.client_id == client_id)
-    ).one_or_none()
-    return App(**row._mapping) if row else None
+_app_by_client_id = PreparedRead(
+    select(*_APP_COLUMNS).where(oauth_apps.c.client_id == bindparam("client_id", type_=String))
+)
+
+
+def find_app(engine: Engine, client_id: str) -> App | None:
+    """The application of this client id (a ``PreparedRead``: every /token call starts here)."""
+    row = _app_by_client_id.one_or_none(engine, {"client_id": client_id})
+    return App(*row) if row else None
 
 
 def list_apps(conn: Connection, account_id: int) -> list[App]:
@@ -230,6 +236,20 @@ def list_apps(conn: Connection, account_id: int) -> list[App]:
         select(*_APP_COLUMNS).where(oauth_apps.c.account_id == account_id).order_by(oauth_apps.c.id)
     )
     return [App(**row._mapping) for row in rows]
+
+
+_token_of_app = PreparedRead(
+    select(access_tokens.c.token_digest, access_tokens.c.salt, access_tokens.c.expires_at).where(
+        access_tokens.c.app_id == bindparam("app_id", type_=Id)
+    )
+)
+
+
+def read_app_token(engine: Engine, app_id: int) -> AppToken | None:
+    """``current_app_token`` as a ``PreparedRead``, outside any transaction (the common path of
+    /token: the single active token handed back)."""
+    row = _token_of_app.one_or_none(engine, {"app_id": app_id})
+    return AppToken(digest=row[0], salt=row[1], expires_at=row[2]) if row else None
 
 
 def current_app_token(conn: Connection, app_id: int) -> AppToken | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,9 +87,15 @@ def single_statement_reads(engine: Engine) -> Engine:
     """
     if engine.dialect.name == "sqlite":
         return engine
-    reads = create_engine(engine.url, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT")
-    event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+    reads = _reads_engines.get(engine)
+    if reads is None:
+        reads = create_engine(engine.url, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT")
+        event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+        _reads_engines[engine] = reads
     return reads
+
+
+_reads_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def take_write_lock_at_begin(conn: Connection) -> None:
