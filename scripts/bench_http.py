@@ -47,8 +47,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -358,8 +359,9 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time used so far by these processes (all their threads)."""
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
+        with contextlib.suppress(FileNotFoundError):  # a backend may have gone
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -437,6 +439,7 @@ class WrkResult:
     max_ms: float
     requests: int
     cpu_ms: float  # server CPU time per request, all its processes
+    database_cpu_ms: float  # PostgreSQL's backends serving the server, per request
     errors: dict[str, int]
 
     def line(self) -> str:
@@ -444,7 +447,9 @@ class WrkResult:
         return (
             f"{self.rps:8,.0f} req/s  p50 {self.p50_ms:6.1f} ms  p90 {self.p90_ms:6.1f} ms  "
             f"p99 {self.p99_ms:6.1f} ms  max {self.max_ms:6.1f} ms  "
-            f"server CPU {self.cpu_ms:.3f} ms/req" + (f"  ERRORS {bad}" if bad else "")
+            f"server CPU {self.cpu_ms:.3f} ms/req"
+            + (f", database {self.database_cpu_ms:.3f}" if self.database_cpu_ms else "")
+            + (f"  ERRORS {bad}" if bad else "")
         )
 
 
@@ -457,19 +462,27 @@ class Load:
 
 
 def wrk(
-    base_url: str, script: str, work_dir: Path, load: Load, server_pids: list[int]
+    base_url: str,
+    script: str,
+    work_dir: Path,
+    load: Load,
+    server_pids: list[int],
+    database_pids: Callable[[], list[int]] = list,
 ) -> WrkResult:
-    """Run wrk; also the server's CPU time per request, steadier than req/s on a busy machine."""
+    """Run wrk; also the CPU time per request of the server's processes (steadier than req/s
+    on a busy machine) and of the database server's processes serving it (PostgreSQL)."""
     path = work_dir / "bench.lua"
     path.write_text(script)
     command = [WRK, f"-t{load.threads}", f"-c{load.connections}", "--latency", "-s", str(path)]
     if load.warmup > 0:  # fill the pools and caches; numbers thrown away
         subprocess.run([*command, f"-d{load.warmup:g}s", base_url], capture_output=True, check=True)
-    cpu_before = cpu_seconds(server_pids)
+    backends = database_pids()  # connected by now
+    cpu_before = cpu_seconds(server_pids), cpu_seconds(backends)
     done = subprocess.run(
         [*command, f"-d{load.duration:g}s", base_url], capture_output=True, text=True, check=True
     )
-    cpu = cpu_seconds(server_pids) - cpu_before
+    cpu = cpu_seconds(server_pids) - cpu_before[0]
+    database_cpu = cpu_seconds(backends) - cpu_before[1]
     match = re.search(r"WRK_JSON (\{.*\})", done.stdout)
     if match is None:
         raise RuntimeError(f"unexpected wrk output:\n{done.stdout}{done.stderr}")
@@ -482,11 +495,29 @@ def wrk(
         max_ms=numbers["max"] / 1000,
         requests=numbers["requests"],
         cpu_ms=cpu * 1000 / max(1, numbers["requests"]),
+        database_cpu_ms=database_cpu * 1000 / max(1, numbers["requests"]),
         errors={k: numbers[k] for k in ("connect", "read", "write", "status", "timeout")},
     )
 
 
 # --- the runs -----------------------------------------------------------------------------------
+
+
+def database_backends(db: Database) -> list[int]:
+    """The PostgreSQL server processes connected to the benchmark's database (none: SQLite)."""
+    url = db.env.get("M2M_DATABASE_URL")
+    if url is None:
+        return []
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            query = text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [int(pid) for pid in conn.execute(query).scalars()]
+    finally:
+        engine.dispose()
 
 
 def request_token(base_url: str, db: Database) -> str:
@@ -541,12 +572,13 @@ def run(db: Database, work_dir: Path, processes: int, sims: int, load: Load) -> 
         check_sim(server.base_url, db, token, sims)
         script = simcards_lua(sims, token, db.api_key)
         pids = server.worker_pids()
-        simcards = wrk(server.base_url + API + "/simcards", script, work_dir, load, pids)
+        backends = partial(database_backends, db)
+        simcards = wrk(server.base_url + API + "/simcards", script, work_dir, load, pids, backends)
         memory = [memory_kib(pid) for pid in server.worker_pids()]
         log(f"  GET /simcards    {processes} process(es): {simcards.line()}")
         log(f"    ratio to hello-world: {simcards.rps / hello.rps:.2f}")
         log("    memory: " + ", ".join(f"{m['VmRSS'] / 1024:.0f} MB" for m in memory))
-        tokens = wrk(server.base_url + "/token", token_lua(db), work_dir, load, pids)
+        tokens = wrk(server.base_url + "/token", token_lua(db), work_dir, load, pids, backends)
         log(f"  POST /token      {processes} process(es): {tokens.line()}")
         if request_token(server.base_url, db) != token:
             raise RuntimeError("/token handed out a different token during the run")
@@ -562,8 +594,8 @@ def summary(rows: list[Row]) -> str:
     lines = [
         "| database | processes | simcards req/s | p99 ms | hello req/s | hello p99 ms | ratio "
         "| /token req/s | /token p99 ms | RSS MB per process (peak) "
-        "| server CPU ms/req: simcards, hello, token |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU ms/req: simcards, hello, token | PostgreSQL CPU ms/req: simcards, token |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         memory = ", ".join(f"{m['VmRSS'] / 1024:.0f} ({m['VmHWM'] / 1024:.0f})" for m in r.memory)
@@ -571,9 +603,16 @@ def summary(rows: list[Row]) -> str:
             f"| {r.database} | {r.processes} | {r.simcards.rps:,.0f} | {r.simcards.p99_ms:.1f} "
             f"| {r.hello.rps:,.0f} | {r.hello.p99_ms:.1f} | {r.simcards.rps / r.hello.rps:.2f} "
             f"| {r.token.rps:,.0f} | {r.token.p99_ms:.1f} | {memory} "
-            f"| {r.simcards.cpu_ms:.3f}, {r.hello.cpu_ms:.3f}, {r.token.cpu_ms:.3f} |"
+            f"| {r.simcards.cpu_ms:.3f}, {r.hello.cpu_ms:.3f}, {r.token.cpu_ms:.3f} "
+            f"| {database_cpu(r)} |"
         )
     return "\n".join(lines)
+
+
+def database_cpu(row: Row) -> str:
+    if row.database != "postgresql":
+        return "-"
+    return f"{row.simcards.database_cpu_ms:.3f}, {row.token.database_cpu_ms:.3f}"
 
 
 def log(message: str) -> None:

@@ -89,7 +89,14 @@ def single_statement_reads(engine: Engine) -> Engine:
         return engine
     reads = _reads_engines.get(engine)
     if reads is None:
-        reads = create_engine(engine.url, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT")
+        # In autocommit there is no transaction to roll back when a connection is checked in.
+        reads = create_engine(
+            engine.url,
+            pool_size=2,
+            max_overflow=8,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+        )
         event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
         _reads_engines[engine] = reads
     return reads
