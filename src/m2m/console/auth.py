@@ -49,7 +49,7 @@ def log_in(
     email = normalize_email(email)
     email_key, address_key = _keys(email, address)
     now = clock.now()
-    since = now - rules.lock
+    since = now - throttle.counted_period(rules.lock)
     with engine.connect() as conn:
         wait = max(
             throttle.email_policy(rules.lock).wait(

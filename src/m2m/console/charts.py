@@ -6,6 +6,7 @@ templates only place the shapes computed here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,7 +114,7 @@ def percentile(values: Sequence[int], fraction: float) -> int | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, round(fraction * len(ordered)))
+    rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
 
 

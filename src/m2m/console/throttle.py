@@ -1,6 +1,7 @@
 """Slowing down, then locking, repeated failed console logins. Pure decisions, no I/O.
 
-Failures are counted per key — the email tried and the source address — over the lock period.
+Failures are counted per key — the email tried and the source address — over twice the lock
+period (so the failures that caused a lock still count until it ends).
 The first few are free; after that each new attempt must wait twice as long as the previous one
 (1 s, 2 s, 4 s, …) after the last failure; past ``lock_after`` failures the key is locked for the
 whole period. Attempts refused by the throttle are not counted (they never reach the password
@@ -23,7 +24,7 @@ class Policy:
 
     def wait(self, failures: Sequence[datetime], now: datetime) -> int:
         """Seconds before the next attempt may be checked (0: now). ``failures`` are the key's
-        failure times within the lock period, oldest first."""
+        failure times within ``counted_period``, oldest first."""
         count = len(failures)
         if count < self.free_failures:
             return 0
@@ -34,6 +35,10 @@ class Policy:
             until = last + timedelta(seconds=2 ** (count - self.free_failures))
         remaining = (until - now).total_seconds()
         return math.ceil(remaining) if remaining > 0 else 0
+
+
+def counted_period(lock: timedelta) -> timedelta:
+    return 2 * lock
 
 
 def email_policy(lock: timedelta) -> Policy:

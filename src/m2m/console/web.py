@@ -135,7 +135,7 @@ class Form:
 async def read_form(request: Request) -> Form:
     """An url-encoded form body (what the console's forms send), size-limited."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    if content_type not in ("application/x-www-form-urlencoded", ""):
         raise ConsoleError(415, "Send the form as application/x-www-form-urlencoded.")
     body = b""
     async for chunk in request.stream():

@@ -1,0 +1,56 @@
+"""Helpers for the console's tests: a console client over the real app, logging in, CSRF tokens
+read from the rendered forms (as a browser would send them)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from m2m.api.app import create_app
+from m2m.clock import ManualClock
+from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD, DEMO_PASSWORD_HASH
+from m2m.settings import Settings
+from m2m.storage import console as console_store
+from m2m.storage.engine import write_transaction
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def log_in(client: TestClient, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> str:
+    """Log in through the login form; returns a CSRF token of the new session."""
+    form = client.get("/console/login")
+    response = client.post(
+        "/console/login",
+        data={"csrf_token": csrf_of(form.text), "email": email, "password": password},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/console/token").text)
+
+
+def add_user(engine: Engine, clock: ManualClock, account_id: int, email: str) -> None:
+    """A console user whose password is the demo one (its hash is precomputed: no Argon2 cost)."""
+    with write_transaction(engine) as conn:
+        console_store.add_user(conn, account_id, email, DEMO_PASSWORD_HASH, clock.now())
+
+
+@contextmanager
+def console_client(
+    settings: Settings, engine: Engine, clock: ManualClock, base_url: str = "http://testserver"
+) -> Iterator[TestClient]:
+    """The whole app without a worker of its own (tests run one when they need it)."""
+    app = create_app(
+        settings.model_copy(update={"embedded_worker": False}), engine=engine, clock=clock
+    )
+    with TestClient(app, base_url=base_url) as client:
+        yield client
