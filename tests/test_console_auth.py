@@ -90,7 +90,8 @@ def test_the_session_id_is_stored_only_as_a_digest(console: TestClient, engine: 
     assert len(session_id) >= 43  # 256 bits, base64url
     with engine.connect() as conn:
         stored = conn.execute(select(console_sessions.c.session_digest)).scalars().all()
-    assert len(stored) == 1 and stored[0] != session_id.encode()
+    assert len(stored) == 1
+    assert stored[0] != session_id.encode()
     assert session_id.encode() not in stored[0]
 
 

@@ -31,8 +31,10 @@ def test_hourly_columns_cover_24_hours_ending_now_and_stack_outcomes() -> None:
         now,
     )
     assert len(columns) == 24
-    assert columns[0].label == "15h" and columns[-1].label == "14h"
-    assert columns[-1].total == 8 and columns[0].total == 4
+    assert columns[0].label == "15h"
+    assert columns[-1].label == "14h"
+    assert columns[-1].total == 8
+    assert columns[0].total == 4
     success, failure, _pending = columns[-1].segments
     # The tallest column fills the plot; segments stack upwards without overlapping.
     assert success.height + failure.height == charts.HEIGHT - 20
