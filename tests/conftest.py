@@ -203,10 +203,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: FastAPI, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
+def run_server(app: FastAPI, port: int, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
+    (``lifespan="on"`` runs the app's embedded worker too.)"""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

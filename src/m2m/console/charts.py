@@ -45,7 +45,7 @@ class Column:
         return sum(s.value for s in self.segments)
 
 
-BAR_LABEL_WIDTH = 90
+BAR_LABEL_WIDTH = 115
 BAR_HEIGHT = 20
 
 

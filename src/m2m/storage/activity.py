@@ -15,6 +15,7 @@ from m2m.storage.tables import (
     callback_deliveries,
     lifecycle_requests,
     request_items,
+    sim_cards,
 )
 
 
@@ -44,6 +45,7 @@ class ItemRow:
     identifier: str
     identifier_type: str
     sim_id: int | None
+    msisdn: str | None  # the SIM's, whatever identifier the request used
     status: str
     result_status: str | None
     messages: list[str] | None
@@ -137,6 +139,7 @@ def items_of(
             request_items.c.identifier,
             request_items.c.identifier_type,
             request_items.c.sim_id,
+            sim_cards.c.msisdn,
             request_items.c.status,
             request_items.c.result_status,
             request_items.c.messages,
@@ -151,7 +154,7 @@ def items_of(
         .select_from(
             request_items.outerjoin(
                 callback_deliveries, callback_deliveries.c.item_id == request_items.c.id
-            )
+            ).outerjoin(sim_cards, sim_cards.c.id == request_items.c.sim_id)
         )
         .where(request_items.c.request_id == request_id)
     )
