@@ -6,12 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from m2m import credentials
 from m2m.api.app import create_app
 from m2m.clock import ManualClock
+from m2m.console.auth import SESSION_COOKIE
+from m2m.console.csrf import token_for_session
 from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD, DEMO_PASSWORD_HASH
 from m2m.settings import Settings
 from m2m.storage import console as console_store
@@ -36,6 +40,21 @@ def log_in(client: TestClient, email: str = DEMO_EMAIL, password: str = DEMO_PAS
     )
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/console/token").text)
+
+
+def sign_in(client: TestClient, engine: Engine, clock: ManualClock, email: str = DEMO_EMAIL) -> str:
+    """Open a session for the user directly (no Argon2 check: the login itself is tested in
+    test_console_auth); returns the session's CSRF token."""
+    token = credentials.new_secret()
+    now = clock.now()
+    with write_transaction(engine) as conn:
+        user = console_store.find_user(conn, email)
+        assert user is not None
+        console_store.add_session(
+            conn, user.id, credentials.digest(token), now, now + timedelta(hours=1)
+        )
+    client.cookies.set(SESSION_COOKIE, token)
+    return token_for_session(token)
 
 
 def add_user(engine: Engine, clock: ManualClock, account_id: int, email: str) -> None:

@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from m2m.cli.main import app
+from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
+from m2m.settings import Settings
+from tests.console_support import console_client, log_in
 
 SIMCARDS = "/m2m/1.0.0/simcards"
 Cli = Callable[..., Result]
@@ -422,3 +426,83 @@ def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
     # Short names: the table is 80 columns wide under the test runner and would wrap longer ones.
     assert "a[/red]" in result.stdout
     assert "[b]x[/b]" in result.stdout
+
+
+# --- console users --------------------------------------------------------------------------
+
+
+def test_users_create_generates_a_password_that_logs_in_to_the_console(
+    cli: Cli, settings: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    account = new_account(cli)
+    created = as_json(
+        cli(
+            "users",
+            "create",
+            "--account",
+            str(account["account_id"]),
+            "--email",
+            "Ops@Acme.example",
+            "--json",
+        )
+    )
+    assert created["email"] == "ops@acme.example"
+    assert len(created["password"]) >= 20
+    with console_client(settings, engine, clock) as console:
+        log_in(console, "ops@acme.example", created["password"])
+        assert "Acme" in console.get("/console/").text
+
+
+def test_users_create_prompts_for_the_password_twice(cli: Cli, database_url: str) -> None:
+    account = new_account(cli)
+    result = CliRunner().invoke(
+        app,
+        [
+            "admin",
+            "users",
+            "create",
+            "--account",
+            str(account["account_id"]),
+            "--email",
+            "a@b.example",
+        ],
+        env={"M2M_DATABASE_URL": database_url},
+        input="long-enough-password\nlong-enough-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "long-enough-password" not in result.stdout.split("Repeat")[-1]
+    assert "Console user a@b.example created" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--email", "not-an-email"], "Enter an email address such as name@example.com."),
+        (["--email", "x@y.example", "--account", "999"], "No account with id 999."),
+    ],
+)
+def test_users_create_refuses_bad_input_in_one_line(
+    cli: Cli, args: list[str], message: str
+) -> None:
+    account = new_account(cli)
+    base = ["users", "create", "--json"]
+    if "--account" not in args:
+        base += ["--account", str(account["account_id"])]
+    assert_one_line_error(cli(*base, *args, exit_code=1), message)
+
+
+def test_users_create_refuses_an_email_in_use(cli: Cli) -> None:
+    account = new_account(cli)
+    command = [
+        "users",
+        "create",
+        "--account",
+        str(account["account_id"]),
+        "--email",
+        "a@b.example",
+        "--json",
+    ]
+    cli(*command)
+    assert_one_line_error(
+        cli(*command, exit_code=1), "A console user with email a@b.example exists already."
+    )

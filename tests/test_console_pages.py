@@ -19,7 +19,7 @@ from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, DEMO_EMAIL
 from m2m.settings import Settings
 from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
 from tests.conftest import SECRET_KEY, Tenant
-from tests.console_support import add_user, console_client, csrf_of, log_in
+from tests.console_support import add_user, console_client, csrf_of, sign_in
 from tests.receiver import Receiver
 from tests.test_simcards import add_sim
 from tests.test_worker import drain
@@ -36,8 +36,8 @@ def console(
 
 
 @pytest.fixture
-def csrf(console: TestClient) -> str:
-    return log_in(console)
+def csrf(console: TestClient, engine: Engine, clock: ManualClock) -> str:
+    return sign_in(console, engine, clock)
 
 
 def sim_id(engine: Engine, msisdn: str) -> int:
@@ -388,7 +388,7 @@ def test_one_account_cannot_reach_anothers_sims_requests_or_tokens_by_url(
 
     add_user(engine, clock, other_tenant.account_id, "b@example.com")
     with console_client(settings, engine, clock) as other:
-        other_csrf = log_in(other, "b@example.com")
+        other_csrf = sign_in(other, engine, clock, "b@example.com")
         response = act(other, other_csrf, "activation", foreign_sim)
         tracking = TRACKING.search(response.headers["location"]).group(1)  # type: ignore[union-attr]
         tokens_page = other.get("/console/token").text
