@@ -37,6 +37,7 @@ from m2m.clock import ManualClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
+from tests.console_support import console_client
 from tests.receiver import Receiver, run_receiver
 
 SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -227,6 +228,16 @@ def run_server(app: FastAPI, port: int, *, lifespan: str = "off") -> Iterator[st
 def live_server(app: FastAPI) -> Iterator[str]:
     with run_server(app, free_port()) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def console(
+    settings: Settings, engine: Engine, clock: ManualClock, seeded: None
+) -> Iterator[TestClient]:
+    """The whole app over the sandbox's data, for the web console's tests (no worker: tests
+    run one when they need it)."""
+    with console_client(settings, engine, clock) as client:
+        yield client
 
 
 @pytest.fixture

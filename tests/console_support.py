@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -30,14 +31,23 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def submit_login(
+    client: TestClient,
+    password: str = DEMO_PASSWORD,
+    email: str = DEMO_EMAIL,
+    next_path: str | None = None,
+) -> httpx.Response:
+    """Fill in and send the login form, as a browser would (its CSRF token included)."""
+    form = client.get("/console/login")
+    fields = {"csrf_token": csrf_of(form.text), "email": email, "password": password}
+    if next_path is not None:
+        fields["next"] = next_path
+    return client.post("/console/login", data=fields, follow_redirects=False)
+
+
 def log_in(client: TestClient, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> str:
     """Log in through the login form; returns a CSRF token of the new session."""
-    form = client.get("/console/login")
-    response = client.post(
-        "/console/login",
-        data={"csrf_token": csrf_of(form.text), "email": email, "password": password},
-        follow_redirects=False,
-    )
+    response = submit_login(client, password, email)
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/console/token").text)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -13,44 +12,27 @@ from m2m.console.auth import SESSION_COOKIE
 from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD
 from m2m.settings import Settings
 from m2m.storage.tables import console_sessions
-from tests.console_support import console_client, csrf_of, log_in
+from tests.console_support import console_client, log_in, submit_login
 
 
-@pytest.fixture
-def console(
-    settings: Settings, engine: Engine, clock: ManualClock, seeded: None
-) -> Iterator[TestClient]:
-    with console_client(settings, engine, clock) as client:
-        yield client
-
-
-def set_cookie_headers(response: object) -> list[str]:
-    return response.headers.get_list("set-cookie")  # type: ignore[attr-defined, no-any-return]
+def session_cookie_flags(response: httpx.Response) -> set[str]:
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "=")
+    )
+    return {part.strip().lower() for part in cookie.split(";")[1:]}
 
 
 def try_login(client: TestClient, password: str, email: str = DEMO_EMAIL) -> int:
-    form = client.get("/console/login")
-    return client.post(
-        "/console/login",
-        data={"csrf_token": csrf_of(form.text), "email": email, "password": password},
-        follow_redirects=False,
-    ).status_code
+    return submit_login(client, password, email).status_code
 
 
 def test_pages_need_a_login_and_come_back_after_it(console: TestClient) -> None:
     response = console.get("/console/sims?state=Active", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login?next=/console/sims%3Fstate%3DActive"
-    form = console.get(response.headers["location"])
-    login = console.post(
-        "/console/login",
-        data={
-            "csrf_token": csrf_of(form.text),
-            "email": "  Demo@Sandbox.M2M ",  # emails are case-insensitive
-            "password": DEMO_PASSWORD,
-            "next": "/console/sims?state=Active",
-        },
-        follow_redirects=False,
+    # Emails are case-insensitive and surrounding blanks do not count.
+    login = submit_login(
+        console, email="  Demo@Sandbox.M2M ", next_path="/console/sims?state=Active"
     )
     assert login.status_code == 303
     assert login.headers["location"] == "/console/sims?state=Active"
@@ -58,14 +40,7 @@ def test_pages_need_a_login_and_come_back_after_it(console: TestClient) -> None:
 
 
 def test_session_cookie_is_httponly_samesite_and_not_secure_over_http(console: TestClient) -> None:
-    form = console.get("/console/login")
-    response = console.post(
-        "/console/login",
-        data={"csrf_token": csrf_of(form.text), "email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-        follow_redirects=False,
-    )
-    cookie = next(c for c in set_cookie_headers(response) if c.startswith(SESSION_COOKIE + "="))
-    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    flags = session_cookie_flags(submit_login(console))
     assert {"httponly", "samesite=lax", "path=/console"} <= flags
     assert "secure" not in flags
 
@@ -74,14 +49,7 @@ def test_session_cookie_is_secure_over_https(
     settings: Settings, engine: Engine, clock: ManualClock, seeded: None
 ) -> None:
     with console_client(settings, engine, clock, base_url="https://testserver") as client:
-        form = client.get("/console/login")
-        response = client.post(
-            "/console/login",
-            data={"csrf_token": csrf_of(form.text), "email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-            follow_redirects=False,
-        )
-    cookie = next(c for c in set_cookie_headers(response) if c.startswith(SESSION_COOKIE + "="))
-    assert "secure" in cookie.lower()
+        assert "secure" in session_cookie_flags(submit_login(client))
 
 
 def test_the_session_id_is_stored_only_as_a_digest(console: TestClient, engine: Engine) -> None:
@@ -172,17 +140,7 @@ def test_the_login_form_has_its_own_csrf_check(console: TestClient) -> None:
     ],
 )
 def test_next_never_leaves_the_console(console: TestClient, target: str) -> None:
-    form = console.get("/console/login")
-    response = console.post(
-        "/console/login",
-        data={
-            "csrf_token": csrf_of(form.text),
-            "email": DEMO_EMAIL,
-            "password": DEMO_PASSWORD,
-            "next": target,
-        },
-        follow_redirects=False,
-    )
+    response = submit_login(console, next_path=target)
     assert response.headers["location"] == "/console/"
 
 
@@ -201,12 +159,7 @@ def test_failed_logins_are_slowed_then_locked_then_allowed_again(
     clock.advance(128)  # what would have been the next wait: still locked
     assert try_login(console, DEMO_PASSWORD) == 429
     clock.advance(settings.console_login_lock_minutes * 60 - 128 - 5)
-    form = console.get("/console/login")
-    locked = console.post(
-        "/console/login",
-        data={"csrf_token": csrf_of(form.text), "email": DEMO_EMAIL, "password": DEMO_PASSWORD},
-        follow_redirects=False,
-    )
+    locked = submit_login(console)
     assert locked.status_code == 429
     assert 1 <= int(locked.headers["retry-after"]) <= 5
     assert "Try again in" in locked.text

@@ -5,7 +5,6 @@ account never sees or touches another's SIMs, requests or tokens."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,14 +24,6 @@ from tests.test_simcards import add_sim
 from tests.test_worker import drain
 
 TRACKING = re.compile(r"/console/requests/([0-9a-f-]{36})")
-
-
-@pytest.fixture
-def console(
-    settings: Settings, engine: Engine, clock: ManualClock, seeded: None
-) -> Iterator[TestClient]:
-    with console_client(settings, engine, clock) as client:
-        yield client
 
 
 @pytest.fixture

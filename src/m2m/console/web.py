@@ -199,3 +199,12 @@ def render(
         request, template, page, status_code=status_code
     )
     return response
+
+
+def shown_once(
+    request: Request, visitor: Visitor, title: str, values: dict[str, str], note: str, back: str
+) -> HTMLResponse:
+    """The answer to a POST that made a secret: the only page that ever shows it."""
+    return render(
+        request, "shown_once.html", visitor, title=title, values=values, note=note, back=back
+    )

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m import accounts
-from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render
+from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render, shown_once
 from m2m.errors import NotFound
 from m2m.storage import accounts as account_store
 
@@ -26,14 +26,13 @@ async def create_key(request: Request, visitor: SignedIn, _form: CheckedForm) ->
     issued = await run_in_threadpool(
         accounts.create_api_key, services.engine, services.clock, visitor.account_id
     )
-    return render(
+    return shown_once(
         request,
-        "shown_once.html",
         visitor,
-        title="New API key",
-        values={"x-api-key": issued.secret},
-        note="Send it in the x-api-key header of every M2M API call.",
-        back=f"{PREFIX}/api-keys",
+        "New API key",
+        {"x-api-key": issued.secret},
+        "Send it in the x-api-key header of every M2M API call.",
+        f"{PREFIX}/api-keys",
     )
 
 

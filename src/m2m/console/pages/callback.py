@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.callback_config import MAX_HEADERS, CallbackConfigError, masked
 from m2m.callback_setup import checked_callback, rotate_signing_secret, save_callback
-from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render
+from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, shown_once
 from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl
 from m2m.storage import requests as request_store
 
@@ -84,13 +84,12 @@ async def rotate(request: Request, visitor: SignedIn, _form: CheckedForm) -> Res
         services.settings.secret_key.get_secret_value(),
         visitor.account_id,
     )
-    return render(
+    return shown_once(
         request,
-        "shown_once.html",
         visitor,
-        title="New signing secret",
-        values={"Signing secret": secret},
-        note="Messages are signed with this secret from now on; the previous one no longer "
+        "New signing secret",
+        {"Signing secret": secret},
+        "Messages are signed with this secret from now on; the previous one no longer "
         "verifies. Verify the webhook-signature header with any Standard Webhooks library.",
-        back=f"{PREFIX}/callback",
+        f"{PREFIX}/callback",
     )

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m import accounts
-from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render
+from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render, shown_once
 from m2m.errors import NotFound
 from m2m.storage import accounts as account_store
 
@@ -38,14 +38,13 @@ async def add_app(request: Request, visitor: SignedIn, form: CheckedForm) -> Res
     client_id, secret = await run_in_threadpool(
         accounts.create_app, services.engine, services.clock, visitor.account_id, name
     )
-    return render(
+    return shown_once(
         request,
-        "shown_once.html",
         visitor,
-        title=f"Application {name}",
-        values={"client_id": client_id, "client_secret": secret},
-        note="Use them with POST /token to get access tokens.",
-        back=f"{PREFIX}/token",
+        f"Application {name}",
+        {"client_id": client_id, "client_secret": secret},
+        "Use them with POST /token to get access tokens.",
+        f"{PREFIX}/token",
     )
 
 
@@ -60,15 +59,14 @@ async def regenerate_secret(
     except NotFound as error:
         raise ConsoleError(404, error.message) from error
     apps = await visitor.read(account_store.list_apps, visitor.account_id)
-    client_id = next(a.client_id for a in apps if a.id == app_id)
-    return render(
+    client_id = next((a.client_id for a in apps if a.id == app_id), "")
+    return shown_once(
         request,
-        "shown_once.html",
         visitor,
-        title="New client secret",
-        values={"client_id": client_id, "client_secret": secret},
-        note="The previous secret, and the access token issued with it, no longer work.",
-        back=f"{PREFIX}/token",
+        "New client secret",
+        {"client_id": client_id, "client_secret": secret},
+        "The previous secret, and the access token issued with it, no longer work.",
+        f"{PREFIX}/token",
     )
 
 
@@ -79,15 +77,14 @@ async def add_token(request: Request, visitor: SignedIn, form: CheckedForm) -> R
     issued = await run_in_threadpool(
         accounts.create_permanent_token, services.engine, services.clock, visitor.account_id, name
     )
-    return render(
+    return shown_once(
         request,
-        "shown_once.html",
         visitor,
-        title=f"Permanent token {name}",
-        values={"Token": issued.secret},
-        note="Send it as 'Authorization: Bearer <token>' with your x-api-key. It is valid "
+        f"Permanent token {name}",
+        {"Token": issued.secret},
+        "Send it as 'Authorization: Bearer <token>' with your x-api-key. It is valid "
         "until you delete it.",
-        back=f"{PREFIX}/token",
+        f"{PREFIX}/token",
     )
 
 
