@@ -431,21 +431,15 @@ def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
 # --- console users --------------------------------------------------------------------------
 
 
+def create_user(account_id: int, email: str, *options: str) -> list[str]:
+    return ["users", "create", "--account", str(account_id), "--email", email, *options]
+
+
 def test_users_create_generates_a_password_that_logs_in_to_the_console(
     cli: Cli, settings: Settings, engine: Engine, clock: ManualClock
 ) -> None:
     account = new_account(cli)
-    created = as_json(
-        cli(
-            "users",
-            "create",
-            "--account",
-            str(account["account_id"]),
-            "--email",
-            "Ops@Acme.example",
-            "--json",
-        )
-    )
+    created = as_json(cli(*create_user(account["account_id"], "Ops@Acme.example", "--json")))
     assert created["email"] == "ops@acme.example"
     assert len(created["password"]) >= 20
     with console_client(settings, engine, clock) as console:
@@ -457,15 +451,7 @@ def test_users_create_prompts_for_the_password_twice(cli: Cli, database_url: str
     account = new_account(cli)
     result = CliRunner().invoke(
         app,
-        [
-            "admin",
-            "users",
-            "create",
-            "--account",
-            str(account["account_id"]),
-            "--email",
-            "a@b.example",
-        ],
+        ["admin", *create_user(account["account_id"], "a@b.example")],
         env={"M2M_DATABASE_URL": database_url},
         input="long-enough-password\nlong-enough-password\n",
     )
@@ -475,33 +461,23 @@ def test_users_create_prompts_for_the_password_twice(cli: Cli, database_url: str
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("email", "account_id", "message"),
     [
-        (["--email", "not-an-email"], "Enter an email address such as name@example.com."),
-        (["--email", "x@y.example", "--account", "999"], "No account with id 999."),
+        ("not-an-email", None, "Enter an email address such as name@example.com."),
+        ("x@y.example", 999, "No account with id 999."),
     ],
 )
 def test_users_create_refuses_bad_input_in_one_line(
-    cli: Cli, args: list[str], message: str
+    cli: Cli, email: str, account_id: int | None, message: str
 ) -> None:
     account = new_account(cli)
-    base = ["users", "create", "--json"]
-    if "--account" not in args:
-        base += ["--account", str(account["account_id"])]
-    assert_one_line_error(cli(*base, *args, exit_code=1), message)
+    command = create_user(account_id or account["account_id"], email, "--json")
+    assert_one_line_error(cli(*command, exit_code=1), message)
 
 
 def test_users_create_refuses_an_email_in_use(cli: Cli) -> None:
     account = new_account(cli)
-    command = [
-        "users",
-        "create",
-        "--account",
-        str(account["account_id"]),
-        "--email",
-        "a@b.example",
-        "--json",
-    ]
+    command = create_user(account["account_id"], "a@b.example", "--json")
     cli(*command)
     assert_one_line_error(
         cli(*command, exit_code=1), "A console user with email a@b.example exists already."
