@@ -91,8 +91,17 @@ def main() -> None:
             c, account.id, state="Terminated", after_id=deep
         ),
         "search '3247' (all match)": lambda c: fleet.list_sims(c, account.id, digits="3247"),
-        "search '324700999' (100 match)": lambda c: fleet.list_sims(
+        "search '3247', Terminated, at 90%": lambda c: fleet.list_sims(
+            c, account.id, digits="3247", state="Terminated", after_id=deep
+        ),
+        "search '324700999' (1,000 match)": lambda c: fleet.list_sims(
             c, account.id, digits="324700999"
+        ),
+        "search '32470099' (10,000 at the end)": lambda c: fleet.list_sims(
+            c, account.id, digits="32470099"
+        ),
+        "search '3247009' (100,000 at the end)": lambda c: fleet.list_sims(
+            c, account.id, digits="3247009"
         ),
         "search one ICCID": lambda c: fleet.list_sims(c, account.id, digits=f"89440{deep:014d}"),
         "search, no match": lambda c: fleet.list_sims(c, account.id, digits="5555"),
@@ -100,7 +109,7 @@ def main() -> None:
     }
     with engine.connect() as conn:
         for name, case in cases.items():
-            print(f"{name:34} {timed(conn, lambda case=case: case(conn)):8.2f} ms")
+            print(f"{name:40} {timed(conn, lambda case=case: case(conn)):8.2f} ms")
     engine.dispose()
 
 
