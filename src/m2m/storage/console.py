@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from m2m.storage.tables import accounts, console_login_failures, console_sessions, console_users
 
@@ -142,13 +142,3 @@ def clear_failures(conn: Connection, key: str) -> None:
 
 def forget_failures_before(conn: Connection, before: datetime) -> None:
     conn.execute(delete(console_login_failures).where(console_login_failures.c.failed_at <= before))
-
-
-def count_users(conn: Connection, account_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(console_users)
-            .where(console_users.c.account_id == account_id)
-        ).scalar_one()
-    )
