@@ -203,10 +203,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: FastAPI, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
+def run_server(app: FastAPI, port: int, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
+
+    With ``lifespan="on"`` the app's own worker runs too (when its settings embed one).
+    """
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -225,6 +228,13 @@ def run_server(app: FastAPI, port: int) -> Iterator[str]:
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     with run_server(app, free_port()) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def sandbox_server(app: FastAPI, seeded: None) -> Iterator[str]:
+    """The sandbox's demo account and SIMs, served on loopback with the app's worker running."""
+    with run_server(app, free_port(), lifespan="on") as base_url:
         yield base_url
 
 

@@ -116,7 +116,7 @@ def summarize(statuses: list[RequestStatus]) -> int:
     title = f"{statuses[0].operation.capitalize()} requests" if statuses else None
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("TrackingNumber", no_wrap=True, min_width=36)
-    for column in ("Devices", "Success", "Failure", "Delivered"):
+    for column in ("Devices", "OK", "Failed", "Delivered"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*(Text(str(cell)) for cell in row))
