@@ -125,7 +125,9 @@ def test_a_token_that_expired_early_is_fetched_again_once(
     transport = Recording()
     with sandbox_client(sandbox_server, transport=transport) as m2m:
         first = m2m.access_token()
-        clock.advance(3600)  # the server's clock ran ahead: the token is dead, the client can't tell
+        clock.advance(
+            3600
+        )  # the server's clock ran ahead: the token is dead, the client can't tell
         assert m2m.get_sim(MSISDN).state == "Active"
         assert m2m.access_token() != first
     assert transport.token_calls() == 2
