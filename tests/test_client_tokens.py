@@ -173,9 +173,11 @@ def test_the_async_client_caches_and_renews_alike(sandbox_server: str, clock: Ma
 
 
 def test_wrong_client_credentials(sandbox_server: str) -> None:
-    with M2MClient(sandbox_server, CLIENT_ID, "wrong", API_KEY) as m2m:
-        with pytest.raises(AuthenticationError) as raised:
-            m2m.get_sim(MSISDN)
+    with (
+        M2MClient(sandbox_server, CLIENT_ID, "wrong", API_KEY) as m2m,
+        pytest.raises(AuthenticationError) as raised,
+    ):
+        m2m.get_sim(MSISDN)
     assert raised.value.code == "invalid_client"
     assert raised.value.status_code == 401
 

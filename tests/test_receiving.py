@@ -6,15 +6,17 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret, status_message
-from m2m.receiving import CallbackVerifier, InvalidCallback
+from m2m.client.receiving import CallbackVerifier, InvalidCallback
 from tests.conftest import free_port
 
 SECRET = signing_secret("k" * 40, 1, 1)
@@ -39,9 +41,38 @@ def test_a_genuine_message_is_parsed() -> None:
     verifier = CallbackVerifier(signing_secret=SECRET, callback_token="encotest")
     message = verifier.verify(BODY, signed_headers())
     assert message.tracking_number == "717ccaa0-1234-5678-1234-9444e657ca96"
-    assert message.identifier_type == "ICCID"
-    assert message.result_status == "Success"
+    assert message.device.identifier_type == "ICCID"
+    assert message.device.identifier == "8932017000000000014"
+    assert message.succeeded
+    assert message.messages == []
     assert message.message_id == "msg-1"
+
+
+def wsgi_environ(headers: dict[str, str]) -> dict[str, object]:
+    environ: dict[str, object] = {"REQUEST_METHOD": "POST", "wsgi.input": None}
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    return environ
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda h: h,  # a dict, Flask's or Starlette's headers
+        lambda h: {k.title(): v for k, v in h.items()},  # any case
+        lambda h: [(k.encode(), v.encode()) for k, v in h.items()],  # ASGI scope["headers"]
+        wsgi_environ,  # a WSGI environ
+    ],
+    ids=["mapping", "title-case", "asgi", "wsgi"],
+)
+def test_headers_from_any_framework(shape: Callable[[dict[str, str]], Any]) -> None:
+    verifier = CallbackVerifier(signing_secret=SECRET, callback_token="encotest")
+    message = verifier.verify(BODY, shape(signed_headers()))
+    assert message.message_id == "msg-1"
+
+
+def test_the_message_round_trips_to_the_documented_json() -> None:
+    message = CallbackVerifier().verify(BODY, {})
+    assert message.model_dump(by_alias=True) == json.loads(BODY)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +82,12 @@ def test_a_genuine_message_is_parsed() -> None:
         (BODY.replace(b"Success", b"Failure"), signed_headers(), "signature"),
         (BODY, {"x-callback-token": "encotest"}, "signature"),
         (b"[]", signed_headers(b"[]"), "not a status message"),
+        (b"{", signed_headers(b"{"), "not a status message"),
+        (
+            BODY.replace(b'"ICCID"', b'"EID"'),
+            signed_headers(BODY.replace(b'"ICCID"', b'"EID"')),
+            "device.identifierType",
+        ),
     ],
 )
 def test_forged_or_malformed_messages_are_refused(

@@ -66,6 +66,8 @@ class CallbackVerifier:
                 self._webhook.verify(body, lowered)
             except WebhookVerificationError as error:
                 raise InvalidCallback(f"bad signature: {error}") from error
+            except ValueError as error:  # the library decodes the body once it is verified
+                raise InvalidCallback(f"not a status message: {error}") from error
         return parse_status_message(body, lowered.get("webhook-id"))
 
 
