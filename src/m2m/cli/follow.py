@@ -69,6 +69,7 @@ def submit(
                 on_batch=lambda _number, count: progress.advance(task, count),
             )
         except PartialSubmissionError as error:
+            progress.update(task, visible=False)  # the error says how far it got
             progress.stop()
             _print_numbers(error.tracking_numbers)
             raise
@@ -89,6 +90,7 @@ def follow(
         try:
             statuses = client.wait(numbers, poll_seconds=poll_seconds, on_poll=on_poll)
         except ExtensionUnavailable as error:
+            progress.update(task, visible=False)
             progress.stop()
             raise fail(f"{error}; --wait needs it") from error
     return summarize(statuses)
