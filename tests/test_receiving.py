@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret, status_message
+from m2m.cli.listen import make_receiver
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
 from tests.conftest import free_port
 
@@ -98,10 +101,11 @@ def test_forged_or_malformed_messages_are_refused(
         verifier.verify(body, headers)
 
 
-def test_listen_prints_messages_and_refuses_wrong_tokens(tmp_path: Path) -> None:
+def run_listen(tmp_path: Path) -> tuple[httpx.Response, httpx.Response, str, str]:
+    """``m2m listen`` in its own process: one good and one forged message; (answers, out, err)."""
     port = free_port()
-    log = tmp_path / "listen.log"
-    with log.open("w") as output:
+    out, err = tmp_path / "listen.out", tmp_path / "listen.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "m2m"),
@@ -113,8 +117,8 @@ def test_listen_prints_messages_and_refuses_wrong_tokens(tmp_path: Path) -> None
                 "--secret",
                 SECRET,
             ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            stdout=stdout,
+            stderr=stderr,
         )
     try:
         url = f"http://127.0.0.1:{port}/callback"
@@ -131,9 +135,31 @@ def test_listen_prints_messages_and_refuses_wrong_tokens(tmp_path: Path) -> None
     finally:
         process.terminate()
         process.wait(timeout=10)
+    return good, bad, out.read_text(), err.read_text()
+
+
+def test_listen_prints_messages_and_refuses_wrong_tokens(tmp_path: Path) -> None:
+    good, bad, printed, errors = run_listen(tmp_path)
     assert good.status_code == 204
     assert bad.status_code == 401
-    printed = log.read_text()
-    assert "717ccaa0-1234-5678-1234-9444e657ca96" in printed
-    assert "Success" in printed
-    assert "refused" in printed
+    assert printed.strip() == (
+        "717ccaa0-1234-5678-1234-9444e657ca96  ICCID 8932017000000000014  Success"
+    )
+    assert "refused /callback: wrong or missing x-callback-token" in errors
+
+
+def test_listen_json_prints_one_document_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The receiver app of ``m2m listen --json``, served in-process on loopback."""
+    verifier = CallbackVerifier(signing_secret=SECRET, callback_token="encotest")
+
+    async def post_twice() -> list[int]:
+        async with TestServer(make_receiver(verifier, as_json=True)) as server:
+            url = str(server.make_url("/callback"))
+            async with httpx.AsyncClient() as http:
+                good = await http.post(url, content=BODY, headers=signed_headers())
+                bad = await http.post(url, content=BODY, headers=signed_headers(token="x"))
+        return [good.status_code, bad.status_code]
+
+    assert asyncio.run(post_twice()) == [204, 401]
+    [line] = capsys.readouterr().out.splitlines()  # the refusal goes to stderr
+    assert json.loads(line) == {**json.loads(BODY), "webhookId": "msg-1"}
