@@ -23,13 +23,13 @@ USAGE_ERROR = 2
 
 ProfileOption = Annotated[
     str | None,
-    typer.Option("--profile", "-p", help="Profile of the config file to use [env: M2M_PROFILE]."),
+    typer.Option("--profile", "-p", help="Profile of the config file to use (env: M2M_PROFILE)."),
 ]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="Config file [env: M2M_CONFIG; default: $XDG_CONFIG_HOME/m2m/config.toml].",
+        help="Config file (env: M2M_CONFIG; default: $XDG_CONFIG_HOME/m2m/config.toml).",
         dir_okay=False,
     ),
 ]

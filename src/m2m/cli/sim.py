@@ -98,7 +98,7 @@ def _lifecycle_command(operation: str) -> Callable[..., None]:
             str | None,
             typer.Option(
                 help="x-callback-token sent back with every status message "
-                f"[env: M2M_CALLBACK_TOKEN; default: {DEFAULT_CALLBACK_TOKEN}]."
+                f"(env: M2M_CALLBACK_TOKEN; default: {DEFAULT_CALLBACK_TOKEN})."
             ),
         ] = None,
         batch_size: Annotated[
