@@ -125,10 +125,14 @@ def test_credential_errors_are_one_line(cli: Cli) -> None:
     assert "nope" not in secret.output  # secrets are never echoed
 
 
-def test_an_unreachable_server_is_one_line(cli: Cli) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    result = cli("sim", "get", "32470000001", exit_code=1, env={"M2M_BASE_URL": closed})
-    assert "POST /token failed" in one_line_error(result)
+def test_an_unreachable_server_is_one_line(bare_cli: Cli) -> None:
+    env: dict[str, str | None] = {
+        "M2M_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "M2M_API_KEY": API_KEY,
+        "M2M_TOKEN": "permanent",
+    }
+    result = bare_cli("sim", "get", "32470000001", exit_code=1, env=env)
+    assert one_line_error(result).startswith("GET /m2m/1.0.0/simcards failed: ")
 
 
 def test_a_permanent_token(cli: Cli, tenant: Tenant) -> None:
@@ -143,6 +147,31 @@ def test_a_permanent_token(cli: Cli, tenant: Tenant) -> None:
     assert cli("token", env=env).stdout.strip() == tenant.permanent_token
     refused = cli("token", "revoke", exit_code=1, env=env)
     assert "delete it in the console" in one_line_error(refused)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["sim", "get", "32470000001"], {"M2M_API_KEY": "clé"}, "api_key may only hold printable"),
+        (
+            ["sim", "deactivate", "32470000001", "--callback-token", "é"],
+            {},
+            "callback_token may only hold printable ASCII",
+        ),
+        (["token"], {"M2M_BASE_URL": "127.0.0.1:8000"}, "base_url must be an http(s) URL"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_sent(
+    bare_cli: Cli, args: list[str], env: dict[str, str], message: str
+) -> None:
+    configured: dict[str, str | None] = {
+        "M2M_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: nothing is sent
+        "M2M_API_KEY": API_KEY,
+        "M2M_TOKEN": "permanent",
+    }
+    result = bare_cli(*args, exit_code=2, env={**configured, **env})
+    assert message in one_line_error(result)
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 # --- lifecycle requests -------------------------------------------------------------------------

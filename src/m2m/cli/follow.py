@@ -68,10 +68,11 @@ def submit(
                 batch_size=batch_size,
                 on_batch=lambda _number, count: progress.advance(task, count),
             )
-        except PartialSubmissionError as error:
+        except Exception as error:
             progress.update(task, visible=False)  # the error says how far it got
             progress.stop()
-            _print_numbers(error.tracking_numbers)
+            if isinstance(error, PartialSubmissionError):
+                _print_numbers(error.tracking_numbers)
             raise
     _print_numbers(numbers)
     return numbers

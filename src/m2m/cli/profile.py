@@ -91,7 +91,10 @@ def read_profile(path: Path, name: str | None, explicit: bool) -> tuple[dict[str
     if not all(isinstance(v, str) for v in values.values()):
         raise ProfileError(f"{path}: profile {chosen!r}: every value must be a string")
     warnings = []
-    if SECRET_FIELDS & set(values) and _readable_by_others(path):
+    holds_secrets = any(
+        isinstance(profile, dict) and SECRET_FIELDS & set(profile) for profile in profiles.values()
+    )
+    if holds_secrets and _readable_by_others(path):
         warnings.append(f"{path} holds secrets and other users can read it; run: chmod 600 {path}")
     return dict(values), warnings
 

@@ -57,7 +57,7 @@ def remote(profile: str | None, config: Path | None) -> Iterator[tuple[M2MClient
             found.api_key,
             token=found.token,
         )
-    with client, api_errors():
+    with client, api_errors(), user_mistakes():
         yield client, found
 
 

@@ -7,7 +7,10 @@ import typer
 from m2m.cli.common import console
 from m2m.cli.remote import ConfigOption, ProfileOption, remote
 
-app = typer.Typer(help="The OAuth2 access token.", invoke_without_command=True)
+app = typer.Typer(
+    help="Print the access token (a secret, for curl and the like), or revoke it.",
+    invoke_without_command=True,
+)
 
 
 @app.callback()

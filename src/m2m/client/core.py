@@ -130,6 +130,20 @@ def retry_delay(
     return min(8.0, 0.5 * 2.0**attempt) * (0.5 + random.random())  # noqa: S311 - jitter only
 
 
+def check_header_value(name: str, value: str) -> None:
+    """Values sent as headers must be printable ASCII (HTTP cannot carry the rest safely)."""
+    if not all(" " <= char <= "~" for char in value):
+        raise ValueError(f"{name} may only hold printable ASCII characters")
+
+
+def check_request(operation: str, callback_token: str) -> None:
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
+    if not callback_token:
+        raise ValueError("callback_token is required: it is sent back with every message")
+    check_header_value("callback_token", callback_token)
+
+
 def device_problem(device: Device) -> str | None:
     """A format problem the server would refuse the whole request for, checked beforehand."""
     value = device.identifier.strip()
@@ -323,8 +337,7 @@ class ClientCore:
         self, operation: str, devices: Sequence[Device], callback_token: str
     ) -> Exchange[TrackingNumber]:
         """One lifecycle request. Not retried once sent (see the module docstring)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
+        check_request(operation, callback_token)
         send = Send(
             "POST",
             f"{M2M}/requests/{operation}",
@@ -351,6 +364,7 @@ class ClientCore:
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        check_request(operation, callback_token)
         for index, device in enumerate(devices):
             problem = device_problem(device)
             if problem:

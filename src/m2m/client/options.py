@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from m2m import __version__
-from m2m.client.core import ClientCore
+from m2m.client.core import ClientCore, check_header_value
 
 USER_AGENT = f"m2m-python/{__version__}"
 
@@ -30,6 +30,9 @@ class ClientOptions:
             raise ValueError(f"base_url must be an http(s) URL, not {self.base_url!r}")
         if self.max_retries < 0:
             raise ValueError("max_retries cannot be negative")
+        check_header_value("api_key", self.api_key)
+        if self.token is not None:
+            check_header_value("token", self.token)
 
     def core(self, clock: Callable[[], float]) -> ClientCore:
         return ClientCore(
