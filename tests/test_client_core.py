@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from m2m.client import Device, InvalidRequestError, PartialSubmissionError
+from m2m.client import Device, InvalidRequestError, PartialSubmissionError, WaitTimeout
 from m2m.client.core import ClientCore, Exchange, Send, Sleep, retry_delay, step
 
 CONNECT = httpx.ConnectError("refused")
@@ -112,3 +112,27 @@ def test_a_lifecycle_request_that_could_not_connect_is_sent_again() -> None:
     assert len(sent) == 2
     assert sent[0].json == [{"identifier": "32470000051", "identifierType": "MSISDN"}]
     assert sent[0].headers["x-callback-token"] == "t"
+
+
+def test_wait_gives_up_after_its_timeout_with_what_it_saw() -> None:
+    ticks = iter(range(100))
+    waiting = ClientCore(
+        client_id=None,
+        client_secret=None,
+        api_key="k",
+        token="permanent",
+        max_retries=0,
+        clock=lambda: float(next(ticks)),
+    )
+    unfinished = {
+        "trackingNumber": "A",
+        "operation": "activation",
+        "acceptedAt": "2026-01-01T00:00:00Z",
+        "finishedAt": None,
+        "deviceCount": 1,
+        "devices": [{"identifier": "1", "identifierType": "MSISDN", "status": "pending"}],
+    }
+    exchange = waiting.wait(["A"], poll_seconds=1, timeout=3, on_poll=None)
+    with pytest.raises(WaitTimeout) as raised:
+        drive(exchange, [httpx.Response(200, json=unfinished) for _ in range(10)])
+    assert [s.finished for s in raised.value.statuses] == [False]
