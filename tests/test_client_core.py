@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from m2m.client import Device, InvalidRequestError, PartialSubmissionError, WaitTimeout
-from m2m.client.core import ClientCore, Exchange, Send, Sleep, retry_delay, step
+from m2m.client.actions import Exchange, Send, Sleep, step
+from m2m.client.core import ClientCore
+from m2m.client.retries import retry_delay
 
 CONNECT = httpx.ConnectError("refused")
 READ_TIMEOUT = httpx.ReadTimeout("no answer")

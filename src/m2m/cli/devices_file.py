@@ -14,7 +14,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from m2m.client.core import device_problem
+from m2m.client.checks import device_problem
 from m2m.client.models import Device
 from m2m.identifiers import IdentifierType
 

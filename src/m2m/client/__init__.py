@@ -14,7 +14,6 @@ Errors are the ``m2m.client.errors`` tree (``M2MClientError`` at its root).
 """
 
 from m2m.client.async_client import AsyncM2MClient
-from m2m.client.core import PartialSubmissionError, WaitTimeout
 from m2m.client.errors import (
     APIError,
     ApiKeyError,
@@ -24,11 +23,13 @@ from m2m.client.errors import (
     M2MClientError,
     NetworkError,
     NotFoundError,
+    PartialSubmissionError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
     TooManyDevicesError,
     UnexpectedResponse,
+    WaitTimeout,
 )
 from m2m.client.models import (
     CallbackConfig,

@@ -10,7 +10,9 @@ from typing import Any, Self, TypeVar, cast
 
 import httpx
 
-from m2m.client.core import DEFAULT_BATCH_SIZE, Exchange, Sleep, as_devices, step
+from m2m.client.actions import Exchange, Sleep, step
+from m2m.client.checks import as_devices
+from m2m.client.core import DEFAULT_BATCH_SIZE
 from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
 from m2m.client.options import ClientOptions
 

@@ -1,193 +1,44 @@
 """The SDK's logic, written once for the sync and the async client ("sans I/O").
 
-Every operation is a generator that yields what it needs done — ``Send`` an HTTP request,
-``Sleep`` a while — and is resumed with the result (an ``httpx.Response``, or the transport error
-thrown into it). ``M2MClient`` and ``AsyncM2MClient`` only carry those actions out, so request
-building, answer parsing, error mapping, token caching and retry decisions exist in one place.
-
-Retries: only what is safe to repeat is repeated. A call that never reached the server (the
-connection could not be made) is retried whatever it is. Anything else — a timeout waiting for the
-answer, a broken connection, a 502/503/504 — is retried only for calls that can be repeated
-without effect: reads, ``/token``, ``/revoke``, and setting the callback (it replaces the
-configuration). A lifecycle request is **not** retried then: the server may have accepted it, and
-sending it again would create a second request.
+Every operation is an ``Exchange`` (see ``actions``): a generator that yields what it needs done
+and is resumed with the result. ``M2MClient`` and ``AsyncM2MClient`` only carry those actions out,
+so request building, answer parsing, token caching and retry decisions exist in one place:
+here, in ``answers``, ``tokens`` and ``retries``.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
 
+from m2m.client.actions import Exchange, Send, Sleep
+from m2m.client.answers import answer, parse
+from m2m.client.checks import check_request, device_problem
 from m2m.client.errors import (
     APIError,
     ExtensionUnavailable,
     M2MClientError,
     NetworkError,
     NotFoundError,
+    PartialSubmissionError,
     TooManyDevicesError,
     UnexpectedResponse,
-    error_from_answer,
+    WaitTimeout,
 )
-from m2m.client.models import (
-    CallbackConfig,
-    Device,
-    RequestStatus,
-    SimCard,
-    TrackingNumber,
-)
+from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
+from m2m.client.retries import retry_delay
 from m2m.client.tokens import CachedToken, cache_token
-from m2m.identifiers import IdentifierType, iccid_format_problem, imsi_problem, msisdn_problem
 
 M2M = "/m2m/1.0.0"
-OPERATIONS = ("activation", "deactivation", "reactivation", "termination")
 DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
 NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
 )
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_RETRIED_STATUSES = frozenset({502, 503, 504})
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """An HTTP request for the transport to send; it answers with the ``httpx.Response``."""
-
-    method: str
-    path: str
-    params: dict[str, str] | None = None
-    json: Any = None
-    data: dict[str, str] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    auth: tuple[str, str] | None = None  # HTTP Basic
-
-    def httpx_arguments(self) -> dict[str, Any]:
-        return {
-            "params": self.params,
-            "json": self.json,
-            "data": self.data,
-            "headers": self.headers,
-            "auth": self.auth,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
-
-
-Action = Send | Sleep
-Exchange = Generator[Action, Any, T]
-
-
-class PartialSubmissionError(M2MClientError):
-    """A bulk submission stopped at a failing batch; the batches before it were accepted."""
-
-    def __init__(self, cause: M2MClientError, tracking_numbers: list[TrackingNumber], done: int):
-        super().__init__(
-            f"{cause} — after {len(tracking_numbers)} request(s) for {done} device(s) "
-            f"were accepted: {', '.join(tracking_numbers) or 'none'}"
-        )
-        self.cause = cause
-        self.tracking_numbers = tracking_numbers
-        self.devices_accepted = done
-
-
-class WaitTimeout(M2MClientError):
-    """``wait`` gave up before every request finished; ``statuses`` is the last seen."""
-
-    def __init__(self, statuses: list[RequestStatus]) -> None:
-        unfinished = sum(1 for s in statuses if not s.finished)
-        super().__init__(f"{unfinished} request(s) still unfinished")
-        self.statuses = statuses
-
-
-def retry_delay(
-    attempt: int,
-    max_retries: int,
-    *,
-    repeatable: bool,
-    error: Exception | None = None,
-    status: int | None = None,
-) -> float | None:
-    """Seconds to wait before sending again, or None to give up (see the module docstring)."""
-    if attempt >= max_retries:
-        return None
-    if error is not None:
-        retry = isinstance(error, _CONNECT_ERRORS) or repeatable
-    else:
-        retry = repeatable and status in _RETRIED_STATUSES
-    if not retry:
-        return None
-    return min(8.0, 0.5 * 2.0**attempt) * (0.5 + random.random())  # noqa: S311 - jitter only
-
-
-def check_header_value(name: str, value: str) -> None:
-    """Values sent as headers must be printable ASCII (HTTP cannot carry the rest safely)."""
-    if not all(" " <= char <= "~" for char in value):
-        raise ValueError(f"{name} may only hold printable ASCII characters")
-
-
-def check_request(operation: str, callback_token: str) -> None:
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
-    if not callback_token:
-        raise ValueError("callback_token is required: it is sent back with every message")
-    check_header_value("callback_token", callback_token)
-
-
-def device_problem(device: Device) -> str | None:
-    """A format problem the server would refuse the whole request for, checked beforehand."""
-    value = device.identifier.strip()
-    if device.identifier_type is IdentifierType.MSISDN:
-        return msisdn_problem(value.removeprefix("+"))
-    if device.identifier_type is IdentifierType.ICCID:
-        return iccid_format_problem(value)
-    return imsi_problem(value)
-
-
-def as_devices(devices: Iterable[Device | str]) -> list[Device]:
-    """Devices as given; a plain string is an MSISDN."""
-    return [d if isinstance(d, Device) else Device.msisdn(d) for d in devices]
-
-
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError as error:
-        raise UnexpectedResponse(
-            f"HTTP {response.status_code} answer is not JSON: {response.text[:200]!r}"
-        ) from error
-
-
-def answer(response: httpx.Response) -> Any:
-    """The decoded JSON of a successful answer; the typed error of any other."""
-    if response.is_success:
-        return _json(response)
-    try:
-        body = _json(response)
-    except UnexpectedResponse:
-        body = None  # a proxy's HTML error page: the status says enough
-    raise error_from_answer(
-        response.status_code, body, response.reason_phrase, response.headers.get("retry-after")
-    )
-
-
-def _parse(model: type[T], data: Any, what: str) -> T:
-    try:
-        return model.model_validate(data)  # type: ignore[attr-defined, no-any-return]
-    except ValidationError as error:
-        raise UnexpectedResponse(f"{what}: {error.errors()[0]['msg']}") from error
 
 
 def _describe(error: httpx.TransportError, send: Send) -> str:
@@ -311,7 +162,7 @@ class ClientCore:
         body = yield from self._authorized(send, repeatable=True)
         if not isinstance(body, list) or not body:
             raise UnexpectedResponse("GET /simcards answered without a SIM card")
-        return _parse(SimCard, body[0], "SIM card")
+        return parse(SimCard, body[0], "SIM card")
 
     def configure_callback(self, url: str, headers: dict[str, str] | None) -> Exchange[None]:
         body: dict[str, Any] = {"url": url}
@@ -331,7 +182,7 @@ class ClientCore:
             raise ExtensionUnavailable(
                 "this server does not show the callback configuration (an m2m extension)"
             ) from error
-        return _parse(CallbackConfig, body, "callback configuration")
+        return parse(CallbackConfig, body, "callback configuration")
 
     def submit(
         self, operation: str, devices: Sequence[Device], callback_token: str
@@ -398,7 +249,7 @@ class ClientCore:
             if error.status_code == 405:
                 raise ExtensionUnavailable(NO_REQUEST_STATUS) from error
             raise
-        return _parse(RequestStatus, body, "request status")
+        return parse(RequestStatus, body, "request status")
 
     def wait(
         self,
@@ -429,17 +280,3 @@ class ClientCore:
             if timeout is not None and self._clock() - started >= timeout:
                 raise WaitTimeout(statuses)
             yield Sleep(poll_seconds)
-
-
-def step(
-    exchange: Exchange[T], outcome: Any, error: Exception | None
-) -> tuple[Action | None, T | None]:
-    """Resume ``exchange`` with an outcome (or throw the transport error into it).
-
-    Returns its next action, or ``(None, result)`` once it has finished.
-    """
-    try:
-        action = exchange.throw(error) if error is not None else exchange.send(outcome)
-    except StopIteration as stop:
-        return None, stop.value
-    return action, None

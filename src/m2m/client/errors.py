@@ -5,13 +5,16 @@
     M2MClientError                  anything this SDK raises
     ├── NetworkError                no answer: connection refused, timeout, broken connection
     ├── ExtensionUnavailable        the server lacks an m2m extension (request status)
+    ├── PartialSubmissionError      a bulk submission stopped at a failing batch: .cause,
+    │                               .tracking_numbers accepted before it
+    ├── WaitTimeout                 wait() gave up: .statuses as last seen
     ├── UnexpectedResponse          an answer this API never gives (not JSON, wrong shape)
     └── APIError                    the server answered with an error: .status_code .code .message
         ├── InvalidRequestError     400, 422: invalid_request, invalid_callback, …
         ├── AuthenticationError     401: invalid_client (token endpoint), invalid/missing token
         ├── ApiKeyError             401: invalid_api_key, missing_api_key
         ├── PermissionDeniedError   403: api_key_mismatch, subscription_suspended, …
-        ├── NotFoundError           404
+        ├── NotFoundError           404; 405 (no such method at that path)
         ├── TooManyDevicesError     413: more devices than the server takes in one request
         ├── RateLimitedError        429: too many failed authentications; .retry_after seconds
         └── ServerError             5xx
@@ -19,7 +22,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m2m.client.models import RequestStatus, TrackingNumber
 
 
 class M2MClientError(Exception):
@@ -32,6 +38,28 @@ class NetworkError(M2MClientError):
 
 class ExtensionUnavailable(M2MClientError):
     """The server does not offer this m2m extension (the operator's documented API lacks it)."""
+
+
+class PartialSubmissionError(M2MClientError):
+    """A bulk submission stopped at a failing batch; the batches before it were accepted."""
+
+    def __init__(self, cause: M2MClientError, tracking_numbers: list[TrackingNumber], done: int):
+        super().__init__(
+            f"{cause} — after {len(tracking_numbers)} request(s) for {done} device(s) "
+            f"were accepted: {', '.join(tracking_numbers) or 'none'}"
+        )
+        self.cause = cause
+        self.tracking_numbers = tracking_numbers
+        self.devices_accepted = done
+
+
+class WaitTimeout(M2MClientError):
+    """``wait`` gave up before every request finished; ``statuses`` is the last seen."""
+
+    def __init__(self, statuses: list[RequestStatus]) -> None:
+        unfinished = sum(1 for s in statuses if not s.finished)
+        super().__init__(f"{unfinished} request(s) still unfinished")
+        self.statuses = statuses
 
 
 class UnexpectedResponse(M2MClientError):

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from m2m import __version__
-from m2m.client.core import ClientCore, check_header_value
+from m2m.client.checks import check_header_value
+from m2m.client.core import ClientCore
 
 USER_AGENT = f"m2m-python/{__version__}"
 
