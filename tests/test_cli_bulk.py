@@ -55,6 +55,9 @@ def test_twenty_five_thousand_devices_from_a_file(
     assert len(numbers) == 3  # 10,000 + 10,000 + 5,000: the server's maximum per request
     for number in numbers:  # the summary names every request
         assert sum(number in line for line in lines) == 2
+    for number in numbers:  # reported on stderr as each was accepted, too
+        assert f"device(s): {number}" in result.stderr
+    assert "Accepted 10000 device(s)" in result.stderr
     assert "Submitting" in result.stderr
     assert f"{DEVICES}/{DEVICES}" in result.stderr  # the progress bars reached the end
     assert count(engine, lifecycle_requests) == 3

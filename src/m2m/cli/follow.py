@@ -15,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -54,6 +55,12 @@ def _print_numbers(numbers: Sequence[str]) -> None:
         console.print(number, highlight=False)
 
 
+def accepted(progress: Progress, task: TaskID, number: str, count: int) -> None:
+    # Also on stderr as it happens: if the run is interrupted, the accepted requests are known.
+    progress.console.print(f"Accepted {count} device(s): {number}", highlight=False)
+    progress.advance(task, count)
+
+
 def submit(
     client: M2MClient, operation: str, devices: list[Device], callback_token: str, batch_size: int
 ) -> list[TrackingNumber]:
@@ -66,7 +73,7 @@ def submit(
                 devices,
                 callback_token,
                 batch_size=batch_size,
-                on_batch=lambda _number, count: progress.advance(task, count),
+                on_batch=lambda number, count: accepted(progress, task, number, count),
             )
         except Exception as error:
             progress.update(task, visible=False)  # the error says how far it got
