@@ -241,6 +241,13 @@ def console(
 
 
 @pytest.fixture
+def sandbox_server(app: FastAPI, seeded: None) -> Iterator[str]:
+    """The sandbox's demo account and SIMs, served on loopback with the app's worker running."""
+    with run_server(app, free_port(), lifespan="on") as base_url:
+        yield base_url
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with run_receiver() as running:
         yield running
