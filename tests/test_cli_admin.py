@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
+from m2m.settings import Settings
 from m2m.storage import requests as request_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import (
@@ -29,7 +30,6 @@ from m2m.storage.tables import (
     lifecycle_requests,
     request_items,
 )
-from m2m.settings import Settings
 from tests.console_support import console_client, log_in
 
 SIMCARDS = "/m2m/1.0.0/simcards"
@@ -520,6 +520,8 @@ def test_purge_deletes_old_settled_requests_only(cli: Cli, engine: Engine) -> No
 def test_purge_needs_a_positive_age(cli: Cli) -> None:
     result = cli("requests", "purge", "--older-than", "0", exit_code=2)
     assert "older-than" in result.output
+
+
 # --- console users --------------------------------------------------------------------------
 
 
