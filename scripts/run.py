@@ -6,7 +6,9 @@
 
 Setting up means: a virtual environment in .venv with the project and its development tools,
 reinstalled only when pyproject.toml changes. The tests also need PostgreSQL: the local server on
-127.0.0.1:5432 (started here if it is installed but down), or the one M2M_TEST_POSTGRES_URL names.
+127.0.0.1:5432 (started here if it is installed but down), or the one M2M_TEST_POSTGRES_URL names;
+and Debian's Chromium at /usr/bin/chromium for the console's browser tests (installed here with
+apt-get when missing, as root or with sudo).
 """
 
 from __future__ import annotations
@@ -85,9 +87,37 @@ def ensure_postgres() -> None:
     )
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """The console's browser tests drive Debian's Chromium (Playwright cannot download its own
+    browser here): install the package if it is missing and we may (root, or sudo)."""
+    if CHROMIUM.exists():
+        return
+    how = "apt-get install -y chromium (Debian's package, which provides /usr/bin/chromium)"
+    if not shutil.which("apt-get"):
+        sys.exit(f"The browser tests need Chromium at {CHROMIUM}; install it: {how}.")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        prefix: list[str] = []
+    elif shutil.which("sudo"):
+        prefix = ["sudo", "-n"]
+    else:
+        sys.exit(f"The browser tests need Chromium at {CHROMIUM}; as root, run: {how}.")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*prefix, "apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    print("+", " ".join(install), flush=True)
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        run(*prefix, "apt-get", "update", env=env)  # the package lists may be stale
+        run(*install, env=env)
+    if not CHROMIUM.exists():
+        sys.exit(f"Chromium was installed but {CHROMIUM} is missing; install it: {how}.")
+
+
 def test(args: list[str]) -> None:
     set_up()
     ensure_postgres()
+    ensure_chromium()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")

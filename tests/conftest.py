@@ -37,6 +37,7 @@ from m2m.clock import ManualClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
+from tests.console_support import console_client
 from tests.receiver import Receiver, run_receiver
 
 SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -203,10 +204,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: FastAPI, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
+def run_server(app: FastAPI, port: int, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
+    (``lifespan="on"`` runs the app's embedded worker too.)"""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -225,6 +227,23 @@ def run_server(app: FastAPI, port: int) -> Iterator[str]:
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     with run_server(app, free_port()) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def console(
+    settings: Settings, engine: Engine, clock: ManualClock, seeded: None
+) -> Iterator[TestClient]:
+    """The whole app over the sandbox's data, for the web console's tests (no worker: tests
+    run one when they need it)."""
+    with console_client(settings, engine, clock) as client:
+        yield client
+
+
+@pytest.fixture
+def sandbox_server(app: FastAPI, seeded: None) -> Iterator[str]:
+    """The sandbox's demo account and SIMs, served on loopback with the app's worker running."""
+    with run_server(app, free_port(), lifespan="on") as base_url:
         yield base_url
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m2m.callback_config import CallbackConfigError, header_problem, masked, validate_headers
+from m2m.callback_config import (
+    URL_PATTERN,
+    CallbackConfigError,
+    header_problem,
+    masked,
+    validate_headers,
+)
 
 token_chars = st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 names = st.text(token_chars, min_size=1, max_size=30)
@@ -64,3 +72,18 @@ def test_validate_and_mask() -> None:
     assert validate_headers({"x-a": "1", "X-A": "2"}) == {"X-A": "2"}  # one header, last wins
     with pytest.raises(CallbackConfigError, match="only Authorization"):
         validate_headers({"x-a": "1", "Cookie": "2"})
+
+
+@pytest.mark.parametrize("url", ["HTTP://.UX6t7V#01/s", "http://a..b/", "http://" + "a" * 64 + "/"])
+def test_the_url_pattern_refuses_hosts_name_resolution_refuses(url: str) -> None:
+    """Schemathesis found a schema-valid URL (an empty label) that the server then refused."""
+    assert re.fullmatch(URL_PATTERN, url) is None
+
+
+def test_the_url_pattern_accepts_ordinary_hosts() -> None:
+    for url in [
+        "https://example.com/cb",
+        "http://127.0.0.1:9000/callback",
+        "https://xn--bcher-kva.example./x?y=1",
+    ]:
+        assert re.fullmatch(URL_PATTERN, url), url

@@ -19,7 +19,9 @@ from sqlalchemy import Engine, func, insert, select, update
 from typer.testing import CliRunner, Result
 
 from m2m.cli.main import app
+from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
+from m2m.settings import Settings
 from m2m.storage import requests as request_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import (
@@ -28,6 +30,7 @@ from m2m.storage.tables import (
     lifecycle_requests,
     request_items,
 )
+from tests.console_support import console_client, log_in
 
 SIMCARDS = "/m2m/1.0.0/simcards"
 Cli = Callable[..., Result]
@@ -517,3 +520,59 @@ def test_purge_deletes_old_settled_requests_only(cli: Cli, engine: Engine) -> No
 def test_purge_needs_a_positive_age(cli: Cli) -> None:
     result = cli("requests", "purge", "--older-than", "0", exit_code=2)
     assert "older-than" in result.output
+
+
+# --- console users --------------------------------------------------------------------------
+
+
+def create_user(account_id: int, email: str, *options: str) -> list[str]:
+    return ["users", "create", "--account", str(account_id), "--email", email, *options]
+
+
+def test_users_create_generates_a_password_that_logs_in_to_the_console(
+    cli: Cli, settings: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    account = new_account(cli)
+    created = as_json(cli(*create_user(account["account_id"], "Ops@Acme.example", "--json")))
+    assert created["email"] == "ops@acme.example"
+    assert len(created["password"]) >= 20
+    with console_client(settings, engine, clock) as console:
+        log_in(console, "ops@acme.example", created["password"])
+        assert "Acme" in console.get("/console/").text
+
+
+def test_users_create_prompts_for_the_password_twice(cli: Cli, database_url: str) -> None:
+    account = new_account(cli)
+    result = CliRunner().invoke(
+        app,
+        ["admin", *create_user(account["account_id"], "a@b.example")],
+        env={"M2M_DATABASE_URL": database_url},
+        input="long-enough-password\nlong-enough-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "long-enough-password" not in result.stdout.split("Repeat")[-1]
+    assert "Console user a@b.example created" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("email", "account_id", "message"),
+    [
+        ("not-an-email", None, "Enter an email address such as name@example.com."),
+        ("x@y.example", 999, "No account with id 999."),
+    ],
+)
+def test_users_create_refuses_bad_input_in_one_line(
+    cli: Cli, email: str, account_id: int | None, message: str
+) -> None:
+    account = new_account(cli)
+    command = create_user(account_id or account["account_id"], email, "--json")
+    assert_one_line_error(cli(*command, exit_code=1), message)
+
+
+def test_users_create_refuses_an_email_in_use(cli: Cli) -> None:
+    account = new_account(cli)
+    command = create_user(account["account_id"], "a@b.example", "--json")
+    cli(*command)
+    assert_one_line_error(
+        cli(*command, exit_code=1), "A console user with email a@b.example exists already."
+    )

@@ -6,10 +6,12 @@ from sqlalchemy import Engine, func, select
 
 from m2m import sandbox
 from m2m.clock import ManualClock
+from m2m.console.users import password_matches
 from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem
 from m2m.profile import SimProfile
+from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import accounts, sim_cards
+from m2m.storage.tables import accounts, console_users, sim_cards
 
 
 def test_demo_identifiers_are_valid_and_unique() -> None:
@@ -38,3 +40,18 @@ def test_seeding_happens_once(engine: Engine, clock: ManualClock) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(sim_cards)).scalar_one() == 100
+
+
+def test_a_sandbox_made_before_the_console_gets_its_demo_user(
+    engine: Engine, clock: ManualClock
+) -> None:
+    with write_transaction(engine) as conn:
+        sandbox.seed(conn, clock.now())
+        conn.execute(console_users.delete())
+    with write_transaction(engine) as conn:
+        assert sandbox.seed(conn, clock.now()) is False
+    with engine.connect() as conn:
+        user = console_store.find_user(conn, sandbox.DEMO_EMAIL)
+    assert user is not None
+    assert user.password_hash == sandbox.DEMO_PASSWORD_HASH
+    assert password_matches(user.password_hash, sandbox.DEMO_PASSWORD)

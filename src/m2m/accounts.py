@@ -54,9 +54,12 @@ def create_api_key(engine: Engine, clock: Clock, account_id: int) -> Issued:
         return _new_api_key(conn, clock, account_id)
 
 
-def revoke_api_key(engine: Engine, clock: Clock, key_id: int) -> None:
+def revoke_api_key(
+    engine: Engine, clock: Clock, key_id: int, *, account_id: int | None = None
+) -> None:
+    """Revoke a key; given ``account_id`` (the console), only one of that account's."""
     with write_transaction(engine) as conn:
-        if not store.revoke_api_key(conn, key_id, clock.now()):
+        if not store.revoke_api_key(conn, key_id, clock.now(), account_id=account_id):
             raise NotFound(f"No live API key with id {key_id}.")
 
 
@@ -76,6 +79,15 @@ def create_app(engine: Engine, clock: Clock, account_id: int, name: str) -> tupl
     return client_id, secret
 
 
+def regenerate_app_secret(engine: Engine, account_id: int, app_id: int) -> str:
+    """A new client secret for one of the account's apps; the old secret and token stop working."""
+    secret = credentials.new_secret(CLIENT_SECRET_PREFIX)
+    with write_transaction(engine) as conn:
+        if not store.replace_app_secret(conn, account_id, app_id, credentials.digest(secret)):
+            raise NotFound(f"No application with id {app_id} in your account.")
+    return secret
+
+
 def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: str) -> Issued:
     token = credentials.new_secret(PERMANENT_TOKEN_PREFIX)
     with write_transaction(engine) as conn:
@@ -86,7 +98,8 @@ def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: 
     return Issued(token_id, token)
 
 
-def delete_permanent_token(engine: Engine, token_id: int) -> None:
+def delete_permanent_token(engine: Engine, token_id: int, *, account_id: int | None = None) -> None:
+    """Delete a token; given ``account_id`` (the console), only one of that account's."""
     with write_transaction(engine) as conn:
-        if not store.delete_permanent_token(conn, token_id):
+        if not store.delete_permanent_token(conn, token_id, account_id=account_id):
             raise NotFound(f"No permanent token with id {token_id}.")

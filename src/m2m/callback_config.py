@@ -17,9 +17,11 @@ HEADER_NAME_PATTERN = (
 )
 HEADER_VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
-# An ASCII host name or IPv4 address (internationalised names in their xn-- form), an optional
-# port, then any printable ASCII.
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.\-]+(:" + _PORT + r")?([/?#][!-~]*)?$"
+# An ASCII host name or IPv4 address (internationalised names in their xn-- form) made of 1 to
+# 63-character labels (what name resolution accepts: an empty label, as in ".example" or "a..b",
+# was schema-valid yet refused), an optional port, then any printable ASCII.
+_HOST = r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.?"
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://" + _HOST + r"(:" + _PORT + r")?([/?#][!-~]*)?$"
 MAX_URL_LENGTH = 2048
 MAX_HEADERS = 20
 MAX_VALUE_LENGTH = 1024

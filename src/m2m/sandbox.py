@@ -15,12 +15,22 @@ from m2m import credentials
 from m2m.identifiers import SimState, luhn_check_digit
 from m2m.profile import SimProfile
 from m2m.storage import accounts as account_store
+from m2m.storage import console as console_store
 from m2m.storage import sims as sim_store
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - public by design
 API_KEY = "sandbox-api-key"
 ACCOUNT_NAME = "Sandbox demo"
+
+# The console's demo user. The hash is of DEMO_PASSWORD, computed once (Argon2id, argon2-cffi's
+# default parameters): seeding stays instant, and a login re-hashes it if the defaults change.
+DEMO_EMAIL = "demo@sandbox.m2m"
+DEMO_PASSWORD = "sandbox-password"  # noqa: S105 - public by design
+DEMO_PASSWORD_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$6a690QnOUuUAH6tmk3ee6A"  # noqa: S105 - of the password above
+    "$osXycQiOEFK3zzmTGGA1abBjc3vhBy53iCnXped+fDg"
+)
 
 FIRST_MSISDN = 32470000001
 SIM_COUNT = 100
@@ -111,10 +121,15 @@ def demo_profile(index: int) -> dict[str, Any]:
 
 
 def seed(conn: Connection, now: datetime) -> bool:
-    """Create the sandbox account, app, key and SIMs unless it exists. True if it created them."""
-    if account_store.find_sandbox_account(conn) is not None:
+    """Create the sandbox account, app, key, console user and SIMs unless it exists. True if it
+    created them. (A sandbox made before the console existed gets its demo user.)"""
+    existing = account_store.find_sandbox_account(conn)
+    if existing is not None:
+        if console_store.find_user(conn, DEMO_EMAIL) is None:
+            console_store.add_user(conn, existing.id, DEMO_EMAIL, DEMO_PASSWORD_HASH, now)
         return False
     account_id = account_store.create_account(conn, ACCOUNT_NAME, now, is_sandbox=True)
+    console_store.add_user(conn, account_id, DEMO_EMAIL, DEMO_PASSWORD_HASH, now)
     account_store.add_api_key(conn, account_id, credentials.digest(API_KEY), API_KEY[:8], now)
     account_store.add_app(
         conn, account_id, "Sandbox application", CLIENT_ID, credentials.digest(CLIENT_SECRET), now

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     auth_max_failures: int = Field(default=10, ge=1)
     auth_failure_window_seconds: int = Field(default=60, ge=1)
 
+    # The web console.
+    console_session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="A console login lasts this long at most."
+    )
+    console_idle_minutes: float = Field(
+        default=60, gt=0, description="A console session unused this long ends."
+    )
+    console_login_lock_minutes: float = Field(
+        default=15, gt=0, description="How long repeated failed console logins lock an email."
+    )
+
     behind_tls_proxy: bool = Field(
         default=False,
         description="Trust X-Forwarded-Proto/For from forwarded_allow_ips (a TLS proxy).",

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -21,6 +21,7 @@ from m2m.api import gateway, lifecycle, simcards
 from m2m.api.deps import Services
 from m2m.callback_config import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, URL_PATTERN
 from m2m.clock import Clock, SystemClock
+from m2m.console.app import create_console
 from m2m.errors import M2MError, OAuthError
 from m2m.identifiers import MSISDN_PATTERN
 from m2m.network import NetworkAdapter
@@ -185,6 +186,12 @@ def create_app(
     app.include_router(
         lifecycle.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX
     )
+    app.mount("/console", create_console(services))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
+
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
 

@@ -23,8 +23,8 @@ from m2m.callback_config import (
     URL_PATTERN,
     CallbackConfigError,
     masked,
-    validate_headers,
 )
+from m2m.callback_setup import checked_callback, save_callback
 from m2m.errors import BadRequest, Forbidden, M2MError, NotFound
 from m2m.identifiers import (
     ICCID_FORMAT_PATTERN,
@@ -36,10 +36,10 @@ from m2m.identifiers import (
     msisdn_problem,
     normalize_msisdn,
 )
+from m2m.intake import Device, accept_request
 from m2m.lifecycle import Operation
-from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl, check_url
+from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl
 from m2m.storage import requests as store
-from m2m.storage.engine import write_transaction
 
 router = APIRouter()
 
@@ -93,21 +93,21 @@ async def configure_callback(
 ) -> Response:
     """Replace the account's callback configuration; waiting messages go out to the new URL."""
     try:
-        headers = validate_headers(body.headers)
-        check_url(body.url, services.address_policy, require_https=not services.settings.sandbox)
+        headers = checked_callback(
+            body.url,
+            body.headers,
+            services.address_policy,
+            require_https=not services.settings.sandbox,
+        )
     except (CallbackConfigError, InvalidCallbackUrl) as error:
         raise BadRequest(str(error), code="invalid_callback") from error
     except ForbiddenTarget as error:
         # Well-formed, but the server will not call it: a policy refusal, not a malformed request.
         raise Forbidden(str(error), code="callback_target_forbidden") from error
 
-    def save() -> None:
-        now = services.clock.now()
-        with write_transaction(services.engine) as conn:
-            store.set_callback_config(conn, account_id, body.url, headers, now)
-            store.make_deliveries_due(conn, account_id, now)
-
-    await run_in_threadpool(save)
+    await run_in_threadpool(
+        save_callback, services.engine, services.clock, account_id, body.url, headers
+    )
     services.notify_work()
     return Response(status_code=204)
 
@@ -152,11 +152,6 @@ _IDENTIFIER_RULES = {
     IdentifierType.MSISDN: msisdn_problem,
     IdentifierType.ICCID: iccid_format_problem,
     IdentifierType.IMSI: imsi_problem,
-}
-_COLUMN = {
-    IdentifierType.MSISDN: "msisdn",
-    IdentifierType.ICCID: "iccid",
-    IdentifierType.IMSI: "imsi",
 }
 
 
@@ -240,35 +235,15 @@ async def _accept(
 ) -> JSONResponse:
     """Accept the request for every device at once; results arrive at the callback URL."""
     devices = parse_devices(await request.body(), services.settings.max_devices_per_request)
-    tracking_number = str(uuid.uuid4())
-
-    def accept() -> None:
-        with write_transaction(services.engine) as conn:
-            store.serialize_acceptance(conn, account_id)
-            sim_ids: dict[tuple[IdentifierType, str], int] = {}
-            for kind in IdentifierType:
-                wanted = [d.identifier for d in devices if d.identifierType is kind]
-                if wanted:
-                    found = store.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
-                    sim_ids.update({(kind, k): v for k, v in found.items()})
-            store.create_request(
-                conn,
-                tracking_number=tracking_number,
-                account_id=account_id,
-                operation=operation.value,
-                callback_token=x_callback_token,
-                items=[
-                    {
-                        "identifier": d.identifier,
-                        "identifier_type": d.identifierType.value,
-                        "sim_id": sim_ids.get((d.identifierType, d.identifier)),
-                    }
-                    for d in devices
-                ],
-                now=services.clock.now(),
-            )
-
-    await run_in_threadpool(accept)
+    tracking_number = await run_in_threadpool(
+        accept_request,
+        services.engine,
+        services.clock,
+        account_id,
+        operation,
+        [Device(d.identifier, d.identifierType) for d in devices],
+        x_callback_token,
+    )
     services.notify_work()
     return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
 

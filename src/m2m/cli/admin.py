@@ -23,6 +23,7 @@ from m2m.cli.common import (
     user_errors,
 )
 from m2m.clock import SystemClock
+from m2m.console import users as console_users
 from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
@@ -36,12 +37,14 @@ apps_app = typer.Typer(help="OAuth2 applications (client_id/client_secret).", no
 tokens_app = typer.Typer(help="Permanent access tokens.", no_args_is_help=True)
 sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
 requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
+users_app = typer.Typer(help="Console users (log in to /console).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sims_app, name="sims")
 app.add_typer(requests_app, name="requests")
+app.add_typer(users_app, name="users")
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
@@ -266,6 +269,39 @@ def tokens_list(account: AccountOption, as_json: bool = JsonOption) -> None:
             ["id", "name", "created"],
             [(t.id, t.name, t.created_at) for t in found],
         )
+
+
+# --- console users --------------------------------------------------------------------------
+
+
+@users_app.command("create")
+def users_create(
+    account: AccountOption,
+    email: Annotated[str, typer.Option(help="The user's email, used to log in.")],
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate-password", help="Generate a password (printed once) instead of asking."
+        ),
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a console user of an account; the password is asked for, or generated."""
+    if generate or as_json:
+        # Scripts (--json) answer no prompt: they get a generated password.
+        password, shown = console_users.generate_password(), True
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        shown = False
+    with user_errors():
+        user_id = console_users.create_user(_database(), clock, account, email, password)
+    value: dict[str, object] = {"user_id": user_id, "email": console_users.normalize_email(email)}
+    if shown:
+        _show_secret(as_json, {**value, "password": password}, "password")
+    elif as_json:
+        print_json(value)
+    else:
+        console.print(f"Console user {value['email']} created (id {user_id}).", highlight=False)
 
 
 # --- SIM inventory --------------------------------------------------------------------------

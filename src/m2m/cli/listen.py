@@ -6,27 +6,37 @@ from typing import Annotated
 
 import typer
 from aiohttp import web
+from rich.text import Text
 
-from m2m.cli.common import console
-from m2m.receiving import CallbackVerifier, InvalidCallback
+from m2m.cli.common import console, err_console, print_json_line
+from m2m.client.models import StatusMessage
+from m2m.client.receiving import CallbackVerifier, InvalidCallback
 
 
-def make_receiver(verifier: CallbackVerifier) -> web.Application:
+def describe(message: StatusMessage) -> Text:
+    """One line per message; plain Text, so nothing a sender writes is read as markup."""
+    line = Text(f"{message.tracking_number}  ")
+    line.append(f"{message.device.identifier_type} {message.device.identifier}  ")
+    line.append(message.result_status, style="green" if message.succeeded else "red")
+    if message.messages:
+        line.append("  " + "; ".join(message.messages))
+    return line
+
+
+def make_receiver(verifier: CallbackVerifier, *, as_json: bool = False) -> web.Application:
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            message = verifier.verify(body, dict(request.headers))
+            message = verifier.verify(body, request.headers)
         except InvalidCallback as error:
-            console.print(f"[red]refused[/red] {request.path}: {error}", highlight=False)
+            refused = Text("refused", style="red").append(f" {request.path}: {error}", style="")
+            err_console.print(refused, highlight=False, soft_wrap=True)
             return web.Response(status=401, text=str(error))
-        colour = "green" if message.result_status == "Success" else "red"
-        details = "; ".join(message.messages)
-        console.print(
-            f"{message.tracking_number}  {message.identifier_type} {message.identifier}  "
-            f"[{colour}]{message.result_status}[/{colour}]  {details}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        if as_json:
+            fields = message.model_dump(mode="json", by_alias=True)
+            print_json_line({**fields, "webhookId": message.message_id})
+        else:
+            console.print(describe(message), highlight=False, soft_wrap=True)
         return web.Response(status=204)
 
     app = web.Application()
@@ -41,10 +51,16 @@ def listen(
         str | None, typer.Option(help="Refuse messages without this x-callback-token.")
     ] = None,
     secret: Annotated[
-        str | None, typer.Option(help="Verify Standard Webhooks signatures (whsec_…).")
+        str | None,
+        typer.Option(
+            help="Verify Standard Webhooks signatures (whsec_…).", envvar="M2M_WEBHOOK_SECRET"
+        ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each message as one line of JSON.")
+    ] = False,
 ) -> None:
     """Receive callbacks on http://HOST:PORT/ and print each status message."""
     verifier = CallbackVerifier(signing_secret=secret, callback_token=callback_token)
-    console.print(f"Listening on http://{host}:{port}/ (Ctrl+C to stop)")
-    web.run_app(make_receiver(verifier), host=host, port=port, print=None)
+    err_console.print(f"Listening on http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
+    web.run_app(make_receiver(verifier, as_json=as_json), host=host, port=port, print=None)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import typer
 
 from m2m import __version__
-from m2m.cli import admin
+from m2m.cli import admin, callback, sim, token
 from m2m.cli.common import console, load_settings, migrated_engine, shown_url
 from m2m.cli.listen import listen
 from m2m.cli.serve import serve
 from m2m.cli.worker import worker
 
 app = typer.Typer(
-    help="M2M SIM-management API: server, worker and administration.",
+    help="M2M SIM-management API: server, worker, administration, and a client of the API.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -22,6 +22,9 @@ app.add_typer(admin.app, name="admin")
 app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("listen")(listen)
+app.add_typer(sim.app, name="sim")
+app.add_typer(callback.app, name="callback")
+app.add_typer(token.app, name="token")
 
 
 @db_app.command("upgrade")

@@ -37,6 +37,7 @@ def banner(base_url: str) -> str:
   client_secret  {sandbox.CLIENT_SECRET}
   x-api-key      {sandbox.API_KEY}
   demo SIMs      MSISDN 32470000001-050 Active, 051-090 Ready, 091-100 Deactivated
+  console        {base_url}/console/  user {sandbox.DEMO_EMAIL}  password {sandbox.DEMO_PASSWORD}
 
 First calls:
   curl -X POST '{base_url}/token?grant_type=client_credentials&scope=openid\

@@ -179,12 +179,14 @@ def list_api_keys(conn: Connection, account_id: int) -> list[ApiKey]:
     return [ApiKey(**row._mapping) for row in rows]
 
 
-def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> bool:
-    result = conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+def revoke_api_key(
+    conn: Connection, key_id: int, now: datetime, *, account_id: int | None = None
+) -> bool:
+    """Revoke a live key; with ``account_id``, only if it is that account's (the console)."""
+    query = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    result = conn.execute(query.values(revoked_at=now))
     return result.rowcount == 1
 
 
@@ -250,6 +252,19 @@ def read_app_token(engine: Engine, app_id: int) -> AppToken | None:
     /token: the single active token handed back)."""
     row = _token_of_app.one_or_none(engine, {"app_id": app_id})
     return AppToken(digest=row[0], salt=row[1], expires_at=row[2]) if row else None
+
+
+def replace_app_secret(conn: Connection, account_id: int, app_id: int, digest: bytes) -> bool:
+    """Give the account's app a new secret and drop its token, which stops working at once."""
+    result = conn.execute(
+        update(oauth_apps)
+        .where(oauth_apps.c.id == app_id, oauth_apps.c.account_id == account_id)
+        .values(secret_digest=digest)
+    )
+    if result.rowcount != 1:
+        return False
+    conn.execute(delete(access_tokens).where(access_tokens.c.app_id == app_id))
+    return True
 
 
 def current_app_token(conn: Connection, app_id: int) -> AppToken | None:
@@ -340,12 +355,16 @@ def list_permanent_tokens(conn: Connection, account_id: int) -> list[PermanentTo
     return [PermanentToken(**row._mapping) for row in rows]
 
 
-def delete_permanent_token(conn: Connection, token_id: int) -> bool:
-    result = conn.execute(
-        delete(access_tokens).where(
-            access_tokens.c.id == token_id, access_tokens.c.app_id.is_(None)
-        )
+def delete_permanent_token(
+    conn: Connection, token_id: int, *, account_id: int | None = None
+) -> bool:
+    """Delete a permanent token; with ``account_id``, only if it is that account's."""
+    query = delete(access_tokens).where(
+        access_tokens.c.id == token_id, access_tokens.c.app_id.is_(None)
     )
+    if account_id is not None:
+        query = query.where(access_tokens.c.account_id == account_id)
+    result = conn.execute(query)
     return result.rowcount == 1
 
 

@@ -137,7 +137,10 @@ sim_cards = Table(
     Column("profile", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_sim_cards_account_id_state", "account_id", "state"),
+    # The console lists an account's SIMs page by page in id order (keyset pagination), with or
+    # without a state filter: both walks are index range scans, on either database.
+    Index("ix_sim_cards_account_id_id", "account_id", "id"),
+    Index("ix_sim_cards_account_id_state_id", "account_id", "state", "id"),
     CheckConstraint("state IN ('Ready', 'Active', 'Deactivated', 'Terminated')", name="state"),
 )
 
@@ -256,6 +259,8 @@ callback_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_callback_deliveries_account_id_status", "account_id", "status"),
+    # The console's overview: an account's messages of the last day.
+    Index("ix_callback_deliveries_account_id_created_at", "account_id", "created_at"),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
 )
 
@@ -275,4 +280,44 @@ callback_attempts = Table(
     Column("error", String(500), nullable=True),
     Column("latency_ms", Integer, nullable=True),
     Index("ix_callback_attempts_delivery_id", "delivery_id"),
+)
+
+
+# --- the web console ------------------------------------------------------------------------
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
+    Column("password_hash", String(200), nullable=False),  # Argon2id, in its PHC string form
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    Index("ix_console_users_account_id", "account_id"),
+)
+
+# A session is found by the SHA-256 digest of its cookie value, so a database dump holds no
+# usable session; deleting the row is logging out.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("console_users.id", ondelete="CASCADE"), nullable=False),
+    Column("session_digest", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_console_sessions_user_id", "user_id"),
+)
+
+# Failed console logins, one row each, keyed "email:<address>" or "addr:<ip>". In the database
+# (not process memory) so that every API process sees the same count.
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("throttle_key", String(400), nullable=False),
+    Column("failed_at", UTCDateTime, nullable=False),
+    Index("ix_console_login_failures_throttle_key_failed_at", "throttle_key", "failed_at"),
 )

@@ -1,0 +1,57 @@
+"""Setting an account's callback (URL and custom headers) and rotating its signing secret:
+shared by ``POST /configure/callback`` and the console's Callback page.
+
+The signing secret is derived from the server's secret key, the account id and a version stored
+with the configuration (see ``m2m.callbacks``): rotating bumps the version, so the new secret is
+computed, shown once, and never stored.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Engine
+
+from m2m.callback_config import MAX_URL_LENGTH, URL_PATTERN, CallbackConfigError, validate_headers
+from m2m.callbacks import signing_secret
+from m2m.clock import Clock
+from m2m.outbound import AddressPolicy, check_url
+from m2m.storage import requests as store
+from m2m.storage import signing_keys
+from m2m.storage.engine import write_transaction
+
+_URL = re.compile(URL_PATTERN)
+
+
+def checked_callback(
+    url: str, headers: dict[str, str], policy: AddressPolicy, *, require_https: bool
+) -> dict[str, str]:
+    """The headers to store, once URL and headers pass the rules.
+
+    Raises ``CallbackConfigError`` or ``InvalidCallbackUrl`` (malformed) and ``ForbiddenTarget``
+    (well-formed, but aimed where the server will not send).
+    """
+    if len(url) > MAX_URL_LENGTH or not _URL.fullmatch(url):
+        raise CallbackConfigError(
+            "the URL must be an absolute http:// or https:// URL, without user or password"
+        )
+    kept = validate_headers(headers)
+    check_url(url, policy, require_https=require_https)
+    return kept
+
+
+def save_callback(
+    engine: Engine, clock: Clock, account_id: int, url: str, headers: dict[str, str]
+) -> None:
+    """Store the configuration; messages waiting for a URL (or a retry) go out now."""
+    now = clock.now()
+    with write_transaction(engine) as conn:
+        store.set_callback_config(conn, account_id, url, headers, now)
+        store.make_deliveries_due(conn, account_id, now)
+
+
+def rotate_signing_secret(engine: Engine, clock: Clock, secret_key: str, account_id: int) -> str:
+    """A new signing secret for the account, effective for every message sent from now on."""
+    with write_transaction(engine) as conn:
+        version = signing_keys.bump_version(conn, account_id, clock.now())
+    return signing_secret(secret_key, account_id, version)

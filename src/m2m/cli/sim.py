@@ -1,0 +1,136 @@
+"""``m2m sim``: read a SIM; request lifecycle changes, in bulk from a file, and follow them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from m2m.cli.common import JsonOption, fail, print_json, print_table
+from m2m.cli.devices_file import read_devices
+from m2m.cli.follow import follow, submit
+from m2m.cli.remote import USAGE_ERROR, ConfigOption, ProfileOption, remote, user_mistakes
+from m2m.client import Device, SimCard
+from m2m.client.core import DEFAULT_BATCH_SIZE
+from m2m.identifiers import IdentifierType
+
+app = typer.Typer(
+    help="SIM cards: read a profile, request lifecycle changes.", no_args_is_help=True
+)
+
+DEFAULT_CALLBACK_TOKEN = "m2m-cli"  # noqa: S105 - a label sent back with callbacks, not a secret
+
+
+def profile_rows(msisdn: str, sim: SimCard) -> list[tuple[str, str]]:
+    data = sim.data_service
+    rows = [
+        ("MSISDN", msisdn),
+        ("State", sim.state),
+        (sim.device.identifier_type, sim.device.identifier),
+        ("Cost center", sim.cost_center),
+        ("Data plan", " - ".join(p for p in (data.plan.code, data.plan.description) if p)),
+        ("Data thresholds", f"{data.daily_threshold} daily, {data.monthly_threshold} monthly"),
+        ("Data features", ", ".join(f.code for f in data.features if f.enabled)),
+        ("Service areas", ", ".join(a.code for a in data.service_areas)),
+        ("SMS plan", sim.sms_service.plan_code),
+        ("Voice plan", sim.voice_service.plan_code),
+    ]
+    for access_point in sim.access_points:
+        properties = access_point.properties
+        details = ", ".join(v for v in (properties.static_ip, properties.user_name) if v)
+        rows.append(("APN", f"{access_point.code} ({details})" if details else access_point.code))
+    rows.extend((name, value) for name, value in sim.custom_fields.items() if value)
+    return rows
+
+
+@app.command("get")
+def get(
+    msisdn: Annotated[str, typer.Argument(help="The SIM card's MSISDN.")],
+    as_json: bool = JsonOption,
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show a SIM card's profile."""
+    with remote(profile, config) as (client, _):
+        sim = client.get_sim(msisdn)
+    if as_json:
+        print_json([sim.model_dump(mode="json", by_alias=True)])  # as the API answers it
+        return
+    print_table(f"SIM {msisdn}", ["Field", "Value"], profile_rows(msisdn, sim))
+
+
+def gather_devices(
+    identifiers: list[str], from_file: Path | None, kind: IdentifierType
+) -> list[Device]:
+    devices = [Device(identifier=i, identifier_type=kind) for i in identifiers]
+    if from_file is not None:
+        devices += read_devices(from_file, kind)
+    if not devices:
+        raise fail("no devices: give identifiers as arguments, or --from-file FILE", USAGE_ERROR)
+    return devices
+
+
+def _lifecycle_command(operation: str) -> Callable[..., None]:
+    def command(
+        identifiers: Annotated[
+            list[str] | None,
+            typer.Argument(help="MSISDNs (or, with --type, ICCIDs or IMSIs).", show_default=False),
+        ] = None,
+        from_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--from-file",
+                "-f",
+                help="CSV of devices: one identifier a line, or identifier,identifierType, "
+                "or a header naming an identifier/msisdn/iccid/imsi column.",
+                dir_okay=False,
+            ),
+        ] = None,
+        kind: Annotated[
+            IdentifierType,
+            typer.Option(
+                "--type", help="Identifier type where none is given.", case_sensitive=False
+            ),
+        ] = IdentifierType.MSISDN,
+        callback_token: Annotated[
+            str | None,
+            typer.Option(
+                help="x-callback-token sent back with every status message "
+                f"(env: M2M_CALLBACK_TOKEN; default: {DEFAULT_CALLBACK_TOKEN})."
+            ),
+        ] = None,
+        batch_size: Annotated[
+            int,
+            typer.Option(min=1, help="Devices per request; halved when the server says too many."),
+        ] = DEFAULT_BATCH_SIZE,
+        wait: Annotated[
+            bool,
+            typer.Option("--wait", help="Follow the requests to the end, then print a summary."),
+        ] = False,
+        poll_seconds: Annotated[float, typer.Option(min=0.01, hidden=True)] = 1.0,
+        profile: ProfileOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        with user_mistakes():
+            devices = gather_devices(identifiers or [], from_file, kind)
+        with remote(profile, config) as (client, found):
+            token = callback_token or found.callback_token or DEFAULT_CALLBACK_TOKEN
+            numbers = submit(client, operation, devices, token, batch_size)
+            if wait:
+                code = follow(client, numbers, len(devices), poll_seconds)
+                if code:
+                    raise typer.Exit(code)
+
+    command.__doc__ = f"Request the {operation} of SIM cards; prints each request's TrackingNumber."
+    return command
+
+
+for _operation, _name in (
+    ("activation", "activate"),
+    ("deactivation", "deactivate"),
+    ("reactivation", "reactivate"),
+    ("termination", "terminate"),
+):
+    app.command(_name)(_lifecycle_command(_operation))

@@ -1,0 +1,73 @@
+"""The Python SDK of the M2M API, sync and async, and a checker for the callbacks it sends.
+
+::
+
+    from m2m.client import M2MClient
+
+    with M2MClient("http://127.0.0.1:8000", "sandbox-client", "sandbox-secret",
+                   "sandbox-api-key") as m2m:
+        print(m2m.get_sim("32470000001").state)
+        tracking = m2m.deactivate(["32470000001"], callback_token="encotest")
+        print(m2m.wait([tracking])[0].devices[0].result_status)
+
+Errors are the ``m2m.client.errors`` tree (``M2MClientError`` at its root).
+"""
+
+from m2m.client.async_client import AsyncM2MClient
+from m2m.client.errors import (
+    APIError,
+    ApiKeyError,
+    AuthenticationError,
+    ExtensionUnavailable,
+    InvalidRequestError,
+    M2MClientError,
+    NetworkError,
+    NotFoundError,
+    PartialSubmissionError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TooManyDevicesError,
+    UnexpectedResponse,
+    WaitTimeout,
+)
+from m2m.client.models import (
+    CallbackConfig,
+    Device,
+    DeviceStatus,
+    RequestStatus,
+    SimCard,
+    StatusMessage,
+    TrackingNumber,
+)
+from m2m.client.receiving import CallbackVerifier, InvalidCallback
+from m2m.client.sync_client import M2MClient
+
+__all__ = [
+    "APIError",
+    "ApiKeyError",
+    "AsyncM2MClient",
+    "AuthenticationError",
+    "CallbackConfig",
+    "CallbackVerifier",
+    "Device",
+    "DeviceStatus",
+    "ExtensionUnavailable",
+    "InvalidCallback",
+    "InvalidRequestError",
+    "M2MClient",
+    "M2MClientError",
+    "NetworkError",
+    "NotFoundError",
+    "PartialSubmissionError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "RequestStatus",
+    "ServerError",
+    "SimCard",
+    "StatusMessage",
+    "TooManyDevicesError",
+    "TrackingNumber",
+    "UnexpectedResponse",
+    "WaitTimeout",
+]

@@ -1,0 +1,282 @@
+"""The SDK's logic, written once for the sync and the async client ("sans I/O").
+
+Every operation is an ``Exchange`` (see ``actions``): a generator that yields what it needs done
+and is resumed with the result. ``M2MClient`` and ``AsyncM2MClient`` only carry those actions out,
+so request building, answer parsing, token caching and retry decisions exist in one place:
+here, in ``answers``, ``tokens`` and ``retries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from m2m.client.actions import Exchange, Send, Sleep
+from m2m.client.answers import answer, parse
+from m2m.client.checks import check_request, device_problem
+from m2m.client.errors import (
+    APIError,
+    ExtensionUnavailable,
+    M2MClientError,
+    NetworkError,
+    NotFoundError,
+    PartialSubmissionError,
+    TooManyDevicesError,
+    UnexpectedResponse,
+    WaitTimeout,
+)
+from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
+from m2m.client.retries import retry_delay
+from m2m.client.tokens import CachedToken, cache_token
+
+M2M = "/m2m/1.0.0"
+DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
+NO_REQUEST_STATUS = (
+    "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
+    "an m2m extension)"
+)
+
+
+def _describe(error: httpx.TransportError, send: Send) -> str:
+    kind = "timed out" if isinstance(error, httpx.TimeoutException) else "failed"
+    detail = str(error) or type(error).__name__
+    return f"{send.method} {send.path} {kind}: {detail}"
+
+
+class ClientCore:
+    """Credentials, the cached token and every operation, as exchanges (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str | None,
+        client_secret: str | None,
+        api_key: str,
+        token: str | None,
+        max_retries: int,
+        clock: Callable[[], float],
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required: every M2M call needs the account's x-api-key")
+        self._client: tuple[str, str] | None = None
+        if token is None:
+            if not (client_id and client_secret):
+                raise ValueError("give client_id and client_secret, or a permanent token")
+            self._client = (client_id, client_secret)
+        self._permanent = token
+        self._api_key = api_key
+        self._max_retries = max_retries
+        self._clock = clock
+        self._cached: CachedToken | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _send(self, send: Send, *, repeatable: bool) -> Exchange[httpx.Response]:
+        attempt = 0
+        while True:
+            try:
+                response: httpx.Response = yield send
+            except httpx.TransportError as error:
+                delay = retry_delay(attempt, self._max_retries, repeatable=repeatable, error=error)
+                if delay is None:
+                    raise NetworkError(_describe(error, send)) from error
+            else:
+                delay = retry_delay(
+                    attempt, self._max_retries, repeatable=repeatable, status=response.status_code
+                )
+                if delay is None:
+                    return response
+            attempt += 1
+            yield Sleep(delay)
+
+    def _authorized(self, send: Send, *, repeatable: bool) -> Exchange[Any]:
+        """Send with the token and API key; on a 401 for the token, fetch a new one once.
+
+        Retrying after a 401 is safe even for a lifecycle request: the server accepted nothing.
+        """
+        renewed = False
+        while True:
+            token = yield from self.access_token()
+            headers = {
+                **send.headers,
+                "Authorization": f"Bearer {token}",
+                "x-api-key": self._api_key,
+            }
+            response = yield from self._send(replace(send, headers=headers), repeatable=repeatable)
+            try:
+                return answer(response)
+            except APIError as error:
+                stale = error.status_code == 401 and error.code in ("invalid_token", "http_401")
+                if renewed or not stale or self._client is None:
+                    raise
+                if self._cached is not None and self._cached.value == token:
+                    self._cached = None  # revoked or expired early: ask for the current one
+                renewed = True
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    def access_token(self) -> Exchange[str]:
+        """The token calls are made with: the permanent one, or the app's cached access token."""
+        if self._permanent is not None:
+            return self._permanent
+        assert self._client is not None
+        client_id, client_secret = self._client
+        now = self._clock()
+        if self._cached is not None and not self._cached.due(now):
+            return self._cached.value
+        send = Send(
+            "POST",
+            "/token",
+            data={"grant_type": "client_credentials", "scope": "openid"},
+            auth=(client_id, client_secret),
+        )
+        body = answer((yield from self._send(send, repeatable=True)))
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise UnexpectedResponse("/token answered without an access_token")
+        expires_in = body.get("expires_in")
+        if not isinstance(expires_in, int | float):
+            raise UnexpectedResponse("/token answered without a numeric expires_in")
+        self._cached = cache_token(body["access_token"], float(expires_in), now, self._cached)
+        return self._cached.value
+
+    def revoke_token(self) -> Exchange[None]:
+        """Revoke the application's current access token; the next call gets a new one."""
+        if self._client is None:
+            raise M2MClientError(
+                "a permanent token cannot be revoked over the API; delete it in the console"
+            )
+        token = yield from self.access_token()
+        client_id, client_secret = self._client
+        data = {"token": token, "client_id": client_id, "client_secret": client_secret}
+        answer((yield from self._send(Send("POST", "/revoke", data=data), repeatable=True)))
+        self._cached = None
+
+    # --- the M2M API --------------------------------------------------------------------------
+
+    def get_sim(self, msisdn: str) -> Exchange[SimCard]:
+        send = Send("GET", f"{M2M}/simcards", params={"msisdn": msisdn})
+        body = yield from self._authorized(send, repeatable=True)
+        if not isinstance(body, list) or not body:
+            raise UnexpectedResponse("GET /simcards answered without a SIM card")
+        return parse(SimCard, body[0], "SIM card")
+
+    def configure_callback(self, url: str, headers: dict[str, str] | None) -> Exchange[None]:
+        body: dict[str, Any] = {"url": url}
+        if headers:
+            body["headers"] = headers
+        # Repeatable: it replaces the whole configuration, so sending it twice changes nothing.
+        yield from self._authorized(
+            Send("POST", f"{M2M}/configure/callback", json=body), repeatable=True
+        )
+
+    def get_callback(self) -> Exchange[CallbackConfig]:
+        try:
+            body = yield from self._authorized(
+                Send("GET", f"{M2M}/configure/callback"), repeatable=True
+            )
+        except NotFoundError as error:  # 405 too: only POST exists on the operator's server
+            raise ExtensionUnavailable(
+                "this server does not show the callback configuration (an m2m extension)"
+            ) from error
+        return parse(CallbackConfig, body, "callback configuration")
+
+    def submit(
+        self, operation: str, devices: Sequence[Device], callback_token: str
+    ) -> Exchange[TrackingNumber]:
+        """One lifecycle request. Not retried once sent (see the module docstring)."""
+        check_request(operation, callback_token)
+        send = Send(
+            "POST",
+            f"{M2M}/requests/{operation}",
+            json=[d.model_dump(mode="json", by_alias=True) for d in devices],
+            headers={"x-callback-token": callback_token},
+        )
+        body = yield from self._authorized(send, repeatable=False)
+        if not isinstance(body, dict) or not isinstance(body.get("TrackingNumber"), str):
+            raise UnexpectedResponse("the request was answered without a TrackingNumber")
+        return TrackingNumber(body["TrackingNumber"])
+
+    def submit_all(
+        self,
+        operation: str,
+        devices: Sequence[Device],
+        callback_token: str,
+        batch_size: int,
+        on_batch: Callable[[TrackingNumber, int], None] | None,
+    ) -> Exchange[list[TrackingNumber]]:
+        """Requests of at most ``batch_size`` devices, halving a batch the server finds too big.
+
+        A 413 accepted nothing, so that batch is simply sent again in halves. Formats are checked
+        before anything is sent, so a typo does not leave half of a file submitted.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        check_request(operation, callback_token)
+        for index, device in enumerate(devices):
+            problem = device_problem(device)
+            if problem:
+                raise ValueError(f"device {index + 1} ({device.identifier!r}): {problem}")
+        tracking_numbers: list[TrackingNumber] = []
+        start, size = 0, batch_size
+        while start < len(devices):
+            batch = devices[start : start + size]
+            try:
+                number = yield from self.submit(operation, batch, callback_token)
+            except TooManyDevicesError as error:
+                if len(batch) == 1:
+                    raise PartialSubmissionError(error, tracking_numbers, start) from error
+                size = len(batch) // 2
+                continue
+            except M2MClientError as error:
+                if not tracking_numbers:
+                    raise
+                raise PartialSubmissionError(error, tracking_numbers, start) from error
+            tracking_numbers.append(number)
+            start += len(batch)
+            if on_batch is not None:
+                on_batch(number, len(batch))
+        return tracking_numbers
+
+    def get_request(self, tracking_number: str) -> Exchange[RequestStatus]:
+        send = Send("GET", f"{M2M}/requests/{quote(tracking_number, safe='')}")
+        try:
+            body = yield from self._authorized(send, repeatable=True)
+        except NotFoundError as error:
+            if error.status_code == 405:
+                raise ExtensionUnavailable(NO_REQUEST_STATUS) from error
+            raise
+        return parse(RequestStatus, body, "request status")
+
+    def wait(
+        self,
+        tracking_numbers: Sequence[str],
+        poll_seconds: float,
+        timeout: float | None,
+        on_poll: Callable[[list[RequestStatus]], None] | None,
+    ) -> Exchange[list[RequestStatus]]:
+        """Poll the requests until every device is done; for numbers this server just issued.
+
+        That is why a 404 is read as "no such extension": the server knows these requests.
+        """
+        started = self._clock()
+        latest: dict[str, RequestStatus] = {}
+        while True:
+            for number in tracking_numbers:
+                if number in latest and latest[number].finished:
+                    continue
+                try:
+                    latest[number] = yield from self.get_request(number)
+                except NotFoundError as error:
+                    raise ExtensionUnavailable(NO_REQUEST_STATUS) from error
+            statuses = [latest[n] for n in tracking_numbers]
+            if on_poll is not None:
+                on_poll(statuses)
+            if all(s.finished for s in statuses):
+                return statuses
+            if timeout is not None and self._clock() - started >= timeout:
+                raise WaitTimeout(statuses)
+            yield Sleep(poll_seconds)

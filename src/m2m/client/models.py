@@ -1,0 +1,185 @@
+"""Typed answers and messages, with Python names over the wire's own.
+
+The wire's names stay available as aliases (``model_dump(by_alias=True)`` gives the documented
+JSON back, ``DailyTreshold`` spelling included). These models are lenient where the server's are
+strict: unknown fields are ignored and states are plain strings, so a server that adds a field or a
+state does not break a deployed client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NewType
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel, to_pascal
+
+from m2m.identifiers import IdentifierType
+
+TrackingNumber = NewType("TrackingNumber", str)
+"""The id a lifecycle request was answered with; every status message of it carries it."""
+
+
+class _Pascal(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_pascal, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+# --- the SIM profile (GET /simcards) --------------------------------------------------------
+
+
+class AccessPointProperties(_Pascal):
+    static_ip: str = Field("", alias="StaticIP")
+    user_name: str = ""
+    custom_name: str = ""
+
+
+class AccessPoint(_Pascal):
+    code: str
+    properties: AccessPointProperties = AccessPointProperties()
+
+
+class DataPlan(_Pascal):
+    code: str = ""
+    description: str = ""
+    service_type: str = ""
+
+
+class ServiceArea(_Pascal):
+    code: str
+    description: str = ""
+
+
+class Feature(_Pascal):
+    code: str
+    enabled: bool
+
+
+class DataService(_Pascal):
+    plan: DataPlan = DataPlan()
+    service_areas: list[ServiceArea] = []
+    features: list[Feature] = []
+    daily_threshold: int = Field(0, alias="DailyTreshold")  # sic: the documented spelling
+    monthly_threshold: int = Field(0, alias="MonthlyTreshold")
+
+
+class PlanService(_Pascal):
+    """The shape shared by the SMS and voice services."""
+
+    plan_code: str = ""
+    service_areas: list[ServiceArea] = []
+    feature_codes: list[str] = []
+    daily_threshold: int = Field(0, alias="DailyTreshold")
+    monthly_threshold: int = Field(0, alias="MonthlyTreshold")
+
+
+class SimIdentity(_Pascal):
+    identifier: str
+    identifier_type: str
+
+
+class SimCard(_Pascal):
+    """A SIM card's profile, as ``GET /m2m/1.0.0/simcards?msisdn=`` answers it."""
+
+    access_points: list[AccessPoint] = []
+    custom_fields: dict[str, str] = {}
+    data_service: DataService = DataService()
+    sms_service: PlanService = Field(PlanService(), alias="SMSService")
+    voice_service: PlanService = PlanService()
+    cost_center: str = ""
+    state: str  # Ready, Active, Deactivated or Terminated
+    device: SimIdentity
+
+
+# --- devices, status messages ----------------------------------------------------------------
+
+
+class Device(_Camel):
+    """A device named in a lifecycle request (and in its status messages)."""
+
+    identifier: str
+    identifier_type: IdentifierType = IdentifierType.MSISDN
+
+    @classmethod
+    def msisdn(cls, value: str) -> Device:
+        return cls(identifier=value, identifier_type=IdentifierType.MSISDN)
+
+    @classmethod
+    def iccid(cls, value: str) -> Device:
+        return cls(identifier=value, identifier_type=IdentifierType.ICCID)
+
+    @classmethod
+    def imsi(cls, value: str) -> Device:
+        return cls(identifier=value, identifier_type=IdentifierType.IMSI)
+
+
+class StatusMessage(_Camel):
+    """One device's outcome, as POSTed to the callback URL."""
+
+    tracking_number: TrackingNumber
+    device: Device
+    result_status: str  # Success or Failure
+    messages: list[str] = []
+    message_id: str | None = Field(
+        None, exclude=True, description="The webhook-id header: the same on every retry."
+    )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result_status == "Success"
+
+
+# --- request status (an m2m extension) --------------------------------------------------------
+
+
+class CallbackDelivery(_Camel):
+    status: str  # pending, delivered or failed
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+class DeviceStatus(_Camel):
+    identifier: str
+    identifier_type: str
+    status: str  # pending, in_progress or done
+    result_status: str | None = None
+    messages: list[str] = []
+    finished_at: datetime | None = None
+    callback: CallbackDelivery | None = None
+
+
+class RequestStatus(_Camel):
+    """``GET /m2m/1.0.0/requests/{TrackingNumber}``: a request's progress, device by device."""
+
+    tracking_number: TrackingNumber
+    operation: str
+    accepted_at: datetime
+    finished_at: datetime | None = None
+    device_count: int
+    devices: list[DeviceStatus] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for d in self.devices if d.status == "done")
+
+    def count(self, result_status: str) -> int:
+        return sum(1 for d in self.devices if d.result_status == result_status)
+
+
+class CallbackConfig(_Camel):
+    """``GET /m2m/1.0.0/configure/callback`` (an m2m extension); header values come masked."""
+
+    url: str | None
+    headers: dict[str, str] = {}

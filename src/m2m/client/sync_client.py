@@ -1,0 +1,146 @@
+"""``M2MClient``: the SDK over a blocking ``httpx.Client``. All logic lives in ``core``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast
+
+import httpx
+
+from m2m.client.actions import Exchange, Sleep, step
+from m2m.client.checks import as_devices
+from m2m.client.core import DEFAULT_BATCH_SIZE
+from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
+from m2m.client.options import ClientOptions
+
+T = TypeVar("T")
+
+
+class M2MClient:
+    """A client of the M2M API; safe to share between threads.
+
+    ``M2MClient(base_url, client_id, client_secret, api_key)`` fetches OAuth2 tokens as needed;
+    ``M2MClient(base_url, api_key=…, token=…)`` uses a permanent token instead. Close it (or use
+    it as a context manager) to release its connections.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        api_key: str = "",
+        *,
+        token: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 2,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        options = ClientOptions(base_url, client_id, client_secret, api_key, token, max_retries)
+        self._core = options.core(clock)
+        self._http = httpx.Client(
+            **options.httpx_arguments(timeout), verify=verify, transport=transport
+        )
+
+    def _run(self, exchange: Exchange[T]) -> T:
+        outcome: Any = None
+        error: Exception | None = None
+        while True:
+            action, result = step(exchange, outcome, error)
+            if action is None:
+                return cast(T, result)
+            outcome, error = None, None
+            if isinstance(action, Sleep):
+                time.sleep(action.seconds)
+                continue
+            try:
+                outcome = self._http.request(action.method, action.path, **action.httpx_arguments())
+            except httpx.TransportError as transport_error:
+                error = transport_error
+
+    def access_token(self) -> str:
+        """The bearer token calls are made with (cached; fetched or renewed when needed)."""
+        return self._run(self._core.access_token())
+
+    def revoke_token(self) -> None:
+        """Revoke the application's current access token (not possible for permanent tokens)."""
+        self._run(self._core.revoke_token())
+
+    def get_sim(self, msisdn: str) -> SimCard:
+        """The profile of the SIM card with this MSISDN; ``NotFoundError`` if not yours."""
+        return self._run(self._core.get_sim(msisdn))
+
+    def configure_callback(self, url: str, headers: dict[str, str] | None = None) -> None:
+        """Set where status messages go, with Authorization/x-* headers to send along."""
+        self._run(self._core.configure_callback(url, headers))
+
+    def get_callback(self) -> CallbackConfig:
+        """The callback configuration, header values masked (an m2m extension)."""
+        return self._run(self._core.get_callback())
+
+    def request(
+        self, operation: str, devices: Iterable[Device | str], callback_token: str
+    ) -> TrackingNumber:
+        """One lifecycle request (``activation`` …); strings are MSISDNs. Never re-sent on a
+        timeout or 5xx: the server may have accepted it (a retry would make a second request)."""
+        return self._run(self._core.submit(operation, as_devices(devices), callback_token))
+
+    def activate(self, devices: Iterable[Device | str], callback_token: str) -> TrackingNumber:
+        return self.request("activation", devices, callback_token)
+
+    def deactivate(self, devices: Iterable[Device | str], callback_token: str) -> TrackingNumber:
+        return self.request("deactivation", devices, callback_token)
+
+    def reactivate(self, devices: Iterable[Device | str], callback_token: str) -> TrackingNumber:
+        return self.request("reactivation", devices, callback_token)
+
+    def terminate(self, devices: Iterable[Device | str], callback_token: str) -> TrackingNumber:
+        return self.request("termination", devices, callback_token)
+
+    def request_all(
+        self,
+        operation: str,
+        devices: Iterable[Device | str],
+        callback_token: str,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_batch: Callable[[TrackingNumber, int], None] | None = None,
+    ) -> list[TrackingNumber]:
+        """Any number of devices, in requests of at most ``batch_size`` (halved on a 413)."""
+        exchange = self._core.submit_all(
+            operation, as_devices(devices), callback_token, batch_size, on_batch
+        )
+        return self._run(exchange)
+
+    def get_request(self, tracking_number: str) -> RequestStatus:
+        """A request's progress device by device (an m2m extension)."""
+        return self._run(self._core.get_request(tracking_number))
+
+    def wait(
+        self,
+        tracking_numbers: Sequence[str],
+        *,
+        poll_seconds: float = 1.0,
+        timeout: float | None = None,
+        on_poll: Callable[[list[RequestStatus]], None] | None = None,
+    ) -> list[RequestStatus]:
+        """Follow requests just made until every device is done (needs request status)."""
+        return self._run(self._core.wait(tracking_numbers, poll_seconds, timeout, on_poll))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,128 @@
+"""The overview's small charts, as geometry for inline SVG. Pure functions, no I/O.
+
+Every chart is drawn in a fixed viewBox (``WIDTH`` x ``HEIGHT`` units) and scales with the page;
+templates only place the shapes computed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+WIDTH = 300
+HEIGHT = 120
+OUTCOMES = ("Success", "Failure", "Pending")
+LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 5000)  # upper bounds; the last bucket is open
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    label: str
+    value: int
+    y: float
+    length: float  # of WIDTH minus the label column
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    name: str
+    value: int
+    y: float
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    label: str  # "14h"
+    x: float
+    width: float
+    segments: list[Segment]
+
+    @property
+    def total(self) -> int:
+        return sum(s.value for s in self.segments)
+
+
+BAR_LABEL_WIDTH = 115
+BAR_HEIGHT = 20
+
+
+def horizontal_bars(values: Sequence[tuple[str, int]]) -> list[Bar]:
+    """One bar per (label, value), the longest filling the width."""
+    top = max((v for _, v in values), default=0) or 1
+    room = WIDTH - BAR_LABEL_WIDTH - 40  # leave space for the number after the bar
+    return [
+        Bar(label, value, y=i * (BAR_HEIGHT + 8), length=room * value / top)
+        for i, (label, value) in enumerate(values)
+    ]
+
+
+def bars_height(bars: Sequence[Bar]) -> int:
+    return max(1, len(bars)) * (BAR_HEIGHT + 8)
+
+
+def hourly_columns(counts: Sequence[tuple[str, str, int]], now: datetime) -> list[Column]:
+    """24 columns, one per hour up to ``now`` (UTC), each stacked by outcome.
+
+    ``counts`` are (hour "YYYY-MM-DD HH", outcome, devices)."""
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    hours = [first + timedelta(hours=i) for i in range(24)]
+    keys = [h.strftime("%Y-%m-%d %H") for h in hours]
+    per_hour: dict[str, dict[str, int]] = {k: {} for k in keys}
+    for key, outcome, devices in counts:
+        if key in per_hour:
+            name = outcome if outcome in OUTCOMES else "Pending"
+            per_hour[key][name] = per_hour[key].get(name, 0) + devices
+    top = max((sum(v.values()) for v in per_hour.values()), default=0) or 1
+    plot = HEIGHT - 20  # room for the hour labels
+    width = WIDTH / 24
+    columns = []
+    for i, (start, key) in enumerate(zip(hours, keys, strict=True)):
+        y = float(plot)
+        segments = []
+        for name in OUTCOMES:
+            value = per_hour[key].get(name, 0)
+            height = plot * value / top
+            y -= height
+            segments.append(Segment(name, value, y=y, height=height))
+        columns.append(Column(f"{start.hour:02d}h", x=i * width, width=width, segments=segments))
+    return columns
+
+
+def latency_histogram(latencies_ms: Sequence[int]) -> list[tuple[str, int]]:
+    """(bucket label, attempts) for the buckets of ``LATENCY_BUCKETS_MS``."""
+    labels = []
+    lower = 0
+    for upper in LATENCY_BUCKETS_MS:
+        labels.append(f"{_ms(lower)} to {_ms(upper)}")
+        lower = upper
+    labels.append(f"> {_ms(lower)}")
+    counts = [0] * len(labels)
+    for value in latencies_ms:
+        index = next(
+            (i for i, upper in enumerate(LATENCY_BUCKETS_MS) if value < upper),
+            len(LATENCY_BUCKETS_MS),
+        )
+        counts[index] += 1
+    return list(zip(labels, counts, strict=True))
+
+
+def percentile(values: Sequence[int], fraction: float) -> int | None:
+    """The nearest-rank percentile, or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def success_rate(delivered: int, failed: int) -> float | None:
+    """Delivered share of the messages that reached an end (pending ones are not judged yet)."""
+    ended = delivered + failed
+    return None if ended == 0 else delivered / ended
+
+
+def _ms(value: int) -> str:
+    return f"{value // 1000} s" if value >= 1000 else f"{value} ms"

@@ -1,0 +1,52 @@
+"""API keys (the x-api-key header): create (shown once) and revoke; the subscription's status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from m2m import accounts
+from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render, shown_once
+from m2m.errors import NotFound
+from m2m.storage import accounts as account_store
+
+router = APIRouter()
+
+
+@router.get("/api-keys")
+async def api_keys_page(request: Request, visitor: SignedIn) -> Response:
+    keys = await visitor.read(account_store.list_api_keys, visitor.account_id)
+    return render(request, "api_keys.html", visitor, keys=keys)
+
+
+@router.post("/api-keys")
+async def create_key(request: Request, visitor: SignedIn, _form: CheckedForm) -> Response:
+    services = visitor.services
+    issued = await run_in_threadpool(
+        accounts.create_api_key, services.engine, services.clock, visitor.account_id
+    )
+    return shown_once(
+        request,
+        visitor,
+        "New API key",
+        {"x-api-key": issued.secret},
+        "Send it in the x-api-key header of every M2M API call.",
+        f"{PREFIX}/api-keys",
+    )
+
+
+@router.post("/api-keys/{key_id:int}/revoke")
+async def revoke_key(visitor: SignedIn, _form: CheckedForm, key_id: int) -> Response:
+    services = visitor.services
+    try:
+        await run_in_threadpool(
+            accounts.revoke_api_key,
+            services.engine,
+            services.clock,
+            key_id,
+            account_id=visitor.account_id,
+        )
+    except NotFound as error:
+        raise ConsoleError(404, "No live API key with this id in your account.") from error
+    return RedirectResponse(f"{PREFIX}/api-keys", status_code=303)

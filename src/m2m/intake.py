@@ -1,0 +1,69 @@
+"""Accepting a lifecycle request: the one pipeline behind the API's four endpoints and the
+console's actions.
+
+The request and one item per device are committed together, each device resolved to the
+account's SIM (or to none: it will fail "Device not found."); workers do the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from m2m.clock import Clock
+from m2m.identifiers import IdentifierType
+from m2m.lifecycle import Operation
+from m2m.storage import requests as store
+from m2m.storage.engine import write_transaction
+
+_COLUMN = {
+    IdentifierType.MSISDN: "msisdn",
+    IdentifierType.ICCID: "iccid",
+    IdentifierType.IMSI: "imsi",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    identifier: str  # already validated and normalised
+    identifier_type: IdentifierType
+
+
+def accept_request(
+    engine: Engine,
+    clock: Clock,
+    account_id: int,
+    operation: Operation,
+    devices: Sequence[Device],
+    callback_token: str,
+) -> str:
+    """Commit the request for every device at once; returns its TrackingNumber."""
+    tracking_number = str(uuid.uuid4())
+    with write_transaction(engine) as conn:
+        store.serialize_acceptance(conn, account_id)
+        sim_ids: dict[tuple[IdentifierType, str], int] = {}
+        for kind in IdentifierType:
+            wanted = [d.identifier for d in devices if d.identifier_type is kind]
+            if wanted:
+                found = store.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
+                sim_ids.update({(kind, k): v for k, v in found.items()})
+        store.create_request(
+            conn,
+            tracking_number=tracking_number,
+            account_id=account_id,
+            operation=operation.value,
+            callback_token=callback_token,
+            items=[
+                {
+                    "identifier": d.identifier,
+                    "identifier_type": d.identifier_type.value,
+                    "sim_id": sim_ids.get((d.identifier_type, d.identifier)),
+                }
+                for d in devices
+            ],
+            now=clock.now(),
+        )
+    return tracking_number

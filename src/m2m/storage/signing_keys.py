@@ -1,0 +1,33 @@
+"""The version of an account's webhook signing secret (the secret itself is derived, never
+stored; see ``m2m.callbacks.signing_secret``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from m2m.storage.tables import callback_configs
+
+
+def bump_version(conn: Connection, account_id: int, now: datetime) -> int:
+    """Move the account to its next signing-secret version; returns that version."""
+    updated = conn.execute(
+        update(callback_configs)
+        .where(callback_configs.c.account_id == account_id)
+        .values(signing_key_version=callback_configs.c.signing_key_version + 1, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        # No callback configured yet: version 1 was the implicit one; 2 replaces it.
+        conn.execute(
+            insert(callback_configs).values(
+                account_id=account_id, url=None, headers={}, signing_key_version=2, updated_at=now
+            )
+        )
+    return int(
+        conn.execute(
+            select(callback_configs.c.signing_key_version).where(
+                callback_configs.c.account_id == account_id
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,191 @@
+"""The console in a real browser: Playwright driving Debian's Chromium against a live server
+with its worker running, as a newcomer to the sandbox would use it.
+
+These run on SQLite only: the console's queries are exercised on both databases by
+``test_console_pages`` and ``test_console_auth``; here the browser, the pages' forms and their
+script are what is tested, and a second database would only double the slowest tests of the
+suite. Every page visited is saved as a screenshot under ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
+from tests.conftest import free_port, run_server
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts,
+# which this closed network refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+WAIT_MS = 30_000  # generous: the machine is shared; expectations return as soon as they hold
+
+expect.set_options(timeout=WAIT_MS)
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/run.py test does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(app: FastAPI, seeded: None) -> Iterator[str]:
+    """The sandbox's data, served with the embedded worker running (lifespan on)."""
+    with run_server(app, free_port(), lifespan="on") as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def go_to(page: Page, link: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=link, exact=True).click()
+
+
+def log_in(page: Page) -> None:
+    page.goto("/console/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    shot(page, "login")
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+def test_a_wrong_password_is_refused_then_the_demo_user_logs_in(page: Page) -> None:
+    page.goto("/console/login")
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    shot(page, "login-refused")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(page.locator("svg.chart")).to_have_count(4)
+    shot(page, "overview")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.goto("/console/token")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def test_find_a_sim_deactivate_it_and_watch_the_request_finish(page: Page) -> None:
+    """The README's newcomer path: search 32470000001, deactivate it from its page, follow the
+    request to its result, and see the new state and its history on the SIM's page."""
+    log_in(page)
+    go_to(page, "SIM cards")
+    page.get_by_label("MSISDN, ICCID or IMSI").fill("32470000001")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("table.sims tbody tr")).to_have_count(1)
+    shot(page, "sims-search")
+    page.get_by_role("link", name="32470000001").click()
+    expect(page.locator("#sim-state")).to_have_text("Active")
+    shot(page, "sim")
+    page.get_by_role("button", name="Deactivation").click()
+
+    expect(page.get_by_role("heading", name="Request: deactivation")).to_be_visible()
+    tracking = page.locator("#tracking-number").inner_text()
+    assert re.fullmatch(r"[0-9a-f-]{36}", tracking)
+    # The page polls its progress and shows the result once the worker is done.
+    expect(page.locator("#request-status")).to_contain_text("Finished")
+    expect(page.locator("td.result")).to_have_text("Success")
+    expect(page.locator("#success-count")).to_have_text("1")
+    shot(page, "request")
+
+    page.get_by_role("link", name="32470000001").click()
+    expect(page.locator("#sim-state")).to_have_text("Deactivated")
+    expect(page.get_by_text("Active → Deactivated")).to_be_visible()
+    expect(page.get_by_role("link", name=tracking)).to_be_visible()
+    expect(page.get_by_role("button", name="Reactivation")).to_be_visible()
+    go_to(page, "Overview")
+    expect(page.get_by_text("Success 1")).to_be_visible()
+    shot(page, "overview-after-a-request")
+
+
+def test_add_a_permanent_token_use_it_then_delete_it_with_the_red_cross(
+    page: Page, server: str
+) -> None:
+    log_in(page)
+    go_to(page, "TOKEN")
+    expect(page.get_by_role("heading", name="Application keys")).to_be_visible()
+    page.get_by_label("Token name").fill("laptop")
+    page.get_by_role("button", name="Add a new token").click()
+    expect(page.get_by_text("will not be shown again")).to_be_visible()
+    token = page.locator("code.secret").inner_text()
+    assert token.startswith("m2mt_")
+    shot(page, "token-shown-once")
+
+    api = {"x-api-key": API_KEY, "Authorization": f"Bearer {token}"}
+    url = f"{server}/m2m/1.0.0/simcards?msisdn=32470000001"
+    assert httpx.get(url, headers=api).json()[0]["State"] == "Active"
+
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("cell", name="laptop", exact=True)).to_be_visible()
+    shot(page, "token")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete the token laptop?"
+    page.get_by_role("button", name="Delete token laptop").click()
+    expect(page.get_by_role("cell", name="laptop", exact=True)).to_have_count(0)
+    assert httpx.get(url, headers=api).status_code == 401
+
+
+def test_every_other_page_in_a_laptop_and_a_phone_window(page: Page) -> None:
+    log_in(page)
+    for link, heading, name in [
+        ("Requests", "Requests", "requests"),
+        ("Callback", "Callback", "callback"),
+        ("API keys", "API keys", "api-keys"),
+    ]:
+        go_to(page, link)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        shot(page, name)
+    go_to(page, "SIM cards")
+    page.get_by_label("Select 32470000049").check()
+    page.get_by_label("Select 32470000050").check()
+    page.get_by_label("Operation").select_option("termination")
+    page.get_by_role("button", name="Request").click()
+    expect(page.get_by_role("heading", name="Terminate 2 SIM cards?")).to_be_visible()
+    shot(page, "confirm-termination")
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="SIM cards")).to_be_visible()
+    shot(page, "sims")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/console/sims")
+    expect(page.get_by_label("MSISDN, ICCID or IMSI")).to_be_visible()
+    shot(page, "sims-phone")
+    page.goto("/console/")
+    shot(page, "overview-phone")

@@ -1,0 +1,416 @@
+"""The console's pages and actions over the real app, without a browser (SQLite and
+PostgreSQL): what each page shows, that actions go through the API's pipeline, and that one
+account never sees or touches another's SIMs, requests or tokens."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from standardwebhooks.webhooks import Webhook
+
+from m2m.callbacks import signing_secret
+from m2m.clock import ManualClock
+from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, DEMO_EMAIL
+from m2m.settings import Settings
+from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
+from tests.conftest import SECRET_KEY, Tenant
+from tests.console_support import add_user, console_client, csrf_of, sign_in
+from tests.receiver import Receiver
+from tests.test_simcards import add_sim
+from tests.test_worker import drain
+
+TRACKING = re.compile(r"/console/requests/([0-9a-f-]{36})")
+
+
+@pytest.fixture
+def csrf(console: TestClient, engine: Engine, clock: ManualClock) -> str:
+    return sign_in(console, engine, clock)
+
+
+def sim_id(engine: Engine, msisdn: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(sim_cards.c.id).where(sim_cards.c.msisdn == msisdn)).scalar_one()
+        )
+
+
+def state_of(engine: Engine, msisdn: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(select(sim_cards.c.state).where(sim_cards.c.msisdn == msisdn)).scalar_one()
+        )
+
+
+def act(console: TestClient, csrf: str, operation: str, *ids: int, **extra: str) -> httpx.Response:
+    return console.post(
+        "/console/sims/actions",
+        data={"csrf_token": csrf, "operation": operation, "sim": [str(i) for i in ids], **extra},
+        follow_redirects=False,
+    )
+
+
+def test_every_page_renders_for_the_demo_user(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    for path in [
+        "/console/",
+        "/console/sims",
+        "/console/requests",
+        "/console/callback",
+        "/console/token",
+        "/console/api-keys",
+        f"/console/sims/{sim_id(engine, '32470000001')}",
+    ]:
+        response = console.get(path)
+        assert response.status_code == 200, path
+        assert DEMO_EMAIL in response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert console.get("/", follow_redirects=False).headers["location"] == "/console/"
+
+
+def test_the_console_is_not_in_the_openapi_document(console: TestClient) -> None:
+    paths = console.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if p == "/" or p.startswith("/console")]
+
+
+def test_overview_charts_sims_by_state_and_the_days_requests(
+    console: TestClient, csrf: str, engine: Engine, settings: Settings, clock: ManualClock
+) -> None:
+    act(console, csrf, "deactivation", sim_id(engine, "32470000001"), sim_id(engine, "32470000013"))
+    drain(settings, engine, clock)
+    page = console.get("/console/").text
+    assert "<strong>100</strong> SIM cards" in page
+    assert page.count("<svg") >= 3
+    assert 'aria-label="SIM cards by state"' in page
+    assert re.search(r"Success <strong>1</strong>", page)
+    assert re.search(r"Failure <strong>1</strong>", page)  # 32470000013 always fails
+
+
+def test_search_by_msisdn_iccid_or_imsi_prefix_and_filter_by_state(
+    console: TestClient, csrf: str
+) -> None:
+    from m2m.sandbox import demo_iccid, demo_imsi
+
+    def rows(query: str) -> list[str]:
+        page = console.get("/console/sims" + query)
+        assert page.status_code == 200
+        return re.findall(r'href="/console/sims/\d+">(\d+)<', page.text)
+
+    assert rows("?q=32470000001") == ["32470000001"]
+    assert rows(f"?q={demo_iccid(2)}") == ["32470000002"]
+    assert rows(f"?q={demo_imsi(3)}") == ["32470000003"]
+    assert rows("?q=+3247000009") == [str(32470000090 + i) for i in range(10)]
+    assert rows("?q=324700000&state=Deactivated") == [
+        "32470000091",
+        "32470000092",
+        "32470000093",
+        "32470000094",
+        "32470000095",
+        "32470000096",
+        "32470000097",
+        "32470000098",
+        "32470000099",
+    ]
+    assert rows("?q=99999") == []
+    assert console.get("/console/sims?q=abc").status_code == 400
+    assert console.get("/console/sims?state=Sleeping").status_code == 400
+    assert console.get("/console/sims?after=x").status_code == 400
+
+
+def test_pages_follow_each_other_by_keyset(console: TestClient, csrf: str) -> None:
+    first = console.get("/console/sims").text
+    numbers = re.findall(r'href="/console/sims/\d+">(\d+)<', first)
+    assert numbers == [str(32470000001 + i) for i in range(50)]
+    following = re.search(r'href="\?q=&amp;state=&amp;after=(\d+)" rel="next"', first)
+    assert following
+    assert 'rel="prev"' not in first
+    second = console.get(f"/console/sims?after={following.group(1)}").text
+    assert re.findall(r'href="/console/sims/\d+">(\d+)<', second) == [
+        str(32470000051 + i) for i in range(50)
+    ]
+    assert 'rel="next"' not in second
+    back = re.search(r'href="\?q=&amp;state=&amp;before=(\d+)" rel="prev"', second)
+    assert back
+    again = console.get(f"/console/sims?before={back.group(1)}").text
+    assert re.findall(r'href="/console/sims/\d+">(\d+)<', again) == numbers
+
+
+def test_deactivating_from_the_sim_page_is_a_tracked_request_with_history(
+    console: TestClient, csrf: str, engine: Engine, settings: Settings, clock: ManualClock
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    response = act(console, csrf, "deactivation", sim, callback_token="from-console")
+    assert response.status_code == 303
+    tracking = TRACKING.search(response.headers["location"]).group(1)  # type: ignore[union-attr]
+    progress = console.get(f"/console/requests/{tracking}/progress").json()
+    assert progress["finished"] is False
+    assert progress["total"] == 1
+    drain(settings, engine, clock)
+    assert console.get(f"/console/requests/{tracking}/progress").json()["succeeded"] == 1
+    assert state_of(engine, "32470000001") == "Deactivated"
+    with engine.connect() as conn:
+        token = conn.execute(select(lifecycle_requests.c.callback_token)).scalar_one()
+    assert token == "from-console"
+    request_page = console.get(f"/console/requests/{tracking}").text
+    assert tracking in request_page
+    assert "Active → Deactivated" in request_page
+    sim_page = console.get(f"/console/sims/{sim}").text
+    assert "Active → Deactivated" in sim_page
+    assert tracking in sim_page
+    assert console.get("/console/requests").text.count(tracking) >= 1
+
+
+def test_termination_asks_for_confirmation_first(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    ids = [sim_id(engine, "32470000051"), sim_id(engine, "32470000052")]
+    asked = act(console, csrf, "termination", *ids)
+    assert asked.status_code == 200
+    assert "Terminate 2 SIM cards?" in asked.text
+    with engine.connect() as conn:
+        assert conn.execute(select(lifecycle_requests.c.id)).first() is None
+    confirmed = act(console, csrf_of(asked.text), "termination", *ids, confirm="yes")
+    assert confirmed.status_code == 303
+    assert TRACKING.search(confirmed.headers["location"])
+
+
+def test_bad_actions_are_clear_4xx(console: TestClient, csrf: str, engine: Engine) -> None:
+    sim = sim_id(engine, "32470000001")
+    assert act(console, csrf, "hibernation", sim).status_code == 400
+    assert act(console, csrf, "deactivation").status_code == 400
+    assert act(console, csrf, "deactivation", 999_999).status_code == 404
+    assert (
+        console.post(
+            "/console/sims/actions",
+            data={"csrf_token": csrf, "operation": "activation", "sim": "x"},
+        ).status_code
+        == 400
+    )
+    assert console.get("/console/sims/999999").status_code == 404
+    assert console.get("/console/requests/not-a-uuid").status_code == 404
+    assert console.get("/console/nowhere").status_code == 404
+
+
+def test_a_failed_callback_can_be_redelivered(
+    console: TestClient,
+    csrf: str,
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    fast_fail = settings.model_copy(update={"callback_retry_schedule": []})
+    receiver.status = 500
+    assert (
+        console.post(
+            "/console/callback",
+            data={"csrf_token": csrf, "url": receiver.url},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
+    response = act(console, csrf, "deactivation", sim_id(engine, "32470000002"))
+    tracking = TRACKING.search(response.headers["location"]).group(1)  # type: ignore[union-attr]
+    drain(fast_fail, engine, clock)
+    page = console.get(f"/console/requests/{tracking}").text
+    assert "delivery-failed" in page
+    assert "HTTP 500" in page
+    assert "1 attempt" in page
+    action = re.search(r'action="(/console/requests/[^"]+/redeliver)"', page)
+    assert action
+    receiver.status = 200
+    assert (
+        console.post(action.group(1), data={"csrf_token": csrf}, follow_redirects=False).status_code
+        == 303
+    )
+    drain(fast_fail, engine, clock)
+    assert receiver.count() == 2
+    page = console.get(f"/console/requests/{tracking}").text
+    assert "delivery-delivered" in page
+    assert "Redeliver" not in page
+
+
+def test_callback_configuration_follows_the_api_rules(console: TestClient, csrf: str) -> None:
+    def save(**fields: object) -> httpx.Response:
+        return console.post(
+            "/console/callback", data={"csrf_token": csrf, **fields}, follow_redirects=False
+        )  # type: ignore[arg-type]
+
+    assert save(url="ftp://example.com/").status_code == 422
+    assert (
+        save(url="http://127.0.0.1:9/cb", header_name="Host", header_value="x").status_code == 422
+    )
+    assert (
+        save(
+            url="http://127.0.0.1:9/cb", header_name="x-callback-token", header_value="x"
+        ).status_code
+        == 422
+    )
+    assert save(url="http://10.0.0.1/cb").status_code == 403  # private: refused as in the API
+    assert (
+        save(
+            url="http://127.0.0.1:9/cb",
+            header_name=["x-one", "Authorization"],
+            header_value=["1", "Bearer abc"],
+        ).status_code
+        == 303
+    )
+    page = console.get("/console/callback").text
+    assert "http://127.0.0.1:9/cb" in page
+    assert "x-one" in page
+    assert "Bearer abc" not in page
+    # Unticking "keep" removes a header; the other keeps its stored value.
+    assert save(url="http://127.0.0.1:9/cb", keep="Authorization").status_code == 303
+    shown = console.get(
+        "/m2m/1.0.0/configure/callback",
+        headers={"x-api-key": API_KEY, "Authorization": "Bearer " + token(console)},
+    ).json()
+    assert shown == {"url": "http://127.0.0.1:9/cb", "headers": {"Authorization": "****"}}
+
+
+def token(client: TestClient, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    return str(response.json().get("access_token", ""))
+
+
+def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
+    console: TestClient,
+    csrf: str,
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    response = console.post("/console/callback/signing-secret", data={"csrf_token": csrf})
+    secret = re.search(r"(whsec_[A-Za-z0-9+/=]+)", response.text).group(1)  # type: ignore[union-attr]
+    assert "will not be shown again" in response.text
+    assert secret not in console.get("/console/callback").text
+    console.post("/console/callback", data={"csrf_token": csrf, "url": receiver.url})
+    act(console, csrf, "deactivation", sim_id(engine, "32470000003"))
+    drain(settings, engine, clock)
+    (message,) = receiver.received
+    Webhook(secret).verify(message.body, message.headers)  # raises if not signed with it
+    with engine.connect() as conn:
+        account_id = conn.execute(select(callback_deliveries.c.account_id)).scalar_one()
+    assert secret != signing_secret(SECRET_KEY, account_id, 1)
+
+
+def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
+    console: TestClient, csrf: str
+) -> None:
+    created = console.post("/console/token/permanent", data={"csrf_token": csrf, "name": "curl"})
+    secret = re.search(r"(m2mt_[A-Za-z0-9_-]+)", created.text).group(1)  # type: ignore[union-attr]
+    api = {"x-api-key": API_KEY, "Authorization": f"Bearer {secret}"}
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 200
+    page = console.get("/console/token").text
+    assert "curl" in page
+    assert secret not in page
+    delete = re.findall(r'action="(/console/token/permanent/\d+/delete)"', page)[-1]
+    assert (
+        console.post(delete, data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    )
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
+    assert console.post(delete, data={"csrf_token": csrf}).status_code == 404
+    assert (
+        console.post("/console/token/permanent", data={"csrf_token": csrf, "name": " "}).status_code
+        == 400
+    )
+
+
+def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
+    console: TestClient, csrf: str
+) -> None:
+    old_token = token(console)
+    page = console.get("/console/token").text
+    assert CLIENT_ID in page
+    action = re.search(r'action="(/console/token/apps/\d+/secret)"', page).group(1)  # type: ignore[union-attr]
+    shown = console.post(action, data={"csrf_token": csrf}).text
+    new_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
+    assert token(console) == ""  # the public sandbox secret no longer works
+    assert token(console, secret=new_secret)
+    api = {"x-api-key": API_KEY, "Authorization": f"Bearer {old_token}"}
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
+    added = console.post("/console/token/apps", data={"csrf_token": csrf, "name": "fleet"}).text
+    client_id = re.search(r"<dt>client_id</dt>\s*<dd><code[^>]*>([^<]+)<", added).group(1)  # type: ignore[union-attr]
+    client_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", added).group(1)  # type: ignore[union-attr]
+    assert token(console, client_id, client_secret)
+
+
+def test_api_keys_are_created_once_shown_and_revoked(console: TestClient, csrf: str) -> None:
+    shown = console.post("/console/api-keys", data={"csrf_token": csrf}).text
+    key = re.search(r"(m2mk_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
+    api = {"x-api-key": key, "Authorization": f"Bearer {token(console)}"}
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 200
+    page = console.get("/console/api-keys").text
+    assert key not in page
+    assert key[:9] in page
+    assert ">active<" in page
+    revoke = re.findall(r'action="(/console/api-keys/\d+/revoke)"', page)[-1]
+    assert (
+        console.post(revoke, data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    )
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
+
+
+def test_one_account_cannot_reach_anothers_sims_requests_or_tokens_by_url(
+    console: TestClient,
+    csrf: str,
+    engine: Engine,
+    clock: ManualClock,
+    other_tenant: Tenant,
+    settings: Settings,
+) -> None:
+    """The demo user tries the other account's objects by id; the other account's user cannot
+    see the demo account's either."""
+    add_sim(engine, clock, other_tenant.account_id, "32499000001")
+    foreign_sim = sim_id(engine, "32499000001")
+    assert console.get(f"/console/sims/{foreign_sim}").status_code == 404
+    assert act(console, csrf, "termination", foreign_sim, confirm="yes").status_code == 404
+    assert ">32499000001<" not in console.get("/console/sims?q=32499").text
+    assert state_of(engine, "32499000001") == "Ready"
+
+    add_user(engine, clock, other_tenant.account_id, "b@example.com")
+    with console_client(settings, engine, clock) as other:
+        other_csrf = sign_in(other, engine, clock, "b@example.com")
+        response = act(other, other_csrf, "activation", foreign_sim)
+        tracking = TRACKING.search(response.headers["location"]).group(1)  # type: ignore[union-attr]
+        tokens_page = other.get("/console/token").text
+        token_delete = re.findall(r'action="(/console/token/permanent/\d+/delete)"', tokens_page)[0]
+        key_revoke = re.findall(
+            r'action="(/console/api-keys/\d+/revoke)"', other.get("/console/api-keys").text
+        )[0]
+        assert other.get(f"/console/sims/{sim_id(engine, '32470000001')}").status_code == 404
+        assert ">32470000001<" not in other.get("/console/sims").text
+    assert console.get(f"/console/requests/{tracking}").status_code == 404
+    assert console.get(f"/console/requests/{tracking}/progress").status_code == 404
+    assert tracking not in console.get("/console/requests").text
+    assert console.post(token_delete, data={"csrf_token": csrf}).status_code == 404
+    assert console.post(key_revoke, data={"csrf_token": csrf}).status_code == 404
+    # The other tenant's credentials still work: nothing was deleted or revoked.
+    api = {
+        "x-api-key": other_tenant.api_key,
+        "Authorization": f"Bearer {other_tenant.permanent_token}",
+    }
+    assert console.get("/m2m/1.0.0/simcards?msisdn=32499000001", headers=api).status_code == 200
+
+
+def test_a_suspended_account_sees_its_status_and_cannot_request(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    from m2m import accounts
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    accounts.set_subscription(engine, account.id, active=False)
+    assert ">suspended<" in console.get("/console/api-keys").text
+    assert act(console, csrf, "deactivation", sim_id(engine, "32470000001")).status_code == 403
