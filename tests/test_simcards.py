@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from m2m import accounts, sandbox
 from m2m.clock import ManualClock
+from m2m.identifiers import MSISDN_PATTERN
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage import sims as sim_store
 from m2m.storage.engine import write_transaction
@@ -232,3 +233,17 @@ def test_body_bytes_are_the_compact_document(client: TestClient) -> None:
     expected = json.dumps([document], ensure_ascii=False, separators=(",", ":")).encode()
     assert response.content == expected
     assert response.headers["content-type"] == "application/json"
+
+
+def test_openapi_describes_what_the_route_reads_itself(client: TestClient) -> None:
+    """The route parses its query and credentials itself (the hot path): the document must
+    still describe them as FastAPI would."""
+    operation = client.get("/openapi.json").json()["paths"]["/m2m/1.0.0/simcards"]["get"]
+    (parameter,) = operation["parameters"]
+    assert parameter["name"] == "msisdn"
+    assert parameter["in"] == "query"
+    assert parameter["required"] is True
+    assert parameter["schema"]["pattern"] == MSISDN_PATTERN
+    assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)

@@ -98,6 +98,19 @@ async def presented_credentials(
 PresentedCaller = Annotated[Caller, Depends(presented_credentials)]
 
 
+async def caller_of(request: Request) -> Caller:
+    """``presented_credentials`` with the same security schemes, called directly: for a route
+    that reads its inputs itself rather than through FastAPI's dependency solving."""
+    return await presented_credentials(
+        request, await bearer_scheme(request), await api_key_scheme(request)
+    )
+
+
+# What a route that calls ``caller_of`` declares in ``openapi_extra`` (the schemes' names as
+# FastAPI registers them for the routes that use ``PresentedCaller``).
+CALLER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+
+
 def authorized(caller: Caller, call: Callable[[], T]) -> T:
     """``call()``, which checks the caller's credentials and does the route's work in one
     statement; the credential errors it raises count as failures against the caller's address.
