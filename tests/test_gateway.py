@@ -305,3 +305,22 @@ def test_failures_from_one_address_are_throttled_across_client_ids(
         )
     response = token_by_query(client, tenant)
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/token", "POST"),
+        ("PUT", "/revoke", "POST"),
+        ("POST", "/m2m/1.0.0/simcards", "GET"),
+        ("DELETE", "/m2m/1.0.0/configure/callback", "GET, POST"),
+        ("GET", "/m2m/1.0.0/requests/activation", "POST"),
+    ],
+)
+def test_a_wrong_method_is_a_json_405_naming_the_allowed_ones(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    answer = client.request(method, path)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == allowed
+    assert answer.json()["error"] == "method_not_allowed"

@@ -76,14 +76,24 @@ async def _on_validation_error(_request: Request, error: Exception) -> JSONRespo
     return _json_error(422, "invalid_request", summary, details=details)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\0"})
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    """Every method some route serves at this path (Starlette names only the first route's).
+
+    Asks each route whether it would take the path with each method, through the public
+    ``matches`` protocol only: FastAPI wraps included routers in objects of its own, whose
+    routes' ``methods`` are not reachable as an attribute."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
