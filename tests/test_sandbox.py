@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from m2m import sandbox
+from m2m import credentials, sandbox
+from m2m.api.app import create_app
 from m2m.clock import ManualClock
 from m2m.console.users import password_matches
 from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem
 from m2m.profile import SimProfile
+from m2m.settings import Settings
+from m2m.storage import accounts as account_store
 from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import accounts, console_users, sim_cards
@@ -55,3 +59,38 @@ def test_a_sandbox_made_before_the_console_gets_its_demo_user(
     assert user is not None
     assert user.password_hash == sandbox.DEMO_PASSWORD_HASH
     assert password_matches(user.password_hash, sandbox.DEMO_PASSWORD)
+
+
+def test_a_restart_gives_back_the_documented_credentials(
+    quiet: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    """A secret regenerated or the key revoked in the console: the next start restores them,
+    and the README's calls work again."""
+    with write_transaction(engine) as conn:
+        sandbox.seed(conn, clock.now())
+        account = account_store.find_sandbox_account(conn)
+        assert account is not None
+        [app] = account_store.list_apps(conn, account.id)
+        account_store.replace_app_secret(conn, account.id, app.id, credentials.digest("other"))
+        for key in account_store.list_api_keys(conn, account.id):
+            account_store.revoke_api_key(conn, key.id, clock.now())
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": sandbox.CLIENT_ID,
+        "client_secret": sandbox.CLIENT_SECRET,
+    }
+    with TestClient(create_app(quiet, engine=engine, clock=clock)) as client:
+        assert client.post("/token", data=form).status_code == 401
+
+    with write_transaction(engine) as conn:
+        assert sandbox.seed(conn, clock.now()) is False
+
+    with TestClient(create_app(quiet, engine=engine, clock=clock)) as client:
+        token = client.post("/token", data=form)
+        assert token.status_code == 200
+        headers = {
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "x-api-key": sandbox.API_KEY,
+        }
+        sims = client.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=headers)
+        assert sims.status_code == 200

@@ -122,11 +122,21 @@ def demo_profile(index: int) -> dict[str, Any]:
 
 def seed(conn: Connection, now: datetime) -> bool:
     """Create the sandbox account, app, key, console user and SIMs unless it exists. True if it
-    created them. (A sandbox made before the console existed gets its demo user.)"""
+    created them. (A sandbox made before the console existed gets its demo user.)
+
+    An existing sandbox gets its documented credentials back: they are printed in the README
+    and the banner, and a secret regenerated or a key revoked in the console would otherwise
+    break every documented call until the data folder is deleted."""
     existing = account_store.find_sandbox_account(conn)
     if existing is not None:
         if console_store.find_user(conn, DEMO_EMAIL) is None:
             console_store.add_user(conn, existing.id, DEMO_EMAIL, DEMO_PASSWORD_HASH, now)
+        account_store.restore_app_secret(
+            conn, existing.id, CLIENT_ID, credentials.digest(CLIENT_SECRET)
+        )
+        account_store.restore_api_key(
+            conn, existing.id, credentials.digest(API_KEY), API_KEY[:8], now
+        )
         return False
     account_id = account_store.create_account(conn, ACCOUNT_NAME, now, is_sandbox=True)
     console_store.add_user(conn, account_id, DEMO_EMAIL, DEMO_PASSWORD_HASH, now)

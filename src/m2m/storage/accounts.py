@@ -190,6 +190,19 @@ def revoke_api_key(
     return result.rowcount == 1
 
 
+def restore_api_key(
+    conn: Connection, account_id: int, digest: bytes, hint: str, now: datetime
+) -> None:
+    """Make the key with this digest a live key of the account (un-revoke it, or add it)."""
+    result = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.key_digest == digest, api_keys.c.account_id == account_id)
+        .values(revoked_at=None)
+    )
+    if result.rowcount == 0:
+        add_api_key(conn, account_id, digest, hint, now)
+
+
 # --- OAuth2 applications and their temporary tokens -----------------------------------------
 
 
@@ -252,6 +265,18 @@ def read_app_token(engine: Engine, app_id: int) -> AppToken | None:
     /token: the single active token handed back)."""
     row = _token_of_app.one_or_none(engine, {"app_id": app_id})
     return AppToken(digest=row[0], salt=row[1], expires_at=row[2]) if row else None
+
+
+def restore_app_secret(conn: Connection, account_id: int, client_id: str, digest: bytes) -> None:
+    """Give the account's app ``client_id`` this secret again, if it has another one now (its
+    token, issued under the other secret, goes with it)."""
+    app = conn.execute(
+        select(oauth_apps.c.id, oauth_apps.c.secret_digest).where(
+            oauth_apps.c.client_id == client_id, oauth_apps.c.account_id == account_id
+        )
+    ).one_or_none()
+    if app is not None and app.secret_digest != digest:
+        replace_app_secret(conn, account_id, app.id, digest)
 
 
 def replace_app_secret(conn: Connection, account_id: int, app_id: int, digest: bytes) -> bool:
