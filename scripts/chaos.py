@@ -125,7 +125,10 @@ def check_workers_outcome(
         with engine.connect() as conn:
             items = conn.execute(
                 select(
-                    request_items.c.status, request_items.c.result_status, request_items.c.messages
+                    request_items.c.status,
+                    request_items.c.result_status,
+                    request_items.c.from_state,
+                    request_items.c.to_state,
                 )
             ).all()
             history = conn.execute(
@@ -148,14 +151,16 @@ def check_workers_outcome(
     finally:
         engine.dispose()
     expected_items = args.requests * args.devices
-    final = sum(status == "done" for status, _, _ in items)
-    success = sum(result == "Success" for _, result, _ in items)
+    final = sum(status == "done" for status, _, _, _ in items)
+    success = sum(result == "Success" for _, result, _, _ in items)
     report.counts.update(items=len(items), final=final, success=success)
     report.check(len(items) == expected_items, f"{len(items)} items, want {expected_items}")
     report.check(final == expected_items, f"{expected_items - final} items not final")
     report.check(success == expected_items, f"{expected_items - success} items not Success")
+    # A Success that changed nothing means the SIM was already in the target state: the item ran
+    # after a repeat of itself or out of order.
     unchanged = sum(
-        1 for _, _, messages in items if messages and "nothing was changed" in " ".join(messages)
+        1 for _, result, before, after in items if result == "Success" and before == after
     )
     report.check(unchanged == 0, f"{unchanged} items found nothing to change (applied twice?)")
 
@@ -325,7 +330,6 @@ def check_api_outcome(
     report.check(not short, f"{len(short)} answered requests lack items")
     report.check(not partial, f"{len(partial)} requests in the database are partial")
     report.check(orphans == 0, f"{orphans} items belong to no request")
-    report.check(len(requests) >= len(answered), "fewer requests stored than answered")
 
 
 async def api_scenario(args: argparse.Namespace, report: Report) -> None:
