@@ -222,15 +222,11 @@ async def run_once(args: argparse.Namespace) -> RunResult:
             **dict(args.env),
         }
         env = harness.m2m_env(space, settings)
-        # The API first: it migrates and seeds the sandbox before the workers look at the tables.
-        server = start_server(space, env, 0)
+        # API and workers start together: each migrates under the migrations lock on start.
+        server = start_server(space, env, args.workers)
         try:
             async with asyncio.timeout(args.timeout), aiohttp.ClientSession() as session:
                 await harness.wait_until_up(session, server.api, 60)
-                if args.workers:
-                    server.stop()
-                    server = start_server(space, env, args.workers)
-                    await harness.wait_until_up(session, server.api, 60)
                 await asyncio.to_thread(harness.seed_sims, env, space, sims)
                 return await measure(session, server, space, sims)
         except Exception:
