@@ -327,3 +327,33 @@ def test_processes_share_the_port_and_a_killed_one_is_replaced(tmp_path: Path) -
         process.terminate()
         process.wait(timeout=30)
     assert process.returncode == 0, log.read_text()
+
+
+def test_no_access_log_leaves_requests_out_of_the_log(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [M2M, "serve", "--sandbox", "--port", str(port), "--no-access-log"],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        _token(f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert "Application startup complete" in text
+    assert "/openapi.json" not in text
+    assert "POST /token" not in text
