@@ -1,4 +1,8 @@
-"""What every CLI command shares: settings, the engine, output as tables or JSON, clean errors."""
+"""What every CLI command shares: settings, the engine, output as tables or JSON, clean errors.
+
+The client commands use this module too, so the server side (settings, SQLAlchemy, migrations)
+is imported by the functions that need it, not here: see ``m2m.cli.main``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,18 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine
 
-from m2m.errors import M2MError
-from m2m.settings import ConfigurationError, Settings
-from m2m.storage.migrate import upgrade
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from m2m.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,6 +35,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from m2m.settings import Settings
+
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
@@ -44,6 +51,9 @@ def load_settings(**overrides: Any) -> Settings:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn expected failures into one red line and exit code 1, never a traceback."""
+    from m2m.errors import M2MError
+    from m2m.settings import ConfigurationError
+
     try:
         yield
     except M2MError as error:
@@ -58,6 +68,8 @@ def shown_url(engine: Engine) -> str:
 
 
 def migrated_engine(settings: Settings) -> Engine:
+    from m2m.storage.migrate import upgrade
+
     engine = settings.make_engine()
     upgrade(engine)
     return engine

@@ -1,47 +1,82 @@
-"""The ``m2m`` command."""
+"""The ``m2m`` command.
+
+Its subcommands are loaded lazily: ``m2m sim get`` imports the HTTP client, not the server, and
+``m2m admin …`` imports the storage layer, not the web framework. Importing every subcommand
+took over a second before the first line of work, which scripts calling the CLI in a loop pay
+each time. Only ``m2m --help``, which shows every subcommand's summary, loads them all.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 import typer
+from typer.core import TyperGroup
 
 from m2m import __version__
-from m2m.cli import admin, callback, sim, token
-from m2m.cli.common import console, load_settings, migrated_engine, shown_url
-from m2m.cli.listen import listen
-from m2m.cli.serve import serve
-from m2m.cli.worker import worker
+
+if TYPE_CHECKING:
+    # The click that TyperGroup is typed with: typer vendors its own copy of click.
+    from typer._click import Command, Context
+
+# name -> "module:attribute", a Typer app or a single command function, in the order of --help.
+SUBCOMMANDS = {
+    "db": "m2m.cli.db:app",
+    "admin": "m2m.cli.admin:app",
+    "serve": "m2m.cli.serve:serve",
+    "worker": "m2m.cli.worker:worker",
+    "listen": "m2m.cli.listen:listen",
+    "sim": "m2m.cli.sim:app",
+    "callback": "m2m.cli.callback:app",
+    "token": "m2m.cli.token:app",
+}
+
+
+def load_subcommand(target: str) -> Command:
+    module_name, _, attribute = target.partition(":")
+    found = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(found, typer.Typer):
+        return typer.main.get_group(found)
+    single = typer.Typer(add_completion=False)
+    single.command()(found)
+    return typer.main.get_command(single)
+
+
+class LazyGroup(TyperGroup):
+    """A group whose listed subcommands are imported when first asked for (click's documented
+    lazy-loading pattern)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        eager = [name for name in super().list_commands(ctx) if name not in SUBCOMMANDS]
+        return [*eager, *SUBCOMMANDS]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            command = load_subcommand(SUBCOMMANDS[cmd_name])
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     help="M2M SIM-management API: server, worker, administration, and a client of the API.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(admin.app, name="admin")
-app.command("serve")(serve)
-app.command("worker")(worker)
-app.command("listen")(listen)
-app.add_typer(sim.app, name="sim")
-app.add_typer(callback.app, name="callback")
-app.add_typer(token.app, name="token")
 
 
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the database migrations (serve does it on start, too)."""
-    settings = load_settings()
-    engine = migrated_engine(settings)
-    engine.dispose()
-    console.print(
-        f"Database at {shown_url(engine)} is up to date.", highlight=False, soft_wrap=True
-    )
+@app.callback()
+def root() -> None:
+    # A callback keeps ``m2m`` a group while ``version`` is its only eager subcommand.
+    pass
 
 
 @app.command("version")
 def version() -> None:
     """Print the version."""
-    console.print(__version__)
+    typer.echo(__version__)
 
 
 def main() -> None:
