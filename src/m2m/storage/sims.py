@@ -10,14 +10,17 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -121,7 +124,8 @@ staging = Table(
     Column("msisdn", String(15), nullable=False),
     Column("state", String(16), nullable=False),
     Column("cost_center", String(200)),
-    Column("profile", JSON, nullable=False),
+    # JSON text as the importer serialised it: staged and copied without a Python round trip.
+    Column("profile", Text, nullable=False),
     prefixes=["TEMPORARY"],
 )
 
@@ -163,6 +167,14 @@ def discard_staged(conn: Connection, lines: Sequence[int]) -> None:
         conn.execute(delete(staging).where(staging.c.line.in_(chunk)))
 
 
+def _as_stored_json(conn: Connection, json_text: ColumnElement[str]) -> ColumnElement[Any]:
+    # PostgreSQL's json column takes text only through a cast. SQLite keeps JSON as text, and its
+    # CAST(… AS JSON) would apply numeric affinity, so there the text goes in as it is.
+    if conn.dialect.name == "postgresql":
+        return cast(json_text, JSON)
+    return json_text
+
+
 def insert_staged(conn: Connection, account_id: int, now: datetime) -> int:
     """Move the staged rows into the inventory; returns how many."""
     source = select(
@@ -172,7 +184,7 @@ def insert_staged(conn: Connection, account_id: int, now: datetime) -> int:
         staging.c.msisdn,
         staging.c.state,
         staging.c.cost_center,
-        staging.c.profile,
+        _as_stored_json(conn, staging.c.profile),
         literal(now, UTCDateTime),
         literal(now, UTCDateTime),
     ).order_by(staging.c.line)
