@@ -332,6 +332,22 @@ def test_malformed_request_bodies_are_422(client: TestClient, body: bytes, fragm
 
 
 @pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "path", ["/configure/callback", "/requests/deactivation"], ids=["callback", "request"]
+)
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no-token", "bad-token"])
+def test_credentials_are_checked_before_the_body(
+    client: TestClient, path: str, token: str | None
+) -> None:
+    headers = {"x-api-key": API_KEY, "Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    response = client.post(f"{M2M}{path}", headers=headers, content=b"{not json")
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.usefixtures("seeded")
 def test_missing_callback_token_unknown_operation_and_too_many_devices(
     client: TestClient, settings: Any
 ) -> None:

@@ -102,9 +102,38 @@ def test_sandbox_states(client: TestClient, msisdn: str, state: str) -> None:
 @pytest.mark.usefixtures("seeded")
 def test_leading_plus_is_tolerated(client: TestClient) -> None:
     token = sandbox_token(client)
-    plus = get_sim(client, "%2B32470000007", token)
-    assert plus.status_code == 200
-    assert plus.json() == get_sim(client, "32470000007", token).json()
+    plain = get_sim(client, "32470000007", token).json()
+    for written in ("%2B32470000007", "+32470000007"):  # escaped, or typed as it is
+        plus = get_sim(client, written, token)
+        assert plus.status_code == 200, written
+        assert plus.json() == plain
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("query", ["", "?msisdn=abc", "?msisdn=%2B%2B1"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not-a-token", "x-api-key": API_KEY}],
+    ids=["no-credentials", "bad-token"],
+)
+def test_credentials_are_checked_before_the_msisdn(
+    client: TestClient, query: str, headers: dict[str, str]
+) -> None:
+    response = client.get(f"/m2m/1.0.0/simcards{query}", headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_foreign_api_key_is_refused_before_the_msisdn(
+    client: TestClient, other_tenant: Tenant
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {sandbox_token(client)}",
+        "x-api-key": other_tenant.api_key,
+    }
+    response = client.get("/m2m/1.0.0/simcards?msisdn=abc", headers=headers)
+    assert response.status_code in (401, 403), response.text
 
 
 @pytest.mark.usefixtures("seeded")

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from m2m import __version__, logs
 from m2m.api import gateway, lifecycle, simcards
-from m2m.api.deps import Services
+from m2m.api.deps import Services, caller_of, current_account_id
 from m2m.callback_config import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, URL_PATTERN
 from m2m.clock import Clock, SystemClock
 from m2m.console.app import create_console
@@ -62,8 +62,17 @@ PATTERN_HINTS = {
 }
 
 
-async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    if request.url.path.startswith(M2M_PREFIX + "/"):
+        # Credentials come before inputs: a caller without valid ones gets 401/403, not a
+        # description of what its request lacks. FastAPI parses a JSON body before it solves
+        # any dependency (and /simcards reads its msisdn itself), so the check is made here,
+        # once, for every route; a caller whose dependencies passed is simply checked again.
+        try:
+            await current_account_id(await caller_of(request))
+        except M2MError as refused:
+            return await _on_m2m_error(request, refused)
     details = []
     for problem in error.errors():
         location = ".".join(str(part) for part in problem.get("loc", ()))

@@ -46,6 +46,9 @@ def msisdn_param(request: Request) -> str:
     """The ``msisdn`` query parameter, or the validation error FastAPI would have raised."""
     value = request.query_params.get("msisdn")
     location = ("query", "msisdn")
+    if value is not None and value.startswith(" "):
+        # A "+" typed unescaped in a query string arrives as a space (form encoding).
+        value = "+" + value[1:]
     error: dict[str, Any]
     if value is None:
         error = {"type": "missing", "loc": location, "msg": "Field required", "input": None}
