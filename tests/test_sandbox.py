@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from m2m import accounts as account_service
 from m2m import credentials, sandbox
 from m2m.api.app import create_app
 from m2m.clock import ManualClock
 from m2m.console.users import password_matches
 from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem
 from m2m.profile import SimProfile
-from m2m.settings import Settings
+from m2m.settings import ConfigurationError, Settings
 from m2m.storage import accounts as account_store
 from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
@@ -44,6 +46,23 @@ def test_seeding_happens_once(engine: Engine, clock: ManualClock) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(sim_cards)).scalar_one() == 100
+
+
+def test_the_sandbox_goes_only_into_an_empty_database_or_its_own(
+    engine: Engine, clock: ManualClock
+) -> None:
+    with write_transaction(engine) as conn:
+        sandbox.check_can_seed(conn)  # empty: fine
+        sandbox.seed(conn, clock.now())
+    account_service.create_account(engine, clock, "Added for testing")
+    with write_transaction(engine) as conn:
+        sandbox.check_can_seed(conn)  # the sandbox's own database, accounts added since: fine
+
+
+def test_the_sandbox_is_not_added_beside_real_accounts(engine: Engine, clock: ManualClock) -> None:
+    account_service.create_account(engine, clock, "Real Customer")
+    with write_transaction(engine) as conn, pytest.raises(ConfigurationError, match="holds"):
+        sandbox.check_can_seed(conn)
 
 
 def test_a_sandbox_made_before_the_console_gets_its_demo_user(

@@ -15,8 +15,9 @@ import httpx
 import pytest
 import trustme
 
-from m2m import sandbox
+from m2m import accounts, sandbox
 from m2m.clock import SystemClock
+from m2m.storage import accounts as account_store
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
 from tests.conftest import free_port
@@ -141,6 +142,20 @@ def test_production_refuses_a_database_holding_the_sandbox_account(tmp_path: Pat
     result = run_serve(tmp_path, M2M_SECRET_KEY="x" * 40, M2M_BEHIND_TLS_PROXY="true")
     assert result.returncode == 1
     assert "sandbox account" in result.stderr
+
+
+def test_the_sandbox_refuses_a_database_holding_other_accounts(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'm2m.db'}")
+    upgrade(engine)
+    accounts.create_account(engine, SystemClock(), "Real Customer")
+    engine.dispose()
+    result = run_serve(tmp_path, "--sandbox")
+    assert result.returncode == 1
+    assert "already holds accounts" in result.stderr
+    engine = make_engine(f"sqlite:///{tmp_path / 'm2m.db'}")
+    with engine.connect() as conn:
+        assert account_store.find_sandbox_account(conn) is None  # nothing was added
+    engine.dispose()
 
 
 def test_production_serves_https_with_its_own_certificate(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from m2m import credentials
 from m2m.identifiers import SimState, luhn_check_digit
 from m2m.profile import SimProfile
+from m2m.settings import ConfigurationError
 from m2m.storage import accounts as account_store
 from m2m.storage import console as console_store
 from m2m.storage import sims as sim_store
@@ -118,6 +119,18 @@ def demo_profile(index: int) -> dict[str, Any]:
         }
     )
     return profile.model_dump()
+
+
+def check_can_seed(conn: Connection) -> None:
+    """Refuse to add the sandbox, whose credentials are public, beside real accounts: the
+    sandbox starts on an empty database (or one it made, where accounts may have been added
+    since for testing)."""
+    if account_store.find_sandbox_account(conn) is None and account_store.has_accounts(conn):
+        raise ConfigurationError(
+            "this database already holds accounts, and the sandbox's credentials are public: "
+            "serve the sandbox from an empty database (another M2M_DATA_DIR or "
+            "M2M_DATABASE_URL)."
+        )
 
 
 def seed(conn: Connection, now: datetime) -> bool:

@@ -85,6 +85,8 @@ def serve(
     clock = SystemClock()
     with write_transaction(engine) as conn:
         if settings.sandbox:
+            with user_errors():
+                sandbox.check_can_seed(conn)
             sandbox.seed(conn, clock.now())
         elif account_store.find_sandbox_account(conn) is not None:
             raise fail(

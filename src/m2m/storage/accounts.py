@@ -109,6 +109,10 @@ def get_account(conn: Connection, account_id: int) -> Account | None:
     return Account(**row._mapping) if row else None
 
 
+def has_accounts(conn: Connection) -> bool:
+    return conn.execute(select(accounts.c.id).limit(1)).first() is not None
+
+
 def find_sandbox_account(conn: Connection) -> Account | None:
     row = conn.execute(select(accounts).where(accounts.c.is_sandbox).limit(1)).one_or_none()
     return Account(**row._mapping) if row else None
