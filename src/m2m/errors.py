@@ -13,7 +13,8 @@
     ├── ApiKeyRejected            401 missing_api_key | invalid_api_key
     ├── Forbidden                 403 api_key_mismatch | subscription_suspended | https_required
     ├── NotFound                  404 not_found
-    └── TooManyFailures           429 too_many_failures, with Retry-After
+    ├── TooManyFailures           429 too_many_failures, with Retry-After
+    └── TemporarilyUnavailable    503 temporarily_unavailable, with Retry-After (database busy)
 
 One body shape serves the whole server, the OAuth2 one, so a client parses errors one way.
 """
@@ -98,5 +99,19 @@ class TooManyFailures(M2MError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(
             f"Too many failed authentication attempts; retry in {retry_after_seconds} s.",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
+class TemporarilyUnavailable(M2MError):
+    """The database is busy (SQLite's write lock held past the busy timeout, say, by a large
+    import) or unreachable: nothing was done, and the same request can simply be sent again."""
+
+    status_code = 503
+    default_code = "temporarily_unavailable"
+
+    def __init__(self, retry_after_seconds: int = 1) -> None:
+        super().__init__(
+            "The database is busy or unavailable; nothing was changed. Retry shortly.",
             headers={"Retry-After": str(retry_after_seconds)},
         )

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,12 +24,13 @@ from m2m.api.deps import Services, caller_of, current_account_id
 from m2m.callback_config import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, URL_PATTERN
 from m2m.clock import Clock, SystemClock
 from m2m.console.app import create_console
-from m2m.errors import M2MError, OAuthError
+from m2m.errors import M2MError, OAuthError, TemporarilyUnavailable
 from m2m.identifiers import MSISDN_PATTERN
 from m2m.network import NetworkAdapter
 from m2m.ratelimit import FailureLimiter
 from m2m.runtime import address_policy, running_worker
 from m2m.settings import Settings
+from m2m.storage.engine import is_transient
 from m2m.tokens import TokenService
 
 M2M_PREFIX = "/m2m/1.0.0"
@@ -73,6 +76,8 @@ async def _on_validation_error(request: Request, error: Exception) -> JSONRespon
             await current_account_id(await caller_of(request))
         except M2MError as refused:
             return await _on_m2m_error(request, refused)
+        except (DBAPIError, SQLAlchemyTimeoutError) as failure:
+            return await _on_database_error(request, failure)
     details = []
     for problem in error.errors():
         location = ".".join(str(part) for part in problem.get("loc", ()))
@@ -119,6 +124,13 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
         status_code=error.status_code,
         headers=headers,
     )
+
+
+async def _on_database_error(request: Request, error: Exception) -> JSONResponse:
+    if not is_transient(error):
+        return await _on_unexpected(request, error)
+    log.warning("database busy or unavailable: %s", error)
+    return await _on_m2m_error(request, TemporarilyUnavailable())
 
 
 async def _on_unexpected(_request: Request, error: Exception) -> JSONResponse:
@@ -195,6 +207,8 @@ def create_app(
             M2MError: _on_m2m_error,
             RequestValidationError: _on_validation_error,
             StarletteHTTPException: _on_http_error,
+            DBAPIError: _on_database_error,
+            SQLAlchemyTimeoutError: _on_database_error,
             Exception: _on_unexpected,
         },
     )

@@ -8,6 +8,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from m2m.api.deps import Services
 from m2m.console.pages import api_keys, callback, login, overview, requests, sims, token
 from m2m.console.web import HERE, ConsoleError, LoginRequired, login_url, render
+from m2m.storage.engine import is_transient
 
 log = logging.getLogger("m2m.console")
 
@@ -78,6 +81,16 @@ async def _on_invalid(request: Request, error: Exception) -> Response:
     )
 
 
+async def _on_database_error(request: Request, error: Exception) -> Response:
+    if not is_transient(error):
+        return await _on_unexpected(request, error)
+    log.warning("database busy or unavailable: %s", error)
+    message = "The database is busy; nothing was changed. Try again in a moment."
+    response = render(request, "error.html", status_code=503, message=message)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("console error", exc_info=error)
     return render(
@@ -95,6 +108,8 @@ def create_console(services: Services) -> FastAPI:
             LoginRequired: _on_login_required,
             StarletteHTTPException: _on_http_error,
             RequestValidationError: _on_invalid,
+            DBAPIError: _on_database_error,
+            SQLAlchemyTimeoutError: _on_database_error,
             Exception: _on_unexpected,
         },
     )

@@ -7,36 +7,40 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 _IMMEDIATE = "m2m_immediate"
-_WAL_SWITCH_WAIT = 10.0  # seconds, as the busy timeout
+BUSY_TIMEOUT_SECONDS = 10.0  # how long SQLite waits for another connection's write lock
 
 
-def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+def _on_sqlite_connect(
+    dbapi_connection: sqlite3.Connection, _record: Any, *, busy_timeout: float
+) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite recipe), so that savepoints
     # work and write transactions can take the lock up front.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers (the API) run while a writer (the admin CLI, the worker) commits;
     # synchronous=FULL makes every commit durable across a power cut, not only a crash.
-    _enable_wal(cursor)
+    _enable_wal(cursor, busy_timeout)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.close()
 
 
-def _enable_wal(cursor: sqlite3.Cursor) -> None:
+def _enable_wal(cursor: sqlite3.Cursor, wait: float) -> None:
     # Switching a new database to WAL needs an exclusive lock, and SQLite answers "database is
     # locked" at once, without its busy handler, when processes starting together (API and
     # workers on a fresh data folder) race for it. Once one of them has switched, the mode is
     # stored in the file and the pragma is a no-op for the rest; so wait a little and retry.
-    deadline = time.monotonic() + _WAL_SWITCH_WAIT
+    deadline = time.monotonic() + wait
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -54,9 +58,16 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(database_url: str, *, pool_size: int = 20, max_overflow: int = 20) -> Engine:
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = 20,
+    max_overflow: int = 20,
+    busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+) -> Engine:
     """An engine for ``database_url``. Each process holds up to ``pool_size + max_overflow``
-    connections: on PostgreSQL, processes x that must stay below the server's max_connections."""
+    connections: on PostgreSQL, processes x that must stay below the server's max_connections.
+    ``busy_timeout``: SQLite only, seconds to wait for the write lock before giving up."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -65,9 +76,9 @@ def make_engine(database_url: str, *, pool_size: int = 20, max_overflow: int = 2
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            connect_args={"check_same_thread": False, "timeout": 10},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
         )
-        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "connect", partial(_on_sqlite_connect, busy_timeout=busy_timeout))
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
@@ -117,3 +128,34 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         take_write_lock_at_begin(conn)
         with conn.begin():
             yield conn
+
+
+# SQLite result codes (the low byte of an extended code): another connection holds the lock.
+_SQLITE_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# PostgreSQL SQLSTATE classes and codes after which the same transaction may succeed if retried.
+_POSTGRES_TRANSIENT_CLASSES = (
+    "08",
+    "40",
+    "53",
+)  # connection; rollback (deadlock, serialization); resources
+_POSTGRES_TRANSIENT_CODES = {"55P03", "57P01", "57P02", "57P03"}  # lock timeout; shutdown; starting
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error means "busy or unreachable, try again" rather than a bug: the
+    API answers those with 503 and Retry-After instead of 500."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if isinstance(original, sqlite3.OperationalError):
+        code = getattr(original, "sqlite_errorcode", 0)
+        return code & 0xFF in _SQLITE_BUSY_CODES
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg raises OperationalError without a SQLSTATE when it cannot reach the server.
+        return isinstance(error, sa_exc.OperationalError) and "psycopg" in type(original).__module__
+    return sqlstate[:2] in _POSTGRES_TRANSIENT_CLASSES or sqlstate in _POSTGRES_TRANSIENT_CODES
