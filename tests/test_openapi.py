@@ -24,8 +24,8 @@ def test_every_endpoint_is_documented_with_its_errors(client: TestClient) -> Non
     document = client.get("/openapi.json").json()
     paths = document["paths"]
     assert set(paths) >= {"/token", "/revoke", "/m2m/1.0.0/simcards"}
-    assert {"401", "429"} <= set(paths["/token"]["post"]["responses"])
-    assert {"401", "403", "404", "422", "429"} <= set(
+    assert {"401", "429", "503"} <= set(paths["/token"]["post"]["responses"])
+    assert {"401", "403", "404", "422", "429", "503"} <= set(
         paths["/m2m/1.0.0/simcards"]["get"]["responses"]
     )
     schemes = document["components"]["securitySchemes"]

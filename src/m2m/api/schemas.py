@@ -25,6 +25,7 @@ class TokenPublic(BaseModel):
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The answers of these statuses, and 503, which any route touching the database can give."""
     descriptions = {
         400: "Malformed request",
         401: "Missing or invalid credentials",
@@ -32,5 +33,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         422: "A parameter is invalid",
         429: "Too many failed authentications; see Retry-After",
+        503: "The database is busy or unavailable; nothing was done. Retry after Retry-After",
     }
-    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}
+    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in (*statuses, 503)}
