@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
+from m2m.storage.requests import REQUEST_SUMMARY_COLUMNS, RequestSummary
 from m2m.storage.tables import (
     callback_attempts,
     callback_deliveries,
@@ -17,16 +18,6 @@ from m2m.storage.tables import (
     request_items,
     sim_cards,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRow:
-    id: int
-    tracking_number: str
-    operation: str
-    item_count: int
-    accepted_at: datetime
-    finished_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,36 +59,16 @@ class AttemptRow:
     latency_ms: int | None
 
 
-_REQUEST_COLUMNS = (
-    lifecycle_requests.c.id,
-    lifecycle_requests.c.tracking_number,
-    lifecycle_requests.c.operation,
-    lifecycle_requests.c.item_count,
-    lifecycle_requests.c.accepted_at,
-    lifecycle_requests.c.finished_at,
-)
-
-
 def list_requests(
     conn: Connection, account_id: int, *, before_id: int | None = None, limit: int = 50
-) -> tuple[list[RequestRow], bool]:
+) -> tuple[list[RequestSummary], bool]:
     """The account's requests, newest first, and whether older ones exist (keyset by id)."""
-    query = select(*_REQUEST_COLUMNS).where(lifecycle_requests.c.account_id == account_id)
+    query = select(*REQUEST_SUMMARY_COLUMNS).where(lifecycle_requests.c.account_id == account_id)
     if before_id is not None:
         query = query.where(lifecycle_requests.c.id < before_id)
     rows = conn.execute(query.order_by(lifecycle_requests.c.id.desc()).limit(limit + 1))
-    found = [RequestRow(**r._mapping) for r in rows]
+    found = [RequestSummary(**r._mapping) for r in rows]
     return found[:limit], len(found) > limit
-
-
-def find_request(conn: Connection, account_id: int, tracking_number: str) -> RequestRow | None:
-    row = conn.execute(
-        select(*_REQUEST_COLUMNS).where(
-            lifecycle_requests.c.tracking_number == tracking_number,
-            lifecycle_requests.c.account_id == account_id,
-        )
-    ).one_or_none()
-    return RequestRow(**row._mapping) if row else None
 
 
 def _count_where(condition: Any) -> Any:

@@ -586,6 +586,7 @@ def signing_key_versions(conn: Connection, account_ids: Iterable[int]) -> dict[i
 
 @dataclass(frozen=True, slots=True)
 class RequestSummary:
+    id: int  # internal: the console pages by it; never shown through the API
     tracking_number: str
     operation: str
     item_count: int
@@ -607,26 +608,32 @@ class ItemStatus:
     delivery_error: str | None
 
 
-def get_request(
-    conn: Connection, account_id: int, tracking_number: str
-) -> tuple[RequestSummary, list[ItemStatus]] | None:
+REQUEST_SUMMARY_COLUMNS = (
+    lifecycle_requests.c.id,
+    lifecycle_requests.c.tracking_number,
+    lifecycle_requests.c.operation,
+    lifecycle_requests.c.item_count,
+    lifecycle_requests.c.accepted_at,
+    lifecycle_requests.c.finished_at,
+)
+
+
+def find_request(conn: Connection, account_id: int, tracking_number: str) -> RequestSummary | None:
     row = conn.execute(
-        select(
-            lifecycle_requests.c.id,
-            lifecycle_requests.c.tracking_number,
-            lifecycle_requests.c.operation,
-            lifecycle_requests.c.item_count,
-            lifecycle_requests.c.accepted_at,
-            lifecycle_requests.c.finished_at,
-        ).where(
+        select(*REQUEST_SUMMARY_COLUMNS).where(
             lifecycle_requests.c.tracking_number == tracking_number,
             lifecycle_requests.c.account_id == account_id,
         )
     ).one_or_none()
-    if row is None:
+    return RequestSummary(**row._mapping) if row else None
+
+
+def get_request(
+    conn: Connection, account_id: int, tracking_number: str
+) -> tuple[RequestSummary, list[ItemStatus]] | None:
+    summary = find_request(conn, account_id, tracking_number)
+    if summary is None:
         return None
-    m = dict(row._mapping)
-    request_id = m.pop("id")
     items = conn.execute(
         select(
             request_items.c.identifier,
@@ -645,10 +652,10 @@ def get_request(
                 callback_deliveries, callback_deliveries.c.item_id == request_items.c.id
             )
         )
-        .where(request_items.c.request_id == request_id)
+        .where(request_items.c.request_id == summary.id)
         .order_by(request_items.c.id)
     )
-    return RequestSummary(**m), [ItemStatus(**item._mapping) for item in items]
+    return summary, [ItemStatus(**item._mapping) for item in items]
 
 
 def count_open_items(conn: Connection) -> int:

@@ -37,12 +37,12 @@ async def request_list(request: Request, visitor: SignedIn, before: int | None =
     )
 
 
-async def _find(visitor: Visitor, tracking_number: str) -> activity.RequestRow:
+async def _find(visitor: Visitor, tracking_number: str) -> request_store.RequestSummary:
     try:
         canonical = str(uuid.UUID(tracking_number))
     except ValueError:
         canonical = ""
-    found = await visitor.read(activity.find_request, visitor.account_id, canonical)
+    found = await visitor.read(request_store.find_request, visitor.account_id, canonical)
     if found is None:
         raise ConsoleError(404, "No request with this TrackingNumber in your account.")
     return found
