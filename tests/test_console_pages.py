@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
@@ -301,6 +301,40 @@ def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
     with engine.connect() as conn:
         account_id = conn.execute(select(callback_deliveries.c.account_id)).scalar_one()
     assert secret != signing_secret(SECRET_KEY, account_id, 1)
+
+
+def test_after_a_rotation_messages_verify_with_the_previous_secret_for_a_while(
+    console: TestClient,
+    csrf: str,
+    engine: Engine,
+    settings: Settings,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    overlap_hours = 0.01  # 36 s: the clock moves past it and stays within the receiver's tolerance
+    worker_settings = settings.model_copy(update={"signing_rotation_overlap_hours": overlap_hours})
+    page = console.post("/console/callback/signing-secret", data={"csrf_token": csrf}).text
+    new = re.search(r"(whsec_[A-Za-z0-9+/=]+)", page).group(1)  # type: ignore[union-attr]
+    assert "the previous secret's signature too" in console.get("/console/callback").text
+    console.post("/console/callback", data={"csrf_token": csrf, "url": receiver.url})
+    with engine.connect() as conn:
+        account_id = conn.execute(
+            select(sim_cards.c.account_id).where(sim_cards.c.msisdn == "32470000003")
+        ).scalar_one()
+    old = signing_secret(SECRET_KEY, account_id, 1)
+
+    act(console, csrf, "deactivation", sim_id(engine, "32470000003"))
+    drain(worker_settings, engine, clock)
+    clock.advance(overlap_hours * 3600 + 1)
+    act(console, csrf, "reactivation", sim_id(engine, "32470000003"))
+    drain(worker_settings, engine, clock)
+
+    during, after = receiver.received
+    Webhook(new).verify(during.body, during.headers)
+    Webhook(old).verify(during.body, during.headers)  # raises if not signed with it too
+    Webhook(new).verify(after.body, after.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(after.body, after.headers)
 
 
 def test_a_permanent_token_added_on_the_token_page_works_until_deleted(

@@ -7,7 +7,9 @@ redirect is not followed and counts as a failure, like a timeout or a connection
 
 The per-account signing secret is derived from the server's secret key, so it is never stored:
 ``whsec_`` + base64(HMAC-SHA256(secret_key, "m2m-webhook-signing:<account>:<version>")); bumping
-the version rotates it.
+the version rotates it. For a while after a rotation (``rotation_overlap``) each message carries
+two signatures, the new secret's and the previous one's, space-separated as Standard Webhooks
+allows: a receiver still verifying with the old secret keeps accepting messages until it switches.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -40,6 +43,16 @@ def signing_secret(secret_key: str, account_id: int, version: int) -> str:
     message = f"m2m-webhook-signing:{account_id}:{version}".encode()
     raw = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
     return "whsec_" + base64.b64encode(raw).decode()
+
+
+def signing_versions(
+    version: int, rotated_at: datetime | None, now: datetime, overlap: timedelta
+) -> list[int]:
+    """The secret versions a message is signed with: the current one, and the previous one
+    while the last rotation is more recent than ``overlap``."""
+    if version > 1 and rotated_at is not None and now < rotated_at + overlap:
+        return [version, version - 1]
+    return [version]
 
 
 def status_message(
@@ -67,6 +80,7 @@ class CallbackSender:
         clock: Clock,
         retry_schedule: Sequence[float],
         timeout_seconds: float,
+        rotation_overlap: timedelta = timedelta(hours=24),
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
@@ -74,6 +88,7 @@ class CallbackSender:
         self._clock = clock
         self._schedule = tuple(retry_schedule)
         self._timeout = timeout_seconds
+        self._rotation_overlap = rotation_overlap
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one sender per worker, bounded cache
@@ -82,8 +97,16 @@ class CallbackSender:
 
     def headers(self, delivery: DueDelivery, body: str) -> dict[str, str]:
         now = self._clock.now()
-        signer = self._signer(delivery.account_id, delivery.signing_key_version or 1)
-        signature = signer.sign(delivery.id, now, body)
+        versions = signing_versions(
+            delivery.signing_key_version or 1,
+            delivery.signing_key_rotated_at,
+            now,
+            self._rotation_overlap,
+        )
+        signature = " ".join(
+            self._signer(delivery.account_id, version).sign(delivery.id, now, body)
+            for version in versions
+        )
         return {
             **(delivery.headers or {}),
             "Content-Type": "application/json",

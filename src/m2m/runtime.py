@@ -7,6 +7,7 @@ import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -56,6 +57,7 @@ async def worker_parts(
             clock=clock,
             retry_schedule=settings.callback_retry_schedule,
             timeout_seconds=settings.callback_timeout_seconds,
+            rotation_overlap=timedelta(hours=settings.signing_rotation_overlap_hours),
         )
         yield Worker(
             engine,

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="Seconds to wait before each retry (jittered ±20%); then the message fails.",
     )
     callback_concurrency: int = Field(default=64, ge=1)
+    signing_rotation_overlap_hours: float = Field(
+        default=24,
+        ge=0,
+        description="After a signing-secret rotation, messages carry the previous secret's "
+        "signature too for this long, so receivers can switch secrets without losing any.",
+    )
     callback_allowed_networks: list[str] = Field(
         default_factory=list,
         description="Private networks callbacks may reach (e.g. 10.1.0.0/16); loopback only in "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -367,6 +367,7 @@ class DueDelivery:
     url: str | None
     headers: dict[str, str] | None
     signing_key_version: int | None
+    signing_key_rotated_at: datetime | None
 
 
 def claim_deliveries(
@@ -396,6 +397,7 @@ def claim_deliveries(
             callback_configs.c.url,
             callback_configs.c.headers,
             callback_configs.c.signing_key_version,
+            callback_configs.c.signing_key_rotated_at,
         )
         .select_from(
             callback_deliveries.join(request_items)
@@ -570,15 +572,6 @@ def set_callback_config(
                 account_id=account_id, url=url, headers=headers, updated_at=now
             )
         )
-
-
-def signing_key_versions(conn: Connection, account_ids: Iterable[int]) -> dict[int, int]:
-    rows = conn.execute(
-        select(callback_configs.c.account_id, callback_configs.c.signing_key_version).where(
-            callback_configs.c.account_id.in_(list(account_ids))
-        )
-    )
-    return {row[0]: row[1] for row in rows}
 
 
 # --- request status -------------------------------------------------------------------------

@@ -15,13 +15,22 @@ def bump_version(conn: Connection, account_id: int, now: datetime) -> int:
     updated = conn.execute(
         update(callback_configs)
         .where(callback_configs.c.account_id == account_id)
-        .values(signing_key_version=callback_configs.c.signing_key_version + 1, updated_at=now)
+        .values(
+            signing_key_version=callback_configs.c.signing_key_version + 1,
+            signing_key_rotated_at=now,
+            updated_at=now,
+        )
     )
     if updated.rowcount == 0:
         # No callback configured yet: version 1 was the implicit one; 2 replaces it.
         conn.execute(
             insert(callback_configs).values(
-                account_id=account_id, url=None, headers={}, signing_key_version=2, updated_at=now
+                account_id=account_id,
+                url=None,
+                headers={},
+                signing_key_version=2,
+                signing_key_rotated_at=now,
+                updated_at=now,
             )
         )
     return int(

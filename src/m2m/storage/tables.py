@@ -154,6 +154,8 @@ callback_configs = Table(
     Column("headers", JSON, nullable=False),
     # Bumped to rotate the account's webhook signing secret, which is derived, never stored.
     Column("signing_key_version", Integer, nullable=False, server_default="1"),
+    # Until some time after a rotation, messages carry the previous version's signature too.
+    Column("signing_key_rotated_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

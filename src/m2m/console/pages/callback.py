@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.callback_config import MAX_HEADERS, CallbackConfigError, masked
 from m2m.callback_setup import checked_callback, rotate_signing_secret, save_callback
-from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, shown_once
+from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, services_of, shown_once
 from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl
 from m2m.storage import requests as request_store
 
@@ -33,6 +33,7 @@ async def _page(
         status_code=status_code,
         headers=masked(config.headers) if config else {},
         version=config.signing_key_version if config else 1,
+        overlap_hours=services_of(request).settings.signing_rotation_overlap_hours,
         new_rows=NEW_HEADER_ROWS,
         **context,
     )
