@@ -151,6 +151,29 @@ def test_accounts_list_counts_what_the_account_holds(cli: Cli, tmp_path: Path) -
     )
 
 
+def test_json_timestamps_are_iso_8601_in_utc(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+    key = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    cli("api-keys", "revoke", str(key["api_key_id"]))
+    cli("tokens", "create", "--account", str(account_id), "--name", "ci")
+
+    keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
+    tokens = as_json(cli("tokens", "list", "--account", str(account_id), "--json"))
+    stamps = [
+        account_row(cli, account_id)["created_at"],
+        *(k["created_at"] for k in keys),
+        *(k["revoked_at"] for k in keys if k["revoked_at"]),
+        tokens[0]["created_at"],
+    ]
+
+    assert len(stamps) == 5
+    for stamp in stamps:
+        # The "T" form (RFC 3339) that scripts' parsers take, not str(datetime)'s space.
+        assert "T" in stamp, stamp
+        assert " " not in stamp, stamp
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
+
+
 def test_accounts_list_as_a_table_names_the_account(cli: Cli) -> None:
     new_account(cli, "Acme")
 

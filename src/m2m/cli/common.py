@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, time
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -75,13 +76,21 @@ def migrated_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _json_value(value: Any) -> Any:
+    # ISO 8601 with its "T", as the API writes timestamps: str() of a datetime uses a space,
+    # which many parsers (JavaScript's Date, jq's fromdateiso8601) refuse.
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_value) + "\n")
 
 
 def print_json_line(value: Any) -> None:
     """One JSON document per line (for streams), flushed at once."""
-    sys.stdout.write(json.dumps(value, default=str) + "\n")
+    sys.stdout.write(json.dumps(value, default=_json_value) + "\n")
     sys.stdout.flush()
 
 
