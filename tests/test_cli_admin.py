@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, update
 from typer.testing import CliRunner, Result
@@ -23,7 +24,8 @@ from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.settings import Settings
 from m2m.storage import requests as request_store
-from m2m.storage.engine import write_transaction
+from m2m.storage.engine import make_engine, write_transaction
+from m2m.storage.migrate import alembic_config, upgrade
 from m2m.storage.tables import (
     callback_attempts,
     callback_deliveries,
@@ -470,6 +472,25 @@ def test_db_upgrade_never_prints_the_database_password(database_url: str) -> Non
     assert result.exit_code == 0, result.output
     assert "is up to date" in result.output
     assert "pw-s3cret-value" not in result.output
+
+
+def db_upgrade(url: str) -> str:
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"M2M_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.stdout.split())
+
+
+def test_db_upgrade_says_whether_and_from_which_revision_it_migrated(tmp_path: Path) -> None:
+    new, old = f"sqlite:///{tmp_path / 'new.db'}", f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(old)
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    upgrade(engine, "0003")  # as an older release left it
+    engine.dispose()
+
+    assert db_upgrade(new) == f"Created the schema of the database at {new} (revision {head})."
+    assert db_upgrade(new) == f"Database at {new} is up to date (revision {head})."
+    assert db_upgrade(old) == f"Migrated the database at {old} from revision 0003 to {head}."
+    assert db_upgrade(old) == f"Database at {old} is up to date (revision {head})."
 
 
 def _request_with_message(

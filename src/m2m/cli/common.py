@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from m2m.settings import Settings
+    from m2m.storage.migrate import Migration
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,11 +69,16 @@ def shown_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def migrated_engine(settings: Settings) -> Engine:
+def migrated_database(settings: Settings) -> tuple[Engine, Migration]:
+    """The settings' database, migrated; with the revisions it went from and to."""
     from m2m.storage.migrate import upgrade
 
     engine = settings.make_engine()
-    upgrade(engine)
+    return engine, upgrade(engine)
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    engine, _ = migrated_database(settings)
     return engine
 
 
