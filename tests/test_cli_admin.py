@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 from typer.testing import CliRunner, Result
 
 from m2m.cli.main import app
@@ -491,6 +491,104 @@ def test_db_upgrade_says_whether_and_from_which_revision_it_migrated(tmp_path: P
     assert db_upgrade(new) == f"Database at {new} is up to date (revision {head})."
     assert db_upgrade(old) == f"Migrated the database at {old} from revision 0003 to {head}."
     assert db_upgrade(old) == f"Database at {old} is up to date (revision {head})."
+
+
+# --- a database that cannot be used, or is not there ----------------------------------------
+
+
+def run_m2m(*args: str, **env: str) -> Result:
+    """``m2m ARGS`` with only the M2M_* variables given (the test's own are left out)."""
+    cleared: dict[str, str | None] = {"M2M_DATABASE_URL": None, "M2M_DATA_DIR": None}
+    return CliRunner().invoke(app, list(args), env={**cleared, **env})
+
+
+def assert_one_red_line(result: Result, *parts: str) -> str:
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    for part in parts:
+        assert part in line
+    return line
+
+
+def a_file_in_the_way(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "taken").write_text("not a folder")
+    return {"M2M_DATA_DIR": str(tmp_path / "taken" / "data")}
+
+
+def a_folder_in_the_way(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "data" / "m2m.db").mkdir(parents=True)
+    return {"M2M_DATA_DIR": str(tmp_path / "data")}
+
+
+def a_newer_schema(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    return {"M2M_DATABASE_URL": url}
+
+
+UNUSABLE_DATABASES: dict[str, tuple[Callable[[Path], dict[str, str]], list[str]]] = {
+    "not a URL": (
+        lambda _: {"M2M_DATABASE_URL": "foo"},
+        ["M2M_DATABASE_URL: not a database URL", "sqlite:///", "postgresql://"],
+    ),
+    "MySQL": (
+        lambda _: {"M2M_DATABASE_URL": "mysql://app:pw-s3cret@db.example/m2m"},
+        ["mysql is not supported: m2m runs on SQLite or PostgreSQL"],
+    ),
+    "an async driver": (
+        lambda _: {"M2M_DATABASE_URL": "postgresql+asyncpg://app@db.example/m2m"},
+        ["the driver 'asyncpg' is not supported; write postgresql:// without one"],
+    ),
+    "no server": (
+        lambda _: {"M2M_DATABASE_URL": "postgresql://postgres:pw-s3cret@127.0.0.1:1/m2m"},
+        [
+            "cannot use the database at postgresql+psycopg://postgres:***@127.0.0.1:1/m2m",
+            "Connection refused",
+            "Check M2M_DATABASE_URL",
+        ],
+    ),
+    "a folder in the way of the file": (
+        a_folder_in_the_way,
+        ["cannot use the database at sqlite:///", "unable to open database file", "M2M_DATA_DIR"],
+    ),
+    "a schema from a newer release": (
+        a_newer_schema,
+        ["cannot migrate the database", "'9999'", "newer version of m2m"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["admin", "accounts", "list"]], ids=" ".join
+)
+@pytest.mark.parametrize("problem", list(UNUSABLE_DATABASES))
+def test_a_database_that_cannot_be_used_is_one_line_saying_what_to_change(
+    tmp_path: Path, command: list[str], problem: str
+) -> None:
+    make_env, parts = UNUSABLE_DATABASES[problem]
+
+    result = run_m2m(*command, **make_env(tmp_path))
+
+    line = assert_one_red_line(result, *parts)
+    assert "pw-s3cret" not in line
+    assert result.stdout == ""
+
+
+def test_db_upgrade_says_when_it_cannot_make_the_database_folder(tmp_path: Path) -> None:
+    result = run_m2m("db", "upgrade", **a_file_in_the_way(tmp_path))
+
+    assert_one_red_line(
+        result,
+        f"cannot create the folder {tmp_path / 'taken' / 'data'} for the SQLite database",
+        "a part of its path is a file",
+        "Set M2M_DATA_DIR to a place this user can write",
+    )
 
 
 def _request_with_message(
