@@ -591,6 +591,37 @@ def test_db_upgrade_says_when_it_cannot_make_the_database_folder(tmp_path: Path)
     )
 
 
+def test_admin_commands_refuse_a_database_file_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another folder, the default ./data/m2m.db is not the server's database: an empty
+    table would say "no accounts" of a database nobody uses."""
+    monkeypatch.chdir(tmp_path)
+
+    result = run_m2m("admin", "accounts", "list")
+
+    assert_one_red_line(
+        result,
+        f"there is no database at {tmp_path / 'data' / 'm2m.db'}",
+        "M2M_DATABASE_URL (or M2M_DATA_DIR)",
+        "`m2m db upgrade`",
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing made, not even the folder
+
+
+def test_db_upgrade_creates_the_database_the_admin_commands_then_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'm2m.db'}"
+    refused = run_m2m("admin", "accounts", "create", "Acme", M2M_DATABASE_URL=url)
+    assert_one_red_line(refused, f"there is no database at {tmp_path / 'new' / 'm2m.db'}")
+    assert "M2M_DATA_DIR" not in refused.stderr  # the URL chose the file: the folder would not
+
+    assert run_m2m("db", "upgrade", M2M_DATABASE_URL=url).exit_code == 0
+    created = run_m2m("admin", "accounts", "create", "Acme", "--json", M2M_DATABASE_URL=url)
+
+    assert created.exit_code == 0, created.output
+    assert as_json(created)["account_id"] == 1
+
+
 def _request_with_message(
     engine: Engine, account_id: int, finished_days_ago: int, message_status: str
 ) -> str:

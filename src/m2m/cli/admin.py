@@ -62,7 +62,7 @@ def _open_database(ctx: typer.Context) -> None:
 def _database() -> Engine:
     global _engine
     if _engine is None:
-        _engine = migrated_engine(load_settings())
+        _engine = migrated_engine(load_settings(), create=False)
     return _engine
 
 

@@ -72,15 +72,20 @@ def shown_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def migrated_database(settings: Settings) -> tuple[Engine, Migration]:
+def migrated_database(settings: Settings, *, create: bool = True) -> tuple[Engine, Migration]:
     """The settings' database, migrated; with the revisions it went from and to.
 
     A database that cannot be used (a folder that cannot be made, a server that does not answer,
     a schema from a newer release) ends the command with one line saying what to change.
+    ``create=False`` refuses a SQLite file that does not exist yet: the admin commands and a
+    standalone worker must act on the server's database, not on an empty one made wherever
+    they were started.
     """
     from m2m.storage.migrate import upgrade
 
     with user_errors():
+        if not create:
+            _refuse_missing_sqlite_file(settings)
         engine = _make_engine(settings)
         try:
             with _database_problems(settings, engine):
@@ -90,14 +95,19 @@ def migrated_database(settings: Settings) -> tuple[Engine, Migration]:
             raise
 
 
-def migrated_engine(settings: Settings) -> Engine:
-    engine, _ = migrated_database(settings)
+def migrated_engine(settings: Settings, *, create: bool = True) -> Engine:
+    engine, _ = migrated_database(settings, create=create)
     return engine
 
 
 def _setting_to_change(settings: Settings) -> str:
     """The variable that chose the database: the URL, or the folder of the default SQLite file."""
     return "M2M_DATABASE_URL" if settings.database_url else "M2M_DATA_DIR"
+
+
+def _settings_to_change(settings: Settings) -> str:
+    """The variables that would choose another database: the folder too if the URL is unset."""
+    return "M2M_DATABASE_URL" if settings.database_url else "M2M_DATABASE_URL (or M2M_DATA_DIR)"
 
 
 def _sqlite_file(settings: Settings) -> Path | None:
@@ -110,6 +120,17 @@ def _sqlite_file(settings: Settings) -> Path | None:
     if url.query.get("uri"):  # a "file:" URI with options: left to SQLite
         return None
     return Path(str(url.database))
+
+
+def _refuse_missing_sqlite_file(settings: Settings) -> None:
+    from m2m.settings import ConfigurationError
+
+    path = _sqlite_file(settings)
+    if path is not None and not path.exists():
+        raise ConfigurationError(
+            f"there is no database at {path.absolute()}: point {_settings_to_change(settings)} "
+            "at the server's database, or create this one with `m2m db upgrade`."
+        )
 
 
 def _make_engine(settings: Settings) -> Engine:
