@@ -797,6 +797,16 @@ def test_a_missing_file_is_a_clear_error(
         run_import(path)
 
 
+def test_a_directory_is_not_taken_for_a_missing_file(
+    cli: Cli, tmp_path: Path, account_id: int
+) -> None:
+    result = cli("sims", "import", str(tmp_path), "--account", str(account_id), exit_code=1)
+
+    assert " ".join(result.stderr.split()) == (
+        f"error: {tmp_path} is a directory: give the CSV file to import"
+    )
+
+
 def test_an_unknown_account_is_refused_before_reading(
     cli: Cli, write: Callable[..., Path], engine: Engine
 ) -> None:

@@ -319,6 +319,8 @@ def sims_import(
     """Import SIM cards from CSV: all rows or, if any is invalid, none (see --skip-invalid)."""
     _check_account(account)
     engine = _database()
+    if file.is_dir():
+        raise fail(f"{file} is a directory: give the CSV file to import")
     if not file.is_file():
         raise fail(f"no such file: {file}")
     size = file.stat().st_size
