@@ -100,12 +100,12 @@ def migrated_engine(settings: Settings, *, create: bool = True) -> Engine:
     return engine
 
 
-def _setting_to_change(settings: Settings) -> str:
+def _setting_that_chose(settings: Settings) -> str:
     """The variable that chose the database: the URL, or the folder of the default SQLite file."""
     return "M2M_DATABASE_URL" if settings.database_url else "M2M_DATA_DIR"
 
 
-def _settings_to_change(settings: Settings) -> str:
+def _settings_choosing_another(settings: Settings) -> str:
     """The variables that would choose another database: the folder too if the URL is unset."""
     return "M2M_DATABASE_URL" if settings.database_url else "M2M_DATABASE_URL (or M2M_DATA_DIR)"
 
@@ -127,9 +127,10 @@ def _refuse_missing_sqlite_file(settings: Settings) -> None:
 
     path = _sqlite_file(settings)
     if path is not None and not path.exists():
+        settings_names = _settings_choosing_another(settings)
         raise ConfigurationError(
-            f"there is no database at {path.absolute()}: point {_settings_to_change(settings)} "
-            "at the server's database, or create this one with `m2m db upgrade`."
+            f"there is no database at {path.absolute()}: point {settings_names} at the server's "
+            "database, or create this one with `m2m db upgrade`."
         )
 
 
@@ -142,7 +143,7 @@ def _make_engine(settings: Settings) -> Engine:
         reason = _FOLDER_PROBLEMS.get(type(error), error.strerror)
         raise ConfigurationError(
             f"cannot create the folder {error.filename} for the SQLite database: {reason}. "
-            f"Set {_setting_to_change(settings)} to a place this user can write."
+            f"Set {_setting_that_chose(settings)} to a place this user can write."
         ) from error
 
 
@@ -167,7 +168,7 @@ def _database_problems(settings: Settings, engine: Engine) -> Iterator[None]:
         path = _sqlite_file(settings)
         check = (
             f"Check that this user can write {path.absolute()} and its folder, "
-            f"or set {_setting_to_change(settings)}."
+            f"or set {_setting_that_chose(settings)}."
             if path
             else "Check M2M_DATABASE_URL: the server, the database, the role and its rights."
         )
