@@ -222,6 +222,10 @@ async def run_once(args: argparse.Namespace) -> RunResult:
             **dict(args.env),
         }
         env = harness.m2m_env(space, settings)
+        if args.database == "sqlite" and args.workers:
+            # A standalone worker refuses a SQLite file that does not exist yet, and the API
+            # starting beside it may not have made it yet.
+            harness.m2m_cli(env, "db", "upgrade")
         # API and workers start together: each migrates under the migrations lock on start.
         server = start_server(space, env, args.workers)
         try:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 from typer.testing import CliRunner, Result
 
 from m2m.cli.main import app
@@ -23,7 +24,8 @@ from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.settings import Settings
 from m2m.storage import requests as request_store
-from m2m.storage.engine import write_transaction
+from m2m.storage.engine import make_engine, write_transaction
+from m2m.storage.migrate import alembic_config, upgrade
 from m2m.storage.tables import (
     callback_attempts,
     callback_deliveries,
@@ -149,6 +151,29 @@ def test_accounts_list_counts_what_the_account_holds(cli: Cli, tmp_path: Path) -
         0,
         0,
     )
+
+
+def test_json_timestamps_are_iso_8601_in_utc(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+    key = as_json(cli("api-keys", "create", "--account", str(account_id), "--json"))
+    cli("api-keys", "revoke", str(key["api_key_id"]))
+    cli("tokens", "create", "--account", str(account_id), "--name", "ci")
+
+    keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
+    tokens = as_json(cli("tokens", "list", "--account", str(account_id), "--json"))
+    stamps = [
+        account_row(cli, account_id)["created_at"],
+        *(k["created_at"] for k in keys),
+        *(k["revoked_at"] for k in keys if k["revoked_at"]),
+        tokens[0]["created_at"],
+    ]
+
+    assert len(stamps) == 5
+    for stamp in stamps:
+        # The "T" form (RFC 3339) that scripts' parsers take, not str(datetime)'s space.
+        assert "T" in stamp, stamp
+        assert " " not in stamp, stamp
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
 
 
 def test_accounts_list_as_a_table_names_the_account(cli: Cli) -> None:
@@ -447,6 +472,154 @@ def test_db_upgrade_never_prints_the_database_password(database_url: str) -> Non
     assert result.exit_code == 0, result.output
     assert "is up to date" in result.output
     assert "pw-s3cret-value" not in result.output
+
+
+def db_upgrade(url: str) -> str:
+    result = CliRunner().invoke(app, ["db", "upgrade"], env={"M2M_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.stdout.split())
+
+
+def test_db_upgrade_says_whether_and_from_which_revision_it_migrated(tmp_path: Path) -> None:
+    new, old = f"sqlite:///{tmp_path / 'new.db'}", f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(old)
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    upgrade(engine, "0003")  # as an older release left it
+    engine.dispose()
+
+    assert db_upgrade(new) == f"Created the schema of the database at {new} (revision {head})."
+    assert db_upgrade(new) == f"Database at {new} is up to date (revision {head})."
+    assert db_upgrade(old) == f"Migrated the database at {old} from revision 0003 to {head}."
+    assert db_upgrade(old) == f"Database at {old} is up to date (revision {head})."
+
+
+# --- a database that cannot be used, or is not there ----------------------------------------
+
+
+def run_m2m(*args: str, **env: str) -> Result:
+    """``m2m ARGS`` with only the M2M_* variables given (the test's own are left out)."""
+    cleared: dict[str, str | None] = {"M2M_DATABASE_URL": None, "M2M_DATA_DIR": None}
+    return CliRunner().invoke(app, list(args), env={**cleared, **env})
+
+
+def assert_one_red_line(result: Result, *parts: str) -> str:
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    for part in parts:
+        assert part in line
+    return line
+
+
+def a_file_in_the_way(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "taken").write_text("not a folder")
+    return {"M2M_DATA_DIR": str(tmp_path / "taken" / "data")}
+
+
+def a_folder_in_the_way(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "data" / "m2m.db").mkdir(parents=True)
+    return {"M2M_DATA_DIR": str(tmp_path / "data")}
+
+
+def a_newer_schema(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    return {"M2M_DATABASE_URL": url}
+
+
+UNUSABLE_DATABASES: dict[str, tuple[Callable[[Path], dict[str, str]], list[str]]] = {
+    "not a URL": (
+        lambda _: {"M2M_DATABASE_URL": "foo"},
+        ["M2M_DATABASE_URL: not a database URL", "sqlite:///", "postgresql://"],
+    ),
+    "MySQL": (
+        lambda _: {"M2M_DATABASE_URL": "mysql://app:pw-s3cret@db.example/m2m"},
+        ["mysql is not supported: m2m runs on SQLite or PostgreSQL"],
+    ),
+    "an async driver": (
+        lambda _: {"M2M_DATABASE_URL": "postgresql+asyncpg://app@db.example/m2m"},
+        ["the driver 'asyncpg' is not supported; write postgresql:// without one"],
+    ),
+    "no server": (
+        lambda _: {"M2M_DATABASE_URL": "postgresql://postgres:pw-s3cret@127.0.0.1:1/m2m"},
+        [
+            "cannot use the database at postgresql+psycopg://postgres:***@127.0.0.1:1/m2m",
+            "Connection refused",
+            "Check M2M_DATABASE_URL",
+        ],
+    ),
+    "a folder in the way of the file": (
+        a_folder_in_the_way,
+        ["cannot use the database at sqlite:///", "unable to open database file", "M2M_DATA_DIR"],
+    ),
+    "a schema from a newer release": (
+        a_newer_schema,
+        ["cannot migrate the database", "'9999'", "newer version of m2m"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["admin", "accounts", "list"]], ids=" ".join
+)
+@pytest.mark.parametrize("problem", list(UNUSABLE_DATABASES))
+def test_a_database_that_cannot_be_used_is_one_line_saying_what_to_change(
+    tmp_path: Path, command: list[str], problem: str
+) -> None:
+    make_env, parts = UNUSABLE_DATABASES[problem]
+
+    result = run_m2m(*command, **make_env(tmp_path))
+
+    line = assert_one_red_line(result, *parts)
+    assert "pw-s3cret" not in line
+    assert result.stdout == ""
+
+
+def test_db_upgrade_says_when_it_cannot_make_the_database_folder(tmp_path: Path) -> None:
+    result = run_m2m("db", "upgrade", **a_file_in_the_way(tmp_path))
+
+    assert_one_red_line(
+        result,
+        f"cannot create the folder {tmp_path / 'taken' / 'data'} for the SQLite database",
+        "a part of its path is a file",
+        "Set M2M_DATA_DIR to a place this user can write",
+    )
+
+
+def test_admin_commands_refuse_a_database_file_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another folder, the default ./data/m2m.db is not the server's database: an empty
+    table would say "no accounts" of a database nobody uses."""
+    monkeypatch.chdir(tmp_path)
+
+    result = run_m2m("admin", "accounts", "list")
+
+    assert_one_red_line(
+        result,
+        f"there is no database at {tmp_path / 'data' / 'm2m.db'}",
+        "M2M_DATABASE_URL (or M2M_DATA_DIR)",
+        "`m2m db upgrade`",
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing made, not even the folder
+
+
+def test_db_upgrade_creates_the_database_the_admin_commands_then_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'm2m.db'}"
+    refused = run_m2m("admin", "accounts", "create", "Acme", M2M_DATABASE_URL=url)
+    assert_one_red_line(refused, f"there is no database at {tmp_path / 'new' / 'm2m.db'}")
+    assert "M2M_DATA_DIR" not in refused.stderr  # the URL chose the file: the folder would not
+
+    assert run_m2m("db", "upgrade", M2M_DATABASE_URL=url).exit_code == 0
+    created = run_m2m("admin", "accounts", "create", "Acme", "--json", M2M_DATABASE_URL=url)
+
+    assert created.exit_code == 0, created.output
+    assert as_json(created)["account_id"] == 1
 
 
 def _request_with_message(

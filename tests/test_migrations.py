@@ -7,10 +7,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from m2m.storage.engine import make_engine
-from m2m.storage.migrate import upgrade
+from m2m.storage.migrate import Migration, alembic_config, upgrade
 from m2m.storage.tables import metadata
 
 
@@ -27,6 +28,19 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     upgrade(engine)
     upgrade(engine)
     assert "sim_cards" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_upgrade_says_which_revisions_it_went_from_and_to(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'steps.db'}")
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    assert head != "0002"
+
+    assert upgrade(engine, "0002") == Migration(None, "0002")
+    assert upgrade(engine) == Migration("0002", head)
+    assert upgrade(engine) == Migration(head, head)
+    assert not upgrade(engine).changed
     engine.dispose()
 
 

@@ -133,6 +133,18 @@ def test_production_refuses_plain_http(tmp_path: Path) -> None:
     assert "plain HTTP" in result.stderr
 
 
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    result = run_serve(
+        tmp_path, "--sandbox", M2M_DATABASE_URL="postgresql://postgres:pw-s3cret@127.0.0.1:1/m2m"
+    )
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot use the database at postgresql+psycopg://postgres:***@")
+    assert "Connection refused" in line
+    assert "pw-s3cret" not in result.stdout + result.stderr
+
+
 def test_production_refuses_a_database_holding_the_sandbox_account(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'm2m.db'}")
     upgrade(engine)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy.exc
+from pydantic import ValidationError
 from sqlalchemy.pool import QueuePool
 
 from m2m.settings import SANDBOX_SECRET_KEY, ConfigurationError, Settings
@@ -29,6 +30,46 @@ def test_settings_come_from_m2m_environment(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings()
     assert settings.effective_database_url == "sqlite:////tmp/x.db"
     assert settings.token_ttl_seconds == 120
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////srv/m2m/m2m.db",
+        "sqlite:///relative/m2m.db",
+        "sqlite+pysqlite:///m2m.db",
+        "postgresql://m2m:pw@db.internal:5432/m2m",
+        "postgresql+psycopg://m2m@db.internal/m2m",
+    ],
+)
+def test_sqlite_and_postgresql_urls_are_accepted(url: str) -> None:
+    assert Settings(database_url=url).effective_database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("foo", "not a database URL; use sqlite:////"),
+        ("postgresql://m2m:pw-s3cret@db:port/m2m", "not a database URL"),
+        (
+            "mysql://m2m:pw-s3cret@db/m2m",
+            "mysql is not supported: m2m runs on SQLite or PostgreSQL",
+        ),
+        ("postgres://m2m:pw-s3cret@db/m2m", "write postgresql://, not postgres://"),
+        ("postgresql+asyncpg://m2m:pw-s3cret@db/m2m", "the driver 'asyncpg' is not supported"),
+        ("sqlite+aiosqlite:///m2m.db", "the driver 'aiosqlite' is not supported"),
+    ],
+)
+def test_other_database_urls_are_refused_when_the_settings_are_read(
+    url: str, complaint: str
+) -> None:
+    """Refused at once, saying what works, rather than by a driver import on first use."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(database_url=url)
+    [error] = raised.value.errors()
+    assert error["loc"] == ("database_url",)
+    assert complaint in error["msg"]
+    assert "pw-s3cret" not in error["msg"]
 
 
 def test_default_database_is_sqlite_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Callable, Sequence
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from m2m import accounts
+from m2m.cli import admin
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState, luhn_check_digit
@@ -255,6 +258,60 @@ def test_progress_reports_every_character_read(
     import_csv(engine, write(text), account_id, clock.now(), progress=seen.append)
 
     assert sum(seen) == len(text)
+
+
+def test_the_steps_after_the_reading_are_named_as_they_start(
+    engine: Engine, account_id: int, clock: ManualClock, write: Callable[..., Path]
+) -> None:
+    """They take seconds at a million rows, with no characters left to count."""
+    events: list[object] = []
+
+    import_csv(
+        engine,
+        write([sim(n) for n in range(20)]),
+        account_id,
+        clock.now(),
+        progress=lambda _n: events.append("read"),
+        phase=events.append,
+    )
+
+    assert events[-2:] == ["checking for duplicates", "inserting"]
+    assert set(events[:-2]) == {"read"}
+    assert count(engine) == 20
+
+
+def test_nothing_is_said_to_be_inserted_from_a_file_with_errors(
+    engine: Engine, account_id: int, clock: ManualClock, write: Callable[..., Path]
+) -> None:
+    phases: list[str] = []
+    path = write([sim(1), sim(1)])  # a duplicate
+
+    import_csv(engine, path, account_id, clock.now(), phase=phases.append)
+
+    assert phases == ["checking for duplicates"]
+
+
+def test_the_cli_shows_each_step_of_a_large_import(
+    cli: Cli,
+    write: Callable[..., Path],
+    engine: Engine,
+    account_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = 20_000  # over 1 MiB: smaller files are done before a display would help
+    path = write([sim(n) for n in range(rows)])
+    assert path.stat().st_size > 1 << 20
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120, highlight=False)
+    monkeypatch.setattr(admin, "console", screen)
+
+    cli("sims", "import", str(path), "--account", str(account_id))
+
+    shown = screen.file.getvalue()
+    assert "Validating" in shown
+    assert "Checking for duplicates…" in shown
+    assert "Inserting…" in shown
+    assert f"{rows} rows read, {rows} imported, 0 problems." in shown
+    assert count(engine) == rows
 
 
 def test_the_import_time_is_recorded(
@@ -795,6 +852,16 @@ def test_a_missing_file_is_a_clear_error(
     assert " ".join(result.stderr.split()) == f"error: no such file: {path}"
     with pytest.raises(ImportFileError, match="cannot read"):
         run_import(path)
+
+
+def test_a_directory_is_not_taken_for_a_missing_file(
+    cli: Cli, tmp_path: Path, account_id: int
+) -> None:
+    result = cli("sims", "import", str(tmp_path), "--account", str(account_id), exit_code=1)
+
+    assert " ".join(result.stderr.split()) == (
+        f"error: {tmp_path} is a directory: give the CSV file to import"
+    )
 
 
 def test_an_unknown_account_is_refused_before_reading(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,6 +21,7 @@ from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_attempts, callback_deliveries, request_items, sim_history
 from tests.receiver import Receiver
 from tests.test_requests_api import auth, configure, msisdn, request
+from tests.test_serve import M2M, clean_env
 
 
 def drain(settings: Settings, engine: Engine, clock: ManualClock) -> None:
@@ -215,3 +218,23 @@ def test_live_leases_are_respected(
     drain(quiet, engine, clock)
     with engine.connect() as conn:
         assert conn.execute(select(request_items.c.status)).scalar_one() == "claimed"
+
+
+def test_m2m_worker_refuses_a_sqlite_database_that_does_not_exist(tmp_path: Path) -> None:
+    """Started in the wrong folder, a worker would make an empty database and wait on it for
+    work that never comes."""
+    result = subprocess.run(
+        [M2M, "worker"],
+        env=clean_env(tmp_path / "data", M2M_SECRET_KEY="x" * 40),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: there is no database at {tmp_path / 'data' / 'm2m.db'}: ")
+    assert "`m2m db upgrade`" in line
+    assert list(tmp_path.iterdir()) == []

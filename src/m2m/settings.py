@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
 from m2m.network import DEFAULT_FAILING_MSISDNS
 from m2m.retry import DEFAULT_RETRY_SCHEDULE
-from m2m.storage.engine import make_engine
+from m2m.storage.engine import database_url_problem, make_engine
 
 # Public on purpose: the sandbox is a documented, throw-away environment.
 SANDBOX_SECRET_KEY = "sandbox-secret-key-do-not-use-in-production"  # noqa: S105
@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="Private networks callbacks may reach (e.g. 10.1.0.0/16); loopback only in "
         "sandbox mode.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, database_url: str | None) -> str | None:
+        problem = database_url_problem(database_url) if database_url else None
+        if problem:
+            raise ValueError(problem)
+        return database_url
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.spinner import Spinner
 from sqlalchemy import Engine
 
 from m2m import accounts
@@ -62,7 +66,7 @@ def _open_database(ctx: typer.Context) -> None:
 def _database() -> Engine:
     global _engine
     if _engine is None:
-        _engine = migrated_engine(load_settings())
+        _engine = migrated_engine(load_settings(), create=False)
     return _engine
 
 
@@ -307,6 +311,40 @@ def users_create(
 # --- SIM inventory --------------------------------------------------------------------------
 
 
+@contextmanager
+def _import_display(
+    size: int, quiet: bool
+) -> Iterator[tuple[Callable[[int], None], Callable[[str], None]]]:
+    """A bar while the file is read and checked, then a spinner naming what the database does:
+    at a million rows that takes seconds, and a bar stuck at 100% looked like a hang.
+    Yields the import's ``progress`` and ``phase`` callbacks."""
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )
+    task = bar.add_task("Validating", total=size)
+    waiting = Live(console=console, transient=True)
+
+    def phase(name: str) -> None:
+        if quiet:
+            return
+        bar.stop()  # one live display at a time
+        waiting.start()
+        label = f"{name[:1].upper()}{name[1:]}…"
+        waiting.update(Spinner("dots", text=label), refresh=True)  # drawn however short the step
+
+    with bar:
+        try:
+            yield (lambda n: bar.advance(task, n)), phase
+        finally:
+            waiting.stop()
+
+
 @sims_app.command("import")
 def sims_import(
     file: Annotated[Path, typer.Argument(help="CSV with iccid, imsi, msisdn, state, …")],
@@ -319,19 +357,12 @@ def sims_import(
     """Import SIM cards from CSV: all rows or, if any is invalid, none (see --skip-invalid)."""
     _check_account(account)
     engine = _database()
+    if file.is_dir():
+        raise fail(f"{file} is a directory: give the CSV file to import")
     if not file.is_file():
         raise fail(f"no such file: {file}")
     size = file.stat().st_size
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json or size < 1 << 20,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("Validating", total=size)
+    with _import_display(size, quiet=as_json or size < 1 << 20) as (progress, phase):
         try:
             report = import_csv(
                 engine,
@@ -339,7 +370,8 @@ def sims_import(
                 account,
                 clock.now(),
                 skip_invalid=skip_invalid,
-                progress=lambda n: progress.advance(task, n),
+                progress=progress,
+                phase=phase,
             )
         except ImportFileError as error:
             raise fail(f"{file}: {error}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,51 @@ def check_transport(settings: Settings, tls: bool) -> None:
         "--ssl-keyfile, or set M2M_BEHIND_TLS_PROXY=true when a TLS-terminating proxy "
         "forwards to this server (see docs)."
     )
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _refuse_a_passphrase() -> str:
+    # Called only for an encrypted key. OpenSSL would otherwise prompt on the terminal, here
+    # and again in uvicorn: a service started by systemd has no one to answer.
+    raise _EncryptedKey
+
+
+def tls_problem(certfile: Path, keyfile: Path) -> str | None:
+    """Why the certificate and key cannot serve HTTPS, or None. Checked before anything starts:
+    uvicorn would fail later with a traceback (FileNotFoundError, ssl.SSLError)."""
+    texts = {}
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        try:
+            texts[option] = path.read_bytes()
+        except OSError as error:
+            return f"{option} {path}: {error.strerror}"
+    has_certificate = b"-----BEGIN CERTIFICATE-----" in texts["--ssl-certfile"]
+    if not has_certificate and b"-----BEGIN CERTIFICATE-----" in texts["--ssl-keyfile"]:
+        return (
+            f"--ssl-certfile {certfile} holds no certificate, but --ssl-keyfile {keyfile} does: "
+            "are the two swapped?"
+        )
+    if not has_certificate:
+        return f"--ssl-certfile {certfile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    if b"PRIVATE KEY-----" not in texts["--ssl-keyfile"]:
+        return f"--ssl-keyfile {keyfile} holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            certfile, keyfile, password=_refuse_a_passphrase
+        )
+    except _EncryptedKey:
+        return (
+            f"--ssl-keyfile {keyfile} is encrypted; give the key unencrypted, readable only by "
+            "the user that runs the server"
+        )
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            return f"--ssl-keyfile {keyfile} is not the private key of --ssl-certfile {certfile}"
+        return f"cannot use --ssl-certfile {certfile} with --ssl-keyfile {keyfile}: {error}"
+    return None
 
 
 def banner(base_url: str) -> str:
@@ -78,6 +124,8 @@ def serve(
     )
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
+    if ssl_certfile and ssl_keyfile and (problem := tls_problem(ssl_certfile, ssl_keyfile)):
+        raise fail(problem)
     with user_errors():
         settings.check_for_production()
     check_transport(settings, tls=ssl_certfile is not None)

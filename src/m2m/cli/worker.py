@@ -16,7 +16,7 @@ def worker() -> None:
     settings = load_settings()
     with user_errors():
         settings.check_for_production()
-    engine = migrated_engine(settings)
+    engine = migrated_engine(settings, create=False)  # a worker needs the server's database
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def main() -> None:

@@ -14,9 +14,32 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 _IMMEDIATE = "m2m_immediate"
 BUSY_TIMEOUT_SECONDS = 10.0  # how long SQLite waits for another connection's write lock
+
+# The URL schemes that work: the engine is synchronous, and psycopg 3 is the PostgreSQL driver the
+# project installs (an async driver, or one not installed, would fail only on first use).
+SUPPORTED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+URL_EXAMPLES = "sqlite:////absolute/path/m2m.db or postgresql://user:password@host:5432/database"
+
+
+def database_url_problem(database_url: str) -> str | None:
+    """What makes ``database_url`` unusable here, or None. Never quotes the URL: it may hold a
+    password."""
+    try:
+        url = make_url(database_url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return f"not a database URL; use {URL_EXAMPLES}"
+    if url.drivername in SUPPORTED_SCHEMES:
+        return None
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("sqlite", "postgresql"):
+        return f"the driver {driver!r} is not supported; write {backend}:// without one"
+    if backend == "postgres":  # the scheme of many hosting providers' URLs
+        return "write postgresql://, not postgres://"
+    return f"{backend} is not supported: m2m runs on SQLite or PostgreSQL ({URL_EXAMPLES})"
 
 
 def _on_sqlite_connect(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, func, select
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, Engine, func, select
 
 from m2m.storage.engine import take_write_lock_at_begin
 
@@ -21,7 +23,19 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The schema revision a database was at before ``upgrade``, and is at after it."""
+
+    before: str | None  # None: an empty database
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def upgrade(engine: Engine, revision: str = "head") -> Migration:
     """Migrate; safe when several processes (API, workers) start on one database at once:
     the first takes the lock and migrates, the others wait, then find nothing to do."""
     config = alembic_config(engine)
@@ -30,8 +44,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         with connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            # Read under the lock: another process may have migrated while this one waited.
+            before = _current_revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+            return Migration(before, _current_revision(connection))
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def make_revision(engine: Engine, message: str) -> None:
