@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +110,24 @@ def test_the_api_answers_503_while_the_write_lock_is_held_and_serves_reads(
             client.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=headers).status_code == 401
         )
     engine.dispose()
+
+
+def test_a_postgresql_server_that_never_answers_fails_the_connection() -> None:
+    """A host that takes the connection and says nothing (or drops packets) must not hang every
+    command and request: the connection gives up after its timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        probe = (
+            "from m2m.storage.engine import make_engine\n"
+            f"engine = make_engine('postgresql://postgres@127.0.0.1:{port}/m2m')\n"
+            "try:\n"
+            "    engine.connect()\n"
+            "except Exception as error:\n"
+            "    print(type(error).__name__)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+    assert result.stdout.strip() == "OperationalError", result.stderr

@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 _IMMEDIATE = "m2m_immediate"
 BUSY_TIMEOUT_SECONDS = 10.0  # how long SQLite waits for another connection's write lock
+CONNECT_TIMEOUT_SECONDS = 10  # how long a new PostgreSQL connection may take
 
 # The URL schemes that work: the engine is synchronous, and psycopg 3 is the PostgreSQL driver the
 # project installs (an async driver, or one not installed, would fail only on first use).
@@ -107,7 +108,19 @@ def make_engine(
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         # The bare scheme means psycopg 3 here, the driver this project installs.
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args=_postgres_connect_args(url),
+    )
+
+
+def _postgres_connect_args(url: URL) -> dict[str, Any]:
+    # Without a connect timeout, a server behind a firewall that drops packets leaves every
+    # command and request hanging for the TCP timeout (minutes); the URL's own value wins.
+    return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def single_statement_reads(engine: Engine) -> Engine:
@@ -130,6 +143,7 @@ def single_statement_reads(engine: Engine) -> Engine:
             max_overflow=8,
             isolation_level="AUTOCOMMIT",
             pool_reset_on_return=None,
+            connect_args=_postgres_connect_args(engine.url),
         )
         event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
         _reads_engines[engine] = reads
