@@ -4,6 +4,8 @@ account never sees or touches another's SIMs, requests or tokens."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import httpx
@@ -400,6 +402,26 @@ def test_one_account_cannot_reach_anothers_sims_requests_or_tokens_by_url(
         "Authorization": f"Bearer {other_tenant.permanent_token}",
     }
     assert console.get("/m2m/1.0.0/simcards?msisdn=32499000001", headers=api).status_code == 200
+
+
+def test_the_sim_page_shows_the_seven_documented_custom_fields(
+    console: TestClient, csrf: str, engine: Engine, clock: ManualClock
+) -> None:
+    """As the API answers them: every key, in order, even for a SIM imported without them."""
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    add_sim(engine, clock, account.id, "32499000050", {"CustomFields": {"Custom Field 2": "B"}})
+
+    page = console.get(f"/console/sims/{sim_id(engine, '32499000050')}").text
+
+    shown = re.search(r'"CustomFields": (\{[^}]*\})', html.unescape(page))
+    assert shown
+    fields = json.loads(shown.group(1))
+    assert list(fields) == [f"Custom Field {n}" for n in range(1, 8)]
+    assert fields["Custom Field 2"] == "B"
 
 
 def test_a_suspended_account_sees_its_status_and_cannot_request(

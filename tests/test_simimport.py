@@ -371,6 +371,21 @@ def test_an_apn_shorthand_replaces_the_access_points_of_the_json_profile(
     assert [ap["Code"] for ap in found.profile["AccessPoints"]] == ["c"]
 
 
+def test_a_custom_field_outside_the_seven_documented_is_refused_by_name(
+    run_import: Callable[..., ImportReport], write: Callable[..., Path], engine: Engine
+) -> None:
+    document = {"CustomFields": {"Custom Field 1": "ok", "Colour": "red"}}
+
+    report = run_import(write([sim(1), sim(2, profile=json.dumps(document))]))
+
+    [error] = report.errors
+    assert error.line == 3
+    assert "'Colour'" in error.message
+    for n in range(1, 8):
+        assert f"'Custom Field {n}'" in error.message  # what is allowed instead
+    assert count(engine) == 0
+
+
 # --- one problem per rule, with its line ----------------------------------------------------
 
 LONG = "x" * 201

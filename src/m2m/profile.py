@@ -3,15 +3,30 @@
 These models validate profiles on the way in (import, sandbox seed) and describe the answer of
 ``GET /simcards`` in the OpenAPI document. Stored profiles are already valid, so the hot path
 builds the answer from the stored document without validating it again.
+
+``CustomFields`` holds only the documentation's seven keys. A stored profile holds those that were
+set; the answer always carries all seven, in order, ``""`` where unset, as the documentation
+shows them: clients read ``CustomFields["Custom Field 3"]`` without checking for it first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from m2m.identifiers import IdentifierType, SimState
+
+CustomFieldName = Literal[
+    "Custom Field 1",
+    "Custom Field 2",
+    "Custom Field 3",
+    "Custom Field 4",
+    "Custom Field 5",
+    "Custom Field 6",
+    "Custom Field 7",
+]
+CUSTOM_FIELD_NAMES: tuple[CustomFieldName, ...] = get_args(CustomFieldName)
 
 
 class _Wire(BaseModel):
@@ -67,7 +82,10 @@ class SimProfile(_Wire):
     """What is stored in ``sim_cards.profile``."""
 
     AccessPoints: list[AccessPoint] = Field(default_factory=list)
-    CustomFields: dict[str, str] = Field(default_factory=dict)
+    CustomFields: dict[CustomFieldName, str] = Field(
+        default_factory=dict,
+        description='The documented keys only; the answer carries all seven, "" where unset.',
+    )
     DataService: DataServiceProfile = Field(default_factory=DataServiceProfile)
     SMSService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
     VoiceService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
@@ -86,13 +104,19 @@ class SimCard(SimProfile):
     Device: DeviceIdentity
 
 
+def custom_fields_document(stored: dict[str, str]) -> dict[str, str]:
+    """All seven custom fields, in the documentation's order, "" where unset. Keys outside the
+    seven (stored before the import refused them) are left out of the answer."""
+    return {name: stored.get(name, "") for name in CUSTOM_FIELD_NAMES}
+
+
 def sim_card_document(
     profile: dict[str, Any], cost_center: str | None, state: str, imsi: str
 ) -> dict[str, Any]:
     """The wire document of a stored SIM, in the documentation's field order."""
     return {
         "AccessPoints": profile.get("AccessPoints", []),
-        "CustomFields": profile.get("CustomFields", {}),
+        "CustomFields": custom_fields_document(profile.get("CustomFields", {})),
         "DataService": profile.get("DataService", {}),
         "SMSService": profile.get("SMSService", {}),
         "VoiceService": profile.get("VoiceService", {}),

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import Engine
 
 from m2m.identifiers import SimState, iccid_problem, imsi_problem, msisdn_problem, normalize_msisdn
-from m2m.profile import AccessPoint, AccessPointProperties, SimProfile
+from m2m.profile import CUSTOM_FIELD_NAMES, AccessPoint, AccessPointProperties, SimProfile
 from m2m.storage import sims as store
 from m2m.storage.engine import take_write_lock_at_begin
 
@@ -39,7 +40,7 @@ SHORTHANDS = (
     "data_monthly_threshold",
     "sms_plan",
     "voice_plan",
-    *(f"custom_field_{n}" for n in range(1, 8)),
+    *(f"custom_field_{n}" for n in range(1, len(CUSTOM_FIELD_NAMES) + 1)),
 )
 OPTIONAL = ("cost_center", "profile", *SHORTHANDS)
 BATCH = 10_000
@@ -64,6 +65,17 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _document_problem(error: ErrorDetails) -> str:
+    """The row's problem for the first error pydantic found in its ``profile`` document."""
+    path = [str(part) for part in error["loc"]] or ["profile"]
+    if path[-1] == "[key]":  # a key outside the allowed ones (CustomFields'): name the key
+        *path, key, _ = path
+        where = ".".join(path) + f", key {key!r}"
+    else:
+        where = ".".join(path)
+    return f"profile is not a valid profile document ({where}: {error['msg']})"
+
+
 def _profile(record: dict[str, str], problems: list[str]) -> str:
     """The row's stored profile as JSON text. Parsed, validated and serialised by pydantic's
     compiled core, never as Python dicts: with a profile on every row that was most of the
@@ -73,9 +85,7 @@ def _profile(record: dict[str, str], problems: list[str]) -> str:
         try:
             base = SimProfile.model_validate_json(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "profile"
-            problems.append(f"profile is not a valid profile document ({where}: {first['msg']})")
+            problems.append(_document_problem(error.errors()[0]))
             return _EMPTY_PROFILE
     elif not any(record.get(name) for name in SHORTHANDS):
         return _EMPTY_PROFILE  # most files carry no profile at all
@@ -102,10 +112,10 @@ def _profile(record: dict[str, str], problems: list[str]) -> str:
         base.SMSService.PlanCode = record["sms_plan"]
     if record.get("voice_plan"):
         base.VoiceService.PlanCode = record["voice_plan"]
-    for n in range(1, 8):
+    for n, name in enumerate(CUSTOM_FIELD_NAMES, start=1):
         value = record.get(f"custom_field_{n}", "")
         if value:
-            base.CustomFields[f"Custom Field {n}"] = value
+            base.CustomFields[name] = value
     return base.model_dump_json()
 
 
