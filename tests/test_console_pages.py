@@ -321,10 +321,30 @@ def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
     )
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
     assert console.post(delete, data={"csrf_token": csrf}).status_code == 404
-    assert (
-        console.post("/console/token/permanent", data={"csrf_token": csrf, "name": " "}).status_code
-        == 400
-    )
+
+
+@pytest.mark.parametrize(("form", "what"), [("apps", "application"), ("permanent", "token")])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (" ", "name is empty: give it 1 to 200 characters."),
+        ("x" * 201, "name is longer than 200 characters."),
+        ("a\x00b", "name contains a control character (U+0000)."),
+    ],
+)
+def test_a_bad_name_on_the_token_page_is_a_form_error(
+    console: TestClient, csrf: str, form: str, what: str, name: str, problem: str
+) -> None:
+    before = console.get("/console/token").text
+
+    response = console.post(f"/console/token/{form}", data={"csrf_token": csrf, "name": name})
+
+    assert response.status_code == 422
+    assert f'role="alert">The {what} {problem}<' in response.text
+    assert '<form method="post" action="/console/token/' in response.text  # the page, to retry
+    assert "m2ms_" not in response.text
+    assert "m2mt_" not in response.text
+    assert console.get("/console/token").text == before
 
 
 def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
