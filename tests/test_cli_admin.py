@@ -27,11 +27,14 @@ from m2m.storage import requests as request_store
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import alembic_config, upgrade
 from m2m.storage.tables import (
+    access_tokens,
     callback_attempts,
     callback_deliveries,
     lifecycle_requests,
+    oauth_apps,
     request_items,
 )
+from m2m.storage.tables import accounts as accounts_table
 from tests.console_support import console_client, log_in
 
 SIMCARDS = "/m2m/1.0.0/simcards"
@@ -337,6 +340,80 @@ def test_tokens_create_requires_a_name(cli: Cli) -> None:
     result = cli("tokens", "create", "--account", str(account_id), exit_code=2)
 
     assert "--name" in result.output
+
+
+# --- names ---------------------------------------------------------------------------------
+
+# Each command that names something, with its account (when it needs one) still to be added.
+NAMING = {
+    "account": ["accounts", "create"],
+    "application": ["apps", "create", "--name"],
+    "token": ["tokens", "create", "--name"],
+}
+
+
+def name_command(cli: Cli, what: str, name: str) -> list[str]:
+    """The command that names ``what`` ``name``, for a new account where it needs one."""
+    command = NAMING[what]
+    if what == "account":
+        return [*command, name, "--json"]
+    account_id = str(new_account(cli)["account_id"])
+    return [*command[:2], "--account", account_id, command[2], name, "--json"]
+
+
+@pytest.mark.parametrize("what", list(NAMING))
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        pytest.param("", "name is empty: give it 1 to 200 characters.", id="empty"),
+        pytest.param("  \t ", "name is empty: give it 1 to 200 characters.", id="blank"),
+        # PostgreSQL's varchar(200) refused it with a traceback; SQLite stored all 300.
+        pytest.param("x" * 300, "name is longer than 200 characters.", id="300-characters"),
+        pytest.param("a\x00b", "name contains a control character (U+0000).", id="nul"),
+        pytest.param("a\x1b[2Jb", "name contains a control character (U+001B).", id="escape"),
+    ],
+)
+def test_a_bad_name_is_one_line_error_and_nothing_is_created(
+    cli: Cli, engine: Engine, what: str, name: str, problem: str
+) -> None:
+    command = name_command(cli, what, name)
+    before = table_counts(engine)
+
+    result = cli(*command, exit_code=1)
+
+    assert_one_line_error(result, f"The {what} {problem}")
+    assert result.stdout == ""
+    assert table_counts(engine) == before
+
+
+@pytest.mark.parametrize("what", list(NAMING))
+def test_a_name_is_stored_without_surrounding_blanks_up_to_200_characters(
+    cli: Cli, what: str
+) -> None:
+    longest = "é" * 200  # characters, as varchar(200) counts them, not bytes
+    for name, stored in ((f"  {longest}\t", longest), (" Fleet 1 ", "Fleet 1")):
+        cli(*name_command(cli, what, name))
+        assert stored in names_of(cli, what)
+
+
+def table_counts(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return [
+            conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (accounts_table, oauth_apps, access_tokens)
+        ]
+
+
+def names_of(cli: Cli, what: str) -> list[str]:
+    accounts = as_json(cli("accounts", "list", "--json"))
+    if what == "account":
+        return [a["name"] for a in accounts]
+    listing = "apps" if what == "application" else "tokens"
+    return [
+        item["name"]
+        for account in accounts
+        for item in as_json(cli(listing, "list", "--account", str(account["id"]), "--json"))
+    ]
 
 
 # --- the credentials work against the API ---------------------------------------------------

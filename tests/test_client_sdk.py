@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from m2m.client import (
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    SimCard,
     StatusMessage,
     UnexpectedResponse,
 )
@@ -69,6 +71,31 @@ def test_get_sim_is_typed_and_keeps_the_wire_document(m2m: M2MClient, sandbox_se
         headers={"Authorization": f"Bearer {m2m.access_token()}", "x-api-key": API_KEY},
     ).json()
     assert [sim.model_dump(mode="json", by_alias=True)] == raw  # DailyTreshold and all
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param({}, id="left-out"),
+        pytest.param({"CustomFields": {"Vendor": "y", "Custom Field 2": "x"}}, id="partial"),
+    ],
+)
+def test_custom_fields_have_the_seven_documented_keys_whatever_the_server_sent(
+    sent: dict[str, Any],
+) -> None:
+    """A server may leave unset fields out (the operator's, an older m2m): code written against
+    the documentation still reads ``custom_fields["Custom Field 3"]``."""
+    document = {"State": "Ready", "Device": {"Identifier": "1", "IdentifierType": "IMSI"}, **sent}
+
+    sim = SimCard.model_validate(document)
+
+    documented = [f"Custom Field {n}" for n in range(1, 8)]
+    extra = list(sent.get("CustomFields", {}).keys() - set(documented))
+    assert list(sim.custom_fields) == documented + extra  # documented first, in order
+    assert sim.custom_fields["Custom Field 3"] == ""
+    assert sim.custom_fields["Custom Field 2"] == sent.get("CustomFields", {}).get(
+        "Custom Field 2", ""
+    )
 
 
 def test_a_request_from_start_to_callback(

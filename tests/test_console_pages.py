@@ -4,6 +4,8 @@ account never sees or touches another's SIMs, requests or tokens."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import httpx
@@ -353,10 +355,30 @@ def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
     )
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
     assert console.post(delete, data={"csrf_token": csrf}).status_code == 404
-    assert (
-        console.post("/console/token/permanent", data={"csrf_token": csrf, "name": " "}).status_code
-        == 400
-    )
+
+
+@pytest.mark.parametrize(("form", "what"), [("apps", "application"), ("permanent", "token")])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (" ", "name is empty: give it 1 to 200 characters."),
+        ("x" * 201, "name is longer than 200 characters."),
+        ("a\x00b", "name contains a control character (U+0000)."),
+    ],
+)
+def test_a_bad_name_on_the_token_page_is_a_form_error(
+    console: TestClient, csrf: str, form: str, what: str, name: str, problem: str
+) -> None:
+    before = console.get("/console/token").text
+
+    response = console.post(f"/console/token/{form}", data={"csrf_token": csrf, "name": name})
+
+    assert response.status_code == 422
+    assert f'role="alert">The {what} {problem}<' in response.text
+    assert '<form method="post" action="/console/token/' in response.text  # the page, to retry
+    assert "m2ms_" not in response.text
+    assert "m2mt_" not in response.text
+    assert console.get("/console/token").text == before
 
 
 def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
@@ -434,6 +456,26 @@ def test_one_account_cannot_reach_anothers_sims_requests_or_tokens_by_url(
         "Authorization": f"Bearer {other_tenant.permanent_token}",
     }
     assert console.get("/m2m/1.0.0/simcards?msisdn=32499000001", headers=api).status_code == 200
+
+
+def test_the_sim_page_shows_the_seven_documented_custom_fields(
+    console: TestClient, csrf: str, engine: Engine, clock: ManualClock
+) -> None:
+    """As the API answers them: every key, in order, even for a SIM imported without them."""
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    add_sim(engine, clock, account.id, "32499000050", {"CustomFields": {"Custom Field 2": "B"}})
+
+    page = console.get(f"/console/sims/{sim_id(engine, '32499000050')}").text
+
+    shown = re.search(r'"CustomFields": (\{[^}]*\})', html.unescape(page))
+    assert shown
+    fields = json.loads(shown.group(1))
+    assert list(fields) == [f"Custom Field {n}" for n in range(1, 8)]
+    assert fields["Custom Field 2"] == "B"
 
 
 def test_a_suspended_account_sees_its_status_and_cannot_request(

@@ -55,7 +55,13 @@ def get_sim(client: TestClient, msisdn: str, token: str, api_key: str = API_KEY)
     )
 
 
-def add_sim(engine: Engine, clock: ManualClock, account_id: int, msisdn: str) -> None:
+def add_sim(
+    engine: Engine,
+    clock: ManualClock,
+    account_id: int,
+    msisdn: str,
+    profile: dict[str, Any] | None = None,
+) -> None:
     now = clock.now()
     with write_transaction(engine) as conn:
         sim_store.insert_sims(
@@ -68,7 +74,7 @@ def add_sim(engine: Engine, clock: ManualClock, account_id: int, msisdn: str) ->
                     "msisdn": msisdn,
                     "state": "Ready",
                     "cost_center": None,
-                    "profile": {},
+                    "profile": profile or {},
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -262,6 +268,35 @@ def test_body_bytes_are_the_compact_document(client: TestClient) -> None:
     expected = json.dumps([document], ensure_ascii=False, separators=(",", ":")).encode()
     assert response.content == expected
     assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("stored", "answered"),
+    [
+        pytest.param({}, {}, id="none-set"),
+        pytest.param({"Custom Field 3": "rack B"}, {"Custom Field 3": "rack B"}, id="one-set"),
+        # Stored before the import refused other keys: the answer keeps the documented shape.
+        pytest.param({"x": "y", "Custom Field 7": "z"}, {"Custom Field 7": "z"}, id="unknown-key"),
+    ],
+)
+def test_custom_fields_always_carry_the_seven_documented_keys_in_order(
+    client: TestClient,
+    engine: Engine,
+    clock: ManualClock,
+    tenant: Tenant,
+    stored: dict[str, str],
+    answered: dict[str, str],
+) -> None:
+    """A client written against the documentation reads ``CustomFields["Custom Field 3"]``,
+    whichever fields the SIM's import set."""
+    add_sim(engine, clock, tenant.account_id, "32499000040", {"CustomFields": stored})
+
+    response = get_sim(client, "32499000040", tenant.permanent_token, tenant.api_key)
+
+    documented = list(DOCUMENTED_SAMPLE[0]["CustomFields"])
+    custom_fields = response.json()[0]["CustomFields"]
+    assert list(custom_fields) == documented
+    assert custom_fields == {name: answered.get(name, "") for name in documented}
 
 
 def test_openapi_describes_what_the_route_reads_itself(client: TestClient) -> None:

@@ -23,7 +23,15 @@ from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState, luhn_check_digit
 from m2m.profile import SimProfile
-from m2m.simimport import BATCH, ImportFileError, ImportReport, RowError, import_csv, parse_row
+from m2m.simimport import (
+    BATCH,
+    SHORTHANDS,
+    ImportFileError,
+    ImportReport,
+    RowError,
+    import_csv,
+    parse_row,
+)
 from m2m.storage.sims import StoredSim, count_sims, find_sim_by_msisdn
 from m2m.storage.tables import sim_cards
 
@@ -428,6 +436,21 @@ def test_an_apn_shorthand_replaces_the_access_points_of_the_json_profile(
     assert [ap["Code"] for ap in found.profile["AccessPoints"]] == ["c"]
 
 
+def test_a_custom_field_outside_the_seven_documented_is_refused_by_name(
+    run_import: Callable[..., ImportReport], write: Callable[..., Path], engine: Engine
+) -> None:
+    document = {"CustomFields": {"Custom Field 1": "ok", "Colour": "red"}}
+
+    report = run_import(write([sim(1), sim(2, profile=json.dumps(document))]))
+
+    [error] = report.errors
+    assert error.line == 3
+    assert "'Colour'" in error.message
+    for n in range(1, 8):
+        assert f"'Custom Field {n}'" in error.message  # what is allowed instead
+    assert count(engine) == 0
+
+
 # --- one problem per rule, with its line ----------------------------------------------------
 
 LONG = "x" * 201
@@ -484,6 +507,73 @@ LONG = "x" * 201
             {"profile": "[]"}, "profile is not a valid profile document", id="profile-array"
         ),
         pytest.param(
+            {"cost_center": "a\x00b"},
+            "cost_center contains a control character (U+0000)",
+            id="cost-center-nul",  # PostgreSQL cannot store it: this crashed the import there
+        ),
+        pytest.param(
+            {"cost_center": "a\x1b[31mb"},
+            "cost_center contains a control character (U+001B)",
+            id="cost-center-escape",
+        ),
+        pytest.param(
+            {"cost_center": "a\x85b"},
+            "cost_center contains a control character (U+0085)",
+            id="cost-center-c1",
+        ),
+        pytest.param({"apn": LONG}, "apn is longer than 200 characters", id="apn"),
+        pytest.param({"apn": "x" * 100_000}, "apn is longer than 200 characters", id="apn-100000"),
+        pytest.param(
+            {"apn": "a", "static_ip": LONG}, "static_ip is longer than 200 characters", id="ip"
+        ),
+        pytest.param(
+            {"custom_field_3": LONG}, "custom_field_3 is longer than 200 characters", id="cf3"
+        ),
+        pytest.param(
+            {"custom_field_3": "x\x00"},
+            "custom_field_3 contains a control character (U+0000)",
+            id="cf3-nul",
+        ),
+        pytest.param(
+            {"data_daily_threshold": "9" * 40},
+            f"data_daily_threshold is larger than {2**63 - 1}",
+            id="daily-threshold-40-nines",
+        ),
+        pytest.param(
+            {"data_monthly_threshold": str(2**63)},
+            f"data_monthly_threshold is larger than {2**63 - 1}",
+            id="monthly-threshold-2**63",
+        ),
+        pytest.param(
+            {"data_daily_threshold": "9" * 5000},  # beyond what int() converts
+            f"data_daily_threshold is larger than {2**63 - 1}",
+            id="daily-threshold-5000-digits",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"DataService": {"DailyTreshold": 2**63}})},
+            "profile is not a valid profile document (DataService.DailyTreshold: Input should be "
+            f"less than or equal to {2**63 - 1})",
+            id="profile-threshold-2**63",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"SMSService": {"FeatureCodes": ["ok", LONG]}})},
+            "profile is not a valid profile document (SMSService.FeatureCodes.1: String should "
+            "have at most 200 characters)",
+            id="profile-long-feature-code",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"DataService": {"Plan": {"Description": "a\x00b"}}})},
+            "profile is not a valid profile document (DataService.Plan.Description: contains a "
+            "control character (U+0000))",
+            id="profile-nul",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"CustomFields": {"Custom Field 1": "a\tb"}})},
+            "profile is not a valid profile document (CustomFields.Custom Field 1: contains a "
+            "control character (U+0009))",
+            id="profile-tab",
+        ),
+        pytest.param(
             {"data_daily_threshold": "ten"},
             "data_daily_threshold must be a whole number",
             id="daily-threshold",
@@ -503,7 +593,7 @@ def test_each_rule_reports_its_problem_on_its_line_and_nothing_is_imported(
     problem: str,
 ) -> None:
     rows = [sim(1), sim(2), {**sim(3), **change}, sim(4)]
-    header = [*HEADER, "cost_center", "profile", "data_daily_threshold", "data_monthly_threshold"]
+    header = [*HEADER, "cost_center", "profile", *SHORTHANDS]
 
     report = run_import(write(rows, header=header))
 
@@ -522,7 +612,20 @@ def test_each_rule_reports_its_problem_on_its_line_and_nothing_is_imported(
         pytest.param({"msisdn": "44770090"}, id="msisdn-8"),
         pytest.param({"msisdn": "+" + "4" * 15}, id="msisdn-+15"),
         pytest.param({"cost_center": "x" * 200}, id="cost-center-200"),
+        pytest.param({"cost_center": "Zürich, Ωμέγα 🚚"}, id="cost-center-unicode"),
         pytest.param({"profile": "{}"}, id="profile-empty-object"),
+        pytest.param({"apn": "x" * 200, "static_ip": "y" * 200}, id="apn-200"),
+        pytest.param({"custom_field_7": "x" * 200}, id="custom-field-200"),
+        pytest.param({"data_daily_threshold": str(2**63 - 1)}, id="threshold-max"),
+        pytest.param({"data_monthly_threshold": "0" * 5000 + "1"}, id="threshold-leading-zeros"),
+        pytest.param(
+            {"profile": json.dumps({"VoiceService": {"MonthlyTreshold": 2**63 - 1}})},
+            id="profile-threshold-max",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"DataService": {"Plan": {"Description": "x" * 200}}})},
+            id="profile-text-200",
+        ),
     ],
 )
 def test_the_limits_of_each_rule_are_accepted(
@@ -530,7 +633,7 @@ def test_the_limits_of_each_rule_are_accepted(
 ) -> None:
     rows = [{**sim(1), **change}]
 
-    report = run_import(write(rows, header=[*HEADER, "cost_center", "profile"]))
+    report = run_import(write(rows, header=[*HEADER, "cost_center", "profile", *SHORTHANDS]))
 
     assert (report.imported, report.errors) == (1, [])
 
@@ -749,6 +852,45 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(
     assert first is not None
     assert first.iccid == iccid(1)  # the earlier of two duplicates is the one kept
     assert count(engine, other_account_id) == 1
+
+
+def test_skip_invalid_imports_around_text_postgresql_cannot_store(
+    cli: Cli, write: Callable[..., Path], engine: Engine, account_id: int
+) -> None:
+    """A NUL in a cell was sent to the database, where PostgreSQL refused it with a traceback."""
+    rows = [sim(1, cost_center="a\x00b"), sim(2, cost_center="ok"), sim(3, custom_field_1="\x00")]
+
+    result = cli(
+        "sims", "import", str(write(rows)), "--account", str(account_id), "--skip-invalid", "--json"
+    )
+
+    assert json.loads(result.stdout)["errors"] == [
+        {"line": 2, "error": "cost_center contains a control character (U+0000)"},
+        {"line": 4, "error": "custom_field_1 contains a control character (U+0000)"},
+    ]
+    assert count(engine, account_id) == 1
+    found = stored(engine, account_id, msisdn(2))
+    assert found is not None
+    assert found.cost_center == "ok"
+
+
+def test_the_largest_thresholds_are_stored_exactly(
+    run_import: Callable[..., ImportReport],
+    write: Callable[..., Path],
+    engine: Engine,
+    account_id: int,
+) -> None:
+    """2**63 - 1 fits the int64 a client reads a threshold into, and survives the JSON column."""
+    largest = 2**63 - 1
+    document = {"SMSService": {"DailyTreshold": largest}}
+    row = sim(1, profile=json.dumps(document), data_monthly_threshold=str(largest))
+
+    assert run_import(write([row])).imported == 1
+
+    found = stored(engine, account_id, msisdn(1))
+    assert found is not None
+    assert found.profile["SMSService"]["DailyTreshold"] == largest
+    assert found.profile["DataService"]["MonthlyTreshold"] == largest
 
 
 def test_skip_invalid_without_json_prints_the_problems(

@@ -8,9 +8,11 @@ from sqlalchemy import Connection, Engine
 
 from m2m import credentials
 from m2m.clock import Clock
-from m2m.errors import NotFound
+from m2m.errors import BadRequest, NotFound
+from m2m.freetext import text_problem
 from m2m.storage import accounts as store
 from m2m.storage.engine import write_transaction
+from m2m.storage.tables import NAME_LENGTH
 
 # Prefixes let secret scanners recognise a leaked credential; they are not secret.
 API_KEY_PREFIX = "m2mk_"
@@ -24,6 +26,23 @@ class Issued:
 
     id: int
     secret: str
+
+
+def _name_problem(name: str, what: str) -> str | None:
+    """What is wrong with ``name`` (already stripped) as the name of ``what``, or None."""
+    if not name:
+        return f"The {what} name is empty: give it 1 to {NAME_LENGTH} characters"
+    return text_problem(f"The {what} name", name, NAME_LENGTH)
+
+
+def _checked_name(raw: str, what: str) -> str:
+    """``raw`` without surrounding blanks, or BadRequest saying what is wrong with it. Every
+    path that names an account, an application or a token (CLI, console) comes through here."""
+    name = raw.strip()
+    problem = _name_problem(name, what)
+    if problem:
+        raise BadRequest(problem + ".")
+    return name
 
 
 def _require_account(conn: Connection, account_id: int) -> store.Account:
@@ -42,6 +61,7 @@ def _new_api_key(conn: Connection, clock: Clock, account_id: int) -> Issued:
 
 def create_account(engine: Engine, clock: Clock, name: str) -> Issued:
     """A new active account and its first API key (``id`` is the account's)."""
+    name = _checked_name(name, "account")
     with write_transaction(engine) as conn:
         account_id = store.create_account(conn, name, clock.now())
         key = _new_api_key(conn, clock, account_id)
@@ -71,6 +91,7 @@ def set_subscription(engine: Engine, account_id: int, active: bool) -> None:
 
 def create_app(engine: Engine, clock: Clock, account_id: int, name: str) -> tuple[str, str]:
     """A new OAuth2 application: (client_id, client_secret)."""
+    name = _checked_name(name, "application")
     client_id = credentials.new_client_id()
     secret = credentials.new_secret(CLIENT_SECRET_PREFIX)
     with write_transaction(engine) as conn:
@@ -89,6 +110,7 @@ def regenerate_app_secret(engine: Engine, account_id: int, app_id: int) -> str:
 
 
 def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: str) -> Issued:
+    name = _checked_name(name, "token")
     token = credentials.new_secret(PERMANENT_TOKEN_PREFIX)
     with write_transaction(engine) as conn:
         _require_account(conn, account_id)

@@ -3,15 +3,41 @@
 These models validate profiles on the way in (import, sandbox seed) and describe the answer of
 ``GET /simcards`` in the OpenAPI document. Stored profiles are already valid, so the hot path
 builds the answer from the stored document without validating it again.
+
+``CustomFields`` holds only the documentation's seven keys. A stored profile holds those that were
+set; the answer always carries all seven, in order, ``""`` where unset, as the documentation
+shows them: clients read ``CustomFields["Custom Field 3"]`` without checking for it first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from m2m.freetext import WITHOUT_CONTROL_CHARACTERS
 from m2m.identifiers import IdentifierType, SimState
+
+# Every string of a profile (codes, descriptions, names, custom fields), like the cost center's
+# column: at most 200 characters. Far more than a real code needs (3GPP caps an APN at 100
+# octets), and a bound on what one SIM costs to store, serve and show.
+TEXT_LENGTH = 200
+Text = Annotated[str, StringConstraints(max_length=TEXT_LENGTH, pattern=WITHOUT_CONTROL_CHARACTERS)]
+# Thresholds reach clients as JSON integers: most read them into a signed 64-bit integer (Java's
+# long, Go's int64, a bigint column), which a larger number overflows.
+MAX_THRESHOLD = 2**63 - 1
+Threshold = Annotated[int, Field(ge=0, le=MAX_THRESHOLD)]
+
+CustomFieldName = Literal[
+    "Custom Field 1",
+    "Custom Field 2",
+    "Custom Field 3",
+    "Custom Field 4",
+    "Custom Field 5",
+    "Custom Field 6",
+    "Custom Field 7",
+]
+CUSTOM_FIELD_NAMES: tuple[CustomFieldName, ...] = get_args(CustomFieldName)
 
 
 class _Wire(BaseModel):
@@ -19,29 +45,29 @@ class _Wire(BaseModel):
 
 
 class AccessPointProperties(_Wire):
-    StaticIP: str = ""
-    UserName: str = ""
-    CustomName: str = ""
+    StaticIP: Text = ""
+    UserName: Text = ""
+    CustomName: Text = ""
 
 
 class AccessPoint(_Wire):
-    Code: str
+    Code: Text
     Properties: AccessPointProperties = Field(default_factory=AccessPointProperties)
 
 
 class DataPlan(_Wire):
-    Code: str = ""
-    Description: str = ""
-    ServiceType: str = ""
+    Code: Text = ""
+    Description: Text = ""
+    ServiceType: Text = ""
 
 
 class ServiceArea(_Wire):
-    Code: str
-    Description: str = ""
+    Code: Text
+    Description: Text = ""
 
 
 class Feature(_Wire):
-    Code: str
+    Code: Text
     Enabled: bool
 
 
@@ -49,25 +75,28 @@ class DataServiceProfile(_Wire):
     Plan: DataPlan = Field(default_factory=DataPlan)
     ServiceAreas: list[ServiceArea] = Field(default_factory=list)
     Features: list[Feature] = Field(default_factory=list)
-    DailyTreshold: int = Field(default=0, ge=0)
-    MonthlyTreshold: int = Field(default=0, ge=0)
+    DailyTreshold: Threshold = 0
+    MonthlyTreshold: Threshold = 0
 
 
 class PlanServiceProfile(_Wire):
     """The shape shared by ``SMSService`` and ``VoiceService``."""
 
-    PlanCode: str = ""
+    PlanCode: Text = ""
     ServiceAreas: list[ServiceArea] = Field(default_factory=list)
-    FeatureCodes: list[str] = Field(default_factory=list)
-    DailyTreshold: int = Field(default=0, ge=0)
-    MonthlyTreshold: int = Field(default=0, ge=0)
+    FeatureCodes: list[Text] = Field(default_factory=list)
+    DailyTreshold: Threshold = 0
+    MonthlyTreshold: Threshold = 0
 
 
 class SimProfile(_Wire):
     """What is stored in ``sim_cards.profile``."""
 
     AccessPoints: list[AccessPoint] = Field(default_factory=list)
-    CustomFields: dict[str, str] = Field(default_factory=dict)
+    CustomFields: dict[CustomFieldName, Text] = Field(
+        default_factory=dict,
+        description='The documented keys only; the answer carries all seven, "" where unset.',
+    )
     DataService: DataServiceProfile = Field(default_factory=DataServiceProfile)
     SMSService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
     VoiceService: PlanServiceProfile = Field(default_factory=PlanServiceProfile)
@@ -81,9 +110,15 @@ class DeviceIdentity(_Wire):
 class SimCard(SimProfile):
     """One element of the ``GET /simcards`` answer."""
 
-    CostCenter: str = ""
+    CostCenter: Text = ""
     State: SimState
     Device: DeviceIdentity
+
+
+def custom_fields_document(stored: dict[str, str]) -> dict[str, str]:
+    """All seven custom fields, in the documentation's order, "" where unset. Keys outside the
+    seven (stored before the import refused them) are left out of the answer."""
+    return {name: stored.get(name, "") for name in CUSTOM_FIELD_NAMES}
 
 
 def sim_card_document(
@@ -92,7 +127,7 @@ def sim_card_document(
     """The wire document of a stored SIM, in the documentation's field order."""
     return {
         "AccessPoints": profile.get("AccessPoints", []),
-        "CustomFields": profile.get("CustomFields", {}),
+        "CustomFields": custom_fields_document(profile.get("CustomFields", {})),
         "DataService": profile.get("DataService", {}),
         "SMSService": profile.get("SMSService", {}),
         "VoiceService": profile.get("VoiceService", {}),

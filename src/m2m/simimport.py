@@ -8,6 +8,10 @@ Columns (header row required, names case-insensitive):
   parts of it: ``apn``, ``static_ip``, ``data_plan``, ``data_daily_threshold``,
   ``data_monthly_threshold``, ``sms_plan``, ``voice_plan``, ``custom_field_1`` … ``custom_field_7``.
 
+Text (the cost center, every string of the profile) is at most 200 characters without control
+characters; thresholds are whole numbers from 0 to 2**63 - 1; CustomFields has the documented
+keys only (see ``m2m.profile``).
+
 Rows are checked as they are read (pure checks, ``parse_row``), staged in a temporary table, then
 checked for duplicates inside the file and against the whole inventory by the database. With any
 problem nothing is imported, unless ``skip_invalid`` is set: then the good rows are.
@@ -23,10 +27,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import Engine
 
+from m2m.freetext import control_character, text_problem
 from m2m.identifiers import SimState, iccid_problem, imsi_problem, msisdn_problem, normalize_msisdn
-from m2m.profile import AccessPoint, AccessPointProperties, SimProfile
+from m2m.profile import (
+    CUSTOM_FIELD_NAMES,
+    MAX_THRESHOLD,
+    TEXT_LENGTH,
+    AccessPoint,
+    AccessPointProperties,
+    SimProfile,
+)
 from m2m.storage import sims as store
 from m2m.storage.engine import take_write_lock_at_begin
 
@@ -39,9 +52,14 @@ SHORTHANDS = (
     "data_monthly_threshold",
     "sms_plan",
     "voice_plan",
-    *(f"custom_field_{n}" for n in range(1, 8)),
+    *(f"custom_field_{n}" for n in range(1, len(CUSTOM_FIELD_NAMES) + 1)),
 )
 OPTIONAL = ("cost_center", "profile", *SHORTHANDS)
+_THRESHOLDS = (
+    ("data_daily_threshold", "DailyTreshold"),
+    ("data_monthly_threshold", "MonthlyTreshold"),
+)
+_TEXT_SHORTHANDS = tuple(name for name in SHORTHANDS if name not in dict(_THRESHOLDS))
 BATCH = 10_000
 _STATES = {state.value.lower(): state.value for state in SimState}
 _EMPTY_PROFILE = SimProfile().model_dump_json()
@@ -64,6 +82,72 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _document_problem(error: ErrorDetails) -> str:
+    """The row's problem for the first error pydantic found in its ``profile`` document."""
+    path = [str(part) for part in error["loc"]] or ["profile"]
+    if path[-1] == "[key]":  # a key outside the allowed ones (CustomFields'): name the key
+        *path, key, _ = path
+        where = ".".join(path) + f", key {key!r}"
+    else:
+        where = ".".join(path)
+    message = error["msg"]
+    if error["type"] == "string_pattern_mismatch":  # the profile's one pattern: no control chars
+        message = f"contains a control character ({control_character(str(error['input']))})"
+    return f"profile is not a valid profile document ({where}: {message})"
+
+
+def _whole_number(digits: str) -> int:
+    # Without its leading zeros first: int() refuses more than 4,300 digits.
+    return int(digits.lstrip("0") or "0")
+
+
+def _threshold_problem(column: str, value: str) -> str | None:
+    if not (value.isascii() and value.isdigit()):
+        return f"{column} must be a whole number"
+    if len(value.lstrip("0")) > len(str(MAX_THRESHOLD)) or _whole_number(value) > MAX_THRESHOLD:
+        return f"{column} is larger than {MAX_THRESHOLD}"
+    return None
+
+
+def _shorthand_problems(record: dict[str, str]) -> list[str]:
+    """Shorthands are set on the profile model without pydantic validating them: the limits of
+    its strings and thresholds are checked here."""
+    problems = []
+    for column in _TEXT_SHORTHANDS:
+        value = record.get(column)
+        problem = value and text_problem(column, value, TEXT_LENGTH)
+        if problem:
+            problems.append(problem)
+    if record.get("static_ip") and not record.get("apn"):
+        problems.append("static_ip needs an apn on the same row")
+    for column, _ in _THRESHOLDS:
+        value = record.get(column)
+        problem = value and _threshold_problem(column, value)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _apply_shorthands(base: SimProfile, record: dict[str, str]) -> None:
+    """Set the (checked) shorthands of the row on its profile."""
+    if record.get("apn"):
+        properties = AccessPointProperties(StaticIP=record.get("static_ip", ""))
+        base.AccessPoints = [AccessPoint(Code=record["apn"], Properties=properties)]
+    if record.get("data_plan"):
+        base.DataService.Plan.Code = record["data_plan"]
+    for column, attribute in _THRESHOLDS:
+        if record.get(column):
+            setattr(base.DataService, attribute, _whole_number(record[column]))
+    if record.get("sms_plan"):
+        base.SMSService.PlanCode = record["sms_plan"]
+    if record.get("voice_plan"):
+        base.VoiceService.PlanCode = record["voice_plan"]
+    for n, name in enumerate(CUSTOM_FIELD_NAMES, start=1):
+        value = record.get(f"custom_field_{n}", "")
+        if value:
+            base.CustomFields[name] = value
+
+
 def _profile(record: dict[str, str], problems: list[str]) -> str:
     """The row's stored profile as JSON text. Parsed, validated and serialised by pydantic's
     compiled core, never as Python dicts: with a profile on every row that was most of the
@@ -73,39 +157,17 @@ def _profile(record: dict[str, str], problems: list[str]) -> str:
         try:
             base = SimProfile.model_validate_json(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "profile"
-            problems.append(f"profile is not a valid profile document ({where}: {first['msg']})")
+            problems.append(_document_problem(error.errors()[0]))
             return _EMPTY_PROFILE
     elif not any(record.get(name) for name in SHORTHANDS):
         return _EMPTY_PROFILE  # most files carry no profile at all
     else:
         base = SimProfile()
-    if record.get("static_ip") and not record.get("apn"):
-        problems.append("static_ip needs an apn on the same row")
-    if record.get("apn"):
-        properties = AccessPointProperties(StaticIP=record.get("static_ip", ""))
-        base.AccessPoints = [AccessPoint(Code=record["apn"], Properties=properties)]
-    if record.get("data_plan"):
-        base.DataService.Plan.Code = record["data_plan"]
-    for column, attribute in (
-        ("data_daily_threshold", "DailyTreshold"),
-        ("data_monthly_threshold", "MonthlyTreshold"),
-    ):
-        value = record.get(column, "")
-        if value:
-            if not (value.isascii() and value.isdigit()):
-                problems.append(f"{column} must be a whole number")
-            else:
-                setattr(base.DataService, attribute, int(value))
-    if record.get("sms_plan"):
-        base.SMSService.PlanCode = record["sms_plan"]
-    if record.get("voice_plan"):
-        base.VoiceService.PlanCode = record["voice_plan"]
-    for n in range(1, 8):
-        value = record.get(f"custom_field_{n}", "")
-        if value:
-            base.CustomFields[f"Custom Field {n}"] = value
+    found = _shorthand_problems(record)
+    if found:
+        problems.extend(found)
+        return _EMPTY_PROFILE
+    _apply_shorthands(base, record)
     return base.model_dump_json()
 
 
@@ -122,8 +184,9 @@ def parse_row(record: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]
     if state is None:
         problems.append("state must be one of " + ", ".join(s.value for s in SimState))
     cost_center = record.get("cost_center", "").strip() or None
-    if cost_center and len(cost_center) > 200:
-        problems.append("cost_center is longer than 200 characters")
+    problem = cost_center and text_problem("cost_center", cost_center, TEXT_LENGTH)
+    if problem:
+        problems.append(problem)
     profile = _profile(record, problems)
     if problems:
         return None, problems

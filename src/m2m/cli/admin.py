@@ -98,8 +98,8 @@ def _check_account(account_id: int) -> None:
 @accounts_app.command("create")
 def accounts_create(name: str, as_json: bool = JsonOption) -> None:
     """Create an account (subscription active) and its first API key."""
-    engine = _database()
-    issued = accounts.create_account(engine, clock, name)
+    with user_errors():
+        issued = accounts.create_account(_database(), clock, name)
     _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
 
 

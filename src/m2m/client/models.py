@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NewType
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel, to_pascal
 
 from m2m.identifiers import IdentifierType
+from m2m.profile import CUSTOM_FIELD_NAMES
 
 TrackingNumber = NewType("TrackingNumber", str)
 """The id a lifecycle request was answered with; every status message of it carries it."""
@@ -89,13 +90,21 @@ class SimCard(_Pascal):
     """A SIM card's profile, as ``GET /m2m/1.0.0/simcards?msisdn=`` answers it."""
 
     access_points: list[AccessPoint] = []
-    custom_fields: dict[str, str] = {}
+    # The seven documented keys are always there ("" where unset), whatever the server sent.
+    custom_fields: dict[str, str] = Field(default_factory=dict, validate_default=True)
     data_service: DataService = DataService()
     sms_service: PlanService = Field(PlanService(), alias="SMSService")
     voice_service: PlanService = PlanService()
     cost_center: str = ""
     state: str  # Ready, Active, Deactivated or Terminated
     device: SimIdentity
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _with_every_documented_key(cls, sent: dict[str, str]) -> dict[str, str]:
+        """The documented keys first, in order, then any other key the server sent (kept:
+        these models are lenient)."""
+        return {**dict.fromkeys(CUSTOM_FIELD_NAMES, ""), **sent}
 
 
 # --- devices, status messages ----------------------------------------------------------------

@@ -65,11 +65,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The length of the name columns (accounts, applications, permanent tokens), which
+# ``m2m.accounts`` checks: PostgreSQL refuses a longer name, SQLite would store it whole.
+NAME_LENGTH = 200
+
 accounts = Table(
     "accounts",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("subscription", String(16), nullable=False, server_default="active"),
     Column("is_sandbox", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
@@ -93,7 +97,7 @@ oauth_apps = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(200), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
     Column("client_id", String(100), nullable=False, unique=True),
     Column("secret_digest", LargeBinary(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -111,7 +115,7 @@ access_tokens = Table(
     Column(
         "app_id", Id, ForeignKey("oauth_apps.id", ondelete="CASCADE"), nullable=True, unique=True
     ),
-    Column("name", String(200), nullable=True),
+    Column("name", String(NAME_LENGTH), nullable=True),
     Column("token_digest", LargeBinary(32), nullable=False, unique=True),
     Column("salt", LargeBinary(32), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),

@@ -8,40 +8,56 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m import accounts
-from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render, shown_once
-from m2m.errors import NotFound
+from m2m.console.web import (
+    PREFIX,
+    CheckedForm,
+    ConsoleError,
+    SignedIn,
+    Visitor,
+    render,
+    shown_once,
+)
+from m2m.errors import BadRequest, NotFound
 from m2m.storage import accounts as account_store
 
 router = APIRouter()
 
-MAX_NAME_LENGTH = 200
 
-
-def _name(raw: str, what: str) -> str:
-    name = raw.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise ConsoleError(400, f"Give the {what} a name of 1 to {MAX_NAME_LENGTH} characters.")
-    return name
+async def _page(
+    request: Request, visitor: Visitor, *, status_code: int = 200, error: str | None = None
+) -> Response:
+    apps = await visitor.read(account_store.list_apps, visitor.account_id)
+    tokens = await visitor.read(account_store.list_permanent_tokens, visitor.account_id)
+    return render(
+        request,
+        "token.html",
+        visitor,
+        status_code=status_code,
+        apps=apps,
+        tokens=tokens,
+        error=error,
+    )
 
 
 @router.get("/token")
 async def token_page(request: Request, visitor: SignedIn) -> Response:
-    apps = await visitor.read(account_store.list_apps, visitor.account_id)
-    tokens = await visitor.read(account_store.list_permanent_tokens, visitor.account_id)
-    return render(request, "token.html", visitor, apps=apps, tokens=tokens)
+    return await _page(request, visitor)
 
 
 @router.post("/token/apps")
 async def add_app(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
-    name = _name(form.get("name"), "application")
+    name = form.get("name")  # checked by the service, which says what is wrong with it
     services = visitor.services
-    client_id, secret = await run_in_threadpool(
-        accounts.create_app, services.engine, services.clock, visitor.account_id, name
-    )
+    try:
+        client_id, secret = await run_in_threadpool(
+            accounts.create_app, services.engine, services.clock, visitor.account_id, name
+        )
+    except BadRequest as problem:
+        return await _page(request, visitor, status_code=422, error=problem.message)
     return shown_once(
         request,
         visitor,
-        f"Application {name}",
+        f"Application {name.strip()}",
         {"client_id": client_id, "client_secret": secret},
         "Use them with POST /token to get access tokens.",
         f"{PREFIX}/token",
@@ -72,15 +88,22 @@ async def regenerate_secret(
 
 @router.post("/token/permanent")
 async def add_token(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
-    name = _name(form.get("name"), "token")
+    name = form.get("name")  # checked by the service, which says what is wrong with it
     services = visitor.services
-    issued = await run_in_threadpool(
-        accounts.create_permanent_token, services.engine, services.clock, visitor.account_id, name
-    )
+    try:
+        issued = await run_in_threadpool(
+            accounts.create_permanent_token,
+            services.engine,
+            services.clock,
+            visitor.account_id,
+            name,
+        )
+    except BadRequest as problem:
+        return await _page(request, visitor, status_code=422, error=problem.message)
     return shown_once(
         request,
         visitor,
-        f"Permanent token {name}",
+        f"Permanent token {name.strip()}",
         {"Token": issued.secret},
         "Send it as 'Authorization: Bearer <token>' with your x-api-key. It is valid "
         "until you delete it.",
