@@ -712,7 +712,9 @@ def test_a_duplicate_inside_the_file_is_reported_on_the_later_line(
 
     report = run_import(write(rows))
 
-    assert report.errors == [RowError(4, f"duplicate {label} {same} (already in this file)")]
+    assert report.errors == [
+        RowError(4, f"duplicate {label} {same} (already in this file, line 2)")
+    ]
     assert report.imported == 0
     assert count(engine) == 0
 
@@ -724,7 +726,9 @@ def test_msisdns_with_and_without_plus_are_the_same_number(
 
     report = run_import(write(rows))
 
-    assert report.errors == [RowError(3, f"duplicate MSISDN {msisdn(1)} (already in this file)")]
+    assert report.errors == [
+        RowError(3, f"duplicate MSISDN {msisdn(1)} (already in this file, line 2)")
+    ]
 
 
 def test_every_repeat_of_a_value_is_reported(
@@ -734,7 +738,34 @@ def test_every_repeat_of_a_value_is_reported(
 
     report = run_import(write(rows))
 
-    assert [e.line for e in report.errors] == [3, 4]
+    # Each repeat names the first line with the value, not merely an earlier one.
+    assert report.errors == [
+        RowError(3, f"duplicate ICCID {iccid(1)} (already in this file, line 2)"),
+        RowError(4, f"duplicate ICCID {iccid(1)} (already in this file, line 2)"),
+    ]
+
+
+def test_a_duplicate_names_the_first_line_of_its_value_in_each_column(
+    run_import: Callable[..., ImportReport], write: Callable[..., Path]
+) -> None:
+    rows = [
+        sim(1),
+        sim(2),
+        sim(3),
+        {**sim(4), "imsi": imsi(3), "msisdn": msisdn(2)},  # line 5
+        {**sim(5), "iccid": iccid(4), "imsi": imsi(3)},  # line 6
+    ]
+    text = csv_text(rows)
+    header, *lines = text.strip().split("\n")
+    # A blank line counts: the first line of sim(2) is 4 in the file.
+    report = run_import(write("\n".join([header, lines[0], "", *lines[1:]]) + "\n"))
+
+    assert report.errors == [
+        RowError(6, f"duplicate IMSI {imsi(3)} (already in this file, line 5)"),
+        RowError(6, f"duplicate MSISDN {msisdn(2)} (already in this file, line 4)"),
+        RowError(7, f"duplicate ICCID {iccid(4)} (already in this file, line 6)"),
+        RowError(7, f"duplicate IMSI {imsi(3)} (already in this file, line 5)"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -790,7 +821,7 @@ def test_the_cli_imports_nothing_from_a_file_with_errors(
     result = cli("sims", "import", str(write(rows)), "--account", str(account_id), exit_code=1)
 
     assert "line 3: IMSI must be exactly 15 digits" in result.stdout
-    assert f"line 5: duplicate ICCID {iccid(1)} (already in this file)" in result.stdout
+    assert f"line 5: duplicate ICCID {iccid(1)} (already in this file, line 2)" in result.stdout
     assert "4 rows read, 0 imported, 2 problems." in result.stdout
     assert "nothing was imported" in result.stderr
     assert count(engine) == 0
@@ -841,7 +872,7 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(
         "imported": 3,
         "errors": [
             {"line": 3, "error": "ICCID check digit (Luhn) is wrong"},
-            {"line": 5, "error": f"duplicate MSISDN {msisdn(1)} (already in this file)"},
+            {"line": 5, "error": f"duplicate MSISDN {msisdn(1)} (already in this file, line 2)"},
             {"line": 6, "error": f"IMSI {imsi(100)} already exists"},
         ],
     }
@@ -924,8 +955,9 @@ def test_an_import_batch_larger_than_one_staging_batch_is_all_or_nothing(
 
     failed = run_import(path)
     assert (failed.rows, failed.imported) == (n + 1, 0)
+    # The first occurrence is in the first staging batch, the repeat in the second.
     assert failed.errors == [
-        RowError(n + 2, f"duplicate MSISDN {msisdn(0)} (already in this file)")
+        RowError(n + 2, f"duplicate MSISDN {msisdn(0)} (already in this file, line 2)")
     ]
     assert count(engine) == 0
 

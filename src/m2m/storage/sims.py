@@ -146,14 +146,26 @@ def staged_duplicates(conn: Connection) -> Iterable[tuple[int, str]]:
     """(line, problem) for each staged row that repeats an earlier line or a stored SIM."""
     for column in ("iccid", "imsi", "msisdn"):
         staged = staging.c[column]
-        earlier = staging.alias("earlier")
-        in_file = select(staging.c.line, staged).where(
-            select(earlier.c.line)
-            .where(earlier.c[column] == staged, earlier.c.line < staging.c.line)
-            .exists()
+        # The first line of each repeated value, then every later line with it: a grouping and a
+        # join, whose cost does not grow with how often a value repeats. The EXISTS ("an earlier
+        # line has it") this replaced became a hash semi-join on PostgreSQL, quadratic in the
+        # repeats: 200,000 rows with one ICCID took 12 minutes to import.
+        firsts = (
+            select(staged.label("value"), func.min(staging.c.line).label("first_line"))
+            .group_by(staged)
+            .having(func.count() > 1)
+            .subquery("firsts")
         )
-        for line, value in conn.execute(in_file):
-            yield line, f"duplicate {column.upper()} {value} (already in this file)"
+        in_file = (
+            select(staging.c.line, staged, firsts.c.first_line)
+            .join_from(staging, firsts, firsts.c.value == staged)
+            .where(staging.c.line > firsts.c.first_line)
+        )
+        for line, value, first_line in conn.execute(in_file):
+            problem = (
+                f"duplicate {column.upper()} {value} (already in this file, line {first_line})"
+            )
+            yield line, problem
         in_db = select(staging.c.line, staged).where(
             select(sim_cards.c.id).where(sim_cards.c[column] == staged).exists()
         )
