@@ -562,6 +562,18 @@ LONG = "x" * 201
             id="profile-long-feature-code",
         ),
         pytest.param(
+            {"profile": json.dumps({"SMSService": {"FeatureCodes": ["MO-SMS"] * 101}})},
+            "profile is not a valid profile document (SMSService.FeatureCodes: List should have "
+            "at most 100 items after validation, not 101)",
+            id="profile-101-feature-codes",
+        ),
+        pytest.param(
+            {"profile": json.dumps({"AccessPoints": [{"Code": "apn"}] * 21})},
+            "profile is not a valid profile document (AccessPoints: List should have at most 20 "
+            "items after validation, not 21)",
+            id="profile-21-access-points",
+        ),
+        pytest.param(
             {"profile": json.dumps({"DataService": {"Plan": {"Description": "a\x00b"}}})},
             "profile is not a valid profile document (DataService.Plan.Description: contains a "
             "control character (U+0000))",
@@ -1044,6 +1056,16 @@ def test_an_unknown_account_is_refused_before_reading(
     result = cli("sims", "import", str(write([sim(1)])), "--account", "999", exit_code=1)
 
     assert result.stderr.strip().lower().rstrip(".") == "error: no account with id 999"
+    assert count(engine) == 0
+
+
+def test_a_cell_beyond_the_csv_size_limit_names_its_line(
+    run_import: Callable[..., ImportReport], write: Callable[..., Path], engine: Engine
+) -> None:
+    rows = [sim(1), sim(2), {**sim(3), "cost_center": "x" * 200_000}, sim(4)]
+
+    with pytest.raises(ImportFileError, match="not valid CSV at line 4: field larger than"):
+        run_import(write(rows))
     assert count(engine) == 0
 
 

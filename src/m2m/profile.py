@@ -26,6 +26,10 @@ Text = Annotated[str, StringConstraints(max_length=TEXT_LENGTH, pattern=WITHOUT_
 # Thresholds reach clients as JSON integers: most read them into a signed 64-bit integer (Java's
 # long, Go's int64, a bigint column), which a larger number overflows.
 MAX_THRESHOLD = 2**63 - 1
+# Lists, likewise bounded: far above any real SIM's (a few APNs, a handful of areas and features),
+# and low enough that one profile stays a few kilobytes to store and to answer.
+MAX_ACCESS_POINTS = 20
+MAX_LIST_ITEMS = 100
 Threshold = Annotated[int, Field(ge=0, le=MAX_THRESHOLD)]
 
 CustomFieldName = Literal[
@@ -73,8 +77,8 @@ class Feature(_Wire):
 
 class DataServiceProfile(_Wire):
     Plan: DataPlan = Field(default_factory=DataPlan)
-    ServiceAreas: list[ServiceArea] = Field(default_factory=list)
-    Features: list[Feature] = Field(default_factory=list)
+    ServiceAreas: list[ServiceArea] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    Features: list[Feature] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     DailyTreshold: Threshold = 0
     MonthlyTreshold: Threshold = 0
 
@@ -83,8 +87,8 @@ class PlanServiceProfile(_Wire):
     """The shape shared by ``SMSService`` and ``VoiceService``."""
 
     PlanCode: Text = ""
-    ServiceAreas: list[ServiceArea] = Field(default_factory=list)
-    FeatureCodes: list[Text] = Field(default_factory=list)
+    ServiceAreas: list[ServiceArea] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    FeatureCodes: list[Text] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     DailyTreshold: Threshold = 0
     MonthlyTreshold: Threshold = 0
 
@@ -92,7 +96,7 @@ class PlanServiceProfile(_Wire):
 class SimProfile(_Wire):
     """What is stored in ``sim_cards.profile``."""
 
-    AccessPoints: list[AccessPoint] = Field(default_factory=list)
+    AccessPoints: list[AccessPoint] = Field(default_factory=list, max_length=MAX_ACCESS_POINTS)
     CustomFields: dict[CustomFieldName, Text] = Field(
         default_factory=dict,
         description='The documented keys only; the answer carries all seven, "" where unset.',

@@ -236,13 +236,18 @@ def _records(
             parts.append("repeated column(s): " + ", ".join(repeated))
         raise ImportFileError("; ".join(parts) + f" (known: {', '.join(REQUIRED + OPTIONAL)})")
     width = len(names)
-    for values in reader:
-        if not values or (len(values) == 1 and not values[0].strip()):
-            continue  # blank line
-        if len(values) != width:
-            yield reader.line_num, {"__width__": str(len(values))}
-            continue
-        yield reader.line_num, dict(zip(names, values, strict=True))
+    try:
+        for values in reader:
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue  # blank line
+            if len(values) != width:
+                yield reader.line_num, {"__width__": str(len(values))}
+                continue
+            yield reader.line_num, dict(zip(names, values, strict=True))
+    except csv.Error as error:  # an unclosed quote, a cell over the csv module's size limit
+        raise ImportFileError(
+            f"the file is not valid CSV at line {reader.line_num}: {error}"
+        ) from error
 
 
 def import_csv(
