@@ -7,6 +7,7 @@ fixture serves the same database file).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -186,6 +187,16 @@ def test_accounts_list_as_a_table_names_the_account(cli: Cli) -> None:
 
     assert "Acme" in result.stdout
     assert "active" in result.stdout
+
+
+def test_tables_show_times_to_the_second_with_the_t(cli: Cli) -> None:
+    account_id = str(new_account(cli)["account_id"])
+    cli("tokens", "create", "--account", account_id, "--name", "ci")
+
+    for listing in ("api-keys", "tokens"):  # narrow tables: no cell wraps at 80 columns
+        shown = cli(listing, "list", "--account", account_id).stdout
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", shown), (listing, shown)
+        assert not re.search(r":\d\d\.\d", shown), (listing, shown)  # no microseconds
 
 
 def test_suspend_and_resume_change_the_subscription(cli: Cli) -> None:

@@ -134,7 +134,7 @@ def accounts_list(as_json: bool = JsonOption) -> None:
                 s.api_keys,
                 s.apps,
                 s.permanent_tokens,
-                s.account.created_at.isoformat(timespec="seconds"),
+                s.account.created_at,
             )
             for s in summaries
         ],

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,5 +214,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column)
     for row in rows:
         # Text, not str: a str cell is parsed as Rich markup ("[/red]" in a name would crash).
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+        table.add_row(*(Text(_cell(v)) for v in row))
     console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):  # to the second, with its "T": as every table shows times
+        return value.isoformat(timespec="seconds")
+    return str(value)
