@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -42,6 +42,9 @@ from m2m.profile import (
 )
 from m2m.storage import sims as store
 from m2m.storage.engine import take_write_lock_at_begin
+
+if TYPE_CHECKING:
+    from _csv import Reader  # what csv.reader returns
 
 REQUIRED = ("iccid", "imsi", "msisdn", "state")
 SHORTHANDS = (
@@ -215,6 +218,16 @@ def _records(
         progress(pending)
 
     reader = csv.reader(counted_lines())
+    try:
+        yield from _rows_by_header(reader)
+    except csv.Error as error:  # an unclosed quote, a cell over the csv module's size limit
+        raise ImportFileError(
+            f"the file is not valid CSV at line {reader.line_num}: {error}"
+        ) from error
+
+
+def _rows_by_header(reader: Reader) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each record after the header as (line, cells by column name), the header checked first."""
     header = next(reader, None)
     if header is None:
         raise ImportFileError("the file is empty: it needs a header row")
@@ -236,18 +249,13 @@ def _records(
             parts.append("repeated column(s): " + ", ".join(repeated))
         raise ImportFileError("; ".join(parts) + f" (known: {', '.join(REQUIRED + OPTIONAL)})")
     width = len(names)
-    try:
-        for values in reader:
-            if not values or (len(values) == 1 and not values[0].strip()):
-                continue  # blank line
-            if len(values) != width:
-                yield reader.line_num, {"__width__": str(len(values))}
-                continue
-            yield reader.line_num, dict(zip(names, values, strict=True))
-    except csv.Error as error:  # an unclosed quote, a cell over the csv module's size limit
-        raise ImportFileError(
-            f"the file is not valid CSV at line {reader.line_num}: {error}"
-        ) from error
+    for values in reader:
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue  # blank line
+        if len(values) != width:
+            yield reader.line_num, {"__width__": str(len(values))}
+            continue
+        yield reader.line_num, dict(zip(names, values, strict=True))
 
 
 def import_csv(
@@ -297,8 +305,6 @@ def import_csv(
                             batch = []
                 except UnicodeDecodeError as error:
                     raise ImportFileError(f"the file is not UTF-8 text ({error.reason})") from error
-                except csv.Error as error:
-                    raise ImportFileError(f"the file is not valid CSV: {error}") from error
             store.stage_rows(conn, batch)
 
         # Phase 2 takes the write lock: find duplicates, then move the rows in one transaction.
