@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from m2m import sandbox
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import SystemClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from m2m import accounts, sandbox
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction

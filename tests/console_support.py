@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from m2m import credentials
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.console.auth import SESSION_COOKIE
 from m2m.console.csrf import token_for_session

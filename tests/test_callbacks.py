@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from m2m.callbacks import signing_versions
+from m2m.callbacks.signing import signing_versions
 
 ROTATED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)

@@ -24,7 +24,7 @@ from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.settings import Settings
-from m2m.storage import requests as request_store
+from m2m.storage import request_intake
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import alembic_config, upgrade
 from m2m.storage.tables import (
@@ -717,7 +717,7 @@ def _request_with_message(
     now = datetime.now(UTC)
     tracking = str(uuid.uuid4())
     with write_transaction(engine) as conn:
-        request_id = request_store.create_request(
+        request_id = request_intake.create_request(
             conn,
             tracking_number=tracking,
             account_id=account_id,

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.callbacks import signing_secret
 from m2m.client import (
     ApiKeyError,

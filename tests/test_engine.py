@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from m2m import sandbox
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.settings import Settings

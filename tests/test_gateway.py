@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
 from tests.conftest import Tenant

@@ -8,7 +8,8 @@ import time
 
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
-from m2m.network import DEFAULT_FAILING_MSISDNS, SimRef, Simulator
+from m2m.network import SimRef, Simulator
+from m2m.settings import SANDBOX_FAILING_MSISDNS
 
 
 def sim(msisdn: str) -> SimRef:
@@ -21,9 +22,9 @@ def apply(simulator: Simulator, msisdn: str) -> tuple[bool, str | None]:
 
 
 def test_ordinary_sims_succeed_and_test_sims_always_fail() -> None:
-    simulator = Simulator()
+    simulator = Simulator(failing_msisdns=SANDBOX_FAILING_MSISDNS)
     assert apply(simulator, "32470000001") == (True, None)
-    for msisdn in DEFAULT_FAILING_MSISDNS:
+    for msisdn in SANDBOX_FAILING_MSISDNS:
         ok, error = apply(simulator, msisdn)
         assert not ok
         assert error is not None

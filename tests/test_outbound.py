@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from m2m.outbound import (
+from m2m.callbacks.outbound import (
     AddressPolicy,
     ForbiddenTarget,
     GuardedResolver,

@@ -17,7 +17,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook
 
-from m2m.callbacks import signing_secret, status_message
+from m2m.callbacks import signing_secret
+from m2m.callbacks.message import status_message
 from m2m.cli.listen import make_receiver
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
 from tests.conftest import free_port

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 
 from m2m import accounts as account_service
 from m2m import credentials, sandbox
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.console.users import password_matches
 from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem

@@ -32,7 +32,7 @@ from m2m.simimport import (
     import_csv,
     parse_row,
 )
-from m2m.storage.sims import StoredSim, count_sims, find_sim_by_msisdn
+from m2m.storage.sims import StoredSim, count_sims
 from m2m.storage.tables import sim_cards
 
 HEADER = ["iccid", "imsi", "msisdn", "state"]
@@ -124,8 +124,14 @@ def cli(database_url: str) -> Cli:
 
 
 def stored(engine: Engine, account_id: int, number: str) -> StoredSim | None:
+    """What the import stored for this MSISDN in this account."""
+    columns = [sim_cards.c[name] for name in ("iccid", "imsi", "msisdn", "state", "cost_center")]
+    query = select(*columns, sim_cards.c.profile).where(
+        sim_cards.c.msisdn == number, sim_cards.c.account_id == account_id
+    )
     with engine.connect() as conn:
-        return find_sim_by_msisdn(conn, account_id, number)
+        row = conn.execute(query).one_or_none()
+    return StoredSim(*row) if row else None
 
 
 def count(engine: Engine, account_id: int | None = None) -> int:

@@ -12,13 +12,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from m2m.callbacks.retry import JITTER
 from m2m.clock import ManualClock
-from m2m.retry import DEFAULT_RETRY_SCHEDULE, JITTER
-from m2m.runtime import worker_parts
-from m2m.settings import Settings
-from m2m.storage import requests as store
+from m2m.settings import DEFAULT_RETRY_SCHEDULE, Settings
+from m2m.storage import item_queue
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_attempts, callback_deliveries, request_items, sim_history
+from m2m.worker_setup import worker_parts
 from tests.receiver import Receiver
 from tests.test_requests_api import auth, configure, msisdn, request
 from tests.test_serve import M2M, clean_env
@@ -189,7 +189,7 @@ def test_items_of_a_dead_worker_are_taken_over_once_the_lease_expires(
     request(api, headers, "deactivation", [msisdn(n) for n in range(1, 11)])
     now = clock.now()
     with write_transaction(engine) as conn:  # a worker claims everything, then dies
-        claimed = store.claim_items(conn, "dead-worker", now, now.replace(), 100)
+        claimed = item_queue.claim_items(conn, "dead-worker", now, now.replace(), 100)
     assert len(claimed) == 10
     clock.advance(1)
     drain(quiet, engine, clock)  # the lease (until `now`) has expired: taken over
@@ -203,7 +203,7 @@ def test_items_of_a_dead_worker_are_taken_over_once_the_lease_expires(
     assert receiver.count() == 10
     # The dead worker coming back cannot record anything any more.
     with write_transaction(engine) as conn:
-        assert store.finish_items(conn, "dead-worker", [], clock.now()) == 0
+        assert item_queue.finish_items(conn, "dead-worker", [], clock.now()) == 0
 
 
 def test_live_leases_are_respected(
@@ -214,7 +214,7 @@ def test_live_leases_are_respected(
     now = clock.now()
     with write_transaction(engine) as conn:
         far = now.replace(year=now.year + 1)
-        assert len(store.claim_items(conn, "busy-worker", now, far, 10)) == 1
+        assert len(item_queue.claim_items(conn, "busy-worker", now, far, 10)) == 1
     drain(quiet, engine, clock)
     with engine.connect() as conn:
         assert conn.execute(select(request_items.c.status)).scalar_one() == "claimed"

@@ -7,11 +7,11 @@ from sqlalchemy import Engine
 from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import ApiKeyRejected, Forbidden, Unauthenticated
-from m2m.storage import accounts as store
+from m2m.storage import accounts as account_store
 from m2m.storage import sims as sim_store
 
 
-def decide_access(found: store.Credentials) -> int:
+def decide_access(found: account_store.Credentials) -> int:
     """The calling account's id, or the error that explains why the call is refused."""
     if found.token_account_id is None:
         raise Unauthenticated("The access token is invalid, expired or revoked.")
@@ -42,7 +42,7 @@ def _require_presented(token: str | None, api_key: str | None) -> tuple[str, str
 def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str | None) -> int:
     """The calling account's id, or the error that explains why the call is refused."""
     token, api_key = _require_presented(token, api_key)
-    found = store.resolve_credentials(
+    found = account_store.resolve_credentials(
         engine, credentials.digest(token), credentials.digest(api_key), clock.now()
     )
     return decide_access(found)

@@ -10,7 +10,7 @@ from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import BadRequest, NotFound
 from m2m.freetext import text_problem
-from m2m.storage import accounts as store
+from m2m.storage import accounts as account_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import NAME_LENGTH
 
@@ -45,8 +45,8 @@ def _checked_name(raw: str, what: str) -> str:
     return name
 
 
-def _require_account(conn: Connection, account_id: int) -> store.Account:
-    account = store.get_account(conn, account_id)
+def _require_account(conn: Connection, account_id: int) -> account_store.Account:
+    account = account_store.get_account(conn, account_id)
     if account is None:
         raise NotFound(f"No account with id {account_id}.")
     return account
@@ -55,7 +55,7 @@ def _require_account(conn: Connection, account_id: int) -> store.Account:
 def _new_api_key(conn: Connection, clock: Clock, account_id: int) -> Issued:
     key = credentials.new_secret(API_KEY_PREFIX)
     hint = key[: len(API_KEY_PREFIX) + 4]
-    key_id = store.add_api_key(conn, account_id, credentials.digest(key), hint, clock.now())
+    key_id = account_store.add_api_key(conn, account_id, credentials.digest(key), hint, clock.now())
     return Issued(key_id, key)
 
 
@@ -63,7 +63,7 @@ def create_account(engine: Engine, clock: Clock, name: str) -> Issued:
     """A new active account and its first API key (``id`` is the account's)."""
     name = _checked_name(name, "account")
     with write_transaction(engine) as conn:
-        account_id = store.create_account(conn, name, clock.now())
+        account_id = account_store.create_account(conn, name, clock.now())
         key = _new_api_key(conn, clock, account_id)
     return Issued(account_id, key.secret)
 
@@ -79,13 +79,15 @@ def revoke_api_key(
 ) -> None:
     """Revoke a key; given ``account_id`` (the console), only one of that account's."""
     with write_transaction(engine) as conn:
-        if not store.revoke_api_key(conn, key_id, clock.now(), account_id=account_id):
+        if not account_store.revoke_api_key(conn, key_id, clock.now(), account_id=account_id):
             raise NotFound(f"No live API key with id {key_id}.")
 
 
 def set_subscription(engine: Engine, account_id: int, active: bool) -> None:
     with write_transaction(engine) as conn:
-        if not store.set_subscription(conn, account_id, "active" if active else "suspended"):
+        if not account_store.set_subscription(
+            conn, account_id, "active" if active else "suspended"
+        ):
             raise NotFound(f"No account with id {account_id}.")
 
 
@@ -96,7 +98,9 @@ def create_app(engine: Engine, clock: Clock, account_id: int, name: str) -> tupl
     secret = credentials.new_secret(CLIENT_SECRET_PREFIX)
     with write_transaction(engine) as conn:
         _require_account(conn, account_id)
-        store.add_app(conn, account_id, name, client_id, credentials.digest(secret), clock.now())
+        account_store.add_app(
+            conn, account_id, name, client_id, credentials.digest(secret), clock.now()
+        )
     return client_id, secret
 
 
@@ -104,7 +108,9 @@ def regenerate_app_secret(engine: Engine, account_id: int, app_id: int) -> str:
     """A new client secret for one of the account's apps; the old secret and token stop working."""
     secret = credentials.new_secret(CLIENT_SECRET_PREFIX)
     with write_transaction(engine) as conn:
-        if not store.replace_app_secret(conn, account_id, app_id, credentials.digest(secret)):
+        if not account_store.replace_app_secret(
+            conn, account_id, app_id, credentials.digest(secret)
+        ):
             raise NotFound(f"No application with id {app_id} in your account.")
     return secret
 
@@ -114,7 +120,7 @@ def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: 
     token = credentials.new_secret(PERMANENT_TOKEN_PREFIX)
     with write_transaction(engine) as conn:
         _require_account(conn, account_id)
-        token_id = store.add_permanent_token(
+        token_id = account_store.add_permanent_token(
             conn, account_id, name, credentials.digest(token), clock.now()
         )
     return Issued(token_id, token)
@@ -123,5 +129,5 @@ def create_permanent_token(engine: Engine, clock: Clock, account_id: int, name: 
 def delete_permanent_token(engine: Engine, token_id: int, *, account_id: int | None = None) -> None:
     """Delete a token; given ``account_id`` (the console), only one of that account's."""
     with write_transaction(engine) as conn:
-        if not store.delete_permanent_token(conn, token_id, account_id=account_id):
+        if not account_store.delete_permanent_token(conn, token_id, account_id=account_id):
             raise NotFound(f"No permanent token with id {token_id}.")

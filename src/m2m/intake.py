@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
 from m2m.lifecycle import Operation
-from m2m.storage import requests as store
+from m2m.storage import request_intake
 from m2m.storage.engine import write_transaction
 
 _COLUMN = {
@@ -43,14 +43,14 @@ def accept_request(
     """Commit the request for every device at once; returns its TrackingNumber."""
     tracking_number = str(uuid.uuid4())
     with write_transaction(engine) as conn:
-        store.serialize_acceptance(conn, account_id)
+        request_intake.serialize_acceptance(conn, account_id)
         sim_ids: dict[tuple[IdentifierType, str], int] = {}
         for kind in IdentifierType:
             wanted = [d.identifier for d in devices if d.identifier_type is kind]
             if wanted:
-                found = store.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
+                found = request_intake.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
                 sim_ids.update({(kind, k): v for k, v in found.items()})
-        store.create_request(
+        request_intake.create_request(
             conn,
             tracking_number=tracking_number,
             account_id=account_id,

@@ -20,9 +20,6 @@ from typing import Protocol
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
 
-# One test SIM per demo state in the sandbox: 013 (Active), 066 (Ready), 099 (Deactivated).
-DEFAULT_FAILING_MSISDNS = ("32470000013", "32470000066", "32470000099")
-
 
 @dataclass(frozen=True, slots=True)
 class SimRef:
@@ -50,7 +47,7 @@ class Simulator:
         *,
         latency_seconds: float = 0.0,
         failure_rate: float = 0.0,
-        failing_msisdns: Collection[str] = DEFAULT_FAILING_MSISDNS,
+        failing_msisdns: Collection[str] = (),
         rng: random.Random | None = None,
     ) -> None:
         self.latency_seconds = latency_seconds

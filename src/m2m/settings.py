@@ -13,13 +13,30 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
-from m2m.network import DEFAULT_FAILING_MSISDNS
-from m2m.retry import DEFAULT_RETRY_SCHEDULE
 from m2m.storage.engine import database_url_problem, make_engine
 
 # Public on purpose: the sandbox is a documented, throw-away environment.
 SANDBOX_SECRET_KEY = "sandbox-secret-key-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_KEY_LENGTH = 32
+# The defaults below are configuration, so they live here with every other setting; the modules
+# that use them (``callbacks.retry``, ``network.Simulator``) are handed the configured value.
+# Seconds before each callback retry: 13 attempts in all over about 23.8 hours.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    28800,
+)
+# One test SIM per demo state in the sandbox: 013 (Active), 066 (Ready), 099 (Deactivated).
+SANDBOX_FAILING_MSISDNS = ("32470000013", "32470000066", "32470000099")
 
 
 class ConfigurationError(Exception):
@@ -81,7 +98,7 @@ class Settings(BaseSettings):
         default=None, ge=0, description="Mean simulated network latency; default 0.2 s."
     )
     simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
-    simulator_failing_msisdns: list[str] = Field(default=list(DEFAULT_FAILING_MSISDNS))
+    simulator_failing_msisdns: list[str] = Field(default=list(SANDBOX_FAILING_MSISDNS))
 
     # Callback delivery.
     callback_timeout_seconds: float = Field(default=15, gt=0)

@@ -40,7 +40,7 @@ from m2m.profile import (
     AccessPointProperties,
     SimProfile,
 )
-from m2m.storage import sims as store
+from m2m.storage import sims as sim_store
 from m2m.storage.engine import take_write_lock_at_begin
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def import_csv(
     with engine.connect() as conn:
         # Phase 1 writes only the connection's temporary table: no lock on the inventory.
         with conn.begin():
-            store.create_staging(conn)
+            sim_store.create_staging(conn)
             batch: list[dict[str, Any]] = []
             try:
                 stream = path.open(newline="", encoding="utf-8-sig")
@@ -301,25 +301,25 @@ def import_csv(
                         row["line"] = line
                         batch.append(row)
                         if len(batch) >= BATCH:
-                            store.stage_rows(conn, batch)
+                            sim_store.stage_rows(conn, batch)
                             batch = []
                 except UnicodeDecodeError as error:
                     raise ImportFileError(f"the file is not UTF-8 text ({error.reason})") from error
-            store.stage_rows(conn, batch)
+            sim_store.stage_rows(conn, batch)
 
         # Phase 2 takes the write lock: find duplicates, then move the rows in one transaction.
         phase("checking for duplicates")
         take_write_lock_at_begin(conn)
         with conn.begin() as transaction:
-            duplicates = [RowError(line, text) for line, text in store.staged_duplicates(conn)]
+            duplicates = [RowError(line, text) for line, text in sim_store.staged_duplicates(conn)]
             report.errors.extend(duplicates)
             report.errors.sort(key=lambda e: e.line)
             if report.errors and not skip_invalid:
                 transaction.rollback()
             else:
                 phase("inserting")
-                store.discard_staged(conn, sorted({e.line for e in duplicates}))
-                report.imported = store.insert_staged(conn, account_id, now)
+                sim_store.discard_staged(conn, sorted({e.line for e in duplicates}))
+                report.imported = sim_store.insert_staged(conn, account_id, now)
         with conn.begin():
-            store.drop_staging(conn)
+            sim_store.drop_staging(conn)
     return report

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import InvalidClient
-from m2m.storage import accounts as store
+from m2m.storage import accounts as account_store
 from m2m.storage.engine import single_statement_reads, write_transaction
 
 SCOPE = "openid"
@@ -42,43 +42,45 @@ class TokenService:
     # ``authenticate_client`` and ``current_token`` are one indexed read each: callers may run
     # them on the event loop. ``issue`` may write (SQLite's write lock can wait): not there.
 
-    def authenticate_client(self, client_id: str, client_secret: str) -> store.App:
+    def authenticate_client(self, client_id: str, client_secret: str) -> account_store.App:
         """The application these credentials belong to; ``InvalidClient`` if they are wrong."""
         app = None
         if "\x00" not in client_id:  # no stored id has one, and PostgreSQL text cannot hold it
-            app = store.find_app(self._reads, client_id)
+            app = account_store.find_app(self._reads, client_id)
         # Hash the secret even for an unknown client, so timing does not tell which ids exist.
         stored = app.secret_digest if app else credentials.digest("")
         if not credentials.matches(client_secret, stored) or app is None:
             raise InvalidClient("Client authentication failed: unknown client or wrong secret.")
         return app
 
-    def current_token(self, app: store.App, client_secret: str) -> IssuedToken | None:
+    def current_token(self, app: account_store.App, client_secret: str) -> IssuedToken | None:
         """The app's valid token, if it has one (the common case). ``client_secret`` must be
         authenticated."""
-        return self._reuse(store.read_app_token(self._reads, app.id), client_secret)
+        return self._reuse(account_store.read_app_token(self._reads, app.id), client_secret)
 
-    def issue(self, app: store.App, client_secret: str) -> IssuedToken:
+    def issue(self, app: account_store.App, client_secret: str) -> IssuedToken:
         """The app's valid token, or a new one. ``client_secret`` must be authenticated."""
         issued = self.current_token(app, client_secret)
         if issued is not None:
             return issued
         for _ in range(_MAX_RACES):
             with write_transaction(self._engine) as conn:
-                current = store.current_app_token(conn, app.id)
+                current = account_store.current_app_token(conn, app.id)
                 issued = self._reuse(current, client_secret)
                 if issued is not None:
                     return issued
                 now = self._clock.now()
                 salt = credentials.new_salt()
                 token = credentials.derive_access_token(client_secret, salt)
-                new = store.AppToken(credentials.digest(token), salt, now + self._ttl)
+                new = account_store.AppToken(credentials.digest(token), salt, now + self._ttl)
                 stale = current.digest if current else None
-                if store.replace_app_token(conn, app, stale, new, now):
+                if account_store.replace_app_token(conn, app, stale, new, now):
                     return IssuedToken(token, self._expires_in(new))
         raise RuntimeError("could not issue a token: too many concurrent issuers")
 
-    def _reuse(self, current: store.AppToken | None, client_secret: str) -> IssuedToken | None:
+    def _reuse(
+        self, current: account_store.AppToken | None, client_secret: str
+    ) -> IssuedToken | None:
         if current is None or current.expires_at <= self._clock.now():
             return None
         token = credentials.derive_access_token(client_secret, current.salt)
@@ -86,11 +88,11 @@ class TokenService:
             return None  # the secret was rotated: this token cannot be handed back
         return IssuedToken(token, self._expires_in(current))
 
-    def _expires_in(self, token: store.AppToken) -> int:
+    def _expires_in(self, token: account_store.AppToken) -> int:
         remaining = (token.expires_at - self._clock.now()).total_seconds()
         return max(1, math.ceil(remaining))
 
-    def revoke(self, app: store.App, token: str) -> None:
+    def revoke(self, app: account_store.App, token: str) -> None:
         """RFC 7009: unknown, expired, already revoked or other clients' tokens are no error."""
         with write_transaction(self._engine) as conn:
-            store.delete_app_token(conn, app.id, credentials.digest(token))
+            account_store.delete_app_token(conn, app.id, credentials.digest(token))

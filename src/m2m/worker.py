@@ -8,7 +8,7 @@ Two loops run side by side in one asyncio task group:
   leases to expire; another worker takes the items over. Recording is guarded by the lease, so a
   state change is applied exactly once.
 - **deliveries**: lease due callback messages, POST them concurrently, record each attempt and
-  the next retry (``retry.next_attempt_at``).
+  the next retry (``callbacks.retry.next_attempt_at``).
 
 Database calls are synchronous (see docs/design-notes.md) and run in threads.
 """
@@ -25,13 +25,13 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from m2m import wakeup
-from m2m.callbacks import CallbackSender, status_message
+from m2m.callbacks.message import status_message
+from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
 from m2m.network import NetworkAdapter, NetworkResult, SimRef
-from m2m.storage import requests as store
+from m2m.storage import item_queue, notify, outbox
 from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
@@ -39,7 +39,7 @@ RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long t
 T = TypeVar("T")
 
 
-def _sim_of(item: store.ClaimedItem) -> SimRef | None:
+def _sim_of(item: item_queue.ClaimedItem) -> SimRef | None:
     if item.iccid is None or item.imsi is None or item.msisdn is None or item.state is None:
         return None  # no such SIM in the caller's account
     return SimRef(item.iccid, item.imsi, item.msisdn, SimState(item.state))
@@ -95,9 +95,11 @@ class Worker:
         claim_id = uuid.uuid4().hex
         now = self._clock.now()
 
-        def claim() -> list[store.ClaimedItem]:
+        def claim() -> list[item_queue.ClaimedItem]:
             with write_transaction(self._engine) as conn:
-                return store.claim_items(conn, claim_id, now, now + self._lease, self._item_batch)
+                return item_queue.claim_items(
+                    conn, claim_id, now, now + self._lease, self._item_batch
+                )
 
         claimed = await self._db(claim)
         if not claimed:
@@ -106,7 +108,7 @@ class Worker:
 
         def finish() -> int:
             with write_transaction(self._engine) as conn:
-                return store.finish_items(conn, claim_id, outcomes, self._clock.now())
+                return item_queue.finish_items(conn, claim_id, outcomes, self._clock.now())
 
         finished = await self._db(finish)
         if finished < len(outcomes):
@@ -114,7 +116,7 @@ class Worker:
         self._deliveries_wake.set()
         return finished
 
-    async def _outcome(self, item: store.ClaimedItem) -> store.ItemOutcome:
+    async def _outcome(self, item: item_queue.ClaimedItem) -> item_queue.ItemOutcome:
         operation = Operation(item.operation)
         decision: Decision
         sim = _sim_of(item)
@@ -131,7 +133,7 @@ class Worker:
             device = (item.iccid, IdentifierType.ICCID.value)
         else:
             device = (item.identifier, item.identifier_type)
-        return store.ItemOutcome(
+        return item_queue.ItemOutcome(
             item_id=item.id,
             request_id=item.request_id,
             account_id=item.account_id,
@@ -165,19 +167,19 @@ class Worker:
     # --- deliveries -----------------------------------------------------------------------
 
     async def _record_and_claim(
-        self, finished: list[tuple[str, store.AttemptRecord]], limit: int
-    ) -> list[tuple[str, store.DueDelivery]]:
+        self, finished: list[tuple[str, outbox.AttemptRecord]], limit: int
+    ) -> list[tuple[str, outbox.DueDelivery]]:
         """Record finished attempts and lease up to ``limit`` due messages, in one transaction:
         a commit (an fsync on SQLite) per round instead of one for each half."""
         claim_id = uuid.uuid4().hex
 
-        def step() -> list[store.DueDelivery]:
+        def step() -> list[outbox.DueDelivery]:
             now = self._clock.now()
             with write_transaction(self._engine) as conn:
-                store.record_attempts(conn, finished)
+                outbox.record_attempts(conn, finished)
                 if not limit:
                     return []
-                return store.claim_deliveries(
+                return outbox.claim_deliveries(
                     conn, claim_id, now, now + self._delivery_lease, limit
                 )
 
@@ -186,8 +188,8 @@ class Worker:
         return [(claim_id, delivery) for delivery in await self._db(step)]
 
     async def _send(
-        self, claim_id: str, delivery: store.DueDelivery
-    ) -> tuple[str, store.AttemptRecord]:
+        self, claim_id: str, delivery: outbox.DueDelivery
+    ) -> tuple[str, outbox.AttemptRecord]:
         return claim_id, await self._sender.send(delivery)
 
     async def deliver_callbacks(self) -> int:
@@ -202,11 +204,11 @@ class Worker:
     async def _deliveries_pipeline(self, stop: asyncio.Event) -> None:
         """Keep up to the concurrency limit of messages in flight, claiming as slots free up;
         each round records what finished since the last one and claims for the free slots."""
-        results: asyncio.Queue[tuple[str, store.AttemptRecord]] = asyncio.Queue()
+        results: asyncio.Queue[tuple[str, outbox.AttemptRecord]] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
-        finished: list[tuple[str, store.AttemptRecord]] = []
+        finished: list[tuple[str, outbox.AttemptRecord]] = []
 
-        async def attempt(claim_id: str, delivery: store.DueDelivery) -> None:
+        async def attempt(claim_id: str, delivery: outbox.DueDelivery) -> None:
             await results.put(await self._send(claim_id, delivery))
 
         backlog = False  # the last claim was full: more messages are probably due
@@ -274,12 +276,11 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._loop(self.process_items, self._items_wake, stop))
             group.create_task(self._deliveries_pipeline(stop))
-            if self._engine.dialect.name == "postgresql":
-                wake = {
-                    store.ITEMS: self._items_wake.set,
-                    store.DELIVERIES: self._deliveries_wake.set,
-                }
-                group.create_task(wakeup.listen(self._engine, wake, stop))
+            wake = {
+                notify.ITEMS: self._items_wake.set,
+                notify.DELIVERIES: self._deliveries_wake.set,
+            }
+            group.create_task(notify.listen(self._engine, wake, stop))
         log.info("%s stopped", self.name)
 
     async def drain(self) -> None:

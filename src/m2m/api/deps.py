@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
 
 from m2m.access import authenticate
-from m2m.clock import Clock
 from m2m.errors import M2MError, TooManyFailures
-from m2m.outbound import AddressPolicy
-from m2m.ratelimit import FailureLimiter
-from m2m.settings import Settings
-from m2m.storage.engine import single_statement_reads
-from m2m.tokens import TokenService
-from m2m.worker import Worker
+from m2m.services import Services, services_of
 
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class Services:
-    settings: Settings
-    engine: Engine
-    clock: Clock
-    limiter: FailureLimiter
-    tokens: TokenService
-    address_policy: AddressPolicy
-    worker: Worker | None = None  # the in-process worker, when there is one
-    reads: Engine = field(init=False)  # ``engine`` for single-statement reads (the hot path)
-
-    def __post_init__(self) -> None:
-        self.reads = single_statement_reads(self.engine)
-
-    def notify_work(self) -> None:
-        """Wake the in-process worker; standalone workers notice new work by polling."""
-        if self.worker is not None:
-            self.worker.notify()
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def get_services(request: Request) -> Services:

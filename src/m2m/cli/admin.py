@@ -31,7 +31,7 @@ from m2m.console import users as console_users
 from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
-from m2m.storage import requests as request_store
+from m2m.storage import retention
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -411,7 +411,7 @@ def requests_purge(
     deleted = 0
     while True:
         with write_transaction(_database()) as conn:
-            batch = request_store.purge_finished_requests(conn, cutoff, PURGE_BATCH)
+            batch = retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
         deleted += batch
         if batch < PURGE_BATCH:
             break

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from m2m import logs, sandbox
-from m2m.api.app import create_app
+from m2m.asgi import create_app
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
 from m2m.settings import Settings
@@ -154,7 +154,7 @@ def serve(
         # settings given as options here travel as environment variables.
         engine.dispose()
         os.environ.update(settings_environment(settings))
-        app = "m2m.api.app:app_from_environment"
+        app = "m2m.asgi:app_from_environment"
         options = {"factory": True, "workers": processes}
     uvicorn.run(
         app,

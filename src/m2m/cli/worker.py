@@ -8,7 +8,7 @@ import signal
 
 from m2m.cli.common import console, load_settings, migrated_engine, shown_url, user_errors
 from m2m.clock import SystemClock
-from m2m.runtime import worker_parts
+from m2m.worker_setup import worker_parts
 
 
 def worker() -> None:

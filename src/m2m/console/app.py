@@ -14,9 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2m.api.deps import Services
 from m2m.console.pages import api_keys, callback, login, overview, requests, sims, token
 from m2m.console.web import HERE, ConsoleError, LoginRequired, login_url, render
+from m2m.services import Services
 from m2m.storage.engine import is_transient
 
 log = logging.getLogger("m2m.console")

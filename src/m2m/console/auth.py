@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from m2m import credentials
 from m2m.clock import Clock
-from m2m.console import throttle
+from m2m.console import login_throttle
 from m2m.console.users import hasher, normalize_email, password_matches
-from m2m.storage import console as store
+from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
 
 SESSION_COOKIE = "m2m_console"
@@ -49,46 +49,48 @@ def log_in(
     email = normalize_email(email)
     email_key, address_key = _keys(email, address)
     now = clock.now()
-    since = now - throttle.counted_period(rules.lock)
+    since = now - login_throttle.counted_period(rules.lock)
     with engine.connect() as conn:
         wait = max(
-            throttle.email_policy(rules.lock).wait(
-                store.recent_failures(conn, email_key, since), now
+            login_throttle.per_email_policy(rules.lock).wait(
+                console_store.recent_failures(conn, email_key, since), now
             ),
-            throttle.address_policy(rules.lock).wait(
-                store.recent_failures(conn, address_key, since), now
+            login_throttle.per_address_policy(rules.lock).wait(
+                console_store.recent_failures(conn, address_key, since), now
             ),
         )
-        user = store.find_user(conn, email) if wait == 0 else None
+        user = console_store.find_user(conn, email) if wait == 0 else None
     if wait:
         return LoginResult(retry_after=wait)
     if user is None or not password_matches(user.password_hash, password):
         with write_transaction(engine) as conn:
-            store.forget_failures_before(conn, since)
-            store.add_failures(conn, [email_key, address_key], now)
+            console_store.forget_failures_before(conn, since)
+            console_store.add_failures(conn, [email_key, address_key], now)
         return LoginResult()
     token = credentials.new_secret()
     new_hash = hasher.hash(password) if hasher.check_needs_rehash(user.password_hash) else None
     with write_transaction(engine) as conn:
         # Whoever knows the password may clear the email's count; the address's stays, or an
         # attacker with an account of their own could interleave successes to keep guessing.
-        store.clear_failures(conn, email_key)
-        store.record_login(conn, user.id, new_hash or user.password_hash, now)
-        store.delete_expired_sessions(conn, now)
-        store.add_session(conn, user.id, credentials.digest(token), now, now + rules.lifetime)
+        console_store.clear_failures(conn, email_key)
+        console_store.record_login(conn, user.id, new_hash or user.password_hash, now)
+        console_store.delete_expired_sessions(conn, now)
+        console_store.add_session(
+            conn, user.id, credentials.digest(token), now, now + rules.lifetime
+        )
     return LoginResult(session_token=token)
 
 
 def session_user(
     engine: Engine, clock: Clock, rules: SessionRules, token: str | None
-) -> store.SessionUser | None:
+) -> console_store.SessionUser | None:
     """The live session's user, or None (no cookie, unknown, expired or idle too long)."""
     if not token:
         return None
     now = clock.now()
     digest = credentials.digest(token)
     with engine.connect() as conn:
-        found = store.find_session(conn, digest, now)
+        found = console_store.find_session(conn, digest, now)
     if found is None:
         return None
     if now - found.last_seen_at > rules.idle:
@@ -96,10 +98,10 @@ def session_user(
         return None
     if now - found.last_seen_at > _TOUCH_EVERY:
         with write_transaction(engine) as conn:
-            store.touch_session(conn, found.session_id, now)
+            console_store.touch_session(conn, found.session_id, now)
     return found
 
 
 def log_out(engine: Engine, token: str) -> None:
     with write_transaction(engine) as conn:
-        store.delete_session(conn, credentials.digest(token))
+        console_store.delete_session(conn, credentials.digest(token))

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from m2m.clock import Clock
 from m2m.errors import BadRequest, NotFound
 from m2m.storage import accounts as account_store
-from m2m.storage import console as store
+from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
 
 MIN_PASSWORD_LENGTH = 10
@@ -57,7 +57,7 @@ def create_user(engine: Engine, clock: Clock, account_id: int, email: str, passw
         with write_transaction(engine) as conn:
             if account_store.get_account(conn, account_id) is None:
                 raise NotFound(f"No account with id {account_id}.")
-            return store.add_user(conn, account_id, email, password_hash, clock.now())
+            return console_store.add_user(conn, account_id, email, password_hash, clock.now())
     except IntegrityError as error:
         raise BadRequest(f"A console user with email {email} exists already.") from error
 

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
-from m2m.api.deps import Services
 from m2m.console import auth, csrf
+from m2m.services import Services, services_of
 from m2m.storage.console import SessionUser
 
 PREFIX = "/console"
@@ -60,11 +60,6 @@ def _environment() -> jinja2.Environment:
 
 
 templates = Jinja2Templates(env=_environment())
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def session_rules(services: Services) -> auth.SessionRules:

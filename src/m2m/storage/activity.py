@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
-from m2m.storage.requests import REQUEST_SUMMARY_COLUMNS, RequestSummary
+from m2m.storage.request_status import REQUEST_SUMMARY_COLUMNS, RequestSummary
 from m2m.storage.tables import (
     callback_attempts,
     callback_deliveries,

@@ -53,11 +53,3 @@ def upgrade(engine: Engine, revision: str = "head") -> Migration:
 
 def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
-
-
-def make_revision(engine: Engine, message: str) -> None:
-    """Developer helper: autogenerate a migration from the difference to ``tables.py``."""
-    config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.revision(config, message=message, autogenerate=True)

@@ -53,10 +53,6 @@ _SIM_COLUMNS = (
     sim_cards.c.cost_center,
     sim_cards.c.profile,
 )
-_by_msisdn = select(*_SIM_COLUMNS).where(
-    sim_cards.c.msisdn == bindparam("msisdn", type_=String),
-    sim_cards.c.account_id == bindparam("account_id", type_=Id),
-)
 # The caller's credentials and, in the same row, the SIM, if it belongs to the account of the
 # token *and* to that of the API key: the SIM columns are NULL for anyone else's SIM.
 _caller_and_sim = PreparedRead(
@@ -76,11 +72,6 @@ _caller_and_sim = PreparedRead(
 def _stored_sim(row: Sequence[Any]) -> StoredSim:
     iccid, imsi, msisdn, state, cost_center, profile = row
     return StoredSim(iccid, imsi, msisdn, state, cost_center, profile)
-
-
-def find_sim_by_msisdn(conn: Connection, account_id: int, msisdn: str) -> StoredSim | None:
-    row = conn.execute(_by_msisdn, {"msisdn": msisdn, "account_id": account_id}).one_or_none()
-    return _stored_sim(row) if row else None
 
 
 def find_sim_for_caller(

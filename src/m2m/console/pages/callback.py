@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from m2m.callback_config import MAX_HEADERS, CallbackConfigError, masked
-from m2m.callback_setup import checked_callback, rotate_signing_secret, save_callback
-from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, services_of, shown_once
-from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl
-from m2m.storage import requests as request_store
+from m2m.callbacks.configuration import checked_callback, rotate_signing_secret, save_callback
+from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl
+from m2m.callbacks.rules import MAX_HEADERS, CallbackConfigError, masked
+from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, shown_once
+from m2m.services import services_of
+from m2m.storage import callback_configs
 
 router = APIRouter()
 
@@ -23,7 +24,7 @@ NEW_HEADER_ROWS = 3
 async def _page(
     request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any
 ) -> Response:
-    config = await visitor.read(request_store.get_callback_config, visitor.account_id)
+    config = await visitor.read(callback_configs.get_callback_config, visitor.account_id)
     context.setdefault("error", None)
     context.setdefault("url", config.url if config else None)
     return render(
@@ -48,7 +49,7 @@ async def callback_page(request: Request, visitor: SignedIn) -> Response:
 async def save(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
     """Kept headers keep their stored values; new rows add (or replace) headers."""
     url = form.get("url").strip()
-    current = await visitor.read(request_store.get_callback_config, visitor.account_id)
+    current = await visitor.read(callback_configs.get_callback_config, visitor.account_id)
     kept = set(form.all("keep"))
     headers = {k: v for k, v in (current.headers if current else {}).items() if k in kept}
     for name, value in zip(form.all("header_name"), form.all("header_value"), strict=False):

@@ -17,9 +17,9 @@ from m2m.console.web import (
     read_form,
     render,
     safe_next,
-    services_of,
     session_rules,
 )
+from m2m.services import services_of
 
 router = APIRouter()
 

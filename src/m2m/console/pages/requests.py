@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
-from m2m.storage import activity
-from m2m.storage import requests as request_store
+from m2m.storage import activity, outbox, request_status
 from m2m.storage.engine import write_transaction
 
 router = APIRouter()
@@ -37,12 +36,12 @@ async def request_list(request: Request, visitor: SignedIn, before: int | None =
     )
 
 
-async def _find(visitor: Visitor, tracking_number: str) -> request_store.RequestSummary:
+async def _find(visitor: Visitor, tracking_number: str) -> request_status.RequestSummary:
     try:
         canonical = str(uuid.UUID(tracking_number))
     except ValueError:
         canonical = ""
-    found = await visitor.read(request_store.find_request, visitor.account_id, canonical)
+    found = await visitor.read(request_status.find_request, visitor.account_id, canonical)
     if found is None:
         raise ConsoleError(404, "No request with this TrackingNumber in your account.")
     return found
@@ -97,9 +96,7 @@ async def redeliver(
 
     def replay() -> bool:
         with write_transaction(services.engine) as conn:
-            return request_store.redeliver(
-                conn, visitor.account_id, delivery_id, services.clock.now()
-            )
+            return outbox.redeliver(conn, visitor.account_id, delivery_id, services.clock.now())
 
     if not await run_in_threadpool(replay):
         raise ConsoleError(404, "No such callback message in your account.")

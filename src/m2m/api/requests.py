@@ -1,4 +1,4 @@
-"""The asynchronous part of the M2M API: callback configuration, lifecycle requests, status."""
+"""The lifecycle requests of the M2M API (documented) and following one (extension)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
 from m2m.api.schemas import ErrorBody, error_responses
-from m2m.callback_config import (
-    HEADER_NAME_PATTERN,
-    HEADER_VALUE_PATTERN,
-    MAX_HEADERS,
-    MAX_URL_LENGTH,
-    MAX_VALUE_LENGTH,
-    URL_PATTERN,
-    CallbackConfigError,
-    masked,
-)
-from m2m.callback_setup import checked_callback, save_callback
-from m2m.errors import BadRequest, Forbidden, M2MError, NotFound
+from m2m.errors import BadRequest, M2MError, NotFound
 from m2m.identifiers import (
     ICCID_FORMAT_PATTERN,
     IMSI_PATTERN,
@@ -38,8 +27,7 @@ from m2m.identifiers import (
 )
 from m2m.intake import Device, accept_request
 from m2m.lifecycle import Operation
-from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl
-from m2m.storage import requests as store
+from m2m.storage.request_status import ItemStatus, RequestSummary, get_request
 
 router = APIRouter()
 
@@ -47,94 +35,6 @@ router = APIRouter()
 class PayloadTooLarge(M2MError):
     status_code = 413
     default_code = "too_many_devices"
-
-
-# --- callback configuration -----------------------------------------------------------------
-
-
-HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
-HeaderValue = Annotated[
-    str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=MAX_VALUE_LENGTH)
-]
-
-
-class CallbackConfigIn(BaseModel):
-    model_config = ConfigDict(regex_engine="python-re")  # the name pattern uses a lookahead
-
-    url: str = Field(
-        description="Absolute http(s) URL that receives status messages (https outside the "
-        "sandbox).",
-        pattern=URL_PATTERN,
-        max_length=MAX_URL_LENGTH,
-    )
-    headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict,
-        max_length=MAX_HEADERS,
-        description="Authorization and x-* headers (not x-callback-token) sent with every message.",
-        json_schema_extra={"additionalProperties": False},
-    )
-
-
-class CallbackConfigPublic(BaseModel):
-    url: str | None
-    headers: dict[str, str] = Field(description="Header names; values are masked.")
-
-
-@router.post(
-    "/configure/callback",
-    status_code=204,
-    response_class=Response,
-    tags=["Callbacks"],
-    summary="Set the callback URL and headers",
-    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 422, 429)},
-)
-async def configure_callback(
-    body: CallbackConfigIn, account_id: CurrentAccountId, services: ServicesDep
-) -> Response:
-    """Replace the account's callback configuration; waiting messages go out to the new URL."""
-    try:
-        headers = checked_callback(
-            body.url,
-            body.headers,
-            services.address_policy,
-            require_https=not services.settings.sandbox,
-        )
-    except (CallbackConfigError, InvalidCallbackUrl) as error:
-        raise BadRequest(str(error), code="invalid_callback") from error
-    except ForbiddenTarget as error:
-        # Well-formed, but the server will not call it: a policy refusal, not a malformed request.
-        raise Forbidden(str(error), code="callback_target_forbidden") from error
-
-    await run_in_threadpool(
-        save_callback, services.engine, services.clock, account_id, body.url, headers
-    )
-    services.notify_work()
-    return Response(status_code=204)
-
-
-@router.get(
-    "/configure/callback",
-    response_model=CallbackConfigPublic,
-    tags=["Callbacks"],
-    summary="Show the callback configuration (extension)",
-    responses=error_responses(401, 403, 429),
-)
-async def show_callback(
-    account_id: CurrentAccountId, services: ServicesDep
-) -> CallbackConfigPublic:
-    """The current callback URL and header names, with header values masked."""
-
-    def load() -> store.CallbackConfig | None:
-        with services.engine.connect() as conn:
-            return store.get_callback_config(conn, account_id)
-
-    config = await run_in_threadpool(load)
-    if config is None:
-        return CallbackConfigPublic(url=None, headers={})
-    return CallbackConfigPublic(url=config.url, headers=masked(config.headers))
-
-
-# --- lifecycle requests ---------------------------------------------------------------------
 
 
 class DeviceIn(BaseModel):
@@ -347,9 +247,9 @@ async def request_status(
 ) -> RequestStatusPublic:
     """The request's operation and timing, and per device its result and callback delivery."""
 
-    def load() -> tuple[store.RequestSummary, list[store.ItemStatus]] | None:
+    def load() -> tuple[RequestSummary, list[ItemStatus]] | None:
         with services.engine.connect() as conn:
-            return store.get_request(conn, account_id, str(tracking_number))
+            return get_request(conn, account_id, str(tracking_number))
 
     found = await run_in_threadpool(load)
     if found is None:

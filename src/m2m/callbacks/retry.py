@@ -1,8 +1,8 @@
 """When to try a callback again: exponential backoff with jitter over about a day. Pure.
 
-Default schedule (seconds before each retry): 10, 30, 60, 120, 300, 600, 1800, 3600, 7200,
-14400, 28800, 28800 — 13 attempts in all over about 23.8 hours; each delay is jittered by ±20% so
-that a receiver coming back up is not hit by every queued message at the same instant.
+The schedule is configuration (``M2M_CALLBACK_RETRY_SCHEDULE``; its default, 13 attempts over
+about 23.8 hours, is ``settings.DEFAULT_RETRY_SCHEDULE``). Each delay is jittered by ±20% so that
+a receiver coming back up is not hit by every queued message at the same instant.
 """
 
 from __future__ import annotations
@@ -11,27 +11,13 @@ import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
-    10,
-    30,
-    60,
-    120,
-    300,
-    600,
-    1800,
-    3600,
-    7200,
-    14400,
-    28800,
-    28800,
-)
 JITTER = 0.2
 
 
 def next_attempt_at(
     attempts_made: int,
     now: datetime,
-    schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
+    schedule: Sequence[float],
     rng: random.Random | None = None,
 ) -> datetime | None:
     """When to try again after ``attempts_made`` failed attempts, or None to give up."""

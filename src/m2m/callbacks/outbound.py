@@ -33,12 +33,15 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
+
+if TYPE_CHECKING:
+    from m2m.settings import Settings
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -166,6 +169,12 @@ class AddressPolicy:
             except ValueError as exc:
                 raise ValueError(f"invalid allowed network {entry!r}: {exc}") from exc
         return cls(allow_loopback=allow_loopback, allowed_networks=tuple(parsed))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """Callbacks reach public addresses; loopback too in the sandbox; private networks only
+        when listed in ``M2M_CALLBACK_ALLOWED_NETWORKS``."""
+        return cls.from_strings(settings.sandbox, settings.callback_allowed_networks)
 
     def problem(self, address: IPAddress) -> str | None:
         """None if ``address`` may be contacted, else the reason ("127.0.0.1 is a loopback ...")."""

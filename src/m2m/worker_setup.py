@@ -11,18 +11,12 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from m2m.callbacks import CallbackSender
+from m2m.callbacks.outbound import AddressPolicy, make_session
+from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
 from m2m.network import NetworkAdapter, Simulator
-from m2m.outbound import AddressPolicy, make_session
 from m2m.settings import Settings
 from m2m.worker import Worker
-
-
-def address_policy(settings: Settings) -> AddressPolicy:
-    """Callbacks reach public addresses; loopback too in the sandbox; private networks only
-    when listed in ``M2M_CALLBACK_ALLOWED_NETWORKS``."""
-    return AddressPolicy.from_strings(settings.sandbox, settings.callback_allowed_networks)
 
 
 def build_adapter(settings: Settings) -> NetworkAdapter:
@@ -46,7 +40,7 @@ async def worker_parts(
     """A ready worker (not running), with its HTTP session closed on exit."""
     assert settings.secret_key is not None
     session = make_session(
-        address_policy(settings),
+        AddressPolicy.from_settings(settings),
         timeout_seconds=settings.callback_timeout_seconds,
         require_https=not settings.sandbox,
     )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m2m.callback_config import (
+from m2m.callbacks.rules import (
     URL_PATTERN,
     CallbackConfigError,
     header_problem,

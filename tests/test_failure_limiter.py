@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from m2m.clock import ManualClock
-from m2m.ratelimit import FailureLimiter
+from m2m.failure_limiter import FailureLimiter
 
 
 def test_blocks_after_budget_and_reopens_when_window_passes() -> None:

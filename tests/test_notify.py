@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from m2m.clock import SystemClock
-from m2m.runtime import running_worker
 from m2m.settings import Settings
-from m2m.storage.requests import WORK_CHANNEL
+from m2m.storage.notify import WORK_CHANNEL
+from m2m.worker_setup import running_worker
 from tests.test_requests_api import auth, msisdn, request
 
 

@@ -2,73 +2,33 @@
 
 Each message carries the documented ``x-callback-token`` and the account's custom headers, and the
 Standard Webhooks headers (``webhook-id`` stable across retries, ``webhook-timestamp``,
-``webhook-signature``) so receivers can verify and de-duplicate. Only a 2xx answer is success; a
-redirect is not followed and counts as a failure, like a timeout or a connection error.
-
-The per-account signing secret is derived from the server's secret key, so it is never stored:
-``whsec_`` + base64(HMAC-SHA256(secret_key, "m2m-webhook-signing:<account>:<version>")); bumping
-the version rotates it. For a while after a rotation (``rotation_overlap``) each message carries
-two signatures, the new secret's and the previous one's, space-separated as Standard Webhooks
-allows: a receiver still verifying with the old secret keeps accepting messages until it switches.
+``webhook-signature``, see ``signing``) so receivers can verify and de-duplicate. Only a 2xx
+answer is success; a redirect is not followed and counts as a failure, like a timeout or a
+connection error. When to try again is ``retry``'s decision.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from m2m import __version__
+from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
+from m2m.callbacks.retry import next_attempt_at
+from m2m.callbacks.signing import signing_secret, signing_versions
 from m2m.clock import Clock
-from m2m.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
-from m2m.retry import next_attempt_at
-from m2m.storage.requests import AttemptRecord, DueDelivery
+from m2m.storage.outbox import AttemptRecord, DueDelivery
 
 USER_AGENT = f"m2m-callbacks/{__version__}"
 log = logging.getLogger("m2m.callbacks")
-
-
-def signing_secret(secret_key: str, account_id: int, version: int) -> str:
-    message = f"m2m-webhook-signing:{account_id}:{version}".encode()
-    raw = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
-    return "whsec_" + base64.b64encode(raw).decode()
-
-
-def signing_versions(
-    version: int, rotated_at: datetime | None, now: datetime, overlap: timedelta
-) -> list[int]:
-    """The secret versions a message is signed with: the current one, and the previous one
-    while the last rotation is more recent than ``overlap``."""
-    if version > 1 and rotated_at is not None and now < rotated_at + overlap:
-        return [version, version - 1]
-    return [version]
-
-
-def status_message(
-    tracking_number: str,
-    identifier: str,
-    identifier_type: str,
-    result_status: str,
-    messages: Sequence[str],
-) -> dict[str, Any]:
-    """The documented callback body."""
-    return {
-        "trackingNumber": tracking_number,
-        "device": {"identifier": identifier, "identifierType": identifier_type},
-        "resultStatus": result_status,
-        "messages": list(messages),
-    }
 
 
 class CallbackSender:

@@ -2,7 +2,7 @@
 shared by ``POST /configure/callback`` and the console's Callback page.
 
 The signing secret is derived from the server's secret key, the account id and a version stored
-with the configuration (see ``m2m.callbacks``): rotating bumps the version, so the new secret is
+with the configuration (see ``signing``): rotating bumps the version, so the new secret is
 computed, shown once, and never stored.
 """
 
@@ -12,12 +12,11 @@ import re
 
 from sqlalchemy import Engine
 
-from m2m.callback_config import MAX_URL_LENGTH, URL_PATTERN, CallbackConfigError, validate_headers
-from m2m.callbacks import signing_secret
+from m2m.callbacks.outbound import AddressPolicy, check_url
+from m2m.callbacks.rules import MAX_URL_LENGTH, URL_PATTERN, CallbackConfigError, validate_headers
+from m2m.callbacks.signing import signing_secret
 from m2m.clock import Clock
-from m2m.outbound import AddressPolicy, check_url
-from m2m.storage import requests as store
-from m2m.storage import signing_keys
+from m2m.storage import callback_configs, outbox
 from m2m.storage.engine import write_transaction
 
 _URL = re.compile(URL_PATTERN)
@@ -46,12 +45,12 @@ def save_callback(
     """Store the configuration; messages waiting for a URL (or a retry) go out now."""
     now = clock.now()
     with write_transaction(engine) as conn:
-        store.set_callback_config(conn, account_id, url, headers, now)
-        store.make_deliveries_due(conn, account_id, now)
+        callback_configs.set_callback_config(conn, account_id, url, headers, now)
+        outbox.make_deliveries_due(conn, account_id, now)
 
 
 def rotate_signing_secret(engine: Engine, clock: Clock, secret_key: str, account_id: int) -> str:
     """A new signing secret for the account, effective for every message sent from now on."""
     with write_transaction(engine) as conn:
-        version = signing_keys.bump_version(conn, account_id, clock.now())
+        version = callback_configs.bump_version(conn, account_id, clock.now())
     return signing_secret(secret_key, account_id, version)

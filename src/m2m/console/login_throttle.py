@@ -41,11 +41,11 @@ def counted_period(lock: timedelta) -> timedelta:
     return 2 * lock
 
 
-def email_policy(lock: timedelta) -> Policy:
+def per_email_policy(lock: timedelta) -> Policy:
     """One person's account: 3 free tries, slowed after, locked after 10."""
     return Policy(free_failures=3, lock_after=10, lock=lock)
 
 
-def address_policy(lock: timedelta) -> Policy:
+def per_address_policy(lock: timedelta) -> Policy:
     """One source address, which may be an office behind one NAT: a larger budget."""
     return Policy(free_failures=10, lock_after=50, lock=lock)

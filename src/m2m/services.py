@@ -1,0 +1,64 @@
+"""The services both web front-ends share (the API and the console), built once from settings.
+
+``create_app`` builds one ``Services`` and hands it to both front-ends, which find it again on
+each request with ``services_of``. It sits below the front-ends: the API and the console import
+it, never each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from m2m.callbacks.outbound import AddressPolicy
+from m2m.clock import Clock
+from m2m.failure_limiter import FailureLimiter
+from m2m.settings import Settings
+from m2m.storage.engine import single_statement_reads
+from m2m.tokens import TokenService
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+    from m2m.worker import Worker
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    limiter: FailureLimiter
+    tokens: TokenService
+    address_policy: AddressPolicy  # where callbacks may be sent
+    worker: Worker | None = None  # the in-process worker, when there is one
+    reads: Engine = field(init=False)  # ``engine`` for single-statement reads (the hot path)
+
+    def __post_init__(self) -> None:
+        self.reads = single_statement_reads(self.engine)
+
+    def notify_work(self) -> None:
+        """Wake the in-process worker; standalone workers notice new work by polling."""
+        if self.worker is not None:
+            self.worker.notify()
+
+
+def build_services(settings: Settings, engine: Engine, clock: Clock) -> Services:
+    return Services(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        limiter=FailureLimiter(
+            settings.auth_max_failures, settings.auth_failure_window_seconds, clock
+        ),
+        tokens=TokenService(engine, clock, settings.token_ttl_seconds),
+        address_policy=AddressPolicy.from_settings(settings),
+    )
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    """The services of the app serving this request (set by ``create_app``)."""
+    services: Services = connection.app.state.services
+    return services
