@@ -18,17 +18,13 @@ import asyncio
 import cProfile
 import json
 import pstats
-import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+import harness
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from m2m import sandbox
 from m2m.asgi import create_app
@@ -143,24 +139,9 @@ def main() -> int:
     parser.add_argument("--postgres-url", help="run on a temporary database of this server")
     parser.add_argument("--cprofile", action="store_true")
     args = parser.parse_args()
-    if not args.postgres_url:
-        with tempfile.TemporaryDirectory(prefix="m2m-bench-asgi-") as tmp:
-            asyncio.run(run(f"sqlite:///{Path(tmp) / 'm2m.db'}", args.requests, args.cprofile))
-        return 0
-    admin = create_engine(
-        make_url(args.postgres_url).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-    )
-    name = f"m2m_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(args.postgres_url).set(database=name)
-        asyncio.run(run(url.render_as_string(hide_password=False), args.requests, args.cprofile))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    database = "postgresql" if args.postgres_url else "sqlite"
+    with harness.workspace(database, False, "bench-asgi", server=args.postgres_url) as space:
+        asyncio.run(run(space.database_url, args.requests, args.cprofile))
     return 0
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import harness
 from sqlalchemy import Connection, text
 
 from m2m import accounts
@@ -64,25 +63,19 @@ def timed(conn: Connection, query: Callable[[], Any]) -> float:
     return statistics.median(runs) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sims", type=int, default=1_000_000)
-    parser.add_argument("--database-url")
-    args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="m2m-bench-console-")
-    url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
+def bench(url: str, count: int) -> None:
     engine = make_engine(url)
     upgrade(engine)
     account = accounts.create_account(engine, SystemClock(), "Bench")
     started = time.perf_counter()
     with write_transaction(engine) as conn:
-        fill(conn, account.id, args.sims)
-    print(f"{args.sims} SIMs inserted in {time.perf_counter() - started:.1f} s ({url})")
+        fill(conn, account.id, count)
+    print(f"{count} SIMs inserted in {time.perf_counter() - started:.1f} s ({url})")
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
             conn.commit()
-    deep = args.sims * 9 // 10
+    deep = count * 9 // 10
     cases: dict[str, Callable[[Connection], Any]] = {
         "first page": lambda c: fleet.list_sims(c, account.id),
         "page at 90%": lambda c: fleet.list_sims(c, account.id, after_id=deep),
@@ -111,6 +104,18 @@ def main() -> None:
         for name, case in cases.items():
             print(f"{name:40} {timed(conn, lambda case=case: case(conn)):8.2f} ms")
     engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sims", type=int, default=1_000_000)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    if args.database_url:
+        bench(args.database_url, args.sims)
+    else:
+        with harness.workspace("sqlite", keep=False, prefix="bench-console") as space:
+            bench(space.database_url, args.sims)
 
 
 if __name__ == "__main__":

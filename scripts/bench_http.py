@@ -32,40 +32,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
+import dataclasses
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+import harness
+from harness import API, FIRST_MSISDN
+from sqlalchemy import text
 
-from m2m.identifiers import luhn_check_digit
-
-BIN = Path(sys.executable).parent
-M2M = str(BIN / "m2m")
-UVICORN = str(BIN / "uvicorn")
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
-FIRST_MSISDN = 32_480_000_000
-API = "/m2m/1.0.0"
 STATES = ["Active", "Active", "Active", "Ready", "Deactivated"]
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}  # what the TLS-terminating proxy would add
+# A production configuration: a secret of its own, behind a TLS-terminating proxy.
+SERVER_SETTINGS = {"M2M_SECRET_KEY": secrets.token_urlsafe(48), "M2M_BEHIND_TLS_PROXY": "true"}
 
 
 # --- the SIMs -----------------------------------------------------------------------------------
@@ -114,158 +107,134 @@ def sim_profile(n: int) -> dict[str, Any]:
     }
 
 
-def write_csv(path: Path, sims: int) -> None:
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["iccid", "imsi", "msisdn", "state", "cost_center", "profile"])
-        for n in range(sims):
-            iccid = f"893201{900_000_000_000 + n:012d}"
-            writer.writerow(
-                [
-                    iccid + str(luhn_check_digit(iccid)),
-                    f"20601{3_000_000_000 + n:010d}",
-                    str(FIRST_MSISDN + n),
-                    STATES[n % len(STATES)],
-                    f"CC-{n % 50}",
-                    json.dumps(sim_profile(n), separators=(",", ":")),
-                ]
-            )
+def bench_sims(count: int) -> Iterator[harness.Sim]:
+    """``count`` SIMs in a mix of states, each with a cost center and a full profile document."""
+    for n in range(count):
+        yield dataclasses.replace(
+            harness.bench_sim(n, series=1),
+            state=STATES[n % len(STATES)],
+            cost_center=f"CC-{n % 50}",
+            profile=json.dumps(sim_profile(n), separators=(",", ":")),
+        )
 
 
 # --- databases ----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
+class Credentials:
+    """The benchmark account's."""
+
+    client_id: str
+    client_secret: str
+    api_key: str
+
+
+@dataclass(frozen=True)
 class Database:
-    """A database ready to serve: how to reach it, and the benchmark account's credentials."""
+    """A database ready to serve: its workspace, the settings that point m2m at it, and the
+    benchmark account's credentials."""
 
     kind: str
-    env: dict[str, str]  # M2M_* settings that point m2m at it
-    client_id: str = ""
-    client_secret: str = ""
-    api_key: str = ""
-    cleanup: list[Any] = field(default_factory=list)
-
-    def credentials(self) -> dict[str, str]:
-        return {
-            "client_id": self.client_id,
-            "client_secret": self.client_secret,
-            "api_key": self.api_key,
-        }
+    space: harness.Workspace
+    env: dict[str, str]
+    credentials: Credentials
 
 
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
-    env["M2M_SECRET_KEY"] = secrets.token_urlsafe(48)
-    env["M2M_BEHIND_TLS_PROXY"] = "true"
-    return env
-
-
-def m2m_cli(env: dict[str, str], *args: str, timeout: float = 1800) -> Any:
-    done = subprocess.run(
-        [M2M, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"m2m {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return json.loads(done.stdout) if "--json" in args else done.stdout
-
-
-def populate(db: Database, work_dir: Path, sims: int) -> None:
+def populate(space: harness.Workspace, env: dict[str, str], sims: int) -> Credentials:
     """Migrate, create the account, its app and the SIMs through the admin CLI."""
-    env = {**base_env(), **db.env}
-    m2m_cli(env, "db", "upgrade")
-    account = m2m_cli(env, "admin", "accounts", "create", "Benchmark", "--json")
-    app = m2m_cli(env, "admin", "apps", "create", "--account", str(account["account_id"]), "--json")
-    db.api_key, db.client_id, db.client_secret = (
-        account["api_key"],
-        app["client_id"],
-        app["client_secret"],
-    )
-    source = work_dir / "sims.csv"
+    harness.m2m_cli(env, "db", "upgrade")
+    account = harness.m2m_json(env, "admin", "accounts", "create", "Benchmark")
+    account_id = str(account["account_id"])
+    app = harness.m2m_json(env, "admin", "apps", "create", "--account", account_id)
+    source = space.directory / "sims.csv"
     started = time.perf_counter()
-    write_csv(source, sims)
+    harness.write_csv(source, (sim.row() for sim in bench_sims(sims)))
     log(f"  generated {sims:,} rows ({source.stat().st_size / 1e6:,.0f} MB) in {elapsed(started)}")
     started = time.perf_counter()
-    args = ("admin", "sims", "import", str(source), "--account", str(account["account_id"]))
-    report = m2m_cli(env, *args, "--json")
-    if report["imported"] != sims:
-        raise RuntimeError(f"import: {report}")
+    harness.import_sims(env, source, account_id, sims)
     log(f"  imported {sims:,} SIMs in {elapsed(started)}")
     source.unlink()
+    return Credentials(app["client_id"], app["client_secret"], account["api_key"])
 
 
-def sqlite_database(work_dir: Path, sims: int, reuse: Path | None) -> Database:
-    data_dir = work_dir / "data"
-    data_dir.mkdir()
-    db = Database("sqlite", {"M2M_DATA_DIR": str(data_dir)})
-    cached = reuse / f"sqlite-{sims}" if reuse else None
-    if cached and (cached / "m2m.db").exists():
-        log(f"  copying the cached database from {cached}")
-        shutil.copy(cached / "m2m.db", data_dir / "m2m.db")
-        db.__dict__.update(json.loads((cached / "credentials.json").read_text()))
-        return db
-    populate(db, work_dir, sims)
-    if cached:
-        cached.mkdir(parents=True, exist_ok=True)
-        shutil.copy(data_dir / "m2m.db", cached / "m2m.db")
-        (cached / "credentials.json").write_text(json.dumps(db.credentials()))
-    return db
-
-
-def postgres_database(work_dir: Path, sims: int, reuse: Path | None, admin_url: str) -> Database:
-    admin = create_engine(
-        make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"m2m_bench_{secrets.token_hex(4)}"
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    db = Database("postgresql", {"M2M_DATABASE_URL": url})
-    cache_name = f"m2m_bench_cache_{sims}"
-    marker = reuse / f"postgresql-{sims}.json" if reuse else None
-    with admin.connect() as conn:
-        exists = conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": cache_name}
-        ).first()
-        if marker and marker.exists() and exists:
-            log(f"  cloning the cached database {cache_name}")
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{cache_name}"'))
-            db.__dict__.update(json.loads(marker.read_text()))
-        else:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        if not db.client_id:
-            populate(db, work_dir, sims)
-            vacuum_analyze(url)
-            if marker:
-                keep_as_template(admin, name, cache_name, marker, db)
-    except BaseException:
-        drop_postgres(admin, name)
-        raise
-    db.cleanup.append(lambda: drop_postgres(admin, name))
-    return db
-
-
-def vacuum_analyze(url: str) -> None:
+def vacuum_analyze(space: harness.Workspace) -> None:
     """Fresh statistics, as autovacuum would gather them soon after a bulk import."""
-    engine = create_engine(
-        make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as conn:
+    with space.connect(autocommit=True) as conn:
         conn.execute(text("VACUUM ANALYZE"))
-    engine.dispose()  # no session may remain on a database to be copied as a template
 
 
-def keep_as_template(admin: Any, name: str, cache_name: str, marker: Path, db: Database) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{cache_name}"'))
-        conn.execute(text(f'CREATE DATABASE "{cache_name}" TEMPLATE "{name}"'))
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(db.credentials()))
+@dataclass(frozen=True)
+class Cache:
+    """What ``--reuse DIR`` keeps of an imported database: a copy of it (a SQLite file, or a
+    PostgreSQL template database on the server of ``--postgres-url``) and its credentials."""
+
+    kind: str
+    copy: str
+    credentials: Path
+    server: str
+
+    @classmethod
+    def of(cls, kind: str, sims: int, reuse: Path, server: str) -> Cache:
+        if kind == "sqlite":
+            folder = reuse / f"sqlite-{sims}"
+            return cls(kind, str(folder / "m2m.db"), folder / "credentials.json", server)
+        return cls(kind, f"m2m_bench_cache_{sims}", reuse / f"postgresql-{sims}.json", server)
+
+    def announce(self) -> str:
+        if self.kind == "sqlite":
+            return f"copying the cached database from {Path(self.copy).parent}"
+        return f"cloning the cached database {self.copy}"
+
+    def exists(self) -> bool:
+        if not self.credentials.exists():
+            return False
+        if self.kind == "sqlite":
+            return Path(self.copy).exists()
+        with harness.postgres_server(self.server) as conn:
+            query = text("SELECT 1 FROM pg_database WHERE datname = :name")
+            return conn.execute(query, {"name": self.copy}).first() is not None
+
+    def save(self, space: harness.Workspace, credentials: Credentials) -> None:
+        if self.kind == "sqlite":
+            Path(self.copy).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(space.database, self.copy)
+        else:
+            with harness.postgres_server(self.server) as conn:
+                harness.drop_database(conn, self.copy)
+                harness.create_database(conn, self.copy, template=space.database)
+        self.credentials.parent.mkdir(parents=True, exist_ok=True)
+        self.credentials.write_text(json.dumps(dataclasses.asdict(credentials)))
+
+    def load(self) -> Credentials:
+        return Credentials(**json.loads(self.credentials.read_text()))
 
 
-def drop_postgres(admin: Any, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+@contextlib.contextmanager
+def database(kind: str, args: argparse.Namespace) -> Iterator[Database]:
+    """A fresh database of ``kind`` with the benchmark's SIMs: imported, or copied from the
+    ``--reuse`` cache."""
+    started = time.perf_counter()
+    log(f"{kind}: setting up {args.sims:,} SIMs")
+    cache = Cache.of(kind, args.sims, args.reuse, args.postgres_url) if args.reuse else None
+    cached = cache if cache and cache.exists() else None
+    if cached:
+        log(f"  {cached.announce()}")
+    template = cached.copy if cached else None
+    with harness.workspace(
+        kind, args.keep, "bench", server=args.postgres_url, template=template
+    ) as space:
+        env = harness.m2m_env(space, SERVER_SETTINGS, sandbox=False)
+        if cached:
+            credentials = cached.load()
+        else:
+            credentials = populate(space, env, args.sims)
+            if kind == "postgresql":
+                vacuum_analyze(space)
+            if cache:
+                cache.save(space, credentials)
+        log(f"  ready in {elapsed(started)}")
+        yield Database(kind, space, env, credentials)
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -282,87 +251,25 @@ async def hello():
 """
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-    processes: int
-
-    def log_tail(self, lines: int = 30) -> str:
-        content = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(content.splitlines()[-lines:])
-
-    def worker_pids(self) -> list[int]:
-        """The processes that serve requests (uvicorn logs each one's pid as it starts)."""
-        content = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", content)]
+def start_hello(db: Database, processes: int) -> harness.Process:
+    directory = db.space.directory
+    (directory / "hello_app.py").write_text(HELLO_APP)
+    args = ["hello_app:app", "--app-dir", str(directory), "--workers", str(processes)]
+    args += ["--no-access-log", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
+    return start(db, "hello", args, processes, UVICORN)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_m2m(db: Database, processes: int) -> harness.Process:
+    args = ["serve", "--no-worker", "--no-access-log", "--processes", str(processes)]
+    return start(db, "m2m", args, processes, harness.M2M)
 
 
-def start(name: str, command: list[str], env: dict[str, str], cwd: Path, processes: int) -> Server:
-    port = free_port()
-    log_path = cwd / f"{name}.log"
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(name, process, f"http://127.0.0.1:{port}", log_path, processes)
-    deadline = time.monotonic() + 120
-    while len(server.worker_pids()) < processes or not answers(server.base_url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(server)
-            raise RuntimeError(f"{name} did not start:\n{server.log_tail()}")
-        time.sleep(0.2)
+def start(
+    db: Database, name: str, args: list[str], processes: int, program: str
+) -> harness.Process:
+    server = harness.start_server(db.space, db.env, name, args, program)
+    server.wait_until_up(120, processes)
     return server
-
-
-def answers(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(base_url + "/", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # an HTTP answer, whatever its status, means it is up
-    except OSError:
-        return False
-
-
-def stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-
-
-def start_hello(work_dir: Path, processes: int) -> Server:
-    (work_dir / "hello_app.py").write_text(HELLO_APP)
-    command = [UVICORN, "hello_app:app", "--app-dir", str(work_dir), "--workers", str(processes)]
-    command += ["--no-access-log", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
-    return start("hello", command, base_env(), work_dir, processes)
-
-
-def start_m2m(db: Database, work_dir: Path, processes: int) -> Server:
-    command = [M2M, "serve", "--no-worker", "--no-access-log", "--processes", str(processes)]
-    return start("m2m", command, {**base_env(), **db.env}, work_dir, processes)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time used so far by these processes (all their threads)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError):  # a backend may have gone
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -395,7 +302,7 @@ def headers_lua(headers: dict[str, str]) -> str:
 
 
 def simcards_lua(sims: int, token: str, api_key: str) -> str:
-    headers = {**PROXY_HEADERS, "Authorization": f"Bearer {token}", "x-api-key": api_key}
+    headers = {**PROXY_HEADERS, **harness.api_headers(token, api_key)}
     headers |= {"Accept": "application/json"}
     return f"""{headers_lua(headers)}
 local first, count = {FIRST_MSISDN}, {sims}
@@ -410,15 +317,7 @@ end
 
 
 def token_lua(db: Database) -> str:
-    query = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "scope": "openid",
-            "client_id": db.client_id,
-            "client_secret": db.client_secret,
-            "Accept": "application/json",
-        }
-    )
+    query = urllib.parse.urlencode({**token_params(db), "Accept": "application/json"})
     headers = {**PROXY_HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
     return f"""{headers_lua(headers)}
 wrk.method = "POST"
@@ -477,12 +376,16 @@ def wrk(
     if load.warmup > 0:  # fill the pools and caches; numbers thrown away
         subprocess.run([*command, f"-d{load.warmup:g}s", base_url], capture_output=True, check=True)
     backends = database_pids()  # connected by now
-    cpu_before = cpu_seconds(server_pids), cpu_seconds(backends)
+
+    def cpu_seconds() -> tuple[float, float]:
+        return harness.cpu_seconds(server_pids) or 0.0, harness.cpu_seconds(backends) or 0.0
+
+    cpu_before = cpu_seconds()
     done = subprocess.run(
         [*command, f"-d{load.duration:g}s", base_url], capture_output=True, text=True, check=True
     )
-    cpu = cpu_seconds(server_pids) - cpu_before[0]
-    database_cpu = cpu_seconds(backends) - cpu_before[1]
+    cpu_after = cpu_seconds()
+    cpu, database_cpu = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
     match = re.search(r"WRK_JSON (\{.*\})", done.stdout)
     if match is None:
         raise RuntimeError(f"unexpected wrk output:\n{done.stdout}{done.stderr}")
@@ -505,30 +408,22 @@ def wrk(
 
 def database_backends(db: Database) -> list[int]:
     """The PostgreSQL server processes connected to the benchmark's database (none: SQLite)."""
-    url = db.env.get("M2M_DATABASE_URL")
-    if url is None:
+    if db.kind != "postgresql":
         return []
-    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
-    try:
-        with engine.connect() as conn:
-            query = text(
-                "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return [int(pid) for pid in conn.execute(query).scalars()]
-    finally:
-        engine.dispose()
+    with db.space.connect() as conn:
+        query = text(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [int(pid) for pid in conn.execute(query).scalars()]
+
+
+def token_params(db: Database) -> dict[str, str]:
+    return harness.token_params(db.credentials.client_id, db.credentials.client_secret)
 
 
 def request_token(base_url: str, db: Database) -> str:
-    query = urllib.parse.urlencode(
-        {
-            "grant_type": "client_credentials",
-            "scope": "openid",
-            "client_id": db.client_id,
-            "client_secret": db.client_secret,
-        }
-    )
+    query = urllib.parse.urlencode(token_params(db))
     request = urllib.request.Request(
         f"{base_url}/token?{query}", method="POST", headers=PROXY_HEADERS
     )
@@ -538,14 +433,14 @@ def request_token(base_url: str, db: Database) -> str:
 
 def check_sim(base_url: str, db: Database, token: str, sims: int) -> None:
     """One lookup by hand before the load: the setup works and answers the documented shape."""
-    msisdn = FIRST_MSISDN + sims - 1
+    last = harness.bench_sim(sims - 1, series=1)
     request = urllib.request.Request(
-        f"{base_url}{API}/simcards?msisdn={msisdn}",
-        headers={**PROXY_HEADERS, "Authorization": f"Bearer {token}", "x-api-key": db.api_key},
+        f"{base_url}{API}/simcards?msisdn={last.msisdn}",
+        headers={**PROXY_HEADERS, **harness.api_headers(token, db.credentials.api_key)},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         body = json.loads(response.read())
-    if body[0]["Device"]["Identifier"] != f"20601{3_000_000_000 + sims - 1:010d}":
+    if body[0]["Device"]["Identifier"] != last.imsi:
         raise RuntimeError(f"unexpected answer: {body}")
 
 
@@ -559,22 +454,23 @@ class Row:
     memory: list[dict[str, int]]
 
 
-def run(db: Database, work_dir: Path, processes: int, sims: int, load: Load) -> Row:
-    hello_server = start_hello(work_dir, processes)
+def run(db: Database, processes: int, sims: int, load: Load) -> Row:
+    work_dir = db.space.directory
+    hello_server = start_hello(db, processes)
     try:
-        hello = wrk(hello_server.base_url, hello_lua(), work_dir, load, hello_server.worker_pids())
+        hello = wrk(hello_server.base_url, hello_lua(), work_dir, load, hello_server.server_pids())
     finally:
-        stop(hello_server)
+        hello_server.stop()
     log(f"  hello-world      {processes} process(es): {hello.line()}")
-    server = start_m2m(db, work_dir, processes)
+    server = start_m2m(db, processes)
     try:
         token = request_token(server.base_url, db)
         check_sim(server.base_url, db, token, sims)
-        script = simcards_lua(sims, token, db.api_key)
-        pids = server.worker_pids()
+        script = simcards_lua(sims, token, db.credentials.api_key)
+        pids = server.server_pids()
         backends = partial(database_backends, db)
         simcards = wrk(server.base_url + API + "/simcards", script, work_dir, load, pids, backends)
-        memory = [memory_kib(pid) for pid in server.worker_pids()]
+        memory = [memory_kib(pid) for pid in server.server_pids()]
         log(f"  GET /simcards    {processes} process(es): {simcards.line()}")
         log(f"    ratio to hello-world: {simcards.rps / hello.rps:.2f}")
         log("    memory: " + ", ".join(f"{m['VmRSS'] / 1024:.0f} MB" for m in memory))
@@ -586,7 +482,7 @@ def run(db: Database, work_dir: Path, processes: int, sims: int, load: Load) -> 
         log(server.log_tail())
         raise
     finally:
-        stop(server)
+        server.stop()
     return Row(db.kind, processes, hello, simcards, tokens, memory)
 
 
@@ -623,23 +519,6 @@ def elapsed(started: float) -> str:
     return f"{time.perf_counter() - started:.1f} s"
 
 
-@contextlib.contextmanager
-def database(kind: str, work_dir: Path, args: argparse.Namespace) -> Iterator[Database]:
-    started = time.perf_counter()
-    log(f"{kind}: setting up {args.sims:,} SIMs")
-    db = (
-        sqlite_database(work_dir, args.sims, args.reuse)
-        if kind == "sqlite"
-        else postgres_database(work_dir, args.sims, args.reuse, args.postgres_url)
-    )
-    log(f"  ready in {elapsed(started)}")
-    try:
-        yield db
-    finally:
-        for cleanup in db.cleanup:
-            cleanup()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=1_000_000, help="SIMs in the inventory")
@@ -655,7 +534,9 @@ def main() -> int:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="a server and role allowed to CREATE DATABASE",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directories and databases"
+    )
     parser.add_argument(
         "--prepare", action="store_true", help="only set up the databases of --reuse, then exit"
     )
@@ -666,25 +547,19 @@ def main() -> int:
         args.reuse = args.reuse.resolve()
     elif args.prepare:
         parser.error("--prepare needs --reuse DIR")
+    kinds = args.databases.split(",")
+    if not set(kinds) <= {"sqlite", "postgresql"}:
+        parser.error("--databases takes sqlite, postgresql or both")
     load = Load(args.threads, args.connections, args.duration, args.warmup)
     counts = [int(p) for p in args.processes.split(",")]
     log(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
 
     rows: list[Row] = []
-    work_root = Path(tempfile.mkdtemp(prefix="m2m-bench-http-"))
-    try:
-        for kind in args.databases.split(","):
-            work_dir = work_root / kind
-            work_dir.mkdir()
-            with database(kind, work_dir, args) as db:
-                if args.prepare:
-                    continue
-                rows.extend(run(db, work_dir, p, args.sims, load) for p in counts)
-    finally:
-        if args.keep:
-            log(f"kept {work_root}")
-        else:
-            shutil.rmtree(work_root, ignore_errors=True)
+    for kind in kinds:
+        with database(kind, args) as db:
+            if args.prepare:
+                continue
+            rows.extend(run(db, p, args.sims, load) for p in counts)
     print(summary(rows))
     failed = [r for r in rows for w in (r.hello, r.simcards, r.token) if any(w.errors.values())]
     if failed:

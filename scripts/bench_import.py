@@ -14,48 +14,36 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import csv
 import pstats
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+import harness
 
 from m2m import accounts
 from m2m.clock import SystemClock
-from m2m.identifiers import SimState, luhn_check_digit
+from m2m.identifiers import SimState
 from m2m.simimport import ImportReport, import_csv
 from m2m.storage import sims
-from m2m.storage.engine import make_engine
 from m2m.storage.migrate import upgrade
 
 STATES = [state.value for state in SimState]
 COLUMNS = ["iccid", "imsi", "msisdn", "state", "cost_center", "apn", "data_plan", "custom_field_1"]
 
 
-def iccid(n: int) -> str:
-    payload = f"8944{n:014d}"  # 18 digits + the Luhn digit: 19
-    return payload + str(luhn_check_digit(payload))
-
-
-def write_csv(path: Path, rows: int, profile_every: int) -> None:
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(COLUMNS)
-        for n in range(rows):
-            with_profile = profile_every > 0 and n % profile_every == 0
-            writer.writerow(
-                [
-                    iccid(n),
-                    f"23415{n:010d}",
-                    f"+447{n:09d}",
-                    STATES[n % len(STATES)],
-                    f"CC-{n % 100}",
-                    "internet.m2m" if with_profile else "",
-                    "PLAN-1GB" if with_profile else "",
-                    f"asset-{n}" if with_profile else "",
-                ]
-            )
+def row(n: int, profile_every: int) -> list[str]:
+    """The ``n``-th line (COLUMNS), with the profile shorthands on every ``profile_every``-th."""
+    with_profile = profile_every > 0 and n % profile_every == 0
+    return [
+        harness.iccid(f"8944{n:014d}"),
+        f"23415{n:010d}",
+        f"+447{n:09d}",
+        STATES[n % len(STATES)],
+        f"CC-{n % 100}",
+        "internet.m2m" if with_profile else "",
+        "PLAN-1GB" if with_profile else "",
+        f"asset-{n}" if with_profile else "",
+    ]
 
 
 def main() -> int:
@@ -77,18 +65,18 @@ def main() -> int:
     if args.rows < 1:
         parser.error("--rows must be at least 1")
 
-    with tempfile.TemporaryDirectory(prefix="m2m-bench-") as tmp:
-        directory = Path(tmp)
-        source = directory / "sims.csv"
+    with harness.workspace("sqlite", keep=False, prefix="bench-import") as space:
+        source = space.directory / "sims.csv"
         started = time.perf_counter()
-        write_csv(source, args.rows, args.profile_every)
+        lines = (row(n, args.profile_every) for n in range(args.rows))
+        harness.write_csv(source, lines, COLUMNS)
         print(
             f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:,.1f} MB) "
             f"in {time.perf_counter() - started:.1f} s",
             file=sys.stderr,
         )
 
-        engine = make_engine(f"sqlite:///{directory / 'm2m.db'}")
+        engine = space.engine()
         try:
             upgrade(engine)
             clock = SystemClock()

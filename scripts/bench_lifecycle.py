@@ -81,8 +81,7 @@ class Server:
         return [self.api, *self.workers]
 
     def cpu_seconds(self) -> float | None:
-        times = [harness.cpu_seconds(process.pid) for process in self.processes]
-        return None if None in times else sum(t for t in times if t is not None)
+        return harness.cpu_seconds(process.pid for process in self.processes)
 
     def stop(self) -> None:
         for process in [*self.workers, self.api]:
@@ -94,16 +93,12 @@ class Server:
 
 def request_finished_at(space: Workspace, tracking_number: str) -> float | None:
     """The request's finished_at as a POSIX timestamp."""
-    engine = space.engine()
-    try:
-        with engine.connect() as conn:
-            finished = conn.execute(
-                select(lifecycle_requests.c.finished_at).where(
-                    lifecycle_requests.c.tracking_number == tracking_number
-                )
-            ).scalar_one_or_none()
-    finally:
-        engine.dispose()
+    with space.connect() as conn:
+        finished = conn.execute(
+            select(lifecycle_requests.c.finished_at).where(
+                lifecycle_requests.c.tracking_number == tracking_number
+            )
+        ).scalar_one_or_none()
     return None if finished is None else finished.replace(tzinfo=UTC).timestamp()
 
 
@@ -134,12 +129,8 @@ def callback_problems(receiver: Receiver, tracking_number: str, sims: list[Sim])
 
 def sim_problems(space: Workspace, sims: list[Sim]) -> list[str]:
     wanted = {sim.msisdn for sim in sims}
-    engine = space.engine()
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(sim_cards.c.msisdn, sim_cards.c.state)).all()
-    finally:
-        engine.dispose()
+    with space.connect() as conn:
+        rows = conn.execute(select(sim_cards.c.msisdn, sim_cards.c.state)).all()
     states: dict[str, int] = {}
     for msisdn, state in rows:
         if msisdn in wanted:
@@ -230,7 +221,7 @@ async def run_once(args: argparse.Namespace) -> RunResult:
         server = start_server(space, env, args.workers)
         try:
             async with asyncio.timeout(args.timeout), aiohttp.ClientSession() as session:
-                await harness.wait_until_up(session, server.api, 60)
+                await asyncio.to_thread(server.api.wait_until_up, 60)
                 await asyncio.to_thread(harness.seed_sims, env, space, sims)
                 return await measure(session, server, space, sims)
         except Exception:

@@ -103,14 +103,10 @@ def unfinished(space: harness.Workspace) -> int:
     """Items not final, and callback messages not (yet) recorded as delivered: a message can
     reach the receiver from a worker killed before it recorded the delivery; it is then sent
     again after its lease, and the run waits for that."""
-    engine = space.engine()
-    try:
-        with engine.connect() as conn:
-            items = select(func.count()).where(request_items.c.status != "done")
-            messages = select(func.count()).where(callback_deliveries.c.status != "delivered")
-            return int(conn.execute(items).scalar_one() + conn.execute(messages).scalar_one())
-    finally:
-        engine.dispose()
+    with space.connect() as conn:
+        items = select(func.count()).where(request_items.c.status != "done")
+        messages = select(func.count()).where(callback_deliveries.c.status != "delivered")
+        return int(conn.execute(items).scalar_one() + conn.execute(messages).scalar_one())
 
 
 def check_workers_outcome(
@@ -120,36 +116,30 @@ def check_workers_outcome(
     tracking_numbers: list[str],
     args: argparse.Namespace,
 ) -> None:
-    engine = space.engine()
-    try:
-        with engine.connect() as conn:
-            items = conn.execute(
-                select(
-                    request_items.c.status,
-                    request_items.c.result_status,
-                    request_items.c.from_state,
-                    request_items.c.to_state,
-                )
-            ).all()
-            history = conn.execute(
-                select(
-                    sim_cards.c.msisdn,
-                    sim_history.c.from_state,
-                    sim_history.c.to_state,
-                    sim_history.c.tracking_number,
-                )
-                .join(sim_cards, sim_cards.c.id == sim_history.c.sim_id)
-                .order_by(sim_history.c.id)
-            ).all()
-            states = dict(conn.execute(select(sim_cards.c.msisdn, sim_cards.c.state)).all())
-            messages_per_item = Counter(
-                conn.execute(select(callback_deliveries.c.item_id)).scalars()
+    with space.connect() as conn:
+        items = conn.execute(
+            select(
+                request_items.c.status,
+                request_items.c.result_status,
+                request_items.c.from_state,
+                request_items.c.to_state,
             )
-            delivered = conn.execute(
-                select(func.count()).where(callback_deliveries.c.status == "delivered")
-            ).scalar_one()
-    finally:
-        engine.dispose()
+        ).all()
+        history = conn.execute(
+            select(
+                sim_cards.c.msisdn,
+                sim_history.c.from_state,
+                sim_history.c.to_state,
+                sim_history.c.tracking_number,
+            )
+            .join(sim_cards, sim_cards.c.id == sim_history.c.sim_id)
+            .order_by(sim_history.c.id)
+        ).all()
+        states = dict(conn.execute(select(sim_cards.c.msisdn, sim_cards.c.state)).all())
+        messages_per_item = Counter(conn.execute(select(callback_deliveries.c.item_id)).scalars())
+        delivered = conn.execute(
+            select(func.count()).where(callback_deliveries.c.status == "delivered")
+        ).scalar_one()
     expected_items = args.requests * args.devices
     final = sum(status == "done" for status, _, _, _ in items)
     success = sum(result == "Success" for _, result, _, _ in items)
@@ -212,7 +202,7 @@ async def workers_scenario(args: argparse.Namespace, report: Report) -> None:
         await receiver.start()
         try:
             async with asyncio.timeout(args.timeout), aiohttp.ClientSession() as session:
-                await harness.wait_until_up(session, api, 60)
+                await asyncio.to_thread(api.wait_until_up, 60)
                 await asyncio.to_thread(harness.seed_sims, env, space, sims)
                 token = await harness.get_token(session, api.base_url)
                 await harness.configure_callback(session, api.base_url, token, receiver.url)
@@ -290,22 +280,18 @@ async def post_until_killed(
 def check_api_outcome(
     space: harness.Workspace, report: Report, answered: list[tuple[str, int]]
 ) -> None:
-    engine = space.engine()
-    try:
-        with engine.connect() as conn:
-            requests = {
-                row.tracking_number: (row.id, row.item_count)
-                for row in conn.execute(
-                    select(
-                        lifecycle_requests.c.tracking_number,
-                        lifecycle_requests.c.id,
-                        lifecycle_requests.c.item_count,
-                    )
+    with space.connect() as conn:
+        requests = {
+            row.tracking_number: (row.id, row.item_count)
+            for row in conn.execute(
+                select(
+                    lifecycle_requests.c.tracking_number,
+                    lifecycle_requests.c.id,
+                    lifecycle_requests.c.item_count,
                 )
-            }
-            items_per_request = Counter(conn.execute(select(request_items.c.request_id)).scalars())
-    finally:
-        engine.dispose()
+            )
+        }
+        items_per_request = Counter(conn.execute(select(request_items.c.request_id)).scalars())
     request_ids = {request_id for request_id, _ in requests.values()}
     missing = [number for number, _ in answered if number not in requests]
     short = [
@@ -343,7 +329,7 @@ async def api_scenario(args: argparse.Namespace, report: Report) -> None:
             connector = aiohttp.TCPConnector(limit=args.posts)
             timeout = aiohttp.ClientTimeout(total=60)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-                await harness.wait_until_up(session, api, 60)
+                await asyncio.to_thread(api.wait_until_up, 60)
                 await asyncio.to_thread(harness.seed_sims, env, space, sims)
                 token = await harness.get_token(session, api.base_url)
                 answered, failed = await post_until_killed(

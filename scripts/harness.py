@@ -1,7 +1,11 @@
-"""What the end-to-end scripts (``bench_lifecycle.py``, ``chaos.py``) share: a fresh database,
-the real ``m2m`` processes, SIMs imported with the admin CLI, a callback receiver and the API
-calls they make. Everything runs as a user would run it: subprocesses of the installed ``m2m``
-command talking HTTP on loopback.
+"""What the scripts share: a fresh database (SQLite or PostgreSQL), SIM import files, the real
+``m2m`` processes (and other servers, started and stopped the same way), the admin CLI, a callback
+receiver and the API calls they make.
+
+``bench_lifecycle.py``, ``chaos.py`` and ``bench_http.py`` run everything as a user would run it:
+subprocesses of the installed ``m2m`` command talking HTTP on loopback. ``bench_import.py``,
+``bench_asgi.py`` and ``bench_console.py`` work in-process and take only a fresh database from
+here (and ``bench_import.py`` the import file's writer).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,14 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from m2m.identifiers import luhn_check_digit
 from m2m.storage.engine import make_engine
@@ -45,28 +53,48 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 # --- the SIMs -----------------------------------------------------------------------------------
 
+SIM_COLUMNS = ("iccid", "imsi", "msisdn", "state", "cost_center", "profile")
+
 
 @dataclass(frozen=True)
 class Sim:
+    """A line of an import file (SIM_COLUMNS)."""
+
     iccid: str
     imsi: str
     msisdn: str
+    state: str = "Active"
+    cost_center: str = ""
+    profile: str = ""  # the profile document as JSON; empty: none
+
+    def row(self) -> list[str]:
+        return [self.iccid, self.imsi, self.msisdn, self.state, self.cost_center, self.profile]
 
 
-def bench_sim(n: int) -> Sim:
-    iccid = f"893201{800_000_000_000 + n:012d}"  # + the Luhn check digit: 19 digits
+def iccid(payload: str) -> str:
+    """``payload`` (18 digits) and its Luhn check digit: a valid 19-digit ICCID."""
+    return payload + str(luhn_check_digit(payload))
+
+
+def bench_sim(n: int, series: int = 0) -> Sim:
+    """The ``n``-th SIM of a series (0: bench_lifecycle.py's and chaos.py's; 1: bench_http.py's,
+    which its ``--reuse`` databases hold). Each series numbers its MSISDNs from FIRST_MSISDN."""
     return Sim(
-        iccid=iccid + str(luhn_check_digit(iccid)),
-        imsi=f"20601{2_000_000_000 + n:010d}",
+        iccid=iccid(f"893201{800_000_000_000 + series * 100_000_000_000 + n:012d}"),
+        imsi=f"20601{2_000_000_000 + series * 1_000_000_000 + n:010d}",
         msisdn=str(FIRST_MSISDN + n),
     )
 
 
-def write_csv(path: Path, sims: list[Sim], state: str = "Active") -> None:
+def write_csv(
+    path: Path, rows: Iterable[Sequence[str]], columns: Sequence[str] = SIM_COLUMNS
+) -> None:
+    """An import file: the header, then ``rows`` (an iterator keeps a million of them out of
+    memory)."""
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["iccid", "imsi", "msisdn", "state"])
-        writer.writerows([sim.iccid, sim.imsi, sim.msisdn, state] for sim in sims)
+        writer.writerow(columns)
+        writer.writerows(rows)
 
 
 # --- a fresh database ---------------------------------------------------------------------------
@@ -83,24 +111,78 @@ class Workspace:
     directory: Path  # logs, CSV files; the SQLite file too
     database_url: str
 
+    @property
+    def database(self) -> str:
+        """The SQLite file's path, or the PostgreSQL database's name."""
+        return str(make_url(self.database_url).database)
+
     def engine(self) -> Engine:
         return make_engine(self.database_url)
 
+    @contextlib.contextmanager
+    def connect(self, *, autocommit: bool = False) -> Iterator[Connection]:
+        """A connection to the database; its engine is disposed after, so that no session stays
+        (a PostgreSQL database with one cannot be dropped, nor copied as a template)."""
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                if autocommit:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+        finally:
+            engine.dispose()
+
 
 @contextlib.contextmanager
-def workspace(database: str, keep: bool, prefix: str) -> Iterator[Workspace]:
-    """A temporary directory and a new, empty database: ``sqlite`` (a file in the directory) or
-    ``postgresql`` (a database created on ``M2M_TEST_POSTGRES_URL``'s server, dropped after)."""
+def postgres_server(url: str) -> Iterator[Connection]:
+    """A connection in autocommit to the server of ``url``, for CREATE and DROP DATABASE."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            yield conn
+    finally:
+        admin.dispose()
+
+
+def create_database(server: Connection, name: str, template: str | None = None) -> None:
+    """A new database ``name``: empty, or a copy of the database ``template``."""
+    copy_of = f' TEMPLATE "{template}"' if template else ""
+    server.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
+
+
+def drop_database(server: Connection, name: str) -> None:
+    server.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def workspace(
+    database: str,
+    keep: bool,
+    prefix: str,
+    *,
+    server: str | None = None,
+    template: str | None = None,
+) -> Iterator[Workspace]:
+    """A temporary directory and a new database: ``sqlite`` (a file in the directory) or
+    ``postgresql`` (a database created on ``server``, by default M2M_TEST_POSTGRES_URL's, and
+    dropped after). The database is empty, or a copy of ``template``: a SQLite file, or the name
+    of a PostgreSQL database on the same server."""
     directory = Path(tempfile.mkdtemp(prefix=f"m2m-{prefix}-"))
     name = f"m2m_{prefix.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
-    admin = None
-    if database == "postgresql":
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-    else:
-        url = f"sqlite:///{directory / 'm2m.db'}"
+    server = server or POSTGRES_ADMIN_URL
+    postgresql = database == "postgresql"
+    try:
+        if postgresql:
+            with postgres_server(server) as conn:
+                create_database(conn, name, template)
+            url = make_url(server).set(database=name).render_as_string(hide_password=False)
+        else:
+            if template:
+                shutil.copy(template, directory / "m2m.db")
+            url = f"sqlite:///{directory / 'm2m.db'}"
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     try:
         yield Workspace(directory, url)
     finally:
@@ -108,22 +190,21 @@ def workspace(database: str, keep: bool, prefix: str) -> Iterator[Workspace]:
             print(f"  kept: {directory} and {url}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-            if admin is not None:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if admin is not None:
-            admin.dispose()
+            if postgresql:
+                with postgres_server(server) as conn:
+                    drop_database(conn, name)
 
 
 # --- the m2m processes --------------------------------------------------------------------------
 
 
-def m2m_env(space: Workspace, extra: dict[str, str]) -> dict[str, str]:
-    """This environment without its M2M_* settings, then the workspace's, then ``extra``."""
+def m2m_env(space: Workspace, extra: dict[str, str], *, sandbox: bool = True) -> dict[str, str]:
+    """This environment without its M2M_* settings, then the workspace's (and sandbox mode),
+    then ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
     return {
         **env,
-        "M2M_SANDBOX": "true",
+        **({"M2M_SANDBOX": "true"} if sandbox else {}),
         "M2M_DATA_DIR": str(space.directory),
         "M2M_DATABASE_URL": space.database_url,
         **extra,
@@ -131,49 +212,61 @@ def m2m_env(space: Workspace, extra: dict[str, str]) -> dict[str, str]:
 
 
 def m2m_cli(env: dict[str, str], *args: str) -> str:
-    """Run ``m2m ARGS`` with ``env``; its standard output, or RuntimeError with what it said."""
+    """Run ``m2m ARGS`` with ``env`` (30 minutes at most: an import of a million rows takes
+    several); its standard output, or RuntimeError with what it said."""
     done = subprocess.run(
-        [M2M, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        [M2M, *args], env=env, capture_output=True, text=True, timeout=1800, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"m2m {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
 
 
+def m2m_json(env: dict[str, str], *args: str) -> Any:
+    """``m2m ARGS --json``: what it printed, parsed."""
+    return json.loads(m2m_cli(env, *args, "--json"))
+
+
 def sandbox_account_id(env: dict[str, str]) -> int:
-    accounts = json.loads(m2m_cli(env, "admin", "accounts", "list", "--json"))
+    accounts = m2m_json(env, "admin", "accounts", "list")
     return next(int(a["id"]) for a in accounts if a["is_sandbox"])
 
 
-def seed_sims(env: dict[str, str], space: Workspace, sims: list[Sim]) -> None:
-    """Import ``sims`` (Active) into the sandbox account with the admin CLI."""
-    source = space.directory / "sims.csv"
-    write_csv(source, sims)
-    account = str(sandbox_account_id(env))
-    report = json.loads(
-        m2m_cli(env, "admin", "sims", "import", str(source), "--account", account, "--json")
-    )
-    if report["imported"] != len(sims):
+def import_sims(env: dict[str, str], source: Path, account: int | str, expected: int) -> None:
+    """``m2m admin sims import SOURCE --account ACCOUNT``; RuntimeError unless it imported all
+    ``expected`` rows."""
+    report = m2m_json(env, "admin", "sims", "import", str(source), "--account", str(account))
+    if report["imported"] != expected:
         raise RuntimeError(f"import: {report}")
+
+
+def seed_sims(env: dict[str, str], space: Workspace, sims: list[Sim]) -> None:
+    """Import ``sims`` into the sandbox account with the admin CLI."""
+    source = space.directory / "sims.csv"
+    write_csv(source, (sim.row() for sim in sims))
+    import_sims(env, source, sandbox_account_id(env), len(sims))
 
 
 @dataclass
 class Process:
-    """A running ``m2m`` command, its output in a log file."""
+    """A running server or ``m2m`` command (``program ARGS``), its output in a log file of its
+    own (a restart adds to it)."""
 
     args: list[str]
     env: dict[str, str]
     log_path: Path
-    port: int | None = None  # where an API process listens
+    port: int | None = None  # where a server listens
+    program: str = M2M
     popen: subprocess.Popen[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.log_path.write_bytes(b"")
         self.start()
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [M2M, *self.args],
+                [self.program, *self.args],
                 env=self.env,
                 cwd=self.log_path.parent,
                 stdout=log,
@@ -187,6 +280,30 @@ class Process:
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def server_pids(self) -> list[int]:
+        """The processes that serve requests (uvicorn logs each one's pid as it starts)."""
+        content = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", content)]
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url + "/", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # an HTTP answer, whatever its status, means it is up
+        except OSError:
+            return False
+
+    def wait_until_up(self, seconds: float, processes: int = 1) -> None:
+        """Until the server answers and ``processes`` of its processes have started; else stop
+        it and raise RuntimeError with the end of its log."""
+        deadline = time.monotonic() + seconds
+        while len(self.server_pids()) < processes or not self.answers():
+            if not self.alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.log_path.stem} did not start:\n{self.log_tail()}")
+            time.sleep(0.1)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -212,36 +329,36 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_api(space: Workspace, env: dict[str, str], *, worker: bool, port: int = 0) -> Process:
+def start_server(
+    space: Workspace, env: dict[str, str], name: str, args: list[str], program: str = M2M
+) -> Process:
+    """``program ARGS --port P`` on a free port P, its log ``NAME-P.log`` in the workspace."""
+    port = free_port()
+    log_path = space.directory / f"{name}-{port}.log"
+    return Process([*args, "--port", str(port)], env, log_path, port, program)
+
+
+def start_api(space: Workspace, env: dict[str, str], *, worker: bool) -> Process:
     """``m2m serve --sandbox`` (it migrates and seeds), with or without its embedded worker."""
-    port = port or free_port()
-    args = ["serve", "--sandbox", "--port", str(port), "--worker" if worker else "--no-worker"]
-    return Process(args, env, space.directory / f"api-{port}.log", port)
+    args = ["serve", "--sandbox", "--worker" if worker else "--no-worker"]
+    return start_server(space, env, "api", args)
 
 
 def start_worker(space: Workspace, env: dict[str, str], number: int) -> Process:
     return Process(["worker"], env, space.directory / f"worker-{number}.log")
 
 
-async def wait_until_up(session: aiohttp.ClientSession, api: Process, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(f"{api.base_url}/openapi.json") as response:
-                if response.status == 200:
-                    return
-        if not api.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start:\n{api.log_tail()}")
-        await asyncio.sleep(0.1)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process ``pid`` (all its threads), where /proc exists."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+def cpu_seconds(pids: Iterable[int]) -> float | None:
+    """User + system CPU time used so far by processes ``pids`` (all their threads; one that has
+    gone counts for nothing); None where there is no /proc."""
+    if not Path("/proc/self/stat").exists():
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # --- the callback receiver ----------------------------------------------------------------------
@@ -301,20 +418,24 @@ async def wait_for_callbacks(receiver: Receiver) -> None:
 # --- the API calls ------------------------------------------------------------------------------
 
 
-async def get_token(session: aiohttp.ClientSession, url: str) -> str:
-    params = {
+def token_params(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> dict[str, str]:
+    """The documented query of ``POST /token``: client credentials."""
+    return {
         "grant_type": "client_credentials",
         "scope": "openid",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
+        "client_id": client_id,
+        "client_secret": client_secret,
     }
-    async with session.post(f"{url}/token", params=params) as response:
+
+
+async def get_token(session: aiohttp.ClientSession, url: str) -> str:
+    async with session.post(f"{url}/token", params=token_params()) as response:
         response.raise_for_status()
         return str((await response.json())["access_token"])
 
 
-def api_headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "x-api-key": API_KEY}
+def api_headers(token: str, api_key: str = API_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "x-api-key": api_key}
 
 
 async def configure_callback(
