@@ -73,7 +73,7 @@ def new_account(cli: Cli, name: str = "Acme") -> dict[str, Any]:
 
 def account_row(cli: Cli, account_id: int) -> dict[str, Any]:
     rows = as_json(cli("accounts", "list", "--json"))
-    [row] = [r for r in rows if r["id"] == account_id]
+    [row] = [r for r in rows if r["account_id"] == account_id]
     return dict(row)
 
 
@@ -262,9 +262,9 @@ def test_api_keys_create_list_and_revoke(cli: Cli) -> None:
     assert created["api_key"].startswith("m2mk_")
 
     keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
-    assert [k["id"] for k in keys][-1] == created["api_key_id"]
+    assert [k["api_key_id"] for k in keys][-1] == created["api_key_id"]
     assert len(keys) == 2
-    [new] = [k for k in keys if k["id"] == created["api_key_id"]]
+    [new] = [k for k in keys if k["api_key_id"] == created["api_key_id"]]
     assert new["account_id"] == account_id
     assert new["revoked_at"] is None
     # Only the first characters are listed, never the key itself.
@@ -275,9 +275,9 @@ def test_api_keys_create_list_and_revoke(cli: Cli) -> None:
     assert as_json(revoked) == {"api_key_id": created["api_key_id"], "revoked": True}
 
     keys = as_json(cli("api-keys", "list", "--account", str(account_id), "--json"))
-    [new] = [k for k in keys if k["id"] == created["api_key_id"]]
+    [new] = [k for k in keys if k["api_key_id"] == created["api_key_id"]]
     assert new["revoked_at"] is not None
-    assert [k["revoked_at"] for k in keys if k["id"] != created["api_key_id"]] == [None]
+    assert [k["revoked_at"] for k in keys if k["api_key_id"] != created["api_key_id"]] == [None]
 
 
 def test_api_keys_list_as_a_table_shows_the_hint_only(cli: Cli) -> None:
@@ -331,7 +331,7 @@ def test_tokens_create_list_and_delete(cli: Cli) -> None:
     assert created["token"].startswith("m2mt_")
 
     listed = as_json(cli("tokens", "list", "--account", str(account_id), "--json"))
-    assert [(t["id"], t["name"], t["account_id"]) for t in listed] == [
+    assert [(t["token_id"], t["name"], t["account_id"]) for t in listed] == [
         (created["token_id"], "ci", account_id)
     ]
     assert created["token"] not in json.dumps(listed)
@@ -423,11 +423,35 @@ def names_of(cli: Cli, what: str) -> list[str]:
     return [
         item["name"]
         for account in accounts
-        for item in as_json(cli(listing, "list", "--account", str(account["id"]), "--json"))
+        for item in as_json(cli(listing, "list", "--account", str(account["account_id"]), "--json"))
     ]
 
 
 # --- the credentials work against the API ---------------------------------------------------
+
+
+def test_every_json_output_names_an_id_the_same_way(cli: Cli) -> None:
+    """Scripts rely on one key per kind of id: what ``create --json`` names ``account_id`` is
+    ``account_id`` in ``list --json`` too (never a bare ``id``)."""
+    account = new_account(cli)
+    account_id = str(account["account_id"])
+    key = as_json(cli("api-keys", "create", "--account", account_id, "--json"))
+    app = as_json(cli("apps", "create", "--account", account_id, "--json"))
+    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
+    listed = {
+        "account_id": as_json(cli("accounts", "list", "--json")),
+        "api_key_id": as_json(cli("api-keys", "list", "--account", account_id, "--json")),
+        "app_id": as_json(cli("apps", "list", "--account", account_id, "--json")),
+        "token_id": as_json(cli("tokens", "list", "--account", account_id, "--json")),
+    }
+    for id_key, rows in listed.items():
+        assert rows, id_key
+        assert all(id_key in row for row in rows), (id_key, rows)
+        assert not any("id" in row for row in rows), (id_key, rows)
+    assert account["account_id"] in [row["account_id"] for row in listed["account_id"]]
+    assert key["api_key_id"] in [row["api_key_id"] for row in listed["api_key_id"]]
+    assert app["client_id"] in [row["client_id"] for row in listed["app_id"]]
+    assert token["token_id"] in [row["token_id"] for row in listed["token_id"]]
 
 
 def test_a_permanent_token_from_the_cli_reads_a_sim_until_it_is_deleted(
@@ -478,7 +502,7 @@ def test_the_first_api_key_from_accounts_create_can_be_revoked(
     )
     [first] = as_json(cli("api-keys", "list", "--account", str(account["account_id"]), "--json"))
 
-    cli("api-keys", "revoke", str(first["id"]))
+    cli("api-keys", "revoke", str(first["api_key_id"]))
 
     assert get_sim(client, msisdn, token["token"], account["api_key"]).status_code == 401
 

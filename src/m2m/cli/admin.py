@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
@@ -77,6 +77,13 @@ def _close_database() -> None:
         _engine = None
 
 
+def _named_id(record: Any, id_key: str) -> dict[str, object]:
+    """A record for ``--json``, its ``id`` named for what it identifies: one name for one thing
+    across every command (``account_id`` in ``accounts list`` as in ``accounts create``)."""
+    fields = asdict(record)
+    return {id_key: fields.pop("id"), **fields}
+
+
 def _show_secret(as_json: bool, value: dict[str, object], what: str) -> None:
     if as_json:
         print_json(value)
@@ -112,7 +119,7 @@ def accounts_list(as_json: bool = JsonOption) -> None:
         print_json(
             [
                 {
-                    **asdict(s.account),
+                    **_named_id(s.account, "account_id"),
                     "sims": s.sims,
                     "api_keys": s.api_keys,
                     "apps": s.apps,
@@ -192,7 +199,7 @@ def api_keys_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     with _database().connect() as conn:
         keys = account_store.list_api_keys(conn, account)
     if as_json:
-        print_json([asdict(k) for k in keys])
+        print_json([_named_id(k, "api_key_id") for k in keys])
     else:
         print_table(
             f"API keys of account {account}",
@@ -222,14 +229,13 @@ def apps_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     _check_account(account)
     with _database().connect() as conn:
         found = account_store.list_apps(conn, account)
-    rows = [{"id": a.id, "name": a.name, "client_id": a.client_id} for a in found]
     if as_json:
-        print_json(rows)
+        print_json([{"app_id": a.id, "name": a.name, "client_id": a.client_id} for a in found])
     else:
         print_table(
             f"Applications of account {account}",
             ["id", "name", "client_id"],
-            [tuple(r.values()) for r in rows],
+            [(a.id, a.name, a.client_id) for a in found],
         )
 
 
@@ -266,7 +272,7 @@ def tokens_list(account: AccountOption, as_json: bool = JsonOption) -> None:
     with _database().connect() as conn:
         found = account_store.list_permanent_tokens(conn, account)
     if as_json:
-        print_json([asdict(t) for t in found])
+        print_json([_named_id(t, "token_id") for t in found])
     else:
         print_table(
             f"Permanent tokens of account {account}",
