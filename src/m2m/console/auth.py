@@ -16,6 +16,7 @@ from m2m import credentials
 from m2m.clock import Clock
 from m2m.console import login_throttle
 from m2m.console.users import hasher, normalize_email, password_matches
+from m2m.storage import auth_failures
 from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
 
@@ -38,8 +39,11 @@ class LoginResult:
     retry_after: int = 0  # > 0: refused by the throttle, password not checked
 
 
+KEY_PREFIX = "console:"  # this throttle's keys among all the failures counted
+
+
 def _keys(email: str, address: str) -> tuple[str, str]:
-    return f"email:{email}", f"addr:{address}"
+    return f"{KEY_PREFIX}email:{email}", f"{KEY_PREFIX}addr:{address}"
 
 
 def log_in(
@@ -53,10 +57,10 @@ def log_in(
     with engine.connect() as conn:
         wait = max(
             login_throttle.per_email_policy(rules.lock).wait(
-                console_store.recent_failures(conn, email_key, since), now
+                auth_failures.recent_failures(conn, email_key, since), now
             ),
             login_throttle.per_address_policy(rules.lock).wait(
-                console_store.recent_failures(conn, address_key, since), now
+                auth_failures.recent_failures(conn, address_key, since), now
             ),
         )
         user = console_store.find_user(conn, email) if wait == 0 else None
@@ -64,15 +68,15 @@ def log_in(
         return LoginResult(retry_after=wait)
     if user is None or not password_matches(user.password_hash, password):
         with write_transaction(engine) as conn:
-            console_store.forget_failures_before(conn, since)
-            console_store.add_failures(conn, [email_key, address_key], now)
+            auth_failures.forget_failures_before(conn, since, KEY_PREFIX)
+            auth_failures.add_failures(conn, [email_key, address_key], now)
         return LoginResult()
     token = credentials.new_secret()
     new_hash = hasher.hash(password) if hasher.check_needs_rehash(user.password_hash) else None
     with write_transaction(engine) as conn:
         # Whoever knows the password may clear the email's count; the address's stays, or an
         # attacker with an account of their own could interleave successes to keep guessing.
-        console_store.clear_failures(conn, email_key)
+        auth_failures.clear_failures(conn, email_key)
         console_store.record_login(conn, user.id, new_hash or user.password_hash, now)
         console_store.delete_expired_sessions(conn, now)
         console_store.add_session(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from m2m.storage.tables import accounts, console_login_failures, console_sessions, console_users
+from m2m.storage.tables import accounts, console_sessions, console_users
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,33 +112,3 @@ def delete_session(conn: Connection, digest: bytes) -> None:
 
 def delete_expired_sessions(conn: Connection, now: datetime) -> None:
     conn.execute(delete(console_sessions).where(console_sessions.c.expires_at <= now))
-
-
-# --- failed logins --------------------------------------------------------------------------
-
-
-def recent_failures(conn: Connection, key: str, since: datetime) -> list[datetime]:
-    """Times of the key's failures since ``since``, oldest first."""
-    rows = conn.execute(
-        select(console_login_failures.c.failed_at)
-        .where(
-            console_login_failures.c.throttle_key == key,
-            console_login_failures.c.failed_at > since,
-        )
-        .order_by(console_login_failures.c.failed_at)
-    )
-    return list(rows.scalars())
-
-
-def add_failures(conn: Connection, keys: list[str], now: datetime) -> None:
-    conn.execute(
-        insert(console_login_failures), [{"throttle_key": k, "failed_at": now} for k in keys]
-    )
-
-
-def clear_failures(conn: Connection, key: str) -> None:
-    conn.execute(delete(console_login_failures).where(console_login_failures.c.throttle_key == key))
-
-
-def forget_failures_before(conn: Connection, before: datetime) -> None:
-    conn.execute(delete(console_login_failures).where(console_login_failures.c.failed_at <= before))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -77,7 +78,12 @@ accounts = Table(
     Column("subscription", String(16), nullable=False, server_default="active"),
     Column("is_sandbox", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
+    # The account's request-rate limit on the M2M API; NULL: the operator's default.
+    Column("rate_limit_per_second", Float, nullable=True),
+    Column("rate_limit_burst", Integer, nullable=True),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
+    CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),
+    CheckConstraint("rate_limit_burst >= 1", name="rate_limit_burst"),
 )
 
 api_keys = Table(
@@ -319,11 +325,13 @@ console_sessions = Table(
 
 # Failed console logins, one row each, keyed "email:<address>" or "addr:<ip>". In the database
 # (not process memory) so that every API process sees the same count.
-console_login_failures = Table(
-    "console_login_failures",
+# Failed authentications, per throttle key (a console email, a presented API credential, an
+# address): shared by every process, written only when something fails.
+auth_failures = Table(
+    "auth_failures",
     metadata,
     Column("id", Id, primary_key=True),
     Column("throttle_key", String(400), nullable=False),
     Column("failed_at", UTCDateTime, nullable=False),
-    Index("ix_console_login_failures_throttle_key_failed_at", "throttle_key", "failed_at"),
+    Index("ix_auth_failures_throttle_key_failed_at", "throttle_key", "failed_at"),
 )
