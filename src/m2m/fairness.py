@@ -37,18 +37,21 @@ def shares(total: int, allowances: Sequence[int | None]) -> list[int]:
     quotas = [0] * len(allowances)
     left = max(total, 0)
     open_ = [i for i, allowance in enumerate(allowances) if allowance is None or allowance > 0]
-    while left and open_:
-        each, extra = divmod(left, len(open_))
-        still_open = []
-        for position, i in enumerate(open_):
-            want = each + (1 if position < extra else 0)
-            allowance = allowances[i]
-            room = want if allowance is None else min(want, allowance - quotas[i])
-            quotas[i] += room
-            left -= room
-            if allowance is None or quotas[i] < allowance:
-                still_open.append(i)
-        open_ = still_open
+    while open_ and left:
+        level = left // len(open_)
+        # Those allowed no more than the level take all they may; the others share the rest.
+        capped = [
+            i for i in open_ if (allowance := allowances[i]) is not None and allowance <= level
+        ]
+        if not capped:
+            extra = left - level * len(open_)
+            for position, i in enumerate(open_):
+                quotas[i] = level + (1 if position < extra else 0)
+            break
+        for i in capped:
+            quotas[i] = allowances[i] or 0
+            left -= quotas[i]
+        open_ = [i for i in open_ if i not in capped]
     return quotas
 
 
@@ -66,22 +69,36 @@ def nested_shares(total: int, groups: Sequence[Sequence[int | None]]) -> list[li
 
 
 def top_up(
-    total: int, quotas: Sequence[int], got: Sequence[int], allowances: Sequence[int | None]
+    total: int, got: Sequence[int], more: Sequence[bool], allowances: Sequence[int | None]
 ) -> list[int] | None:
-    """After reading each queue up to its quota and getting ``got``: the larger quotas to read
-    again with, giving the places nobody took to the queues that filled their quota (they may
-    hold more), each still within its allowance; None when there is nothing to top up."""
+    """After reading each queue up to its quota and getting ``got``: larger quotas to read again
+    with, sharing the places nobody took among the queues that may hold more (``more``: they
+    filled their quota), each within its allowance, so that the totals come out as level as
+    they can; None when nothing is left to share or nobody may take it."""
     left = total - sum(got)
-    room = [
-        (None if a is None else a - g) if g >= q > 0 else 0
-        for q, g, a in zip(quotas, got, allowances, strict=True)
+    takers = [i for i, may in enumerate(more) if may]
+    if left <= 0 or not takers:
+        return None
+    pool = left + sum(got[i] for i in takers)
+    level = shares(pool, [allowances[i] for i in takers])
+    quotas = list(got)
+    for i, share in zip(takers, level, strict=True):
+        quotas[i] = max(got[i], share)
+    return None if quotas == list(got) else quotas
+
+
+def nested_top_up(
+    total: int, got: Sequence[Sequence[int]], more: Sequence[Sequence[bool]]
+) -> list[list[int]] | None:
+    """``top_up`` in two levels, without allowances: the places left across the groups that may
+    hold more, then each group's new part across its members that may."""
+    group_quotas = top_up(total, [sum(g) for g in got], [any(m) for m in more], [None] * len(got))
+    if group_quotas is None:
+        return None
+    return [
+        top_up(part, members_got, members_more, [None] * len(members_got)) or list(members_got)
+        for part, members_got, members_more in zip(group_quotas, got, more, strict=True)
     ]
-    if left <= 0 or not any(r is None or r > 0 for r in room):
-        return None
-    extra = shares(left, room)
-    if not any(extra):
-        return None
-    return [g + e for g, e in zip(got, extra, strict=True)]
 
 
 def interleave(queues: Sequence[Sequence[K]]) -> list[K]:

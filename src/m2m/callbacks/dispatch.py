@@ -72,15 +72,17 @@ def claim(
     quotas = shares(free, allowances)
     heads = outbox.due_messages(conn, now, dict(zip(order, quotas, strict=True)))
     got = [len(heads.get(account_id, [])) for account_id in order]
-    more = top_up(free, quotas, got, allowances)
-    if more is not None:
+    filled = [count >= quota > 0 for count, quota in zip(got, quotas, strict=True)]
+    topped = top_up(free, got, filled, allowances)
+    if topped is not None:
+        # Read the accounts that may have more again, up to their larger quotas.
         again = {
             account_id: quota
-            for account_id, quota, count in zip(order, more, got, strict=True)
+            for account_id, quota, count in zip(order, topped, got, strict=True)
             if quota > count
         }
         heads.update(outbox.due_messages(conn, now, again))
-        quotas = more
+        quotas = topped
         got = [len(heads.get(account_id, [])) for account_id in order]
     for account_id in order:
         if slots[account_id] is Slot.PROBE and heads.get(account_id):

@@ -22,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 
-from m2m.fairness import interleave, nested_shares, rotated, top_up
+from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
 from m2m.storage.leases import (
     CLAIMED,
     DONE,
@@ -168,16 +168,26 @@ def _fair_pick(conn: Connection, limit: int, first_after: int | None) -> list[in
     requests = _oldest_open_requests(conn, accounts)
     queues = [requests[account_id] for account_id in accounts]
     quotas = nested_shares(limit, [[None] * len(queue) for queue in queues])
-    flat_requests = [request_id for queue in queues for request_id in queue]
-    flat_quotas = [quota for part in quotas for quota in part]
-    heads = _ready_heads(conn, [(r, q, 0) for r, q in zip(flat_requests, flat_quotas, strict=True)])
-    got = [len(heads[request_id]) for request_id in flat_requests]
-    more = top_up(limit, flat_quotas, got, [None] * len(flat_quotas))
-    if more is not None:
+    heads = _ready_heads(
+        conn,
+        [
+            (request_id, quota, 0)
+            for queue, part in zip(queues, quotas, strict=True)
+            for request_id, quota in zip(queue, part, strict=True)
+        ],
+    )
+    got = [[len(heads[request_id]) for request_id in queue] for queue in queues]
+    more = [
+        [count >= quota > 0 for count, quota in zip(counts, part, strict=True)]
+        for counts, part in zip(got, quotas, strict=True)
+    ]
+    topped = nested_top_up(limit, got, more)
+    if topped is not None:
         # Only the requests that filled their quota get more: read on after what they gave.
         again = [
             (request_id, quota - count, heads[request_id][-1])
-            for request_id, quota, count in zip(flat_requests, more, got, strict=True)
+            for queue, counts, part in zip(queues, got, topped, strict=True)
+            for request_id, count, quota in zip(queue, counts, part, strict=True)
             if quota > count
         ]
         for request_id, ids in _ready_heads(conn, again).items():
