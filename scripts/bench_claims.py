@@ -242,7 +242,10 @@ def main() -> int:
                 wall, cpu, claimed = timed(engine, run, args.repeat)
             finally:
                 engine.dispose()
-        print(f"  {name:<42} {wall:7.2f} ms, CPU at best {cpu:6.2f} ms ({claimed} claimed)", flush=True)
+        print(
+            f"  {name:<42} {wall:7.2f} ms, CPU at best {cpu:6.2f} ms ({claimed} claimed)",
+            flush=True,
+        )
     return 0
 
 

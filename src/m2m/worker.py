@@ -82,6 +82,7 @@ class Worker:
         # Where the next claims' rotations start (the account served first last time).
         self._items_after: int | None = None
         self._deliveries_after: int | None = None
+        self._untroubled: frozenset[int] = frozenset()  # as the last delivery claim saw them
         # A batch's adapter calls run all at once, each bounded by half the lease, so the batch
         # is recorded before its lease can expire.
         self._item_batch = batch_size
@@ -193,7 +194,7 @@ class Worker:
         def step() -> dispatch.DeliveryClaim | None:
             now = self._clock.now()
             with write_transaction(self._engine) as conn:
-                dispatch.record(conn, finished, now, policy)
+                dispatch.record(conn, finished, now, policy, self._untroubled)
                 if not limit:
                     return None
                 return dispatch.claim(
@@ -213,6 +214,7 @@ class Worker:
         if claimed is None:
             return [], False
         self._deliveries_after = claimed.first_account
+        self._untroubled = claimed.untroubled
         return [(claim_id, delivery) for delivery in claimed.deliveries], claimed.more_due
 
     def _send(
@@ -277,10 +279,12 @@ class Worker:
                     async with asyncio.timeout(RECORD_EVERY):
                         while len(finished) < self._send_limit:
                             finished.append(await results.get())
-                            if not tasks and results.empty():
+                            while not results.empty():  # and all that finished meanwhile
+                                finished.append(results.get_nowait())
+                            if not tasks:
                                 break
                             if backlog and len(finished) >= refill:
-                                break  # refill the free slots
+                                break  # refill the slots these freed
             except Exception:
                 log.exception("%s: delivery step failed; retrying after a pause", self.name)
                 await asyncio.sleep(self._poll)

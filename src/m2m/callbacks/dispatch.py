@@ -43,6 +43,9 @@ class DeliveryClaim:
     deliveries: list[outbox.DueDelivery]
     more_due: bool  # an account had at least as many due messages as it was given
     first_account: int | None  # served first this time: the next claim starts after it
+    # Accounts whose breaker was closed without a failure at this claim: healthy answers from
+    # them change nothing, and the next round records them without reading the breaker.
+    untroubled: frozenset[int] = frozenset()
 
 
 def claim(
@@ -56,9 +59,12 @@ def claim(
     first_after: int | None = None,
 ) -> DeliveryClaim:
     """Lease up to ``free`` due messages, shared fairly across accounts (see the module)."""
-    pending = {account.account_id: account.breaker for account in outbox.pending_accounts(conn)}
-    if free <= 0 or not pending:
+    if free <= 0:
         return DeliveryClaim([], False, first_after)
+    pending = {account.account_id: account.breaker for account in outbox.pending_accounts(conn)}
+    if not pending:
+        return DeliveryClaim([], False, first_after)
+    untroubled = frozenset(a for a, state in pending.items() if state == BreakerState())
     order = rotated(sorted(pending), first_after)
     slots = {account_id: slot(pending[account_id], now) for account_id in order}
     allowances: list[int | None] = []
@@ -92,10 +98,19 @@ def claim(
             if won:
                 log.info("callbacks of account %s: probing the receiver (%s)", account_id, probe)
     ids = interleave([heads.get(account_id, []) for account_id in order])[:free]
+    # More are probably due when an account filled its quota, or was not read at all because
+    # it already has its allowance in flight (the worker then claims again as soon as some of
+    # its attempts finish, instead of waiting for the next round).
+    at_allowance = any(
+        slots[account_id] is Slot.CLOSED and allowance == 0
+        for account_id, allowance in zip(order, allowances, strict=True)
+    )
     return DeliveryClaim(
         deliveries=outbox.lease_deliveries(conn, claim_id, ids, now, lease_until),
-        more_due=any(count >= quota > 0 for count, quota in zip(got, quotas, strict=True)),
+        more_due=at_allowance
+        or any(count >= quota > 0 for count, quota in zip(got, quotas, strict=True)),
         first_account=order[0],
+        untroubled=untroubled,
     )
 
 
@@ -104,9 +119,12 @@ def record(
     finished: Sequence[tuple[str, outbox.AttemptRecord]],
     now: datetime,
     policy: DeliveryPolicy,
+    untroubled: frozenset[int] = frozenset(),
 ) -> None:
     """Record finished attempts (each under the claim it was made with) and move the breakers
-    of the URLs they were sent to."""
+    of the URLs they were sent to. Healthy answers from an ``untroubled`` account (as the last
+    claim saw its breaker) are recorded without reading it: they would change nothing, unless
+    another worker saw failures since, which the next unhealthy attempt here or there reads."""
     outbox.record_attempts(conn, finished)
     judgements: dict[int, list[tuple[str, str | None, bool]]] = {}
     for _claim, attempt in finished:
@@ -114,6 +132,9 @@ def record(
             judgements.setdefault(attempt.account_id, []).append(
                 (attempt.delivery_id, attempt.url, attempt.endpoint_healthy)
             )
+    for account_id in untroubled & judgements.keys():
+        if all(ok for _, _, ok in judgements[account_id]):
+            del judgements[account_id]
     if not judgements:
         return
     # Most rounds change no breaker (healthy answers to a closed one): those read the states

@@ -150,14 +150,17 @@ def take_probe(
     conn: Connection, account_id: int, delivery_id: str, now: datetime, lease_until: datetime
 ) -> bool:
     """Make ``delivery_id`` the probe of the account's open breaker whose cool-down has ended,
-    leased until ``lease_until``; False when another worker took the probe first (the conditional
-    UPDATE lets only one of them through, on either database)."""
+    leased until ``lease_until``; False when another worker took the probe first: the
+    conditional UPDATE lets only one through on either database. On PostgreSQL a row another
+    transaction holds is skipped, not waited for (that worker is probing or recording it), so a
+    claim never waits on a breaker while holding others."""
+    row = callback_configs.c.account_id == account_id
+    if conn.dialect.name == "postgresql":
+        free = select(callback_configs.c.account_id).where(row).with_for_update(skip_locked=True)
+        row = callback_configs.c.account_id.in_(free.scalar_subquery())
     taken = conn.execute(
         update(callback_configs)
-        .where(
-            callback_configs.c.account_id == account_id,
-            callback_configs.c.breaker_open_until <= now,
-        )
+        .where(row, callback_configs.c.breaker_open_until <= now)
         .values(breaker_open_until=lease_until, breaker_probe_id=delivery_id)
     )
     return taken.rowcount == 1
