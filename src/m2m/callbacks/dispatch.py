@@ -93,11 +93,11 @@ def claim(
     for account_id in order:
         if slots[account_id] is Slot.PROBE and heads.get(account_id):
             probe = heads[account_id][0]
-            won = callback_configs.take_probe(conn, account_id, probe, now, lease_until)
+            won = callback_configs.take_probe(conn, account_id, probe.id, now, lease_until)
             heads[account_id] = [probe] if won else []
             if won:
-                log.info("callbacks of account %s: probing the receiver (%s)", account_id, probe)
-    ids = interleave([heads.get(account_id, []) for account_id in order])[:free]
+                log.info("callbacks of account %s: probing the receiver (%s)", account_id, probe.id)
+    picked = interleave([heads.get(account_id, []) for account_id in order])[:free]
     # More are probably due when an account filled its quota, or was not read at all because
     # it already has its allowance in flight (the worker then claims again as soon as some of
     # its attempts finish, instead of waiting for the next round).
@@ -106,7 +106,7 @@ def claim(
         for account_id, allowance in zip(order, allowances, strict=True)
     )
     return DeliveryClaim(
-        deliveries=outbox.lease_deliveries(conn, claim_id, ids, now, lease_until),
+        deliveries=outbox.lease_deliveries(conn, claim_id, picked, now, lease_until),
         more_due=at_allowance
         or any(count >= quota > 0 for count, quota in zip(got, quotas, strict=True)),
         first_account=order[0],

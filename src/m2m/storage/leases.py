@@ -107,7 +107,7 @@ def read_heads(
     statement: Callable[[int], Heads],
     parts: Sequence[Mapping[str, Any]],
     shared: Mapping[str, Any],
-) -> Iterator[Sequence[Any]]:
+) -> Iterator[Any]:
     """Run ``statement(count)`` (cached by the caller) over ``parts``, each one head's
     parameters, with ``shared`` for all of them, at most HEADS_PER_STATEMENT at a time."""
     for start in range(0, len(parts), HEADS_PER_STATEMENT):

@@ -19,7 +19,6 @@ from m2m.storage.callback_configs import BreakerState
 from m2m.storage.leases import (
     HEADS_PER_STATEMENT,
     PENDING,
-    Heads,
     distinct_values,
     heads_statement,
     lease_statement,
@@ -89,37 +88,61 @@ def pending_accounts(conn: Connection) -> list[PendingAccount]:
 def _due_head(param: Callable[[str], Any]) -> Select[Any]:
     """An account's first due messages (the oldest due first): an index range read."""
     return (
-        select(
-            callback_deliveries.c.account_id,
-            callback_deliveries.c.id,
-            callback_deliveries.c.next_attempt_at,
-        )
+        select(callback_deliveries.c.id, callback_deliveries.c.next_attempt_at)
         .where(
             callback_deliveries.c.status == PENDING,
             callback_deliveries.c.account_id == param("account"),
             callback_deliveries.c.next_attempt_at <= bindparam("now"),
         )
-        .order_by(callback_deliveries.c.next_attempt_at, callback_deliveries.c.id)
+        .order_by(callback_deliveries.c.next_attempt_at)
         .limit(param("quota"))
     )
 
 
 @functools.lru_cache(maxsize=HEADS_PER_STATEMENT)
-def _due_heads(count: int) -> Heads:
-    return heads_statement(_due_head, count)
+def _due_heads(count: int) -> Select[Any]:
+    """``count`` accounts' heads, each message with what sending it takes (read before the
+    lease: the lease re-checks that each is still due, and a message no other worker has
+    leased since it was read has not changed)."""
+    heads = heads_statement(_due_head, count).subquery("heads")
+    return select(
+        callback_deliveries.c.id,
+        callback_deliveries.c.account_id,
+        callback_deliveries.c.payload,
+        callback_deliveries.c.attempts,
+        lifecycle_requests.c.callback_token,
+        callback_configs.c.url,
+        callback_configs.c.headers,
+        callback_configs.c.signing_key_version,
+        callback_configs.c.signing_key_rotated_at,
+        heads.c.next_attempt_at,
+    ).select_from(
+        heads.join(callback_deliveries, callback_deliveries.c.id == heads.c.id)
+        .join(request_items, request_items.c.id == callback_deliveries.c.item_id)
+        .join(lifecycle_requests, lifecycle_requests.c.id == request_items.c.request_id)
+        .outerjoin(
+            callback_configs, callback_configs.c.account_id == callback_deliveries.c.account_id
+        )
+    )
 
 
 def due_messages(
     conn: Connection, now: datetime, quotas: Mapping[int, int]
-) -> dict[int, list[str]]:
-    """For each account, the ids of up to its quota of due messages, oldest due first."""
+) -> dict[int, list[DueDelivery]]:
+    """For each account, up to its quota of due messages, oldest due first (not leased)."""
     parts = [
         {"account": account_id, "quota": quota} for account_id, quota in quotas.items() if quota > 0
     ]
-    found: dict[int, list[tuple[datetime, str]]] = {part["account"]: [] for part in parts}
-    for account_id, delivery_id, due_at in read_heads(conn, _due_heads, parts, {"now": now}):
-        found[account_id].append((due_at, delivery_id))
-    return {account_id: [id_ for _, id_ in sorted(due)] for account_id, due in found.items()}
+    found: dict[int, list[tuple[datetime, DueDelivery]]] = {part["account"]: [] for part in parts}
+    for row in read_heads(conn, _due_heads, parts, {"now": now}):
+        values = dict(row._mapping)
+        due_at = values.pop("next_attempt_at")
+        delivery = DueDelivery(**values)
+        found[delivery.account_id].append((due_at, delivery))
+    return {
+        account_id: [delivery for _, delivery in sorted(due, key=lambda d: (d[0], d[1].id))]
+        for account_id, due in found.items()
+    }
 
 
 _LEASE_CANDIDATES = select(callback_deliveries.c.id).where(
@@ -137,47 +160,26 @@ _LEASES = {
     )
     for postgresql in (False, True)
 }
-_DUE_DELIVERIES = (
-    select(
-        callback_deliveries.c.id,
-        callback_deliveries.c.account_id,
-        callback_deliveries.c.payload,
-        callback_deliveries.c.attempts,
-        lifecycle_requests.c.callback_token,
-        callback_configs.c.url,
-        callback_configs.c.headers,
-        callback_configs.c.signing_key_version,
-        callback_configs.c.signing_key_rotated_at,
-    )
-    .select_from(
-        callback_deliveries.join(request_items)
-        .join(lifecycle_requests)
-        .outerjoin(
-            callback_configs,
-            callback_configs.c.account_id == callback_deliveries.c.account_id,
-        )
-    )
-    .where(callback_deliveries.c.id.in_(bindparam("claimed", expanding=True)))
-)
 
 
 def lease_deliveries(
-    conn: Connection, claim_id: str, ids: Sequence[str], now: datetime, until: datetime
+    conn: Connection,
+    claim_id: str,
+    deliveries: Sequence[DueDelivery],
+    now: datetime,
+    until: datetime,
 ) -> list[DueDelivery]:
-    """Lease the messages ``ids`` that are still pending and due (another worker may have taken
-    some since they were read) until ``until`` (past the attempt's timeout), in ``ids``' order."""
-    if not ids:
+    """Lease ``deliveries`` (read by ``due_messages``) that are still pending and due (another
+    worker may have taken some since) until ``until`` (past the attempt's timeout); the ones
+    leased, in the given order."""
+    if not deliveries:
         return []
     leased = conn.execute(
         _LEASES[conn.dialect.name == "postgresql"],
-        {"ids": list(ids), "now": now, "until": until, "claim_id": claim_id},
+        {"ids": [d.id for d in deliveries], "now": now, "until": until, "claim_id": claim_id},
     )
-    claimed = list(leased.scalars())
-    if not claimed:
-        return []
-    rows = conn.execute(_DUE_DELIVERIES, {"claimed": claimed})
-    by_id = {row.id: DueDelivery(**row._mapping) for row in rows}
-    return [by_id[delivery_id] for delivery_id in ids if delivery_id in by_id]
+    claimed = set(leased.scalars())
+    return [delivery for delivery in deliveries if delivery.id in claimed]
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,7 +296,6 @@ callback_deliveries = Table(
         "ix_callback_deliveries_pending_account_id",
         "account_id",
         "next_attempt_at",
-        "id",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
