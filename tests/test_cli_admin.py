@@ -546,6 +546,53 @@ def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     assert allowed.status_code == 200
 
 
+def test_an_accounts_own_rate_limit_is_set_shown_applied_and_cleared(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account = new_account(cli)
+    account_id = str(account["account_id"])
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
+
+    limited = as_json(cli("accounts", "rate-limit", account_id, "--per-second", "0.5", "--json"))
+    assert limited == {
+        "account_id": account["account_id"],
+        "rate_limit_per_second": 0.5,
+        "rate_limit_burst": 1,  # twice the rate, at least one
+    }
+    assert account_row(cli, account["account_id"])["rate_limit_per_second"] == 0.5
+    assert "0.5/s, bursts of 1" in cli("accounts", "list").stdout
+    served = get_sim(client, msisdn, token["token"], account["api_key"])
+    refused = get_sim(client, msisdn, token["token"], account["api_key"])
+    assert served.status_code == 200
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert refused.headers["retry-after"] == "2"
+
+    cleared = as_json(cli("accounts", "rate-limit", account_id, "--default", "--json"))
+    assert cleared["rate_limit_per_second"] is None
+    assert "default rate limit" in cli("accounts", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (["--per-second", "0"], 1, "more than 0"),
+        (["--per-second", "5", "--burst", "0"], 1, "burst must be 1"),
+        (["--burst", "5"], 2, "either --per-second"),
+        ([], 2, "either --per-second"),
+        (["--per-second", "5", "--default"], 2, "either --per-second"),
+    ],
+)
+def test_a_rate_limit_that_makes_no_sense_is_refused(
+    cli: Cli, args: list[str], exit_code: int, message: str
+) -> None:
+    account_id = str(new_account(cli)["account_id"])
+    result = cli("accounts", "rate-limit", account_id, *args, exit_code=exit_code)
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_a_token_of_one_account_does_not_read_another_account_sim(
     cli: Cli, client: TestClient, tmp_path: Path
 ) -> None:
@@ -570,9 +617,16 @@ def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
 
     result = cli("accounts", "list")
 
-    # Short names: the table is 80 columns wide under the test runner and would wrap longer ones.
     assert "a[/red]" in result.stdout
     assert "[b]x[/b]" in result.stdout
+
+
+def test_a_piped_table_keeps_every_cell_whole(cli: Cli) -> None:
+    """Output to a pipe or a file is not cut at 80 columns: scripts grep whole names."""
+    name = "Acme " + "Logistics " * 15
+    new_account(cli, name)
+    listed = cli("accounts", "list").stdout
+    assert name.strip() in listed
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -14,10 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from m2m import accounts
 from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, DEMO_EMAIL
 from m2m.settings import Settings
+from m2m.storage import accounts as account_store
 from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
 from tests.conftest import SECRET_KEY, Tenant
 from tests.console_support import add_user, console_client, csrf_of, sign_in
@@ -398,6 +400,23 @@ def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
     client_id = re.search(r"<dt>client_id</dt>\s*<dd><code[^>]*>([^<]+)<", added).group(1)  # type: ignore[union-attr]
     client_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", added).group(1)  # type: ignore[union-attr]
     assert token(console, client_id, client_secret)
+
+
+@pytest.mark.usefixtures("csrf")  # signed in
+def test_the_api_keys_page_shows_the_accounts_rate_limit(
+    console: TestClient, engine: Engine
+) -> None:
+    page = console.get("/console/api-keys").text
+    assert "1000 requests per second" in page
+    assert "the platform's default" in page
+    with engine.connect() as conn:
+        sandbox = account_store.find_sandbox_account(conn)
+    assert sandbox is not None
+    accounts.set_rate_limit(engine, sandbox.id, 25, 40)
+    page = console.get("/console/api-keys").text
+    assert "25 requests per second" in page
+    assert "bursts of up to 40" in page
+    assert "default" not in page.split('id="rate-limit"')[1].split("</p>")[0]
 
 
 def test_api_keys_are_created_once_shown_and_revoked(console: TestClient, csrf: str) -> None:

@@ -37,14 +37,20 @@ def test_every_endpoint_is_documented_with_its_errors(client: TestClient) -> Non
 def fuzzed_server(
     settings: Settings, engine: Engine, clock: ManualClock, seeded: None
 ) -> Iterator[str]:
-    # Generous failure budget: the fuzzer sends many bad credentials on purpose.
-    lenient = settings.model_copy(update={"auth_max_failures": 1_000_000})
-    with run_server(create_app(lenient, engine=engine, clock=clock), free_port()) as base_url:
+    # Default settings, failure budgets included: the throttle must never refuse the fuzzer's
+    # valid credentials, however many invalid ones it sends first from the same address.
+    with run_server(create_app(settings, engine=engine, clock=clock), free_port()) as base_url:
         yield base_url
 
 
 def test_schemathesis_finds_no_failure(fuzzed_server: str, tmp_path: Path) -> None:
-    """Schemathesis' default checks against the live server, authenticated as the sandbox."""
+    """Every Schemathesis check against the live server, authenticated as the sandbox.
+
+    What it may still see, and why that is right: ``POST /token`` and ``POST /revoke`` mostly
+    answer 401 (it cannot know a client secret) and, once the address's failure budget is spent,
+    429 to those *invalid* attempts — the throttle doing its job. A 429 to a valid credential
+    would fail the run ("invalid auth answered 429" / a valid call refused), and does not happen.
+    """
     token = httpx.post(
         f"{fuzzed_server}/token",
         data={
@@ -61,6 +67,8 @@ def test_schemathesis_finds_no_failure(fuzzed_server: str, tmp_path: Path) -> No
         f"Authorization: Bearer {token}",
         "--header",
         f"x-api-key: {API_KEY}",
+        "--checks",
+        "all",
         "--max-examples",
         "100",
     ]

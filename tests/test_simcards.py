@@ -247,11 +247,29 @@ def test_repeated_bad_credentials_are_throttled_then_forgiven(
     token = sandbox_token(client)
     for _ in range(10):
         assert get_sim(client, "32470000001", "guess").status_code == 401
-    throttled = get_sim(client, "32470000001", token)
+    throttled = get_sim(client, "32470000001", "guess")
     assert throttled.status_code == 429
+    assert throttled.json()["error"] == "too_many_failures"
     assert int(throttled.headers["retry-after"]) >= 1
-    clock.advance(61)
+    # The valid token from the same address is served all along.
     assert get_sim(client, "32470000001", token).status_code == 200
+    clock.advance(61)
+    assert get_sim(client, "32470000001", "guess").status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_fifty_bad_attempts_from_an_address_do_not_lock_out_a_valid_caller_there(
+    client: TestClient,
+) -> None:
+    """A company behind one NAT address: one misconfigured device fails again and again, and
+    every other device with valid credentials keeps being served."""
+    token = sandbox_token(client)
+    answers = [get_sim(client, "32470000001", f"wrong-{n % 5}").status_code for n in range(50)]
+    assert set(answers) <= {401, 429}
+    assert answers[:10] == [401] * 10
+    assert 429 in answers
+    for _ in range(3):
+        assert get_sim(client, "32470000001", token).status_code == 200
 
 
 @pytest.mark.usefixtures("seeded")

@@ -91,6 +91,25 @@ def set_subscription(engine: Engine, account_id: int, active: bool) -> None:
             raise NotFound(f"No account with id {account_id}.")
 
 
+def set_rate_limit(
+    engine: Engine, account_id: int, per_second: float | None, burst: int | None
+) -> None:
+    """Give the account its own request-rate limit, or (None, None) the operator's default.
+    A burst defaults to twice the rate (at least 1); API processes apply it within seconds: the
+    credential check that every call makes reads it."""
+    if per_second is None and burst is not None:
+        raise BadRequest("A burst needs a rate: give --per-second too.")
+    if per_second is not None:
+        if not 0 < per_second <= 1_000_000:
+            raise BadRequest("The rate must be more than 0 and at most 1,000,000 per second.")
+        burst = burst if burst is not None else max(1, round(2 * per_second))
+        if not 1 <= burst <= 10_000_000:
+            raise BadRequest("The burst must be 1 to 10,000,000 requests.")
+    with write_transaction(engine) as conn:
+        if not account_store.set_rate_limit(conn, account_id, per_second, burst):
+            raise NotFound(f"No account with id {account_id}.")
+
+
 def create_app(engine: Engine, clock: Clock, account_id: int, name: str) -> tuple[str, str]:
     """A new OAuth2 application: (client_id, client_secret)."""
     name = _checked_name(name, "application")

@@ -103,6 +103,19 @@ class TooManyFailures(M2MError):
         )
 
 
+class RateLimited(M2MError):
+    """The account made more requests than its rate limit allows (see ``m2m.rate_limits``)."""
+
+    status_code = 429
+    default_code = "rate_limited"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"Too many requests for this account; retry in {retry_after_seconds} s.",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
 class TemporarilyUnavailable(M2MError):
     """The database is busy (SQLite's write lock held past the busy timeout, say, by a large
     import) or unreachable: nothing was done, and the same request can simply be sent again."""

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
 from m2m.api import callback, oauth, requests, simcards
+from m2m.api.deps import RATE_LIMIT_SCOPE_KEY
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
 from m2m.services import Services
 
@@ -43,6 +44,28 @@ class RequireHttps:
         await self.app(scope, receive, send)
 
 
+class RateLimitHeaders:
+    """Every answer to an identified account says where it stands against its rate limit
+    (``RateLimit-*`` headers; the verdict is left in the scope by ``api.deps.authorized``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                verdict = scope.get(RATE_LIMIT_SCOPE_KEY)
+                if verdict is not None:
+                    message["headers"] = [*message.get("headers", ()), *verdict.headers()]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_api(
     services: Services, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
 ) -> FastAPI:
@@ -61,6 +84,7 @@ def create_api(
     app.include_router(callback.router, prefix=M2M_PREFIX)
     app.include_router(requests.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
+    app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
     app.openapi = _openapi_of(app)  # type: ignore[method-assign]

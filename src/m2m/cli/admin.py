@@ -131,12 +131,23 @@ def accounts_list(as_json: bool = JsonOption) -> None:
         return
     print_table(
         "Accounts",
-        ["id", "name", "subscription", "SIMs", "API keys", "apps", "tokens", "created"],
+        [
+            "id",
+            "name",
+            "subscription",
+            "rate limit",
+            "SIMs",
+            "API keys",
+            "apps",
+            "tokens",
+            "created",
+        ],
         [
             (
                 s.account.id,
                 s.account.name + (" (sandbox)" if s.account.is_sandbox else ""),
                 s.account.subscription,
+                _rate_limit_text(s.account),
                 s.sims,
                 s.api_keys,
                 s.apps,
@@ -168,6 +179,47 @@ def accounts_suspend(account_id: int, as_json: bool = JsonOption) -> None:
 def accounts_resume(account_id: int, as_json: bool = JsonOption) -> None:
     """Make a suspended subscription active again."""
     _set_subscription(account_id, True, as_json)
+
+
+@accounts_app.command("rate-limit")
+def accounts_rate_limit(
+    account_id: int,
+    per_second: Annotated[
+        float | None, typer.Option("--per-second", help="Requests per second on average.")
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(help="Requests an idle account may make at once (default: 2 x the rate)."),
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Go back to the operator's default limit.")
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
+    """Set an account's request-rate limit on the M2M API (each API process applies it)."""
+    if default == (per_second is not None):
+        raise fail("Give either --per-second (and optionally --burst) or --default.", code=2)
+    with user_errors():
+        accounts.set_rate_limit(_database(), account_id, per_second, burst)
+    with _database().connect() as conn:
+        account = account_store.get_account(conn, account_id)
+    assert account is not None
+    if as_json:
+        print_json(
+            {
+                "account_id": account_id,
+                "rate_limit_per_second": account.rate_limit_per_second,
+                "rate_limit_burst": account.rate_limit_burst,
+            }
+        )
+    else:
+        console.print(f"Account {account_id}: {_rate_limit_text(account)}.", highlight=False)
+
+
+def _rate_limit_text(account: account_store.Account) -> str:
+    if account.rate_limit_per_second is None:
+        return "default rate limit"
+    return f"{account.rate_limit_per_second:g}/s, bursts of {account.rate_limit_burst}"
 
 
 # --- API keys -------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class Account:
     subscription: str
     is_sandbox: bool
     created_at: datetime
+    rate_limit_per_second: float | None  # None: the operator's default
+    rate_limit_burst: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Credentials:
     token_account_id: int | None
     key_account_id: int | None
     subscription: str | None  # of the token's account
+    rate_limit_per_second: float | None  # of the token's account; None: the default
+    rate_limit_burst: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +142,23 @@ def list_accounts(conn: Connection) -> list[AccountSummary]:
     summaries = []
     for row in conn.execute(query):
         m = row._mapping
-        account = Account(
-            id=m["id"],
-            name=m["name"],
-            subscription=m["subscription"],
-            is_sandbox=m["is_sandbox"],
-            created_at=m["created_at"],
-        )
+        account = Account(**{name: m[name] for name in Account.__dataclass_fields__})
         summaries.append(
             AccountSummary(account, m["n_sims"], m["n_keys"], m["n_apps"], m["n_tokens"])
         )
     return summaries
+
+
+def set_rate_limit(
+    conn: Connection, account_id: int, per_second: float | None, burst: int | None
+) -> bool:
+    """The account's own request-rate limit (None, None: the operator's default)."""
+    result = conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(rate_limit_per_second=per_second, rate_limit_burst=burst)
+    )
+    return result.rowcount == 1
 
 
 def set_subscription(conn: Connection, account_id: int, subscription: str) -> bool:
@@ -430,7 +440,13 @@ _caller = select(_token_account.label("token_account"), _key_account.label("key_
 # bind ``credential_params(…)``, and read the row's first columns with ``credentials_of``.
 CALLER_TOKEN_ACCOUNT = _caller.c.token_account
 CALLER_KEY_ACCOUNT = _caller.c.key_account
-CALLER_COLUMNS = (CALLER_TOKEN_ACCOUNT, CALLER_KEY_ACCOUNT, accounts.c.subscription)
+CALLER_COLUMNS = (
+    CALLER_TOKEN_ACCOUNT,
+    CALLER_KEY_ACCOUNT,
+    accounts.c.subscription,
+    accounts.c.rate_limit_per_second,
+    accounts.c.rate_limit_burst,
+)
 CALLER_ACCOUNTS = _caller.outerjoin(accounts, accounts.c.id == CALLER_TOKEN_ACCOUNT)
 
 _resolve_credentials = PreparedRead(select(*CALLER_COLUMNS).select_from(CALLER_ACCOUNTS))
@@ -442,7 +458,7 @@ def credential_params(token_digest: bytes, key_digest: bytes, now: datetime) -> 
 
 def credentials_of(row: Sequence[Any]) -> Credentials:
     """The ``Credentials`` in the first columns of a row selected with ``CALLER_COLUMNS``."""
-    return Credentials(token_account_id=row[0], key_account_id=row[1], subscription=row[2])
+    return Credentials(*row[: len(CALLER_COLUMNS)])
 
 
 def resolve_credentials(

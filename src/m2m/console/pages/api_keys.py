@@ -17,7 +17,21 @@ router = APIRouter()
 @router.get("/api-keys")
 async def api_keys_page(request: Request, visitor: SignedIn) -> Response:
     keys = await visitor.read(account_store.list_api_keys, visitor.account_id)
-    return render(request, "api_keys.html", visitor, keys=keys)
+    account = await visitor.read(account_store.get_account, visitor.account_id)
+    settings = visitor.services.settings
+    rate, burst = settings.rate_limit_per_second, settings.rate_limit_burst
+    own = account is not None and account.rate_limit_per_second is not None
+    if account is not None and account.rate_limit_per_second is not None:
+        rate, burst = account.rate_limit_per_second, account.rate_limit_burst or burst
+    return render(
+        request,
+        "api_keys.html",
+        visitor,
+        keys=keys,
+        rate_per_second=rate,
+        rate_burst=burst,
+        rate_is_default=not own,
+    )
 
 
 @router.post("/api-keys")
