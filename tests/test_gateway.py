@@ -244,6 +244,23 @@ def test_revoke_unknown_or_repeated_token_is_200(client: TestClient, tenant: Ten
         assert response.status_code == 200
 
 
+def test_revoke_says_a_permanent_token_is_not_revoked_there(
+    client: TestClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """RFC 7009 §2.2.1: a token type the endpoint does not revoke is unsupported_token_type,
+    not a 200 that leaves it working; another account's permanent token tells nothing."""
+    creds = {"client_id": tenant.client_id, "client_secret": tenant.client_secret}
+    own = client.post("/revoke", data={"token": tenant.permanent_token, **creds})
+    assert own.status_code == 400
+    assert own.json()["error"] == "unsupported_token_type"
+    assert "TOKEN page" in own.json()["error_description"]
+    assert sims_status(client, tenant.permanent_token, tenant.api_key) != 401
+
+    others = client.post("/revoke", data={"token": other_tenant.permanent_token, **creds})
+    assert others.status_code == 200
+    assert sims_status(client, other_tenant.permanent_token, other_tenant.api_key) != 401
+
+
 def test_revoke_cannot_touch_another_clients_token(
     client: TestClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
 from sqlalchemy import Engine
 
 from m2m.asgi import create_app
@@ -79,3 +81,49 @@ def test_schemathesis_finds_no_failure(fuzzed_server: str, tmp_path: Path) -> No
     generated = re.search(r"(\d+) generated", result.stdout)
     assert generated is not None
     assert int(generated.group(1)) >= 100  # it really exercised the API
+
+
+def _document(client: TestClient) -> dict[str, Any]:
+    document: dict[str, Any] = client.get("/openapi.json").json()
+    return document
+
+
+def test_the_served_document_is_valid_openapi(client: TestClient) -> None:
+    validate(_document(client))
+
+
+def test_every_m2m_operation_needs_the_token_and_the_api_key_together(client: TestClient) -> None:
+    """One requirement naming both: a list of two would mean "either", and generated clients
+    and Swagger UI would send one of them only."""
+    document = _document(client)
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path.startswith("/m2m/1.0.0/"):
+                assert operation["security"] == [{"HTTPBearer": [], "APIKeyHeader": []}], path
+            else:
+                assert operation["security"] == [{"clientBasic": []}], path
+
+
+def test_operation_ids_are_the_routes_own_names(client: TestClient) -> None:
+    ids = [
+        operation["operationId"]
+        for operations in _document(client)["paths"].values()
+        for operation in operations.values()
+    ]
+    assert len(set(ids)) == len(ids)
+    assert {"token", "revoke", "get_simcards", "configure_callback", "request_status"} <= set(ids)
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", i) for i in ids), ids
+
+
+def test_thresholds_are_bounded_by_the_exact_largest_64_bit_integer(client: TestClient) -> None:
+    text = client.get("/openapi.json").text
+    assert "e+18" not in text
+    data = _document(client)["components"]["schemas"]["DataServiceProfile"]["properties"]
+    assert data["DailyTreshold"]["maximum"] == 2**63 - 1
+    assert data["MonthlyTreshold"]["minimum"] == 0
+
+
+def test_request_status_documents_only_the_answers_it_gives(client: TestClient) -> None:
+    operation = _document(client)["paths"]["/m2m/1.0.0/requests/{tracking_number}"]["get"]
+    assert "422" not in operation["responses"]
+    assert "404" in operation["responses"]

@@ -57,6 +57,12 @@ class UnsupportedGrantType(OAuthError):
     default_code = "unsupported_grant_type"
 
 
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1: the endpoint does not revoke this kind of token (a permanent one)."""
+
+    default_code = "unsupported_token_type"
+
+
 class InvalidScope(OAuthError):
     default_code = "invalid_scope"
 

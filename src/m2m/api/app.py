@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
 from m2m.api import callback, oauth, requests, simcards
-from m2m.api.deps import RATE_LIMIT_SCOPE_KEY
+from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
+from m2m.profile import MAX_THRESHOLD
 from m2m.services import Services
 
 DESCRIPTION = """\
@@ -77,6 +78,9 @@ def create_api(
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
+        # Stable operationIds, the route's own name (token, get_simcards, request_status, …),
+        # rather than FastAPI's path-derived ones: generated clients name their methods by them.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.services = services
     app.include_router(oauth.router)
@@ -92,7 +96,8 @@ def create_api(
 
 
 def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's document, plus the client-authentication scheme /token and /revoke declare."""
+    """FastAPI's document, plus the client-authentication scheme /token and /revoke declare,
+    and what FastAPI cannot say by itself (see ``_state_what_fastapi_cannot``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -108,7 +113,42 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 "scheme": "basic",
                 "description": "client_id:client_secret of an OAuth2 application.",
             }
+            _state_what_fastapi_cannot(schema["paths"])
+            _exact_integer_bounds(schema["components"]["schemas"])
             app.openapi_schema = schema
         return app.openapi_schema
 
     return openapi
+
+
+def _exact_integer_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI models hold ``maximum``/``minimum`` as floats, which turns the
+    thresholds' 2**63 - 1 into 9.223372036854776e+18 (2**63, past what a signed 64-bit integer
+    holds, and code generators copy it): integer schemas get their exact bounds back."""
+    if isinstance(node, list):
+        for item in node:
+            _exact_integer_bounds(item)
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        if node.get("maximum") == float(MAX_THRESHOLD):
+            node["maximum"] = MAX_THRESHOLD
+        if isinstance(node.get("minimum"), float) and node["minimum"].is_integer():
+            node["minimum"] = int(node["minimum"])
+    for value in node.values():
+        _exact_integer_bounds(value)
+
+
+def _state_what_fastapi_cannot(paths: dict[str, Any]) -> None:
+    """- Every M2M API call needs the bearer token *and* the API key: one security requirement
+      naming both (FastAPI lists each scheme as an alternative, which generated clients and
+      Swagger UI read as "either").
+    - ``GET /requests/{tracking_number}`` never answers 422: its path only matches a UUID, and
+      anything else is a 404.
+    """
+    for path, operations in paths.items():
+        if not path.startswith(M2M_PREFIX + "/"):
+            continue
+        for operation in operations.values():
+            operation["security"] = CALLER_SECURITY
+    paths[M2M_PREFIX + "/requests/{tracking_number}"]["get"]["responses"].pop("422", None)

@@ -89,9 +89,9 @@ async def caller_of(request: Request) -> Caller:
     )
 
 
-# What a route that calls ``caller_of`` declares in ``openapi_extra`` (the schemes' names as
-# FastAPI registers them for the routes that use ``PresentedCaller``).
-CALLER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+# The security requirement of every M2M API operation: the bearer token AND the API key, in one
+# requirement object (the schemes' names as FastAPI registers them for ``PresentedCaller``).
+CALLER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": [], "APIKeyHeader": []}]
 
 
 async def authorized(caller: Caller, call: Callable[[], tuple[Access, T]]) -> T:

@@ -53,7 +53,8 @@ def _openapi(fields: dict[str, str]) -> dict[str, Any]:
                 }
             },
         },
-        "security": [{"clientBasic": []}, {}],
+        # Client authentication only: HTTP Basic, or client_id and client_secret as parameters.
+        "security": [{"clientBasic": []}],
     }
 
 
@@ -153,7 +154,10 @@ async def token(request: Request, services: ServicesDep) -> Response:
     ),
 )
 async def revoke(request: Request, services: ServicesDep) -> Response:
-    """Revoke one of the application's access tokens; unknown tokens are not an error."""
+    """Revoke one of the application's access tokens; unknown tokens are not an error.
+
+    Permanent tokens are not revoked here (400 `unsupported_token_type`): they are managed in
+    the console's TOKEN page, where they were created, or with `m2m admin tokens delete`."""
     client = await _authenticate_client(request, services)
     token_value = client.params.get("token")
     if not token_value:

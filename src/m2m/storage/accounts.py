@@ -366,6 +366,18 @@ def delete_app_token(conn: Connection, app_id: int, digest: bytes) -> bool:
     return result.rowcount == 1
 
 
+def is_permanent_token_of(conn: Connection, account_id: int, digest: bytes) -> bool:
+    """Whether ``digest`` is one of the account's permanent tokens."""
+    found = conn.execute(
+        select(access_tokens.c.id).where(
+            access_tokens.c.account_id == account_id,
+            access_tokens.c.app_id.is_(None),
+            access_tokens.c.token_digest == digest,
+        )
+    ).first()
+    return found is not None
+
+
 # --- permanent tokens -----------------------------------------------------------------------
 
 
