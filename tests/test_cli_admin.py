@@ -36,9 +36,9 @@ from m2m.storage.tables import (
     request_items,
 )
 from m2m.storage.tables import accounts as accounts_table
-from tests.console_support import console_client, log_in
+from tests.support.api import get_sim
+from tests.support.console import console_client, log_in
 
-SIMCARDS = "/m2m/1.0.0/simcards"
 Cli = Callable[..., Result]
 
 
@@ -90,14 +90,6 @@ def import_one_sim(cli: Cli, tmp_path: Path, account_id: int, n: int = 1) -> str
     report = as_json(cli("sims", "import", str(path), "--account", str(account_id), "--json"))
     assert report == {"rows": 1, "imported": 1, "errors": []}
     return msisdn
-
-
-def get_sim(client: TestClient, msisdn: str, token: str, api_key: str) -> Any:
-    return client.get(
-        SIMCARDS,
-        params={"msisdn": msisdn},
-        headers={"Authorization": f"Bearer {token}", "x-api-key": api_key},
-    )
 
 
 # --- accounts -------------------------------------------------------------------------------

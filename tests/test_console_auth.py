@@ -12,7 +12,7 @@ from m2m.console.auth import SESSION_COOKIE
 from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD
 from m2m.settings import Settings
 from m2m.storage.tables import console_sessions
-from tests.console_support import console_client, log_in, submit_login
+from tests.support.console import console_client, log_in, submit_login
 
 
 def session_cookie_flags(response: httpx.Response) -> set[str]:

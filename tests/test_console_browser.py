@@ -15,11 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
-from tests.conftest import free_port, run_server
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts,
@@ -52,15 +50,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(app: FastAPI, seeded: None) -> Iterator[str]:
-    """The sandbox's data, served with the embedded worker running (lifespan on)."""
-    with run_server(app, free_port(), lifespan="on") as base_url:
-        yield base_url
-
-
-@pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+def page(browser: Browser, sandbox_server: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=sandbox_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
     yield opened
@@ -138,7 +129,7 @@ def test_find_a_sim_deactivate_it_and_watch_the_request_finish(page: Page) -> No
 
 
 def test_add_a_permanent_token_use_it_then_delete_it_with_the_red_cross(
-    page: Page, server: str
+    page: Page, sandbox_server: str
 ) -> None:
     log_in(page)
     go_to(page, "TOKEN")
@@ -151,7 +142,7 @@ def test_add_a_permanent_token_use_it_then_delete_it_with_the_red_cross(
     shot(page, "token-shown-once")
 
     api = {"x-api-key": API_KEY, "Authorization": f"Bearer {token}"}
-    url = f"{server}/m2m/1.0.0/simcards?msisdn=32470000001"
+    url = f"{sandbox_server}/m2m/1.0.0/simcards?msisdn=32470000001"
     assert httpx.get(url, headers=api).json()[0]["State"] == "Active"
 
     page.get_by_role("link", name="Done").click()

@@ -17,15 +17,17 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from m2m import accounts
 from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, DEMO_EMAIL
+from m2m.sandbox import API_KEY, CLIENT_ID, DEMO_EMAIL
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
 from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
-from tests.conftest import SECRET_KEY, Tenant
-from tests.console_support import add_user, console_client, csrf_of, sign_in
-from tests.receiver import Receiver
-from tests.test_simcards import add_sim
-from tests.test_worker import drain
+from tests.support.api import access_token
+from tests.support.console import add_user, console_client, csrf_of, sign_in
+from tests.support.constants import SECRET_KEY
+from tests.support.receiver import Receiver
+from tests.support.sims import add_sim
+from tests.support.tenants import Tenant
+from tests.support.worker import drain
 
 TRACKING = re.compile(r"/console/requests/([0-9a-f-]{36})")
 
@@ -272,17 +274,9 @@ def test_callback_configuration_follows_the_api_rules(console: TestClient, csrf:
     assert save(url="http://127.0.0.1:9/cb", keep="Authorization").status_code == 303
     shown = console.get(
         "/m2m/1.0.0/configure/callback",
-        headers={"x-api-key": API_KEY, "Authorization": "Bearer " + token(console)},
+        headers={"x-api-key": API_KEY, "Authorization": "Bearer " + access_token(console)},
     ).json()
     assert shown == {"url": "http://127.0.0.1:9/cb", "headers": {"Authorization": "****"}}
-
-
-def token(client: TestClient, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
-    response = client.post(
-        "/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    return str(response.json().get("access_token", ""))
 
 
 def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
@@ -386,20 +380,20 @@ def test_a_bad_name_on_the_token_page_is_a_form_error(
 def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
     console: TestClient, csrf: str
 ) -> None:
-    old_token = token(console)
+    old_token = access_token(console)
     page = console.get("/console/token").text
     assert CLIENT_ID in page
     action = re.search(r'action="(/console/token/apps/\d+/secret)"', page).group(1)  # type: ignore[union-attr]
     shown = console.post(action, data={"csrf_token": csrf}).text
     new_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
-    assert token(console) == ""  # the public sandbox secret no longer works
-    assert token(console, secret=new_secret)
+    assert access_token(console) == ""  # the public sandbox secret no longer works
+    assert access_token(console, client_secret=new_secret)
     api = {"x-api-key": API_KEY, "Authorization": f"Bearer {old_token}"}
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
     added = console.post("/console/token/apps", data={"csrf_token": csrf, "name": "fleet"}).text
     client_id = re.search(r"<dt>client_id</dt>\s*<dd><code[^>]*>([^<]+)<", added).group(1)  # type: ignore[union-attr]
     client_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", added).group(1)  # type: ignore[union-attr]
-    assert token(console, client_id, client_secret)
+    assert access_token(console, client_id, client_secret)
 
 
 @pytest.mark.usefixtures("csrf")  # signed in
@@ -422,7 +416,7 @@ def test_the_api_keys_page_shows_the_accounts_rate_limit(
 def test_api_keys_are_created_once_shown_and_revoked(console: TestClient, csrf: str) -> None:
     shown = console.post("/console/api-keys", data={"csrf_token": csrf}).text
     key = re.search(r"(m2mk_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
-    api = {"x-api-key": key, "Authorization": f"Bearer {token(console)}"}
+    api = {"x-api-key": key, "Authorization": f"Bearer {access_token(console)}"}
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 200
     page = console.get("/console/api-keys").text
     assert key not in page

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
-from tests.conftest import Tenant
+from tests.support.tenants import Tenant
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

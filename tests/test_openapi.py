@@ -19,7 +19,7 @@ from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.settings import Settings
-from tests.conftest import free_port, run_server
+from tests.support.servers import free_port, run_server
 
 
 def test_every_endpoint_is_documented_with_its_errors(client: TestClient) -> None:

@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -16,72 +15,15 @@ from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation, decide
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid, demo_imsi
+from m2m.sandbox import API_KEY, demo_iccid, demo_imsi
 from m2m.storage.tables import lifecycle_requests, sim_cards, sim_history
-from tests.conftest import SECRET_KEY, Tenant
-from tests.receiver import Receiver
-from tests.test_simcards import add_sim
+from tests.support.api import M2M, auth, configure, msisdn, request, wait_until_finished
+from tests.support.constants import SECRET_KEY
+from tests.support.receiver import Receiver
+from tests.support.sims import add_sim
+from tests.support.tenants import Tenant
 
-M2M = "/m2m/1.0.0"
 MSISDN = {"identifierType": "MSISDN"}
-
-
-def auth(client: TestClient) -> dict[str, str]:
-    token = client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-        },
-    ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}", "x-api-key": API_KEY}
-
-
-def configure(
-    client: TestClient,
-    auth_headers: dict[str, str],
-    url: str,
-    callback_headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    body: dict[str, Any] = {"url": url}
-    if callback_headers is not None:
-        body["headers"] = callback_headers
-    return client.post(f"{M2M}/configure/callback", headers=auth_headers, json=body)
-
-
-def request(
-    client: TestClient,
-    headers: dict[str, str],
-    operation: str,
-    devices: list[dict[str, str]],
-    callback_token: str = "encotest",
-) -> httpx.Response:
-    return client.post(
-        f"{M2M}/requests/{operation}",
-        headers={**headers, "x-callback-token": callback_token},
-        json=devices,
-    )
-
-
-def msisdn(n: int) -> dict[str, str]:
-    return {"identifier": str(32470000000 + n), "identifierType": "MSISDN"}
-
-
-def wait_until_finished(
-    client: TestClient, headers: dict[str, str], tracking: str, timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"{M2M}/requests/{tracking}", headers=headers).json()
-        delivered = all(
-            d["callback"] and d["callback"]["status"] != "pending" for d in status["devices"]
-        )
-        if status["finishedAt"] and delivered:
-            return status  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"request not finished in time: {status}")
-        time.sleep(0.05)
 
 
 def sim_state(client: TestClient, headers: dict[str, str], n: int) -> str:
