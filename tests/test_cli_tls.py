@@ -5,14 +5,11 @@ ca_bundle; refused, saying what to do, without."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
-import uvicorn
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -22,7 +19,7 @@ from m2m.client import M2MClient
 from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.settings import Settings
-from tests.conftest import free_port
+from tests.support.servers import free_port, run_server
 
 
 @pytest.fixture
@@ -45,28 +42,9 @@ def https_server(
 ) -> Iterator[str]:
     _, cert, key = ca_bundle
     production = settings.model_copy(update={"sandbox": False, "embedded_worker": False})
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(production, engine=engine, clock=clock),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            ssl_certfile=str(cert),
-            ssl_keyfile=str(key),
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the HTTPS server did not start"
-        assert thread.is_alive(), "the HTTPS server stopped"
-        time.sleep(0.01)
-    yield f"https://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    app = create_app(production, engine=engine, clock=clock)
+    with run_server(app, free_port(), tls=(cert, key)) as base_url:
+        yield base_url
 
 
 def _environment(base_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from m2m.clock import ManualClock
 from m2m.failure_budget import Budget, FailureBudget, address_key, credential_key
 from m2m.settings import Settings
 from m2m.storage.tables import auth_failures
-from tests.conftest import Tenant
+from tests.support.tenants import Tenant
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(seconds=60)

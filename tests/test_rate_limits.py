@@ -3,7 +3,6 @@ every answer, 429 with Retry-After past the limit, set per account by the operat
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -11,10 +10,8 @@ from sqlalchemy import Engine
 from m2m import accounts
 from m2m.clock import ManualClock
 from m2m.rate_limits import AccountBuckets, Bucket, RateLimit, spend
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage import accounts as account_store
-
-M2M = "/m2m/1.0.0"
+from tests.support.api import access_token, get_sim
 
 
 def test_a_full_bucket_allows_a_burst_then_refills_at_the_rate() -> None:
@@ -46,25 +43,6 @@ def test_each_account_has_its_own_bucket_and_its_own_limit() -> None:
     assert buckets.take(1, None, None).allowed
 
 
-def _token(client: TestClient) -> str:
-    response = client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-        },
-    )
-    return str(response.json()["access_token"])
-
-
-def _get(client: TestClient, token: str, msisdn: str = "32470000001") -> httpx.Response:
-    return client.get(
-        f"{M2M}/simcards?msisdn={msisdn}",
-        headers={"Authorization": f"Bearer {token}", "x-api-key": API_KEY},
-    )
-
-
 @pytest.mark.usefixtures("seeded")
 def test_an_account_past_its_limit_gets_429_and_every_answer_says_where_it_stands(
     client: TestClient, engine: Engine, clock: ManualClock
@@ -74,32 +52,32 @@ def test_an_account_past_its_limit_gets_429_and_every_answer_says_where_it_stand
     assert found is not None
     sandbox = found.id
     accounts.set_rate_limit(engine, sandbox, per_second=1, burst=2)
-    token = _token(client)
+    token = access_token(client)
 
-    first = _get(client, token)
+    first = get_sim(client, "32470000001", token)
     assert first.status_code == 200
     assert first.headers["ratelimit-limit"] == "2"
     assert first.headers["ratelimit-remaining"] == "1"
     assert first.headers["ratelimit-reset"] == "1"
-    missing = _get(client, token, msisdn="32479999999")
+    missing = get_sim(client, "32479999999", token)
     assert missing.status_code == 404  # an error answer carries them too
     assert missing.headers["ratelimit-remaining"] == "0"
 
-    refused = _get(client, token)
+    refused = get_sim(client, "32470000001", token)
     assert refused.status_code == 429
     assert refused.json()["error"] == "rate_limited"
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["ratelimit-remaining"] == "0"
 
     clock.advance(1)
-    assert _get(client, token).status_code == 200
+    assert get_sim(client, "32470000001", token).status_code == 200
 
     accounts.set_rate_limit(engine, sandbox, None, None)  # back to the generous default
-    assert _get(client, token).headers["ratelimit-limit"] == "2000"
+    assert get_sim(client, "32470000001", token).headers["ratelimit-limit"] == "2000"
 
 
 @pytest.mark.usefixtures("seeded")
 def test_answers_to_unidentified_callers_carry_no_rate_limit(client: TestClient) -> None:
-    response = _get(client, "not-a-token")
+    response = get_sim(client, "32470000001", "not-a-token")
     assert response.status_code == 401
     assert "ratelimit-limit" not in response.headers

@@ -34,11 +34,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: FastAPI, port: int, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
+def run_server(
+    app: FastAPI,
+    port: int,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
-    (``lifespan="on"`` runs the app's embedded worker too.)"""
+    (``lifespan="on"`` runs the app's embedded worker too; ``tls`` = (certificate, key) serves
+    HTTPS.)"""
+    certificate, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan=lifespan,
+            ssl_certfile=certificate,
+            ssl_keyfile=key,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -48,7 +64,7 @@ def run_server(app: FastAPI, port: int, *, lifespan: Literal["on", "off"] = "off
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
