@@ -15,7 +15,9 @@ import pytest
 import trustme
 
 from m2m import accounts, sandbox
+from m2m.callbacks import signing_secret
 from m2m.clock import SystemClock
+from m2m.settings import SANDBOX_SECRET_KEY
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
@@ -97,6 +99,9 @@ def test_sandbox_serves_the_documented_calls_verbatim(
     assert "sandbox-secret" in output
     assert "sandbox-api-key" in output
     assert "curl" in output
+    # The demo account's callback signing secret, for the receiver to verify with (the README's).
+    assert signing_secret(SANDBOX_SECRET_KEY, 1, 1) in output
+    assert "whsec_JmtMVUplDX1rMpmyVBO1UW72xREN3z1xZo3k3SH4tZo=" in output
 
 
 def test_production_refuses_a_missing_or_default_secret(tmp_path: Path) -> None:

@@ -76,12 +76,13 @@ def tls_problem(certfile: Path, keyfile: Path) -> str | None:
     return None
 
 
-def banner(base_url: str) -> str:
+def banner(base_url: str, callback_signing_secret: str) -> str:
     return f"""[bold green]M2M sandbox[/bold green] at {base_url}  (API docs: {base_url}/docs)
 
   client_id      {sandbox.CLIENT_ID}
   client_secret  {sandbox.CLIENT_SECRET}
   x-api-key      {sandbox.API_KEY}
+  callbacks      signed (Standard Webhooks) with {callback_signing_secret}
   demo SIMs      MSISDN 32470000001-050 Active, 051-090 Ready, 091-100 Deactivated
   console        {base_url}/console/  user {sandbox.DEMO_EMAIL}  password {sandbox.DEMO_PASSWORD}
 
@@ -131,11 +132,14 @@ def serve(
     check_transport(settings, tls=ssl_certfile is not None)
     engine = migrated_engine(settings)
     clock = SystemClock()
+    signing: str | None = None
     with write_transaction(engine) as conn:
         if settings.sandbox:
             with user_errors():
                 sandbox.check_can_seed(conn)
             sandbox.seed(conn, clock.now())
+            assert settings.secret_key is not None  # the sandbox's public key at least
+            signing = sandbox.demo_signing_secret(conn, settings.secret_key.get_secret_value())
         elif account_store.find_sandbox_account(conn) is not None:
             raise fail(
                 "this database holds the sandbox account, whose credentials are public; "
@@ -144,7 +148,8 @@ def serve(
     scheme = "https" if ssl_certfile else "http"
     shown_host = f"[{host}]" if ":" in host else host
     if settings.sandbox:
-        console.print(banner(f"{scheme}://{shown_host}:{port}"), highlight=False, soft_wrap=True)
+        shown = banner(f"{scheme}://{shown_host}:{port}", signing or "")
+        console.print(shown, highlight=False, soft_wrap=True)
     options: dict[str, Any] = {}
     if processes == 1:
         app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
