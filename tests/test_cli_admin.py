@@ -6,6 +6,7 @@ fixture serves the same database file).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -66,7 +67,12 @@ def assert_one_line_error(result: Result, message: str) -> None:
     assert "Traceback" not in result.output
 
 
-def new_account(cli: Cli, name: str = "Acme") -> dict[str, Any]:
+_account_numbers = itertools.count(1)
+
+
+def new_account(cli: Cli, name: str | None = None) -> dict[str, Any]:
+    """A new account through the CLI, named ``name`` or a name of its own."""
+    name = name or f"Acme {next(_account_numbers)}"
     created: dict[str, Any] = as_json(cli("accounts", "create", name, "--json"))
     return created
 
@@ -536,6 +542,16 @@ def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     assert refused.status_code == 403
     assert refused.json()["error"] == "subscription_suspended"
     assert allowed.status_code == 200
+
+
+def test_an_account_name_already_taken_needs_force(cli: Cli) -> None:
+    """Running the same provisioning script twice must not make a second "Acme" silently."""
+    first = new_account(cli, "Acme")
+    again = cli("accounts", "create", "Acme", exit_code=1)
+    assert f"an account named 'Acme' exists already (id {first['account_id']})" in again.stderr
+    assert "--force" in again.stderr
+    second = as_json(cli("accounts", "create", "Acme", "--force", "--json"))
+    assert second["account_id"] != first["account_id"]
 
 
 def test_an_accounts_own_rate_limit_is_set_shown_applied_and_cleared(

@@ -59,10 +59,21 @@ def _new_api_key(conn: Connection, clock: Clock, account_id: int) -> Issued:
     return Issued(key_id, key)
 
 
-def create_account(engine: Engine, clock: Clock, name: str) -> Issued:
-    """A new active account and its first API key (``id`` is the account's)."""
+def create_account(
+    engine: Engine, clock: Clock, name: str, *, allow_same_name: bool = False
+) -> Issued:
+    """A new active account and its first API key (``id`` is the account's). A name another
+    account has already is refused unless ``allow_same_name``: two "Acme" accounts are more
+    often a script run twice than two customers."""
     name = _checked_name(name, "account")
     with write_transaction(engine) as conn:
+        same = account_store.account_ids_named(conn, name)
+        if same and not allow_same_name:
+            ids = ", ".join(str(i) for i in same)
+            raise BadRequest(
+                f"an account named {name!r} exists already (id {ids}); "
+                "give --force to create another one of the same name"
+            )
         account_id = account_store.create_account(conn, name, clock.now())
         key = _new_api_key(conn, clock, account_id)
     return Issued(account_id, key.secret)

@@ -77,6 +77,11 @@ def _close_database() -> None:
         _engine = None
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _named_id(record: Any, id_key: str) -> dict[str, object]:
     """A record for ``--json``, its ``id`` named for what it identifies: one name for one thing
     across every command (``account_id`` in ``accounts list`` as in ``accounts create``)."""
@@ -103,10 +108,16 @@ def _check_account(account_id: int) -> None:
 
 
 @accounts_app.command("create")
-def accounts_create(name: str, as_json: bool = JsonOption) -> None:
+def accounts_create(
+    name: str,
+    force: Annotated[
+        bool, typer.Option("--force", help="Create it even if an account has this name.")
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
     """Create an account (subscription active) and its first API key."""
     with user_errors():
-        issued = accounts.create_account(_database(), clock, name)
+        issued = accounts.create_account(_database(), clock, name, allow_same_name=force)
     _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
 
 
@@ -443,9 +454,10 @@ def sims_import(
         for e in shown:
             console.print(f"line {e.line}: {e.message}", highlight=False, markup=False)
         if len(report.errors) > len(shown):
-            console.print(f"… and {len(report.errors) - len(shown)} more problems.")
+            console.print(f"… and {_count(len(report.errors) - len(shown), 'more problem')}.")
         console.print(
-            f"{report.rows} rows read, {report.imported} imported, {len(report.errors)} problems."
+            f"{_count(report.rows, 'row')} read, {report.imported} imported, "
+            f"{_count(len(report.errors), 'problem')}."
         )
     if report.errors and not skip_invalid:
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)

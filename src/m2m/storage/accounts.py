@@ -113,6 +113,15 @@ def get_account(conn: Connection, account_id: int) -> Account | None:
     return Account(**row._mapping) if row else None
 
 
+def account_ids_named(conn: Connection, name: str) -> list[int]:
+    """The accounts with exactly this name (names are not unique, but rarely meant to repeat)."""
+    return list(
+        conn.execute(
+            select(accounts.c.id).where(accounts.c.name == name).order_by(accounts.c.id)
+        ).scalars()
+    )
+
+
 def has_accounts(conn: Connection) -> bool:
     return conn.execute(select(accounts.c.id).limit(1)).first() is not None
 
