@@ -229,7 +229,7 @@ def m2m_json(env: dict[str, str], *args: str) -> Any:
 
 def sandbox_account_id(env: dict[str, str]) -> int:
     accounts = m2m_json(env, "admin", "accounts", "list")
-    return next(int(a["id"]) for a in accounts if a["is_sandbox"])
+    return next(int(a["account_id"]) for a in accounts if a["is_sandbox"])
 
 
 def import_sims(env: dict[str, str], source: Path, account: int | str, expected: int) -> None:
