@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, text, update
 from typer.testing import CliRunner, Result
 
+from m2m.callbacks import signing_secret
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
@@ -39,6 +40,7 @@ from m2m.storage.tables import (
 from m2m.storage.tables import accounts as accounts_table
 from tests.support.api import get_sim
 from tests.support.console import console_client, log_in
+from tests.support.constants import SECRET_KEY
 
 Cli = Callable[..., Result]
 
@@ -542,6 +544,23 @@ def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     assert refused.status_code == 403
     assert refused.json()["error"] == "subscription_suspended"
     assert allowed.status_code == 200
+
+
+def test_the_operator_can_read_an_accounts_signing_secret(cli: Cli, database_url: str) -> None:
+    """A new account signs with version 1 from its first message; its receiver needs that
+    secret before anyone rotated it."""
+    account_id = new_account(cli)["account_id"]
+    result = CliRunner().invoke(
+        app,
+        ["admin", "accounts", "signing-secret", str(account_id), "--json"],
+        env={"M2M_DATABASE_URL": database_url, "M2M_SECRET_KEY": SECRET_KEY},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "account_id": account_id,
+        "version": 1,
+        "signing_secret": signing_secret(SECRET_KEY, account_id, 1),
+    }
 
 
 def test_an_account_name_already_taken_needs_force(cli: Cli) -> None:

@@ -301,6 +301,30 @@ def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
     assert secret != signing_secret(SECRET_KEY, account_id, 1)
 
 
+def test_the_rotation_says_what_happens_to_the_previous_secret_as_the_callback_page_does(
+    console: TestClient, csrf: str
+) -> None:
+    """The shown-once page agreed with nothing: it said the previous secret "no longer
+    verifies" while it signs for 24 h more (the overlap)."""
+    page = console.get("/console/callback").text
+    assert "for 24 hours they may still verify with the current one" in page  # the confirmation
+    assert "m2m admin accounts signing-secret" in page  # how to get one never shown
+    shown = console.post("/console/callback/signing-secret", data={"csrf_token": csrf}).text
+    assert "no longer verifies" not in shown
+    assert "for 24 hours, each message also carries the previous secret&#39;s signature" in shown
+
+
+def test_regenerating_an_application_secret_asks_first_and_says_what_stops(
+    console: TestClient, csrf: str
+) -> None:
+    page = console.get("/console/token").text
+    form = re.search(r'<form[^>]*action="/console/token/apps/\d+/secret"[^>]*>', page)
+    assert form is not None
+    assert "data-confirm=" in form.group(0)
+    assert "stops working at once" in form.group(0)
+    assert "access token" in form.group(0)
+
+
 def test_after_a_rotation_messages_verify_with_the_previous_secret_for_a_while(
     console: TestClient,
     csrf: str,

@@ -16,6 +16,7 @@ from rich.spinner import Spinner
 from sqlalchemy import Engine
 
 from m2m import accounts
+from m2m.callbacks import signing_secret
 from m2m.cli.common import (
     JsonOption,
     console,
@@ -31,7 +32,7 @@ from m2m.console import users as console_users
 from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
-from m2m.storage import retention
+from m2m.storage import callback_configs, retention
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -231,6 +232,25 @@ def _rate_limit_text(account: account_store.Account) -> str:
     if account.rate_limit_per_second is None:
         return "default rate limit"
     return f"{account.rate_limit_per_second:g}/s, bursts of {account.rate_limit_burst}"
+
+
+@accounts_app.command("signing-secret")
+def accounts_signing_secret(account_id: int, as_json: bool = JsonOption) -> None:
+    """Print an account's current callback signing secret, for its receivers (it is derived from
+    M2M_SECRET_KEY, never stored; the console rotates it)."""
+    settings = load_settings()
+    if settings.secret_key is None:
+        raise fail("M2M_SECRET_KEY is not set: signing secrets derive from the server's key")
+    with _database().connect() as conn:
+        if account_store.get_account(conn, account_id) is None:
+            raise fail(f"No account with id {account_id}.")
+        config = callback_configs.get_callback_config(conn, account_id)
+    version = config.signing_key_version if config else 1
+    secret = signing_secret(settings.secret_key.get_secret_value(), account_id, version)
+    if as_json:
+        print_json({"account_id": account_id, "version": version, "signing_secret": secret})
+    else:
+        console.print(f"signing_secret (version {version}): [bold]{secret}[/bold]", highlight=False)
 
 
 # --- API keys -------------------------------------------------------------------------------
