@@ -527,3 +527,21 @@ def test_a_suspended_account_sees_its_status_and_cannot_request(
     accounts.set_subscription(engine, account.id, active=False)
     assert ">suspended<" in console.get("/console/api-keys").text
     assert act(console, csrf, "deactivation", sim_id(engine, "32470000001")).status_code == 403
+
+
+def test_the_favicon_is_served_where_browsers_look_for_it(console: TestClient) -> None:
+    """A 404 there is an error in the browser's console on every first visit."""
+    icon = console.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert 'rel="icon"' in console.get("/console/login").text
+
+
+@pytest.mark.usefixtures("csrf")  # signed in
+def test_the_console_says_cost_center_as_the_api_does(console: TestClient, engine: Engine) -> None:
+    pages = (
+        console.get("/console/sims").text
+        + console.get(f"/console/sims/{sim_id(engine, '32470000001')}").text
+    )
+    assert "Cost center" in pages
+    assert "Cost centre" not in pages

@@ -9,17 +9,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from m2m import logs
 from m2m.api.app import create_api
 from m2m.clock import Clock, SystemClock
 from m2m.console.app import create_console
+from m2m.console.web import HERE as CONSOLE_FILES
 from m2m.network import NetworkAdapter
 from m2m.services import build_services
 from m2m.settings import Settings
 from m2m.worker_setup import running_worker
+
+FAVICON = CONSOLE_FILES / "static" / "favicon.svg"
 
 
 def app_from_environment() -> FastAPI:
@@ -59,5 +62,11 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=303)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it before reading the page's <link rel="icon">: a 404 is a console
+        # error on every first visit.
+        return FileResponse(FAVICON, media_type="image/svg+xml")
 
     return app
