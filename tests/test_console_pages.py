@@ -545,3 +545,25 @@ def test_the_console_says_cost_center_as_the_api_does(console: TestClient, engin
     )
     assert "Cost center" in pages
     assert "Cost centre" not in pages
+
+
+def test_a_request_with_nothing_selected_stays_on_the_search_and_says_why(
+    console: TestClient, csrf: str
+) -> None:
+    listed = console.get("/console/sims?q=3247000000&state=Active").text
+    assert 'name="from_list" value="yes"' in listed
+    response = console.post(
+        "/console/sims/actions",
+        data={
+            "csrf_token": csrf,
+            "operation": "deactivation",
+            "from_list": "yes",
+            "q": "3247000000",
+            "state": "Active",
+        },
+    )
+    assert response.status_code == 400
+    assert "Select at least one SIM card" in response.text
+    assert 'value="3247000000"' in response.text  # the search is kept
+    assert "32470000001" in response.text  # with its results
+    assert "Sign out" in response.text or "Log out" in response.text  # the console, navigation
