@@ -85,6 +85,17 @@ def account_row(cli: Cli, account_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+def account_with_a_sim_and_a_token(
+    cli: Cli, tmp_path: Path
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A new account (with its API key), one SIM's MSISDN, and a permanent token of it."""
+    account = new_account(cli)
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    account_id = str(account["account_id"])
+    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
+    return account, msisdn, token
+
+
 def import_one_sim(cli: Cli, tmp_path: Path, account_id: int, n: int = 1) -> str:
     """Import one SIM through the CLI; returns its MSISDN."""
     payload = f"8944{n:014d}"
@@ -531,10 +542,8 @@ def test_an_app_from_the_cli_gets_a_token_that_reads_a_sim(
 def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     cli: Cli, client: TestClient, tmp_path: Path
 ) -> None:
-    account = new_account(cli)
+    account, msisdn, token = account_with_a_sim_and_a_token(cli, tmp_path)
     account_id = str(account["account_id"])
-    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
-    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
 
     cli("accounts", "suspend", account_id)
     refused = get_sim(client, msisdn, token["token"], account["api_key"])
@@ -576,10 +585,8 @@ def test_an_account_name_already_taken_needs_force(cli: Cli) -> None:
 def test_an_accounts_own_rate_limit_is_set_shown_applied_and_cleared(
     cli: Cli, client: TestClient, tmp_path: Path
 ) -> None:
-    account = new_account(cli)
+    account, msisdn, token = account_with_a_sim_and_a_token(cli, tmp_path)
     account_id = str(account["account_id"])
-    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
-    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
 
     limited = as_json(cli("accounts", "rate-limit", account_id, "--per-second", "0.5", "--json"))
     assert limited == {
