@@ -8,6 +8,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.constants import REF_TEMPLATE
+from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -78,7 +81,18 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 description=app.description,
                 routes=app.routes,
             )
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            components = schema.setdefault("components", {})
+            # Bodies read by hand (after the credentials) are described by their models here.
+            schemas = components.setdefault("schemas", {})
+            for model in callback.BODY_MODELS:
+                # Through FastAPI's own model of a schema, as FastAPI writes every other one.
+                generated = model.model_json_schema(ref_template=REF_TEMPLATE)
+                written = jsonable_encoder(
+                    Schema.model_validate(generated), by_alias=True, exclude_none=True
+                )
+                schemas[model.__name__] = written
+            components["schemas"] = dict(sorted(schemas.items()))
+            schemes = components.setdefault("securitySchemes", {})
             schemes["clientBasic"] = {
                 "type": "http",
                 "scheme": "basic",

@@ -24,6 +24,7 @@ _HOST = r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.?"
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://" + _HOST + r"(:" + _PORT + r")?([/?#][!-~]*)?$"
 MAX_URL_LENGTH = 2048
 MAX_HEADERS = 20
+MAX_NAME_LENGTH = 256  # real header names are a few dozen characters; 5,000 were accepted
 MAX_VALUE_LENGTH = 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
 # Control characters (but tab) are refused by HTTP clients at send time; CR and LF are the
@@ -38,6 +39,8 @@ class CallbackConfigError(ValueError):
 
 def header_problem(name: str, value: str) -> str | None:
     lowered = name.lower()
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a header name is longer than {MAX_NAME_LENGTH} characters"
     if not _TOKEN.fullmatch(name):
         return f"header name {name!r} is not a valid HTTP header name"
     if lowered != "authorization" and not lowered.startswith("x-"):

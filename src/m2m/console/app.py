@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,6 +92,15 @@ async def _on_database_error(request: Request, error: Exception) -> Response:
     return response
 
 
+async def _on_disconnect(request: Request, _error: Exception) -> Response:
+    # The visitor left (or was cut off at the form limit, see ``m2m.http_limits``) before the
+    # form was read: nobody to answer, and nothing went wrong here.
+    log.info(
+        "%s %s: the client went away before its form was read", request.method, request.url.path
+    )
+    return Response(status_code=400)
+
+
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("console error", exc_info=error)
     return render(
@@ -110,6 +120,7 @@ def create_console(services: Services) -> FastAPI:
             RequestValidationError: _on_invalid,
             DBAPIError: _on_database_error,
             SQLAlchemyTimeoutError: _on_database_error,
+            ClientDisconnect: _on_disconnect,
             Exception: _on_unexpected,
         },
     )
