@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from datetime import timedelta
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from m2m.clock import ManualClock
+from m2m.console import auth
 from m2m.console.auth import SESSION_COOKIE
 from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD
 from m2m.settings import Settings
@@ -67,6 +72,25 @@ def test_a_wrong_password_or_unknown_email_is_refused_alike(console: TestClient)
     assert try_login(console, "not-the-password") == 401
     assert try_login(console, DEMO_PASSWORD, email="nobody@example.com") == 401
     assert SESSION_COOKIE not in console.cookies
+
+
+def test_a_known_and_an_unknown_email_take_the_same_time(
+    engine: Engine, clock: ManualClock, seeded: None
+) -> None:
+    hour = timedelta(hours=1)
+    rules = auth.SessionRules(lifetime=hour, idle=hour, lock=timedelta(minutes=15))
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for trial in range(8):
+        for kind, email in (("known", DEMO_EMAIL), ("unknown", f"nobody{trial}@example.com")):
+            clock.advance(3600)  # past any throttling of the previous tries
+            started = time.perf_counter()
+            result = auth.log_in(engine, clock, rules, email, "not-the-password", f"10.0.0.{trial}")
+            timings[kind].append(time.perf_counter() - started)
+            assert result.session_token is None
+            assert result.retry_after == 0
+    # The first unknown email also makes the decoy hash: left out, with the first known one.
+    known, unknown = (statistics.median(timings[kind][1:]) for kind in ("known", "unknown"))
+    assert 0.5 < known / unknown < 2, timings
 
 
 def test_logout_ends_the_session_on_the_server(console: TestClient) -> None:

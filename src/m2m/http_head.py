@@ -126,7 +126,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         code, description = _ANSWERS[status]
         description = description.format(limit=limit)
         body = json.dumps({"error": code, "error_description": description}, separators=(",", ":"))
-        client = "%s:%d - " % self.client if self.client else ""
+        client = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
         log.warning("%srefused with %d: %s", client, status, description)
         head = (
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
