@@ -15,9 +15,9 @@ from m2m.storage.engine import write_transaction
 from m2m.storage.tables import NAME_LENGTH
 
 # Prefixes let secret scanners recognise a leaked credential; they are not secret.
-API_KEY_PREFIX = "m2mk_"
-CLIENT_SECRET_PREFIX = "m2ms_"  # noqa: S105
-PERMANENT_TOKEN_PREFIX = "m2mt_"  # noqa: S105
+API_KEY_PREFIX = credentials.API_KEY_PREFIX
+CLIENT_SECRET_PREFIX = credentials.CLIENT_SECRET_PREFIX
+PERMANENT_TOKEN_PREFIX = credentials.PERMANENT_TOKEN_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
