@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from m2m import __version__
 from m2m.api import callback, oauth, requests, simcards
+from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
 from m2m.services import Services
 
@@ -57,7 +58,10 @@ def create_api(
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
+        docs_url=None,  # served by m2m.api.docs, with a Content-Security-Policy
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.services = services
     app.include_router(oauth.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
