@@ -364,6 +364,8 @@ def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
         (" ", "name is empty: give it 1 to 200 characters."),
         ("x" * 201, "name is longer than 200 characters."),
         ("a\x00b", "name contains a control character (U+0000)."),
+        ("\u200b\u200d", "name has no visible character."),
+        ("invoice\u202etxt.exe", "name contains a bidirectional control character (U+202E)."),
     ],
 )
 def test_a_bad_name_on_the_token_page_is_a_form_error(
