@@ -295,6 +295,31 @@ def test_callback_configuration_rules(client: TestClient) -> None:
 
 
 @pytest.mark.usefixtures("seeded")
+def test_ipv6_callback_urls_follow_the_address_rules(client: TestClient) -> None:
+    headers = auth(client)
+
+    def configure_url(url: str) -> httpx.Response:
+        return client.post(f"{M2M}/configure/callback", headers=headers, json={"url": url})
+
+    for url in ["https://[2606:4700:4700::1111]/cb", "https://[2001:4860:4860::8888]:8443/x?y=1"]:
+        assert configure_url(url).status_code == 204, url
+        assert client.get(f"{M2M}/configure/callback", headers=headers).json()["url"] == url
+    assert configure_url("http://[::1]:9000/cb").status_code == 204  # loopback: the sandbox
+    for url in [
+        "https://[fd00::1]/cb",  # unique-local
+        "https://[fe80::1]/cb",  # link-local
+        "https://[::ffff:10.0.0.1]/cb",  # IPv4-mapped private
+        "https://[64:ff9b::a9fe:a9fe]/cb",  # NAT64 of 169.254.169.254
+        "https://[2001:db8::1]/cb",  # documentation
+    ]:
+        response = configure_url(url)
+        assert response.status_code == 403, url
+        assert response.json()["error"] == "callback_target_forbidden"
+    for url in ["https://[zz::1]/cb", "https://[1:2:3]/cb", "https://[fe80::1%25eth0]/cb"]:
+        assert configure_url(url).status_code == 422, url
+
+
+@pytest.mark.usefixtures("seeded")
 def test_callback_configuration_is_replaced_and_shown_masked(client: TestClient) -> None:
     headers = auth(client)
     assert client.get(f"{M2M}/configure/callback", headers=headers).json() == {
