@@ -480,6 +480,35 @@ def test_the_sim_page_shows_the_seven_documented_custom_fields(
     assert fields["Custom Field 2"] == "B"
 
 
+def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    from m2m import accounts
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    accounts.set_subscription(engine, account.id, active=False)
+    form = {"csrf_token": csrf, "name": "more"}
+    for path in ("/console/api-keys", "/console/token/permanent", "/console/token/apps"):
+        refused = console.post(path, data=form)
+        assert refused.status_code == 403, path
+        assert "subscription is suspended" in refused.text
+        assert not re.search(r"m2m[kst]_", refused.text)
+    # Retiring and rotating stay possible: a leaked credential must be stoppable.
+    revoke = re.findall(
+        r'action="(/console/api-keys/\d+/revoke)"', console.get("/console/api-keys").text
+    )
+    assert (
+        console.post(revoke[0], data={"csrf_token": csrf}, follow_redirects=False).status_code
+        == 303
+    )
+    page = console.get("/console/token").text
+    rotate = re.findall(r'action="(/console/token/apps/\d+/secret)"', page)[0]
+    assert console.post(rotate, data={"csrf_token": csrf}).status_code == 200
+
+
 def test_a_suspended_account_sees_its_status_and_cannot_request(
     console: TestClient, csrf: str, engine: Engine
 ) -> None:

@@ -178,6 +178,13 @@ async def signed_in(request: Request) -> Visitor:
 SignedIn = Annotated[Visitor, Depends(signed_in)]
 
 
+def require_active_subscription(visitor: Visitor, refused: str) -> None:
+    """A suspended account makes no new credentials (keys, applications, permanent tokens);
+    it may still revoke, delete and rotate them."""
+    if visitor.user.subscription != "active":
+        raise ConsoleError(403, f"The account's subscription is suspended: {refused}.")
+
+
 @dataclass(frozen=True, slots=True)
 class Form:
     fields: list[tuple[str, str]]
