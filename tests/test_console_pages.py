@@ -480,6 +480,18 @@ def test_the_sim_page_shows_the_seven_documented_custom_fields(
     assert fields["Custom Field 2"] == "B"
 
 
+def test_pages_answer_head_as_get(console: TestClient, csrf: str) -> None:
+    for path in ("/console/", "/console/sims", "/console/token", "/console/static/console.css"):
+        got, head = console.get(path), console.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.content == b""
+    console.cookies.clear()
+    assert console.head("/console/login").status_code == 200
+    assert console.head("/console/", follow_redirects=False).status_code == 303
+    assert console.head("/console/logout").status_code == 405  # a POST-only action
+
+
 def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
     console: TestClient, csrf: str, engine: Engine
 ) -> None:

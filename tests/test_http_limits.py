@@ -4,6 +4,7 @@ process streaming a body far over the limit, with and without credentials."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,60 @@ def test_a_declared_length_over_the_limit_is_answered_before_any_body(
     exchange = stream(server.port, head, iter(()))
     assert exchange.status == 413
     assert exchange.sent == 0
+
+
+# --- the app, when the client is gone --------------------------------------------------------
+
+
+def _run_app(app: Any, path: str, receive_messages: list[Message]) -> list[Message]:
+    sent: list[Message] = []
+    queue = list(receive_messages)
+
+    async def receive() -> Message:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"m2m.test"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("m2m.test", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/console/login", "/token", "/revoke"])
+def test_a_client_gone_mid_form_is_no_error(
+    app: Any, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = {"type": "http.request", "body": b"email=a%40b.c&pass", "more_body": True}
+    with caplog.at_level(logging.INFO):
+        _run_app(app, path, [first, {"type": "http.disconnect"}])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("left before" in r.getMessage() for r in caplog.records)
+
+
+def test_a_body_cut_off_at_its_limit_is_no_error(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    chunk = {"type": "http.request", "body": b"x" * 40_000, "more_body": True}
+    with caplog.at_level(logging.INFO):
+        sent = _run_app(app, "/console/login", [chunk, chunk])
+    assert sent[0]["status"] == 413
+    assert len([m for m in sent if m["type"] == "http.response.start"]) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret
+from m2m.callbacks.rules import header_problem
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation, decide
@@ -292,6 +293,29 @@ def test_callback_configuration_rules(client: TestClient) -> None:
     missing = client.post(f"{M2M}/configure/callback", headers=headers, json={})
     assert missing.status_code == 422
     assert client.post(f"{M2M}/configure/callback", json={"url": "https://x.io"}).status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_callback_header_name_is_bounded_and_never_echoed(client: TestClient) -> None:
+    headers = auth(client)
+    long_name = "x-" + "n" * 5000
+    for name, problem in [
+        (long_name, "String should have at most 256 characters"),
+        ("x-<script>alert(1)</script>", "only Authorization and x-* headers are allowed"),
+    ]:
+        body = {"url": "https://example.com/cb", "headers": {"x-ok": "1", name: "v"}}
+        response = client.post(f"{M2M}/configure/callback", headers=headers, json=body)
+        assert response.status_code == 422
+        assert response.json()["details"] == [
+            {
+                "field": "body.headers[1].name",
+                "problem": problem
+                + (" (x-callback-token is set per request)" if "Authorization" in problem else ""),
+            }
+        ]
+        assert name not in response.text
+        assert "<script>" not in response.text
+    assert header_problem("x-" + "n" * 300, "v") == "a header name is longer than 256 characters"
 
 
 @pytest.mark.usefixtures("seeded")

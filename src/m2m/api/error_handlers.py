@@ -119,9 +119,7 @@ async def _on_database_error(request: Request, error: Exception) -> JSONResponse
 async def _on_disconnect(request: Request, _error: Exception) -> JSONResponse:
     # The client left before its body was read (or was cut off at its route's body limit, see
     # ``m2m.http_limits``): nobody to answer, and nothing went wrong here.
-    log.info(
-        "%s %s: the client went away before its request was read", request.method, request.url.path
-    )
+    log.info("%s %s: the client left before its body was read", request.method, request.url.path)
     return json_error(400, "client_disconnected", "The request was not received whole.")
 
 
