@@ -106,7 +106,7 @@ class CallbackConfigPublic(BaseModel):
     response_class=Response,
     tags=["Callbacks"],
     summary="Set the callback URL and headers",
-    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 422, 429)},
+    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 413, 422, 429)},
     # The body is read by hand, after the credentials are checked: a body parameter would be
     # read and parsed before any dependency runs, for anyone. This is what FastAPI writes for it.
     openapi_extra={
