@@ -18,6 +18,7 @@ The request's head (request line and headers) is bounded by the HTTP server, see
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,21 +44,17 @@ def _matches(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
 
 
-def _declared_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None: absent or not a number) and whether it is chunked."""
+    declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the HTTP server refuses such a request before it gets here
-    return None
-
-
-def _is_chunked(scope: Scope) -> bool:
-    return any(
-        name == b"transfer-encoding" and b"chunked" in value.lower()
-        for name, value in scope["headers"]
-    )
+            # A malformed one never gets here: the HTTP server refuses the request.
+            with contextlib.suppress(ValueError):
+                declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return declared, chunked
 
 
 async def _refuse(send: Send, limit: BodyLimit) -> None:
@@ -99,14 +96,16 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared, chunked = _body_headers(scope)
+        if not declared and not chunked:
+            await self.app(scope, receive, send)  # no body: nothing to count (most requests)
+            return
         limit = self.limit_for(scope["path"])
-        declared = _declared_length(scope)
         if declared is not None and declared > limit.max_bytes:
             await _refuse(send, limit)
             return
-        has_body = bool(declared) or _is_chunked(scope)
         received = 0
-        body_complete = not has_body
+        body_complete = False
         refused = False
 
         async def receive_within_limit() -> Message:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def relative_location(location: str, host: str | None) -> str:
@@ -36,26 +37,37 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, hsts_max_age: int | None) -> None:
         self.app = app
-        self.hsts = None if hsts_max_age is None else f"max-age={hsts_max_age}"
+        self.hsts = (
+            None
+            if hsts_max_age is None
+            else (b"strict-transport-security", f"max-age={hsts_max_age}".encode())
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = next(
-            (value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None
-        )
-        https = scope.get("scheme") == "https"
+        hsts = self.hsts if scope.get("scheme") == "https" else None
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                headers.setdefault("x-content-type-options", "nosniff")
-                if self.hsts is not None and https:
-                    headers.setdefault("strict-transport-security", self.hsts)
-                if "location" in headers:
-                    headers["location"] = relative_location(headers["location"], host)
-                message = {**message, "headers": headers.raw}
+                # Plain list work: this runs for every answer of the hot paths.
+                headers = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append(NOSNIFF)
+                if hsts is not None and b"strict-transport-security" not in names:
+                    headers.append(hsts)
+                if b"location" in names:
+                    hosts = (v.decode("latin-1") for n, v in scope["headers"] if n == b"host")
+                    host = next(hosts, None)
+                    headers = [
+                        (name, relative_location(value.decode("latin-1"), host).encode("latin-1"))
+                        if name.lower() == b"location"
+                        else (name, value)
+                        for name, value in headers
+                    ]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
