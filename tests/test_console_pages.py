@@ -225,7 +225,7 @@ def test_a_failed_callback_can_be_redelivered(
     drain(fast_fail, engine, clock)
     page = console.get(f"/console/requests/{tracking}").text
     assert "delivery-failed" in page
-    assert "HTTP 500" in page
+    assert page.count("HTTP 500") == 1  # in its attempt, not repeated under it
     assert "1 attempt" in page
     action = re.search(r'action="(/console/requests/[^"]+/redeliver)"', page)
     assert action
@@ -384,6 +384,8 @@ def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
         (" ", "name is empty: give it 1 to 200 characters."),
         ("x" * 201, "name is longer than 200 characters."),
         ("a\x00b", "name contains a control character (U+0000)."),
+        ("\u200b\u200d", "name has no visible character."),
+        ("invoice\u202etxt.exe", "name contains a bidirectional control character (U+202E)."),
     ],
 )
 def test_a_bad_name_on_the_token_page_is_a_form_error(
@@ -513,6 +515,47 @@ def test_the_sim_page_shows_the_seven_documented_custom_fields(
     fields = json.loads(shown.group(1))
     assert list(fields) == [f"Custom Field {n}" for n in range(1, 8)]
     assert fields["Custom Field 2"] == "B"
+
+
+def test_pages_answer_head_as_get(console: TestClient, csrf: str) -> None:
+    for path in ("/console/", "/console/sims", "/console/token", "/console/static/console.css"):
+        got, head = console.get(path), console.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.content == b""
+    console.cookies.clear()
+    assert console.head("/console/login").status_code == 200
+    assert console.head("/console/", follow_redirects=False).status_code == 303
+    assert console.head("/console/logout").status_code == 405  # a POST-only action
+
+
+def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    from m2m import accounts
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    accounts.set_subscription(engine, account.id, active=False)
+    form = {"csrf_token": csrf, "name": "more"}
+    for path in ("/console/api-keys", "/console/token/permanent", "/console/token/apps"):
+        refused = console.post(path, data=form)
+        assert refused.status_code == 403, path
+        assert "subscription is suspended" in refused.text
+        assert not re.search(r"m2m[kst]_", refused.text)
+    # Retiring and rotating stay possible: a leaked credential must be stoppable.
+    revoke = re.findall(
+        r'action="(/console/api-keys/\d+/revoke)"', console.get("/console/api-keys").text
+    )
+    assert (
+        console.post(revoke[0], data={"csrf_token": csrf}, follow_redirects=False).status_code
+        == 303
+    )
+    page = console.get("/console/token").text
+    rotate = re.findall(r'action="(/console/token/apps/\d+/secret)"', page)[0]
+    assert console.post(rotate, data={"csrf_token": csrf}).status_code == 200
 
 
 def test_a_suspended_account_sees_its_status_and_cannot_request(

@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("worker", ("m2m.worker", "m2m.worker_setup")),
     ("services", ("m2m.services",)),
     ("front-ends", ("m2m.api", "m2m.console")),
-    ("application", ("m2m.asgi",)),
+    ("application", ("m2m.asgi", "m2m.http_limits", "m2m.http_head", "m2m.security_headers")),
     ("cli", ("m2m.cli",)),
 ]
 SIBLINGS_THAT_NEVER_MEET = ("m2m.api", "m2m.console")

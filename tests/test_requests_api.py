@@ -6,12 +6,14 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret
+from m2m.callbacks.rules import header_problem
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation, decide
@@ -234,6 +236,54 @@ def test_callback_configuration_rules(client: TestClient) -> None:
     missing = client.post(f"{M2M}/configure/callback", headers=headers, json={})
     assert missing.status_code == 422
     assert client.post(f"{M2M}/configure/callback", json={"url": "https://x.io"}).status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_callback_header_name_is_bounded_and_never_echoed(client: TestClient) -> None:
+    headers = auth(client)
+    long_name = "x-" + "n" * 5000
+    for name, problem in [
+        (long_name, "String should have at most 256 characters"),
+        ("x-<script>alert(1)</script>", "only Authorization and x-* headers are allowed"),
+    ]:
+        body = {"url": "https://example.com/cb", "headers": {"x-ok": "1", name: "v"}}
+        response = client.post(f"{M2M}/configure/callback", headers=headers, json=body)
+        assert response.status_code == 422
+        assert response.json()["details"] == [
+            {
+                "field": "body.headers[1].name",
+                "problem": problem
+                + (" (x-callback-token is set per request)" if "Authorization" in problem else ""),
+            }
+        ]
+        assert name not in response.text
+        assert "<script>" not in response.text
+    assert header_problem("x-" + "n" * 300, "v") == "a header name is longer than 256 characters"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_ipv6_callback_urls_follow_the_address_rules(client: TestClient) -> None:
+    headers = auth(client)
+
+    def configure_url(url: str) -> httpx.Response:
+        return client.post(f"{M2M}/configure/callback", headers=headers, json={"url": url})
+
+    for url in ["https://[2606:4700:4700::1111]/cb", "https://[2001:4860:4860::8888]:8443/x?y=1"]:
+        assert configure_url(url).status_code == 204, url
+        assert client.get(f"{M2M}/configure/callback", headers=headers).json()["url"] == url
+    assert configure_url("http://[::1]:9000/cb").status_code == 204  # loopback: the sandbox
+    for url in [
+        "https://[fd00::1]/cb",  # unique-local
+        "https://[fe80::1]/cb",  # link-local
+        "https://[::ffff:10.0.0.1]/cb",  # IPv4-mapped private
+        "https://[64:ff9b::a9fe:a9fe]/cb",  # NAT64 of 169.254.169.254
+        "https://[2001:db8::1]/cb",  # documentation
+    ]:
+        response = configure_url(url)
+        assert response.status_code == 403, url
+        assert response.json()["error"] == "callback_target_forbidden"
+    for url in ["https://[zz::1]/cb", "https://[1:2:3]/cb", "https://[fe80::1%25eth0]/cb"]:
+        assert configure_url(url).status_code == 422, url
 
 
 @pytest.mark.usefixtures("seeded")

@@ -94,7 +94,7 @@ def test_sandbox_serves_the_documented_calls_verbatim(
     process.terminate()
     output = process.communicate(timeout=10)[0]
     access_line = next(line for line in output.splitlines() if "POST /token" in line)
-    assert "client_secret=***" in access_line  # never a credential in the logs
+    assert "POST /token?*** HTTP/1.1" in access_line  # never a credential in the logs
     assert "sandbox-client" in output
     assert "sandbox-secret" in output
     assert "sandbox-api-key" in output

@@ -9,15 +9,15 @@ from sqlalchemy import Connection, Engine
 from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import BadRequest, NotFound
-from m2m.freetext import text_problem
+from m2m.freetext import name_problem
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import NAME_LENGTH
 
 # Prefixes let secret scanners recognise a leaked credential; they are not secret.
-API_KEY_PREFIX = "m2mk_"
-CLIENT_SECRET_PREFIX = "m2ms_"  # noqa: S105
-PERMANENT_TOKEN_PREFIX = "m2mt_"  # noqa: S105
+API_KEY_PREFIX = credentials.API_KEY_PREFIX
+CLIENT_SECRET_PREFIX = credentials.CLIENT_SECRET_PREFIX
+PERMANENT_TOKEN_PREFIX = credentials.PERMANENT_TOKEN_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ def _name_problem(name: str, what: str) -> str | None:
     """What is wrong with ``name`` (already stripped) as the name of ``what``, or None."""
     if not name:
         return f"The {what} name is empty: give it 1 to {NAME_LENGTH} characters"
-    return text_problem(f"The {what} name", name, NAME_LENGTH)
+    return name_problem(f"The {what} name", name, NAME_LENGTH)
 
 
 def _checked_name(raw: str, what: str) -> str:

@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         default=15, gt=0, description="How long repeated failed console logins lock an email."
     )
 
+    # What one request may be, and what every answer says about transport security.
+    max_request_head_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Request line and headers together; more is answered 431 (a URL over 8 KiB, "
+        "414) before the rest is read.",
+    )
+    hsts_max_age_seconds: int = Field(
+        default=365 * 86400,
+        ge=0,
+        description="Strict-Transport-Security max-age sent over HTTPS outside the sandbox.",
+    )
+
     behind_tls_proxy: bool = Field(
         default=False,
         description="Trust X-Forwarded-Proto/For from forwarded_allow_ips (a TLS proxy).",

@@ -8,12 +8,16 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.constants import REF_TEMPLATE
+from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
 from m2m.api import callback, oauth, requests, simcards
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
+from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
 from m2m.profile import MAX_THRESHOLD
 from m2m.services import Services
@@ -81,7 +85,10 @@ def create_api(
         # Stable operationIds, the route's own name (token, get_simcards, request_status, …),
         # rather than FastAPI's path-derived ones: generated clients name their methods by them.
         generate_unique_id_function=lambda route: route.name,
+        docs_url=None,  # served by m2m.api.docs, with a Content-Security-Policy
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.services = services
     app.include_router(oauth.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
@@ -107,7 +114,18 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 description=app.description,
                 routes=app.routes,
             )
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            components = schema.setdefault("components", {})
+            # Bodies read by hand (after the credentials) are described by their models here.
+            schemas = components.setdefault("schemas", {})
+            for model in callback.BODY_MODELS:
+                # Through FastAPI's own model of a schema, as FastAPI writes every other one.
+                generated = model.model_json_schema(ref_template=REF_TEMPLATE)
+                written = jsonable_encoder(
+                    Schema.model_validate(generated), by_alias=True, exclude_none=True
+                )
+                schemas[model.__name__] = written
+            components["schemas"] = dict(sorted(schemas.items()))
+            schemes = components.setdefault("securitySchemes", {})
             schemes["clientBasic"] = {
                 "type": "http",
                 "scheme": "basic",

@@ -105,7 +105,7 @@ async def _authenticate_client(request: Request, services: ServicesDep) -> Authe
     "/token",
     response_model=TokenPublic,
     summary="Get an access token (OAuth2 client credentials)",
-    responses={**error_responses(400, 401, 429)},
+    responses={**error_responses(400, 401, 413, 429)},
     openapi_extra=_openapi(
         {
             "grant_type": "client_credentials (required, here or in the form body).",
@@ -143,7 +143,7 @@ async def token(request: Request, services: ServicesDep) -> Response:
     response_class=Response,
     responses={
         200: {"description": "Revoked, or nothing to revoke"},
-        **error_responses(400, 401, 429),
+        **error_responses(400, 401, 413, 429),
     },
     openapi_extra=_openapi(
         {

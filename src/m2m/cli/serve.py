@@ -15,6 +15,7 @@ from m2m import logs, sandbox
 from m2m.asgi import create_app
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
+from m2m.http_head import BoundedHttpToolsProtocol
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import write_transaction
@@ -172,6 +173,9 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips if settings.behind_tls_proxy else None,
         log_level="info",
         access_log=access_log,
+        # The request line and headers are bounded while they arrive (see m2m.http_head).
+        http=BoundedHttpToolsProtocol,
+        h11_max_incomplete_event_size=settings.max_request_head_bytes,
     )
 
 

@@ -7,7 +7,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m import accounts
-from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, render, shown_once
+from m2m.console.web import (
+    PREFIX,
+    CheckedForm,
+    ConsoleError,
+    SignedIn,
+    render,
+    require_active_subscription,
+    shown_once,
+)
 from m2m.errors import NotFound
 from m2m.storage import accounts as account_store
 
@@ -36,6 +44,7 @@ async def api_keys_page(request: Request, visitor: SignedIn) -> Response:
 
 @router.post("/api-keys")
 async def create_key(request: Request, visitor: SignedIn, _form: CheckedForm) -> Response:
+    require_active_subscription(visitor, "no new API keys")
     services = visitor.services
     issued = await run_in_threadpool(
         accounts.create_api_key, services.engine, services.clock, visitor.account_id
