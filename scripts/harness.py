@@ -428,8 +428,15 @@ def token_params(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET)
     }
 
 
-async def get_token(session: aiohttp.ClientSession, url: str) -> str:
-    async with session.post(f"{url}/token", params=token_params()) as response:
+async def get_token(
+    session: aiohttp.ClientSession,
+    url: str,
+    client_id: str = CLIENT_ID,
+    client_secret: str = CLIENT_SECRET,
+) -> str:
+    """An access token for the sandbox's application, or the one ``client_id`` names."""
+    params = token_params(client_id, client_secret)
+    async with session.post(f"{url}/token", params=params) as response:
         response.raise_for_status()
         return str((await response.json())["access_token"])
 
@@ -439,10 +446,16 @@ def api_headers(token: str, api_key: str = API_KEY) -> dict[str, str]:
 
 
 async def configure_callback(
-    session: aiohttp.ClientSession, url: str, token: str, callback_url: str
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    callback_url: str,
+    api_key: str = API_KEY,
 ) -> None:
     async with session.post(
-        f"{url}{API}/configure/callback", json={"url": callback_url}, headers=api_headers(token)
+        f"{url}{API}/configure/callback",
+        json={"url": callback_url},
+        headers=api_headers(token, api_key),
     ) as response:
         if response.status != 204:
             raise RuntimeError(f"configure/callback: {response.status} {await response.text()}")
@@ -455,11 +468,16 @@ def devices_body(sims: list[Sim]) -> bytes:
 
 
 async def request_operation(
-    session: aiohttp.ClientSession, url: str, token: str, operation: str, body: bytes
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    operation: str,
+    body: bytes,
+    api_key: str = API_KEY,
 ) -> str:
     """POST a lifecycle request; its TrackingNumber."""
     headers = {
-        **api_headers(token),
+        **api_headers(token, api_key),
         "Content-Type": "application/json",
         "x-callback-token": CALLBACK_TOKEN,
     }

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.clock",
             "m2m.credentials",
             "m2m.errors",
+            "m2m.fairness",
             "m2m.freetext",
             "m2m.identifiers",
             "m2m.lifecycle",

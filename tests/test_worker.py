@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,43 @@ def test_a_slow_receiver_times_out(
     [(status, error)] = attempts(engine)
     assert status is None
     assert "timed out" in error
+
+
+def test_a_receiver_that_cannot_be_reached_fails_within_the_connect_timeout(
+    api: TestClient, quiet: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    """Connecting has a short budget of its own: an address that drops connection attempts
+    costs seconds, not the whole response timeout (a listener whose queue is full: the kernel
+    drops further SYNs, as a firewall would)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        patient = quiet.model_copy(
+            update={"callback_timeout_seconds": 20, "callback_connect_timeout_seconds": 0.5}
+        )
+        headers = auth(api)
+        configure(api, headers, f"http://127.0.0.1:{port}/cb")
+        request(api, headers, "deactivation", [msisdn(8)])
+        started = time.monotonic()
+        drain(patient, engine, clock)
+        elapsed = time.monotonic() - started
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    [(status, error)] = attempts(engine)
+    assert status is None
+    assert error == "could not connect within 0.5 s"
+    assert elapsed < 10  # far below the 20 s response timeout
 
 
 def test_callbacks_to_loopback_are_refused_outside_the_sandbox(

@@ -141,7 +141,30 @@ class Settings(BaseSettings):
         default=list(DEFAULT_RETRY_SCHEDULE),
         description="Seconds to wait before each retry (jittered ±20%); then the message fails.",
     )
+    callback_connect_timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="Time allowed to connect to a receiver (within the callback timeout).",
+    )
     callback_concurrency: int = Field(default=64, ge=1)
+    callback_account_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Messages of one account in flight per worker; default: three quarters of "
+        "callback_concurrency, so that other accounts always have slots.",
+    )
+    callback_breaker_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Consecutive unhealthy attempts (timeouts, failed connections, 5xx, 408, "
+        "429) that open a callback URL's circuit breaker; 0: never.",
+    )
+    callback_breaker_max_cooldown_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="An open breaker waits as the retry schedule does (10 s, 30 s, ...), at most "
+        "this long, before its probe.",
+    )
     signing_rotation_overlap_hours: float = Field(
         default=24,
         ge=0,
@@ -171,6 +194,12 @@ class Settings(BaseSettings):
     @property
     def effective_simulator_latency(self) -> float:
         return 0.2 if self.simulator_latency_seconds is None else self.simulator_latency_seconds
+
+    @property
+    def effective_callback_account_concurrency(self) -> int:
+        if self.callback_account_concurrency is not None:
+            return min(self.callback_account_concurrency, self.callback_concurrency)
+        return max(1, self.callback_concurrency * 3 // 4)
 
     @property
     def effective_database_url(self) -> str:

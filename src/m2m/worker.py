@@ -2,13 +2,14 @@
 
 Two loops run side by side in one asyncio task group:
 
-- **items**: lease a batch of ready items (first in line for their SIM), decide each
-  (``lifecycle.decide``), ask the network adapter for the changes, then record outcomes, state
-  changes, history rows and callback messages in one transaction. A worker that dies leaves its
-  leases to expire; another worker takes the items over. Recording is guarded by the lease, so a
-  state change is applied exactly once.
-- **deliveries**: lease due callback messages, POST them concurrently, record each attempt and
-  the next retry (``callbacks.retry.next_attempt_at``).
+- **items**: lease a batch of ready items (first in line for their SIM, shared fairly across
+  accounts and their requests), decide each (``lifecycle.decide``), ask the network adapter for
+  the changes, then record outcomes, state changes, history rows and callback messages in one
+  transaction. A worker that dies leaves its leases to expire; another worker takes the items
+  over. Recording is guarded by the lease, so a state change is applied exactly once.
+- **deliveries**: lease due callback messages (``callbacks.dispatch``: fair shares per account,
+  each account within its in-flight allowance, circuit breakers), POST them concurrently, record
+  each attempt, the next retry (``callbacks.retry.next_attempt_at``) and the breakers' moves.
 
 Database calls are synchronous (see docs/design-notes.md) and run in threads.
 """
@@ -19,12 +20,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from m2m.callbacks import dispatch
 from m2m.callbacks.message import status_message
 from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
@@ -58,6 +61,7 @@ class Worker:
         lease_seconds: float = 60,
         callback_timeout_seconds: float = 15,
         callback_concurrency: int = 64,
+        delivery_policy: dispatch.DeliveryPolicy,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -73,6 +77,12 @@ class Worker:
         # concurrency limit), so each attempt starts right after its claim and ends within the
         # timeout: its lease cannot expire while it is in flight.
         self._send_limit = callback_concurrency
+        self._delivery_policy = delivery_policy
+        self._in_flight: Counter[int] = Counter()  # messages claimed and not yet sent, per account
+        # Where the next claims' rotations start (the account served first last time).
+        self._items_after: int | None = None
+        self._deliveries_after: int | None = None
+        self._untroubled: frozenset[int] = frozenset()  # as the last delivery claim saw them
         # A batch's adapter calls run all at once, each bounded by half the lease, so the batch
         # is recorded before its lease can expire.
         self._item_batch = batch_size
@@ -98,12 +108,18 @@ class Worker:
         def claim() -> list[item_queue.ClaimedItem]:
             with write_transaction(self._engine) as conn:
                 return item_queue.claim_items(
-                    conn, claim_id, now, now + self._lease, self._item_batch
+                    conn,
+                    claim_id,
+                    now,
+                    now + self._lease,
+                    self._item_batch,
+                    first_after=self._items_after,
                 )
 
         claimed = await self._db(claim)
         if not claimed:
             return 0
+        self._items_after = claimed[0].account_id
         outcomes = await asyncio.gather(*(self._outcome(item) for item in claimed))
 
         def finish() -> int:
@@ -168,33 +184,59 @@ class Worker:
 
     async def _record_and_claim(
         self, finished: list[tuple[str, outbox.AttemptRecord]], limit: int
-    ) -> list[tuple[str, outbox.DueDelivery]]:
+    ) -> tuple[list[tuple[str, outbox.DueDelivery]], bool]:
         """Record finished attempts and lease up to ``limit`` due messages, in one transaction:
-        a commit (an fsync on SQLite) per round instead of one for each half."""
+        a commit (an fsync on SQLite) per round instead of one for each half. Also returns
+        whether more messages were due than were leased."""
         claim_id = uuid.uuid4().hex
+        policy = self._delivery_policy
 
-        def step() -> list[outbox.DueDelivery]:
+        def step() -> dispatch.DeliveryClaim | None:
             now = self._clock.now()
             with write_transaction(self._engine) as conn:
-                outbox.record_attempts(conn, finished)
+                dispatch.record(conn, finished, now, policy, self._untroubled)
                 if not limit:
-                    return []
-                return outbox.claim_deliveries(
-                    conn, claim_id, now, now + self._delivery_lease, limit
+                    return None
+                return dispatch.claim(
+                    conn,
+                    claim_id,
+                    now,
+                    now + self._delivery_lease,
+                    limit,
+                    self._in_flight,
+                    policy,
+                    self._deliveries_after,
                 )
 
         if not finished and not limit:
-            return []
-        return [(claim_id, delivery) for delivery in await self._db(step)]
+            return [], False
+        claimed = await self._db(step)
+        if claimed is None:
+            return [], False
+        self._deliveries_after = claimed.first_account
+        self._untroubled = claimed.untroubled
+        return [(claim_id, delivery) for delivery in claimed.deliveries], claimed.more_due
 
-    async def _send(
+    def _send(
         self, claim_id: str, delivery: outbox.DueDelivery
-    ) -> tuple[str, outbox.AttemptRecord]:
-        return claim_id, await self._sender.send(delivery)
+    ) -> Awaitable[tuple[str, outbox.AttemptRecord]]:
+        """The attempt, counted in its account's messages in flight from now (the claim) until
+        it is over, so that the next claim sees it whether it has started or not."""
+        self._in_flight[delivery.account_id] += 1
+
+        async def attempt() -> tuple[str, outbox.AttemptRecord]:
+            try:
+                return claim_id, await self._sender.send(delivery)
+            finally:
+                self._in_flight[delivery.account_id] -= 1
+                if not self._in_flight[delivery.account_id]:
+                    del self._in_flight[delivery.account_id]
+
+        return attempt()
 
     async def deliver_callbacks(self) -> int:
         """Lease, attempt and record one round of due messages; returns how many."""
-        due = await self._record_and_claim([], self._send_limit)
+        due, _ = await self._record_and_claim([], self._send_limit)
         if not due:
             return 0
         records = await asyncio.gather(*(self._send(claim_id, d) for claim_id, d in due))
@@ -207,41 +249,42 @@ class Worker:
         results: asyncio.Queue[tuple[str, outbox.AttemptRecord]] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
         finished: list[tuple[str, outbox.AttemptRecord]] = []
+        # Claim again once this many attempts have finished (when more messages are due):
+        # claims of a good size, not one message at a time.
+        refill = max(1, self._send_limit // 4)
 
-        async def attempt(claim_id: str, delivery: outbox.DueDelivery) -> None:
-            await results.put(await self._send(claim_id, delivery))
+        async def attempt(sending: Awaitable[tuple[str, outbox.AttemptRecord]]) -> None:
+            await results.put(await sending)
 
-        backlog = False  # the last claim was full: more messages are probably due
+        backlog = False  # the last claim left due messages behind
         while not stop.is_set() or tasks or finished or not results.empty():
             try:
                 free = self._send_limit - len(tasks)
                 # Claim when a good share of the slots is free, not one message at a time.
-                wanted = (
-                    free
-                    if not stop.is_set() and (not tasks or free >= self._send_limit // 4)
-                    else 0
-                )
-                claimed = await self._record_and_claim(finished, wanted)
+                wanted = free if not stop.is_set() and (not tasks or free >= refill) else 0
+                claimed, more_due = await self._record_and_claim(finished, wanted)
                 finished = []
                 if wanted:
-                    backlog = len(claimed) == wanted
+                    backlog = more_due
                 for claim_id, delivery in claimed:
-                    task = asyncio.create_task(attempt(claim_id, delivery))
+                    task = asyncio.create_task(attempt(self._send(claim_id, delivery)))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 if not tasks and results.empty():
                     await self._idle(self._deliveries_wake, stop)
                     continue
                 # Gather what finishes within RECORD_EVERY (far below the lease) for the next
-                # round, or less when many slots are free and more messages are waiting.
+                # round, or less when enough slots freed up and more messages are waiting.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(RECORD_EVERY):
                         while len(finished) < self._send_limit:
                             finished.append(await results.get())
-                            if not tasks and results.empty():
+                            while not results.empty():  # and all that finished meanwhile
+                                finished.append(results.get_nowait())
+                            if not tasks:
                                 break
-                            if backlog and len(tasks) <= self._send_limit * 3 // 4:
-                                break  # refill the free slots
+                            if backlog and len(finished) >= refill:
+                                break  # refill the slots these freed
             except Exception:
                 log.exception("%s: delivery step failed; retrying after a pause", self.name)
                 await asyncio.sleep(self._poll)

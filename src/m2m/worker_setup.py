@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from m2m.callbacks.breaker import BreakerPolicy
+from m2m.callbacks.dispatch import DeliveryPolicy
 from m2m.callbacks.outbound import AddressPolicy, make_session
 from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
@@ -33,6 +35,18 @@ def build_adapter(settings: Settings) -> NetworkAdapter:
     return adapter
 
 
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """How the worker shares its delivery slots and when it stops calling a receiver."""
+    return DeliveryPolicy(
+        account_limit=settings.effective_callback_account_concurrency,
+        breaker=BreakerPolicy(
+            threshold=settings.callback_breaker_failures,
+            schedule=tuple(settings.callback_retry_schedule),
+            max_cooldown=settings.callback_breaker_max_cooldown_seconds,
+        ),
+    )
+
+
 @asynccontextmanager
 async def worker_parts(
     settings: Settings, engine: Engine, clock: Clock, adapter: NetworkAdapter | None = None
@@ -42,6 +56,7 @@ async def worker_parts(
     session = make_session(
         AddressPolicy.from_settings(settings),
         timeout_seconds=settings.callback_timeout_seconds,
+        connect_timeout_seconds=settings.callback_connect_timeout_seconds,
         require_https=not settings.sandbox,
     )
     try:
@@ -51,6 +66,7 @@ async def worker_parts(
             clock=clock,
             retry_schedule=settings.callback_retry_schedule,
             timeout_seconds=settings.callback_timeout_seconds,
+            connect_timeout_seconds=settings.callback_connect_timeout_seconds,
             rotation_overlap=timedelta(hours=settings.signing_rotation_overlap_hours),
         )
         yield Worker(
@@ -63,6 +79,7 @@ async def worker_parts(
             lease_seconds=settings.item_lease_seconds,
             callback_timeout_seconds=settings.callback_timeout_seconds,
             callback_concurrency=settings.callback_concurrency,
+            delivery_policy=delivery_policy(settings),
         )
     finally:
         await session.close()

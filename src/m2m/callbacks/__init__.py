@@ -5,11 +5,15 @@
     message        the documented status message body; pure
     signing        the per-account signing secret and its versions; pure
     retry          when to try a message again; pure
+    breaker        when to stop calling a receiver, and the one probe that tests it; pure
+    dispatch       which messages go out next (fair shares per account, breakers), and
+                   recording what the attempts say about each receiver
     outbound       the SSRF guard and the HTTP session every message goes out through
     sender         one attempt: headers, signature, POST, and its judged outcome
 
-Their SQL is ``storage.callback_configs`` (configuration, signing version) and
-``storage.outbox`` (messages and attempts); the worker drives the outbox through ``sender``.
+Their SQL is ``storage.callback_configs`` (configuration, signing version, breaker) and
+``storage.outbox`` (messages and attempts); the worker drives the outbox through ``dispatch``
+and ``sender``.
 
 ``signing_secret`` is public here because receivers are told to import it from ``m2m.callbacks``
 (docs/sdk.md). This module imports nothing heavy: the HTTP client loads with ``sender``.

@@ -375,7 +375,11 @@ _GUARDS: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Guard] = weakref.Weak
 
 
 def make_session(
-    policy: AddressPolicy, *, timeout_seconds: float, require_https: bool = True
+    policy: AddressPolicy,
+    *,
+    timeout_seconds: float,
+    connect_timeout_seconds: float | None = None,
+    require_https: bool = True,
 ) -> aiohttp.ClientSession:
     """A client session that only reaches addresses ``policy`` allows; call it in a running loop.
 
@@ -383,15 +387,20 @@ def make_session(
     - a middleware runs ``check_url`` on every request it sends (IP-literal hosts), and turns a
       redirect answer into ``ForbiddenTarget``, so that no redirect is ever followed;
       ``post_json`` gets the 3xx answer back instead;
-    - ``timeout_seconds`` bounds each whole request (connect, send, response);
+    - ``timeout_seconds`` bounds each whole request (connect, send, response), and
+      ``connect_timeout_seconds`` (if shorter) the connection alone (resolving the name, TCP and
+      TLS): an address that drops packets fails in seconds, not at the end of the whole budget
+      (it raises ``aiohttp.ConnectionTimeoutError``). The connector has no connection limit of its
+      own, so no request ever waits for a free connection inside that budget: the caller bounds
+      how many requests it sends at once (the worker: ``M2M_CALLBACK_CONCURRENCY``);
     - no proxy from HTTP(S)_PROXY / netrc (``trust_env=False``), and no cookie jar (callbacks to
       different customers must not share state).
 
     The caller closes it (``async with make_session(...) as session:``).
     """
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy)),
-        timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=0),
+        timeout=aiohttp.ClientTimeout(total=timeout_seconds, connect=connect_timeout_seconds),
         middlewares=(_Guard(policy, require_https),),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,

@@ -4,7 +4,8 @@ Each message carries the documented ``x-callback-token`` and the account's custo
 Standard Webhooks headers (``webhook-id`` stable across retries, ``webhook-timestamp``,
 ``webhook-signature``, see ``signing``) so receivers can verify and de-duplicate. Only a 2xx
 answer is success; a redirect is not followed and counts as a failure, like a timeout or a
-connection error. When to try again is ``retry``'s decision.
+connection error. When to try again is ``retry``'s decision; what the attempt says about the
+receiver (for its circuit breaker) is ``breaker.healthy``'s.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from m2m import __version__
+from m2m.callbacks.breaker import healthy
 from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
 from m2m.callbacks.retry import next_attempt_at
 from m2m.callbacks.signing import signing_secret, signing_versions
@@ -54,6 +56,7 @@ class CallbackSender:
         clock: Clock,
         retry_schedule: Sequence[float],
         timeout_seconds: float,
+        connect_timeout_seconds: float | None = None,
         rotation_overlap: timedelta = timedelta(hours=24),
         rng: random.Random | None = None,
     ) -> None:
@@ -62,6 +65,7 @@ class CallbackSender:
         self._clock = clock
         self._schedule = tuple(retry_schedule)
         self._timeout = timeout_seconds
+        self._connect_timeout = connect_timeout_seconds or timeout_seconds
         self._rotation_overlap = rotation_overlap
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -96,6 +100,7 @@ class CallbackSender:
         status: int | None = None
         latency_ms: int | None = None
         error: str | None = None
+        unreachable = False
         if not delivery.url:
             error = "no callback URL configured"
         else:
@@ -112,12 +117,18 @@ class CallbackSender:
                 error = "refused: the callback host is not a public address"
             except InvalidCallbackUrl as invalid:
                 error = f"refused: {invalid}"[:500]
+            except aiohttp.ConnectionTimeoutError:
+                error = f"could not connect within {self._connect_timeout:g} s"
+                unreachable = True
             except TimeoutError:
                 error = f"timed out after {self._timeout:g} s"
+                unreachable = True
             except aiohttp.ClientConnectorError as failure:
                 error = _connect_failure(failure)[:500]
+                unreachable = True
             except (aiohttp.ClientError, OSError) as failure:
                 error = f"connection failed: {failure}"[:500]
+                unreachable = True
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
@@ -138,6 +149,7 @@ class CallbackSender:
         )
         return AttemptRecord(
             delivery_id=delivery.id,
+            account_id=delivery.account_id,
             attempted_at=attempted_at,
             url=delivery.url,
             status_code=status,
@@ -145,4 +157,5 @@ class CallbackSender:
             latency_ms=latency_ms,
             delivered=delivered,
             next_attempt_at=retry_at,
+            endpoint_healthy=healthy(status, unreachable=unreachable),
         )

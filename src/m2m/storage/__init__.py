@@ -7,11 +7,13 @@ Infrastructure:
     tables          the schema (SQLAlchemy Core); ``migrate`` runs Alembic to it
     prepared        single-statement reads compiled once (the API's hot path)
     notify          waking workers in other processes (PostgreSQL LISTEN/NOTIFY)
-    leases          leasing rows, shared by the item queue and the outbox
+    leases          leasing rows and reading the tenants' queues, shared by the item queue
+                    and the outbox
 
 A lifecycle request's journey, one module a step:
     request_intake  accepting a request: devices resolved to SIMs, request and items inserted
-    item_queue      workers claim ready items and record outcomes, state changes, messages
+    item_queue      workers claim ready items (fairly across accounts) and record outcomes,
+                    state changes, messages
     outbox          callback messages claimed when due, attempts recorded, replays
     request_status  following a request, device by device
     retention       deleting settled requests
@@ -19,7 +21,8 @@ A lifecycle request's journey, one module a step:
 What the requests act on and who makes them:
     accounts        accounts, API keys, OAuth2 apps, access and permanent tokens
     sims            the SIM inventory: the caller's SIM, the bulk import
-    callback_configs  an account's callback URL, headers and signing-secret version
+    callback_configs  an account's callback URL, headers, signing-secret version and the
+                    URL's circuit breaker
     console         console users, sessions and login failures
     fleet           the console's SIM list, a SIM's page and history
     activity        the console's request list, progress and charts

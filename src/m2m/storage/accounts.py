@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,10 @@ class Account:
     created_at: datetime
     rate_limit_per_second: float | None  # None: the operator's default
     rate_limit_burst: int | None
+
+
+# The columns an ``Account`` holds (the table has more, e.g. its rate limits).
+ACCOUNT_COLUMNS = tuple(accounts.c[field.name] for field in fields(Account))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ def create_account(conn: Connection, name: str, now: datetime, *, is_sandbox: bo
 
 
 def get_account(conn: Connection, account_id: int) -> Account | None:
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one_or_none()
+    row = conn.execute(select(*ACCOUNT_COLUMNS).where(accounts.c.id == account_id)).one_or_none()
     return Account(**row._mapping) if row else None
 
 
@@ -127,7 +131,7 @@ def has_accounts(conn: Connection) -> bool:
 
 
 def find_sandbox_account(conn: Connection) -> Account | None:
-    row = conn.execute(select(accounts).where(accounts.c.is_sandbox).limit(1)).one_or_none()
+    row = conn.execute(select(*ACCOUNT_COLUMNS).where(accounts.c.is_sandbox).limit(1)).one_or_none()
     return Account(**row._mapping) if row else None
 
 

@@ -1,16 +1,39 @@
-"""The item queue: workers lease the items that are first in line for their SIM, then record
-each outcome with its state change, history row and callback message in one transaction."""
+"""The item queue: workers lease the items that are first in line for their SIM, shared fairly
+across accounts and their requests, then record each outcome with its state change, history row
+and callback message in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from m2m.storage.leases import DONE, PENDING, lease
+from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
+from m2m.storage.leases import (
+    CLAIMED,
+    DONE,
+    HEADS_PER_STATEMENT,
+    PENDING,
+    Heads,
+    distinct_values,
+    heads_statement,
+    lease_statement,
+    read_heads,
+)
 from m2m.storage.tables import (
     callback_deliveries,
     lifecycle_requests,
@@ -36,61 +59,228 @@ class ClaimedItem:
     state: str | None
 
 
-def claim_items(
-    conn: Connection, claim_id: str, now: datetime, lease_until: datetime, limit: int
-) -> list[ClaimedItem]:
-    """Lease up to ``limit`` items that are ready: open, not leased (or lease expired), and
-    first in line for their SIM (no earlier open item on the same SIM)."""
-    earlier = request_items.alias("earlier")
-    candidates: Select[Any] = (
-        select(request_items.c.id)
-        .where(
-            request_items.c.status != DONE,
-            or_(request_items.c.status == PENDING, request_items.c.lease_expires_at < now),
-            ~exists().where(
-                earlier.c.sim_id == request_items.c.sim_id,
-                earlier.c.id < request_items.c.id,
-                earlier.c.status != DONE,
-            ),
-        )
-        .order_by(request_items.c.id)
-        .limit(limit)
-    )
-    claimed = lease(
-        conn,
+# Per account, how many of its oldest open requests a claim shares the account's part across:
+# enough for every request a customer usually has running, few enough that a runaway loop of
+# one-device requests does not make each claim read thousands of them (it is served in order).
+REQUESTS_PER_ACCOUNT = 32
+# Pending items a request's read examines beyond its quota: items behind an earlier open item on
+# the same SIM (another request's) are skipped, and this bounds what skipping them costs. A
+# request whose first pending items are all waiting gets nothing this round and moves up as the
+# earlier requests finish (the account's oldest open item never waits on a pending one).
+LOOKAHEAD = 256
+
+_EXPIRED = (
+    select(request_items.c.id)
+    .where(request_items.c.status == CLAIMED, request_items.c.lease_expires_at < bindparam("now"))
+    .order_by(request_items.c.lease_expires_at)
+    .limit(bindparam("limit"))
+)
+_OPEN_ACCOUNTS = distinct_values(
+    lifecycle_requests.c.account_id, lifecycle_requests.c.finished_at.is_(None)
+)
+_LEASE_CANDIDATES = select(request_items.c.id).where(
+    request_items.c.id.in_(bindparam("ids", expanding=True)),
+    or_(
+        request_items.c.status == PENDING,
+        and_(
+            request_items.c.status == CLAIMED,
+            request_items.c.lease_expires_at < bindparam("now"),
+        ),
+    ),
+)
+_LEASES = {
+    postgresql: lease_statement(
         request_items,
-        candidates,
+        _LEASE_CANDIDATES,
+        postgresql,
         status="claimed",
-        lease_owner=claim_id,
-        lease_expires_at=lease_until,
+        lease_owner=bindparam("claim_id"),
+        lease_expires_at=bindparam("until"),
         attempts=request_items.c.attempts + 1,
     )
+    for postgresql in (False, True)
+}
+_CLAIMED_ITEMS = (
+    select(
+        request_items.c.id,
+        request_items.c.request_id,
+        lifecycle_requests.c.tracking_number,
+        lifecycle_requests.c.account_id,
+        lifecycle_requests.c.operation,
+        request_items.c.identifier,
+        request_items.c.identifier_type,
+        request_items.c.sim_id,
+        sim_cards.c.iccid,
+        sim_cards.c.imsi,
+        sim_cards.c.msisdn,
+        sim_cards.c.state,
+    )
+    .select_from(
+        request_items.join(lifecycle_requests).outerjoin(
+            sim_cards, sim_cards.c.id == request_items.c.sim_id
+        )
+    )
+    .where(request_items.c.id.in_(bindparam("claimed", expanding=True)))
+)
+
+
+def claim_items(
+    conn: Connection,
+    claim_id: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    *,
+    first_after: int | None = None,
+) -> list[ClaimedItem]:
+    """Lease up to ``limit`` items that are ready: pending (or leased by a worker whose lease
+    expired), and first in line for their SIM (no earlier open item on the same SIM).
+
+    Fair: the batch is shared equally across the accounts with open requests, in an order that
+    starts after account ``first_after`` (the caller rotates it), and each account's part across
+    its oldest open requests; what one cannot use goes to the others. Returned in that
+    interleaved order (items whose lease expired first): the first is the first account's.
+    """
+    expired = list(conn.execute(_EXPIRED, {"now": now, "limit": limit}).scalars())
+    ids = expired + _fair_pick(conn, limit - len(expired), first_after)
+    if not ids:
+        return []
+    leased = conn.execute(
+        _LEASES[conn.dialect.name == "postgresql"],
+        {"ids": ids, "now": now, "claim_id": claim_id, "until": lease_until},
+    )
+    claimed = list(leased.scalars())
     if not claimed:
         return []
-    rows = conn.execute(
-        select(
-            request_items.c.id,
-            request_items.c.request_id,
-            lifecycle_requests.c.tracking_number,
-            lifecycle_requests.c.account_id,
-            lifecycle_requests.c.operation,
-            request_items.c.identifier,
-            request_items.c.identifier_type,
-            request_items.c.sim_id,
-            sim_cards.c.iccid,
-            sim_cards.c.imsi,
-            sim_cards.c.msisdn,
-            sim_cards.c.state,
+    rows = conn.execute(_CLAIMED_ITEMS, {"claimed": claimed})
+    by_id = {row.id: ClaimedItem(**row._mapping) for row in rows}
+    return [by_id[item_id] for item_id in ids if item_id in by_id]
+
+
+def _fair_pick(conn: Connection, limit: int, first_after: int | None) -> list[int]:
+    """Up to ``limit`` ready pending items, shared fairly (see ``claim_items``); not leased."""
+    if limit <= 0:
+        return []
+    # More accounts than places: those after the first ``limit`` in this rotation get none.
+    accounts = rotated(open_accounts(conn), first_after)[:limit]
+    if not accounts:
+        return []
+    requests = _oldest_open_requests(conn, accounts)
+    queues = [requests[account_id] for account_id in accounts]
+    quotas = nested_shares(limit, [[None] * len(queue) for queue in queues])
+    heads = _ready_heads(
+        conn,
+        [
+            (request_id, quota, 0)
+            for queue, part in zip(queues, quotas, strict=True)
+            for request_id, quota in zip(queue, part, strict=True)
+        ],
+    )
+    got = [[len(heads[request_id]) for request_id in queue] for queue in queues]
+    more = [
+        [count >= quota > 0 for count, quota in zip(counts, part, strict=True)]
+        for counts, part in zip(got, quotas, strict=True)
+    ]
+    topped = nested_top_up(limit, got, more)
+    if topped is not None:
+        # Only the requests that filled their quota get more: read on after what they gave.
+        again = [
+            (request_id, quota - count, heads[request_id][-1])
+            for queue, counts, part in zip(queues, got, topped, strict=True)
+            for request_id, count, quota in zip(queue, counts, part, strict=True)
+            if quota > count
+        ]
+        for request_id, ids in _ready_heads(conn, again).items():
+            heads[request_id] += ids
+    return interleave(
+        [interleave([heads[request_id] for request_id in queue]) for queue in queues]
+    )[:limit]
+
+
+def open_accounts(conn: Connection) -> list[int]:
+    """The accounts with open requests, ascending (a loose index scan)."""
+    return sorted(int(account_id) for account_id in conn.execute(_OPEN_ACCOUNTS).scalars())
+
+
+def _open_requests_head(param: Callable[[str], Any]) -> Select[Any]:
+    return (
+        select(lifecycle_requests.c.account_id, lifecycle_requests.c.id)
+        .where(
+            lifecycle_requests.c.account_id == param("account"),
+            lifecycle_requests.c.finished_at.is_(None),
         )
-        .select_from(
-            request_items.join(lifecycle_requests).outerjoin(
-                sim_cards, sim_cards.c.id == request_items.c.sim_id
+        .order_by(lifecycle_requests.c.id)
+        .limit(REQUESTS_PER_ACCOUNT)
+    )
+
+
+@functools.lru_cache(maxsize=HEADS_PER_STATEMENT)
+def _open_requests_heads(count: int) -> Heads:
+    return heads_statement(_open_requests_head, count)
+
+
+def _oldest_open_requests(conn: Connection, accounts: list[int]) -> dict[int, list[int]]:
+    """Each account's oldest open requests (at most REQUESTS_PER_ACCOUNT), ascending."""
+    found: dict[int, list[int]] = {account_id: [] for account_id in accounts}
+    parts = [{"account": account_id} for account_id in accounts]
+    for account_id, request_id in read_heads(conn, _open_requests_heads, parts, {}):
+        found[account_id].append(request_id)
+    for ids in found.values():
+        ids.sort()
+    return found
+
+
+_EARLIER = request_items.alias("earlier")
+
+
+def _ready_head(param: Callable[[str], Any]) -> Select[Any]:
+    """A request's first pending items after ``after`` that are first in line for their SIM,
+    up to ``quota``, among its next ``quota + LOOKAHEAD`` pending items."""
+    pending_head = (
+        select(request_items.c.id, request_items.c.sim_id, request_items.c.request_id)
+        .where(
+            request_items.c.request_id == param("request"),
+            request_items.c.status == PENDING,
+            request_items.c.id > param("after"),
+        )
+        .order_by(request_items.c.id)
+        .limit(param("window"))
+        .subquery("pending_head")
+    )
+    # No ORDER BY here: both databases read the head in its order and stop at the quota, where
+    # sorting would first judge every item of the lookahead (the caller sorts the ids).
+    return (
+        select(pending_head.c.request_id, pending_head.c.id)
+        .where(
+            ~exists().where(
+                _EARLIER.c.sim_id == pending_head.c.sim_id,
+                _EARLIER.c.id < pending_head.c.id,
+                _EARLIER.c.status != DONE,
             )
         )
-        .where(request_items.c.id.in_(claimed))
-        .order_by(request_items.c.id)
+        .limit(param("quota"))
     )
-    return [ClaimedItem(**row._mapping) for row in rows]
+
+
+@functools.lru_cache(maxsize=HEADS_PER_STATEMENT)
+def _ready_heads_statement(count: int) -> Heads:
+    return heads_statement(_ready_head, count)
+
+
+def _ready_heads(conn: Connection, wanted: Sequence[tuple[int, int, int]]) -> dict[int, list[int]]:
+    """For each (request, quota, after): the ids of up to ``quota`` of its ready pending items
+    after item ``after`` (see ``_ready_head``), ascending."""
+    parts = [
+        {"request": request_id, "quota": quota, "after": after, "window": quota + LOOKAHEAD}
+        for request_id, quota, after in wanted
+        if quota > 0
+    ]
+    found: dict[int, list[int]] = {request_id: [] for request_id, _, _ in wanted}
+    for request_id, item_id in read_heads(conn, _ready_heads_statement, parts, {}):
+        found[request_id].append(item_id)
+    for ids in found.values():
+        ids.sort()
+    return found
 
 
 @dataclass(frozen=True, slots=True)

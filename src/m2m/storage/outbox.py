@@ -1,16 +1,30 @@
 """The callback outbox: messages written with their item's outcome, leased when due, each
-attempt recorded with the next retry; replayed or made due again on demand."""
+attempt recorded with the next retry; replayed or made due again on demand.
+
+What to claim is decided above (``m2m.callbacks.dispatch``: fair shares per account, breakers);
+this module answers its questions (which accounts have messages waiting, each one's due
+messages) and leases what it picked."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
-from m2m.storage.leases import PENDING, lease
+from m2m.storage.callback_configs import BreakerState
+from m2m.storage.leases import (
+    HEADS_PER_STATEMENT,
+    PENDING,
+    Heads,
+    distinct_values,
+    heads_statement,
+    lease_statement,
+    read_heads,
+)
 from m2m.storage.notify import DELIVERIES, announce
 from m2m.storage.tables import (
     callback_attempts,
@@ -34,49 +48,142 @@ class DueDelivery:
     signing_key_rotated_at: datetime | None
 
 
-def claim_deliveries(
-    conn: Connection, claim_id: str, now: datetime, until: datetime, limit: int
-) -> list[DueDelivery]:
-    """Lease up to ``limit`` due messages until ``until`` (past the attempt's timeout)."""
-    candidates: Select[Any] = (
-        select(callback_deliveries.c.id)
-        .where(
-            callback_deliveries.c.status == PENDING, callback_deliveries.c.next_attempt_at <= now
+@dataclass(frozen=True, slots=True)
+class PendingAccount:
+    account_id: int
+    breaker: BreakerState  # of its callback URL (closed when it has no configuration)
+
+
+_PENDING = distinct_values(
+    callback_deliveries.c.account_id, callback_deliveries.c.status == PENDING
+).subquery("pending")
+_PENDING_ACCOUNTS = select(
+    _PENDING.c.value.label("account_id"),
+    callback_configs.c.breaker_failures,
+    callback_configs.c.breaker_trips,
+    callback_configs.c.breaker_open_until,
+    callback_configs.c.breaker_probe_id,
+).select_from(
+    _PENDING.outerjoin(callback_configs, callback_configs.c.account_id == _PENDING.c.value)
+)
+
+
+def pending_accounts(conn: Connection) -> list[PendingAccount]:
+    """The accounts with pending messages, ascending, each with its URL's breaker: a loose index
+    scan (``leases.distinct_values``), whose cost grows with the accounts, not the messages."""
+    found = [
+        PendingAccount(
+            int(row.account_id),
+            BreakerState(
+                row.breaker_failures or 0,
+                row.breaker_trips or 0,
+                row.breaker_open_until,
+                row.breaker_probe_id,
+            ),
         )
-        .order_by(callback_deliveries.c.next_attempt_at)
-        .limit(limit)
+        for row in conn.execute(_PENDING_ACCOUNTS)
+    ]
+    return sorted(found, key=lambda pending: pending.account_id)
+
+
+def _due_head(param: Callable[[str], Any]) -> Select[Any]:
+    """An account's first due messages (the oldest due first): an index range read."""
+    return (
+        select(
+            callback_deliveries.c.account_id,
+            callback_deliveries.c.id,
+            callback_deliveries.c.next_attempt_at,
+        )
+        .where(
+            callback_deliveries.c.status == PENDING,
+            callback_deliveries.c.account_id == param("account"),
+            callback_deliveries.c.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(callback_deliveries.c.next_attempt_at, callback_deliveries.c.id)
+        .limit(param("quota"))
     )
-    claimed = lease(conn, callback_deliveries, candidates, next_attempt_at=until, claim_id=claim_id)
+
+
+@functools.lru_cache(maxsize=HEADS_PER_STATEMENT)
+def _due_heads(count: int) -> Heads:
+    return heads_statement(_due_head, count)
+
+
+def due_messages(
+    conn: Connection, now: datetime, quotas: Mapping[int, int]
+) -> dict[int, list[str]]:
+    """For each account, the ids of up to its quota of due messages, oldest due first."""
+    parts = [
+        {"account": account_id, "quota": quota} for account_id, quota in quotas.items() if quota > 0
+    ]
+    found: dict[int, list[tuple[datetime, str]]] = {part["account"]: [] for part in parts}
+    for account_id, delivery_id, due_at in read_heads(conn, _due_heads, parts, {"now": now}):
+        found[account_id].append((due_at, delivery_id))
+    return {account_id: [id_ for _, id_ in sorted(due)] for account_id, due in found.items()}
+
+
+_LEASE_CANDIDATES = select(callback_deliveries.c.id).where(
+    callback_deliveries.c.id.in_(bindparam("ids", expanding=True)),
+    callback_deliveries.c.status == PENDING,
+    callback_deliveries.c.next_attempt_at <= bindparam("now"),
+)
+_LEASES = {
+    postgresql: lease_statement(
+        callback_deliveries,
+        _LEASE_CANDIDATES,
+        postgresql,
+        next_attempt_at=bindparam("until"),
+        claim_id=bindparam("claim_id"),
+    )
+    for postgresql in (False, True)
+}
+_DUE_DELIVERIES = (
+    select(
+        callback_deliveries.c.id,
+        callback_deliveries.c.account_id,
+        callback_deliveries.c.payload,
+        callback_deliveries.c.attempts,
+        lifecycle_requests.c.callback_token,
+        callback_configs.c.url,
+        callback_configs.c.headers,
+        callback_configs.c.signing_key_version,
+        callback_configs.c.signing_key_rotated_at,
+    )
+    .select_from(
+        callback_deliveries.join(request_items)
+        .join(lifecycle_requests)
+        .outerjoin(
+            callback_configs,
+            callback_configs.c.account_id == callback_deliveries.c.account_id,
+        )
+    )
+    .where(callback_deliveries.c.id.in_(bindparam("claimed", expanding=True)))
+)
+
+
+def lease_deliveries(
+    conn: Connection, claim_id: str, ids: Sequence[str], now: datetime, until: datetime
+) -> list[DueDelivery]:
+    """Lease the messages ``ids`` that are still pending and due (another worker may have taken
+    some since they were read) until ``until`` (past the attempt's timeout), in ``ids``' order."""
+    if not ids:
+        return []
+    leased = conn.execute(
+        _LEASES[conn.dialect.name == "postgresql"],
+        {"ids": list(ids), "now": now, "until": until, "claim_id": claim_id},
+    )
+    claimed = list(leased.scalars())
     if not claimed:
         return []
-    rows = conn.execute(
-        select(
-            callback_deliveries.c.id,
-            callback_deliveries.c.account_id,
-            callback_deliveries.c.payload,
-            callback_deliveries.c.attempts,
-            lifecycle_requests.c.callback_token,
-            callback_configs.c.url,
-            callback_configs.c.headers,
-            callback_configs.c.signing_key_version,
-            callback_configs.c.signing_key_rotated_at,
-        )
-        .select_from(
-            callback_deliveries.join(request_items)
-            .join(lifecycle_requests)
-            .outerjoin(
-                callback_configs,
-                callback_configs.c.account_id == callback_deliveries.c.account_id,
-            )
-        )
-        .where(callback_deliveries.c.id.in_(claimed))
-    )
-    return [DueDelivery(**row._mapping) for row in rows]
+    rows = conn.execute(_DUE_DELIVERIES, {"claimed": claimed})
+    by_id = {row.id: DueDelivery(**row._mapping) for row in rows}
+    return [by_id[delivery_id] for delivery_id in ids if delivery_id in by_id]
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     delivery_id: str
+    account_id: int
     attempted_at: datetime
     url: str | None
     status_code: int | None
@@ -84,6 +191,7 @@ class AttemptRecord:
     latency_ms: int | None
     delivered: bool
     next_attempt_at: datetime | None  # None with delivered=False: give up
+    endpoint_healthy: bool | None = None  # for the URL's breaker (``callbacks.breaker.healthy``)
 
 
 def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord]]) -> None:

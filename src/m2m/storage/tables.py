@@ -167,6 +167,14 @@ callback_configs = Table(
     # Until some time after a rotation, messages carry the previous version's signature too.
     Column("signing_key_rotated_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The URL's circuit breaker (``m2m.callbacks.breaker``), here so that every worker sees it:
+    # consecutive unhealthy attempts, openings in a row since the last healthy answer, closed
+    # (NULL) or open until a time (then one probe, ``breaker_probe_id``, leased until a time).
+    # Saving a URL resets it.
+    Column("breaker_failures", Integer, nullable=False, server_default="0"),
+    Column("breaker_trips", Integer, nullable=False, server_default="0"),
+    Column("breaker_open_until", UTCDateTime, nullable=True),
+    Column("breaker_probe_id", String(36), nullable=True),
 )
 
 lifecycle_requests = Table(
@@ -181,6 +189,14 @@ lifecycle_requests = Table(
     Column("accepted_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
     Index("ix_lifecycle_requests_account_id_accepted_at", "account_id", "accepted_at"),
+    # The item claim lists the accounts with open requests, and each one's oldest open requests.
+    Index(
+        "ix_lifecycle_requests_open_account_id_id",
+        "account_id",
+        "id",
+        sqlite_where=text("finished_at IS NULL"),
+        postgresql_where=text("finished_at IS NULL"),
+    ),
     CheckConstraint(
         "operation IN ('activation', 'deactivation', 'reactivation', 'termination')",
         name="operation",
@@ -219,11 +235,20 @@ request_items = Table(
         sqlite_where=text("status != 'done'"),
         postgresql_where=text("status != 'done'"),
     ),
+    # The item claim reads each open request's first pending items, and takes over items whose
+    # lease expired (a dead worker's).
     Index(
-        "ix_request_items_open",
+        "ix_request_items_pending_request_id_id",
+        "request_id",
         "id",
-        sqlite_where=text("status != 'done'"),
-        postgresql_where=text("status != 'done'"),
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "ix_request_items_claimed_lease_expires_at",
+        "lease_expires_at",
+        sqlite_where=text("status = 'claimed'"),
+        postgresql_where=text("status = 'claimed'"),
     ),
     CheckConstraint("status IN ('pending', 'claimed', 'done')", name="status"),
 )
@@ -264,9 +289,14 @@ callback_deliveries = Table(
     Column("last_error", String(500), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # The delivery claim lists the accounts with pending messages (a loose index scan), then
+    # reads each one's due messages, oldest first: index range reads that cost the same whether
+    # an account has ten messages waiting or a million.
     Index(
-        "ix_callback_deliveries_due",
+        "ix_callback_deliveries_pending_account_id",
+        "account_id",
         "next_attempt_at",
+        "id",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
