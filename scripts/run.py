@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".m2m-installed"
+# openapi-python-client (a test generates a client with it) pins typer and click versions the
+# project cannot use, so it gets a virtual environment of its own inside .venv.
+CODEGEN = VENV / "codegen"
+CODEGEN_REQUIREMENT = "openapi-python-client==0.29.1"
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
@@ -48,6 +52,18 @@ def set_up() -> None:
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(wanted)
+
+
+def set_up_codegen() -> None:
+    """The code generator the tests run, in its own environment (for the test command only)."""
+    stamp = CODEGEN / ".installed"
+    if stamp.exists() and stamp.read_text() == CODEGEN_REQUIREMENT:
+        return
+    codegen_bin = CODEGEN / ("Scripts" if os.name == "nt" else "bin")
+    if not (codegen_bin / "python").exists():
+        venv.create(CODEGEN, with_pip=True)
+    run(codegen_bin / "python", "-m", "pip", "install", "--quiet", CODEGEN_REQUIREMENT)
+    stamp.write_text(CODEGEN_REQUIREMENT)
 
 
 def sandbox(args: list[str]) -> None:
@@ -116,6 +132,7 @@ def ensure_chromium() -> None:
 
 def test(args: list[str]) -> None:
     set_up()
+    set_up_codegen()
     ensure_postgres()
     ensure_chromium()
     run(BIN / "ruff", "check", ".")

@@ -8,39 +8,37 @@ PostgreSQL, each time on a database of its own, copied from a template migrated 
 PostgreSQL: the server at ``M2M_TEST_POSTGRES_URL`` (default: the local one these machines run,
 ``postgresql://postgres@127.0.0.1:5432/postgres``, trust authentication; ``.ci/run`` starts it if
 it is down). The role needs CREATEDB. Point the variable at another server to use that one.
+
+Only fixtures live here; the helpers test files share (and these fixtures use) are in
+``tests/support/``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from m2m import accounts, sandbox
+from m2m import sandbox
 from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
-from tests.console_support import console_client
-from tests.receiver import Receiver, run_receiver
-
-SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+from tests.support.console import console_client
+from tests.support.constants import POSTGRES_URL, SECRET_KEY
+from tests.support.receiver import Receiver, run_receiver
+from tests.support.servers import free_port, run_server
+from tests.support.tenants import Tenant, make_tenant
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +48,6 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     upgrade(engine)
     engine.dispose()
     return path
-
-
-POSTGRES_URL = os.environ.get(
-    "M2M_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def _postgres_admin() -> Engine:
@@ -162,24 +155,6 @@ def api(quiet: Settings, engine: Engine, clock: ManualClock, seeded: None) -> It
         yield test_client
 
 
-@dataclass(frozen=True)
-class Tenant:
-    """An account with one API key, one OAuth2 app and one permanent token."""
-
-    account_id: int
-    api_key: str
-    client_id: str
-    client_secret: str
-    permanent_token: str
-
-
-def make_tenant(engine: Engine, clock: ManualClock, name: str) -> Tenant:
-    account = accounts.create_account(engine, clock, name)
-    client_id, client_secret = accounts.create_app(engine, clock, account.id, "app")
-    permanent = accounts.create_permanent_token(engine, clock, account.id, "ci")
-    return Tenant(account.id, account.secret, client_id, client_secret, permanent.secret)
-
-
 @pytest.fixture
 def tenant(engine: Engine, clock: ManualClock) -> Tenant:
     return make_tenant(engine, clock, "Tenant A")
@@ -195,33 +170,6 @@ def seeded(engine: Engine, clock: ManualClock) -> None:
     """The sandbox demo account and its 100 SIMs."""
     with write_transaction(engine) as conn:
         sandbox.seed(conn, clock.now())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def run_server(app: FastAPI, port: int, *, lifespan: str = "off") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
-    (``lifespan="on"`` runs the app's embedded worker too.)"""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,52 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from m2m.clock import ManualClock
-from m2m.identifiers import luhn_check_digit
-from m2m.storage import sims as sim_store
-from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_deliveries, request_items, sim_cards, sim_history
-from tests.receiver import Receiver
-from tests.test_requests_api import auth, configure, request
-
-M2M_BIN = str(Path(sys.executable).parent / "m2m")
-FIRST_BULK_MSISDN = 32480000000
-
-
-def add_active_sims(engine: Engine, count: int, now: datetime) -> list[str]:
-    """``count`` Active SIMs in the sandbox account (id 1); returns their MSISDNs."""
-    rows = []
-    for n in range(count):
-        payload = f"893201{800000000000 + n:012d}"
-        rows.append(
-            {
-                "account_id": 1,
-                "iccid": payload + str(luhn_check_digit(payload)),
-                "imsi": f"20601{2000000000 + n:010d}",
-                "msisdn": str(FIRST_BULK_MSISDN + n),
-                "state": "Active",
-                "cost_center": None,
-                "profile": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    with write_transaction(engine) as conn:
-        sim_store.insert_sims(conn, rows)
-    return [row["msisdn"] for row in rows]
-
-
-def count(engine: Engine, table: object, *where: object) -> int:
-    with engine.connect() as conn:
-        query = select(func.count()).select_from(table).where(*where)  # type: ignore[arg-type]
-        return int(conn.execute(query).scalar_one())
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+from tests.support.api import auth, configure, request
+from tests.support.receiver import Receiver
+from tests.support.servers import M2M_BIN, clean_env
+from tests.support.sims import add_active_sims, count
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.usefixtures("seeded")
@@ -87,19 +43,17 @@ def test_ten_thousand_devices_end_to_end(
 
 @pytest.fixture
 def worker_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
-    return {
-        **env,
-        "M2M_DATABASE_URL": database_url,
-        "M2M_DATA_DIR": str(tmp_path),
-        "M2M_SANDBOX": "true",  # callbacks to the loopback receiver
-        "M2M_SIMULATOR_LATENCY_SECONDS": "0.05",
-        "M2M_WORKER_BATCH_SIZE": "50",
-        "M2M_WORKER_POLL_SECONDS": "0.1",
+    return clean_env(
+        tmp_path,
+        M2M_DATABASE_URL=database_url,
+        M2M_SANDBOX="true",  # callbacks to the loopback receiver
+        M2M_SIMULATOR_LATENCY_SECONDS="0.05",
+        M2M_WORKER_BATCH_SIZE="50",
+        M2M_WORKER_POLL_SECONDS="0.1",
         # The adapter gets half the lease per call: 2 s leaves room for a loaded CI machine.
-        "M2M_ITEM_LEASE_SECONDS": "4",
-        "M2M_CALLBACK_TIMEOUT_SECONDS": "1",
-    }
+        M2M_ITEM_LEASE_SECONDS="4",
+        M2M_CALLBACK_TIMEOUT_SECONDS="1",
+    )
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

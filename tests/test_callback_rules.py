@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from ipaddress import IPv6Address
 
 import pytest
 from hypothesis import given
@@ -85,5 +86,25 @@ def test_the_url_pattern_accepts_ordinary_hosts() -> None:
         "https://example.com/cb",
         "http://127.0.0.1:9000/callback",
         "https://xn--bcher-kva.example./x?y=1",
+        "https://[2606:4700:4700::1111]:8443/cb",
+        "http://[::1]/",
     ]:
         assert re.fullmatch(URL_PATTERN, url), url
+
+
+@given(st.ip_addresses(v=6))
+def test_the_url_pattern_accepts_every_ipv6_address(address: IPv6Address) -> None:
+    for written in (str(address), address.exploded):
+        assert re.fullmatch(URL_PATTERN, f"https://[{written}]:8443/cb"), written
+
+
+@given(st.from_regex(r"\[[0-9a-f:.]{2,24}\]", fullmatch=True))
+def test_the_url_pattern_accepts_only_ipv6_addresses_in_brackets(host: str) -> None:
+    """What the schema lets through, the server parses: nothing that only looks like one."""
+    try:
+        IPv6Address(host[1:-1])
+    except ValueError:
+        valid = False
+    else:
+        valid = True
+    assert bool(re.fullmatch(URL_PATTERN, f"https://{host}/")) == valid

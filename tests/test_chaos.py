@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.support.constants import POSTGRES_URL
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "chaos.py"
 DATABASES = ["sqlite", "postgresql"]

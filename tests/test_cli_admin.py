@@ -6,6 +6,7 @@ fixture serves the same database file).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, text, update
 from typer.testing import CliRunner, Result
 
+from m2m.callbacks import signing_secret
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
@@ -36,9 +38,10 @@ from m2m.storage.tables import (
     request_items,
 )
 from m2m.storage.tables import accounts as accounts_table
-from tests.console_support import console_client, log_in
+from tests.support.api import get_sim
+from tests.support.console import console_client, log_in
+from tests.support.constants import SECRET_KEY
 
-SIMCARDS = "/m2m/1.0.0/simcards"
 Cli = Callable[..., Result]
 
 
@@ -66,7 +69,12 @@ def assert_one_line_error(result: Result, message: str) -> None:
     assert "Traceback" not in result.output
 
 
-def new_account(cli: Cli, name: str = "Acme") -> dict[str, Any]:
+_account_numbers = itertools.count(1)
+
+
+def new_account(cli: Cli, name: str | None = None) -> dict[str, Any]:
+    """A new account through the CLI, named ``name`` or a name of its own."""
+    name = name or f"Acme {next(_account_numbers)}"
     created: dict[str, Any] = as_json(cli("accounts", "create", name, "--json"))
     return created
 
@@ -75,6 +83,17 @@ def account_row(cli: Cli, account_id: int) -> dict[str, Any]:
     rows = as_json(cli("accounts", "list", "--json"))
     [row] = [r for r in rows if r["account_id"] == account_id]
     return dict(row)
+
+
+def account_with_a_sim_and_a_token(
+    cli: Cli, tmp_path: Path
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A new account (with its API key), one SIM's MSISDN, and a permanent token of it."""
+    account = new_account(cli)
+    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
+    account_id = str(account["account_id"])
+    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
+    return account, msisdn, token
 
 
 def import_one_sim(cli: Cli, tmp_path: Path, account_id: int, n: int = 1) -> str:
@@ -90,14 +109,6 @@ def import_one_sim(cli: Cli, tmp_path: Path, account_id: int, n: int = 1) -> str
     report = as_json(cli("sims", "import", str(path), "--account", str(account_id), "--json"))
     assert report == {"rows": 1, "imported": 1, "errors": []}
     return msisdn
-
-
-def get_sim(client: TestClient, msisdn: str, token: str, api_key: str) -> Any:
-    return client.get(
-        SIMCARDS,
-        params={"msisdn": msisdn},
-        headers={"Authorization": f"Bearer {token}", "x-api-key": api_key},
-    )
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -531,10 +542,8 @@ def test_an_app_from_the_cli_gets_a_token_that_reads_a_sim(
 def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     cli: Cli, client: TestClient, tmp_path: Path
 ) -> None:
-    account = new_account(cli)
+    account, msisdn, token = account_with_a_sim_and_a_token(cli, tmp_path)
     account_id = str(account["account_id"])
-    msisdn = import_one_sim(cli, tmp_path, account["account_id"])
-    token = as_json(cli("tokens", "create", "--account", account_id, "--name", "ci", "--json"))
 
     cli("accounts", "suspend", account_id)
     refused = get_sim(client, msisdn, token["token"], account["api_key"])
@@ -544,6 +553,78 @@ def test_suspend_refuses_the_account_calls_and_resume_lets_them_through(
     assert refused.status_code == 403
     assert refused.json()["error"] == "subscription_suspended"
     assert allowed.status_code == 200
+
+
+def test_the_operator_can_read_an_accounts_signing_secret(cli: Cli, database_url: str) -> None:
+    """A new account signs with version 1 from its first message; its receiver needs that
+    secret before anyone rotated it."""
+    account_id = new_account(cli)["account_id"]
+    result = CliRunner().invoke(
+        app,
+        ["admin", "accounts", "signing-secret", str(account_id), "--json"],
+        env={"M2M_DATABASE_URL": database_url, "M2M_SECRET_KEY": SECRET_KEY},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "account_id": account_id,
+        "version": 1,
+        "signing_secret": signing_secret(SECRET_KEY, account_id, 1),
+    }
+
+
+def test_an_account_name_already_taken_needs_force(cli: Cli) -> None:
+    """Running the same provisioning script twice must not make a second "Acme" silently."""
+    first = new_account(cli, "Acme")
+    again = cli("accounts", "create", "Acme", exit_code=1)
+    assert f"an account named 'Acme' exists already (id {first['account_id']})" in again.stderr
+    assert "--force" in again.stderr
+    second = as_json(cli("accounts", "create", "Acme", "--force", "--json"))
+    assert second["account_id"] != first["account_id"]
+
+
+def test_an_accounts_own_rate_limit_is_set_shown_applied_and_cleared(
+    cli: Cli, client: TestClient, tmp_path: Path
+) -> None:
+    account, msisdn, token = account_with_a_sim_and_a_token(cli, tmp_path)
+    account_id = str(account["account_id"])
+
+    limited = as_json(cli("accounts", "rate-limit", account_id, "--per-second", "0.5", "--json"))
+    assert limited == {
+        "account_id": account["account_id"],
+        "rate_limit_per_second": 0.5,
+        "rate_limit_burst": 1,  # twice the rate, at least one
+    }
+    assert account_row(cli, account["account_id"])["rate_limit_per_second"] == 0.5
+    assert "0.5/s, bursts of 1" in cli("accounts", "list").stdout
+    served = get_sim(client, msisdn, token["token"], account["api_key"])
+    refused = get_sim(client, msisdn, token["token"], account["api_key"])
+    assert served.status_code == 200
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert refused.headers["retry-after"] == "2"
+
+    cleared = as_json(cli("accounts", "rate-limit", account_id, "--default", "--json"))
+    assert cleared["rate_limit_per_second"] is None
+    assert "default rate limit" in cli("accounts", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (["--per-second", "0"], 1, "more than 0"),
+        (["--per-second", "5", "--burst", "0"], 1, "burst must be 1"),
+        (["--burst", "5"], 2, "either --per-second"),
+        ([], 2, "either --per-second"),
+        (["--per-second", "5", "--default"], 2, "either --per-second"),
+    ],
+)
+def test_a_rate_limit_that_makes_no_sense_is_refused(
+    cli: Cli, args: list[str], exit_code: int, message: str
+) -> None:
+    account_id = str(new_account(cli)["account_id"])
+    result = cli("accounts", "rate-limit", account_id, *args, exit_code=exit_code)
+    assert message in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_a_token_of_one_account_does_not_read_another_account_sim(
@@ -570,9 +651,16 @@ def test_an_account_name_with_brackets_is_listed_verbatim(cli: Cli) -> None:
 
     result = cli("accounts", "list")
 
-    # Short names: the table is 80 columns wide under the test runner and would wrap longer ones.
     assert "a[/red]" in result.stdout
     assert "[b]x[/b]" in result.stdout
+
+
+def test_a_piped_table_keeps_every_cell_whole(cli: Cli) -> None:
+    """Output to a pipe or a file is not cut at 80 columns: scripts grep whole names."""
+    name = "Acme " + "Logistics " * 15
+    new_account(cli, name)
+    listed = cli("accounts", "list").stdout
+    assert name.strip() in listed
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

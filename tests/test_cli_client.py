@@ -18,10 +18,11 @@ from m2m.cli.main import app
 from m2m.client import M2MClient
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage.tables import lifecycle_requests
-from tests.conftest import Tenant, free_port, run_server
-from tests.receiver import Receiver
-from tests.test_bulk import count, wait_for
-from tests.test_client_sdk import documented_only
+from tests.support.receiver import Receiver
+from tests.support.servers import documented_only, free_port, run_server
+from tests.support.sims import count
+from tests.support.tenants import Tenant
+from tests.support.waiting import wait_for
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 Cli = Callable[..., Result]

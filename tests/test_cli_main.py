@@ -60,3 +60,15 @@ def test_help_lists_every_subcommand_once_loaded_or_not() -> None:
     expected = ["version", "db", "admin", "serve", "worker", "listen", "sim", "callback", "token"]
     for shown in (fresh, after_loading):
         assert re.findall(r"^│ (\w+) ", shown, flags=re.MULTILINE) == expected
+
+
+@pytest.mark.parametrize(
+    "args", [("sim", "deactivate"), ("admin", "accounts", "list"), ("serve",), ("listen",)]
+)
+def test_flags_show_no_value_in_help(args: tuple[str, ...]) -> None:
+    """``--wait <bool>`` read as if the flag took a value ("--wait true" then made "true" a
+    device): flags are shown bare, options with a value keep their type."""
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help" in result.output

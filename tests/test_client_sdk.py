@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +10,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from m2m.asgi import create_app
 from m2m.callbacks import signing_secret
@@ -37,11 +34,12 @@ from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid, demo_imsi
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
-from tests.conftest import SECRET_KEY, Tenant, free_port, run_server
-from tests.receiver import Receiver
-from tests.test_bulk import wait_for
-
-M2M = "/m2m/1.0.0"
+from tests.support.api import M2M
+from tests.support.constants import SECRET_KEY
+from tests.support.receiver import Receiver
+from tests.support.servers import documented_only, free_port, run_server
+from tests.support.tenants import Tenant
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -220,24 +218,6 @@ def test_batches_the_server_finds_too_big_are_halved(small_server: str) -> None:
     assert max(seen) <= 3
     assert [s.device_count for s in statuses] == seen
     assert sorted(d.identifier for s in statuses for d in s.devices) == msisdns
-
-
-def documented_only(app: FastAPI, status: int) -> ASGIApp:
-    """The app as a server without the m2m extensions (the operator's, say): their GET routes
-    answer ``status`` with a body that is not this API's JSON, as a gateway's might be."""
-    extensions = re.compile(rf"{M2M}/requests/[^/]+|{M2M}/configure/callback")
-
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and extensions.fullmatch(scope["path"])
-        ):
-            await PlainTextResponse("Nope", status_code=status)(scope, receive, send)
-            return
-        await app(scope, receive, send)
-
-    return asgi
 
 
 @pytest.mark.parametrize("status", [404, 405])

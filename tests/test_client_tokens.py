@@ -20,7 +20,7 @@ from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage import accounts as account_store
 from m2m.storage.tables import access_tokens, lifecycle_requests
-from tests.conftest import Tenant
+from tests.support.tenants import Tenant
 
 MSISDN = "32470000001"
 

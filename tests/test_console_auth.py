@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from datetime import timedelta
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from m2m.clock import ManualClock
+from m2m.console import auth
 from m2m.console.auth import SESSION_COOKIE
+from m2m.console.csrf import LOGIN_COOKIE
 from m2m.sandbox import DEMO_EMAIL, DEMO_PASSWORD
 from m2m.settings import Settings
 from m2m.storage.tables import console_sessions
-from tests.console_support import console_client, log_in, submit_login
+from tests.support.console import console_client, csrf_of, log_in, submit_login
+
+
+def cookie_flags(response: httpx.Response, name: str = SESSION_COOKIE) -> set[str]:
+    """The attributes of the Set-Cookie for ``name`` (or ``__Host-`` + name)."""
+    cookie = next(
+        c
+        for c in response.headers.get_list("set-cookie")
+        if c.startswith((f"{name}=", f"__Host-{name}="))
+    )
+    return {part.strip().lower() for part in cookie.split(";")[1:]}
 
 
 def session_cookie_flags(response: httpx.Response) -> set[str]:
-    cookie = next(
-        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "=")
-    )
-    return {part.strip().lower() for part in cookie.split(";")[1:]}
+    return cookie_flags(response)
 
 
 def try_login(client: TestClient, password: str, email: str = DEMO_EMAIL) -> int:
@@ -45,11 +58,30 @@ def test_session_cookie_is_httponly_samesite_and_not_secure_over_http(console: T
     assert "secure" not in flags
 
 
-def test_session_cookie_is_secure_over_https(
+def test_over_https_the_cookies_are_host_cookies_and_deleted_as_set(
     settings: Settings, engine: Engine, clock: ManualClock, seeded: None
 ) -> None:
     with console_client(settings, engine, clock, base_url="https://testserver") as client:
-        assert "secure" in session_cookie_flags(submit_login(client))
+        form = client.get("/console/login")
+        login_csrf = next(c for c in form.headers.get_list("set-cookie") if "csrf" in c)
+        assert login_csrf.startswith(f"__Host-{LOGIN_COOKIE}=")
+        assert {"secure", "path=/", "httponly", "samesite=strict"} <= cookie_flags(
+            form, LOGIN_COOKIE
+        )
+        response = submit_login(client)
+        assert response.status_code == 303
+        assert f"__Host-{SESSION_COOKIE}=" in response.headers["set-cookie"]
+        flags = session_cookie_flags(response)
+        assert {"secure", "path=/", "httponly", "samesite=lax"} <= flags
+        assert not any(flag.startswith("domain") for flag in flags)
+        # The login form's cookie is deleted with the attributes it was set with.
+        assert "secure" in cookie_flags(response, LOGIN_COOKIE)
+        # Signed in, then out: the deleting Set-Cookie is Secure too.
+        token = csrf_of(client.get("/console/token").text)
+        out = client.post("/console/logout", data={"csrf_token": token}, follow_redirects=False)
+        assert out.status_code == 303
+        assert {"secure", "path=/", "max-age=0"} <= session_cookie_flags(out)
+        assert client.get("/console/", follow_redirects=False).status_code == 303
 
 
 def test_the_session_id_is_stored_only_as_a_digest(console: TestClient, engine: Engine) -> None:
@@ -67,6 +99,25 @@ def test_a_wrong_password_or_unknown_email_is_refused_alike(console: TestClient)
     assert try_login(console, "not-the-password") == 401
     assert try_login(console, DEMO_PASSWORD, email="nobody@example.com") == 401
     assert SESSION_COOKIE not in console.cookies
+
+
+def test_a_known_and_an_unknown_email_take_the_same_time(
+    engine: Engine, clock: ManualClock, seeded: None
+) -> None:
+    hour = timedelta(hours=1)
+    rules = auth.SessionRules(lifetime=hour, idle=hour, lock=timedelta(minutes=15))
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for trial in range(8):
+        for kind, email in (("known", DEMO_EMAIL), ("unknown", f"nobody{trial}@example.com")):
+            clock.advance(3600)  # past any throttling of the previous tries
+            started = time.perf_counter()
+            result = auth.log_in(engine, clock, rules, email, "not-the-password", f"10.0.0.{trial}")
+            timings[kind].append(time.perf_counter() - started)
+            assert result.session_token is None
+            assert result.retry_after == 0
+    # The first unknown email also makes the decoy hash: left out, with the first known one.
+    known, unknown = (statistics.median(timings[kind][1:]) for kind in ("known", "unknown"))
+    assert 0.5 < known / unknown < 2, timings
 
 
 def test_logout_ends_the_session_on_the_server(console: TestClient) -> None:

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
 
 from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
-from tests.conftest import free_port, run_server
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts,
@@ -52,15 +50,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def server(app: FastAPI, seeded: None) -> Iterator[str]:
-    """The sandbox's data, served with the embedded worker running (lifespan on)."""
-    with run_server(app, free_port(), lifespan="on") as base_url:
-        yield base_url
-
-
-@pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+def page(browser: Browser, sandbox_server: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=sandbox_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
     yield opened
@@ -70,6 +61,16 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
 def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def assert_on_screen(page: Page, element: Locator) -> None:
+    """Within the window's width, without scrolling sideways (a phone user sees it)."""
+    box = element.bounding_box()
+    viewport = page.viewport_size
+    assert box is not None
+    assert viewport is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= viewport["width"], (box, viewport)
 
 
 def go_to(page: Page, link: str) -> None:
@@ -126,6 +127,10 @@ def test_find_a_sim_deactivate_it_and_watch_the_request_finish(page: Page) -> No
     expect(page.locator("td.result")).to_have_text("Success")
     expect(page.locator("#success-count")).to_have_text("1")
     shot(page, "request")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert_on_screen(page, page.locator("table.devices th", has_text="Callback"))
+    shot(page, "request-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.get_by_role("link", name="32470000001").click()
     expect(page.locator("#sim-state")).to_have_text("Deactivated")
@@ -138,7 +143,7 @@ def test_find_a_sim_deactivate_it_and_watch_the_request_finish(page: Page) -> No
 
 
 def test_add_a_permanent_token_use_it_then_delete_it_with_the_red_cross(
-    page: Page, server: str
+    page: Page, sandbox_server: str
 ) -> None:
     log_in(page)
     go_to(page, "TOKEN")
@@ -151,7 +156,7 @@ def test_add_a_permanent_token_use_it_then_delete_it_with_the_red_cross(
     shot(page, "token-shown-once")
 
     api = {"x-api-key": API_KEY, "Authorization": f"Bearer {token}"}
-    url = f"{server}/m2m/1.0.0/simcards?msisdn=32470000001"
+    url = f"{sandbox_server}/m2m/1.0.0/simcards?msisdn=32470000001"
     assert httpx.get(url, headers=api).json()[0]["State"] == "Active"
 
     page.get_by_role("link", name="Done").click()
@@ -186,6 +191,43 @@ def test_every_other_page_in_a_laptop_and_a_phone_window(page: Page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/console/sims")
     expect(page.get_by_label("MSISDN, ICCID or IMSI")).to_be_visible()
+    assert_on_screen(page, page.locator("table.sims th", has_text="State"))
     shot(page, "sims-phone")
     page.goto("/console/")
     shot(page, "overview-phone")
+
+
+def test_a_request_with_nothing_ticked_keeps_the_search(page: Page) -> None:
+    log_in(page)
+    go_to(page, "SIM cards")
+    page.get_by_label("MSISDN, ICCID or IMSI").fill("3247000001")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_label("Operation").select_option("deactivation")
+    page.get_by_role("button", name="Request").click()
+    expect(page.get_by_role("alert")).to_contain_text("Select at least one SIM card")
+    expect(page.get_by_label("MSISDN, ICCID or IMSI")).to_have_value("3247000001")
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    shot(page, "sims-nothing-selected")
+
+
+def test_secrets_are_replaced_only_after_saying_what_stops_working(page: Page) -> None:
+    """Regenerating an application's secret and rotating the signing secret ask first; saying
+    no changes nothing."""
+    log_in(page)
+    asked: list[str] = []
+
+    def refuse(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
+    go_to(page, "TOKEN")
+    page.get_by_role("button", name="Regenerate secret").first.click()
+    expect(page.get_by_role("heading", name="TOKEN", exact=True)).to_be_visible()
+    go_to(page, "Callback")
+    page.get_by_role("button", name="Rotate the signing secret").click()
+    expect(page.get_by_role("heading", name="Callback", exact=True)).to_be_visible()
+    assert len(asked) == 2
+    assert "stops working at once" in asked[0]
+    assert "for 24 hours they may still verify with the current one" in asked[1]
+    assert page.get_by_text("whsec_").count() == 0  # nothing was rotated

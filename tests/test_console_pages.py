@@ -14,16 +14,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from m2m import accounts
 from m2m.callbacks import signing_secret
 from m2m.clock import ManualClock
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, DEMO_EMAIL
+from m2m.sandbox import API_KEY, CLIENT_ID, DEMO_EMAIL
 from m2m.settings import Settings
+from m2m.storage import accounts as account_store
 from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
-from tests.conftest import SECRET_KEY, Tenant
-from tests.console_support import add_user, console_client, csrf_of, sign_in
-from tests.receiver import Receiver
-from tests.test_simcards import add_sim
-from tests.test_worker import drain
+from tests.support.api import access_token
+from tests.support.console import add_user, console_client, csrf_of, sign_in
+from tests.support.constants import SECRET_KEY
+from tests.support.receiver import Receiver
+from tests.support.sims import add_sim
+from tests.support.tenants import Tenant
+from tests.support.worker import drain
 
 TRACKING = re.compile(r"/console/requests/([0-9a-f-]{36})")
 
@@ -221,7 +225,7 @@ def test_a_failed_callback_can_be_redelivered(
     drain(fast_fail, engine, clock)
     page = console.get(f"/console/requests/{tracking}").text
     assert "delivery-failed" in page
-    assert "HTTP 500" in page
+    assert page.count("HTTP 500") == 1  # in its attempt, not repeated under it
     assert "1 attempt" in page
     action = re.search(r'action="(/console/requests/[^"]+/redeliver)"', page)
     assert action
@@ -270,17 +274,9 @@ def test_callback_configuration_follows_the_api_rules(console: TestClient, csrf:
     assert save(url="http://127.0.0.1:9/cb", keep="Authorization").status_code == 303
     shown = console.get(
         "/m2m/1.0.0/configure/callback",
-        headers={"x-api-key": API_KEY, "Authorization": "Bearer " + token(console)},
+        headers={"x-api-key": API_KEY, "Authorization": "Bearer " + access_token(console)},
     ).json()
     assert shown == {"url": "http://127.0.0.1:9/cb", "headers": {"Authorization": "****"}}
-
-
-def token(client: TestClient, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
-    response = client.post(
-        "/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    return str(response.json().get("access_token", ""))
 
 
 def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
@@ -303,6 +299,30 @@ def test_rotating_the_signing_secret_shows_it_once_and_signs_with_it(
     with engine.connect() as conn:
         account_id = conn.execute(select(callback_deliveries.c.account_id)).scalar_one()
     assert secret != signing_secret(SECRET_KEY, account_id, 1)
+
+
+def test_the_rotation_says_what_happens_to_the_previous_secret_as_the_callback_page_does(
+    console: TestClient, csrf: str
+) -> None:
+    """The shown-once page agreed with nothing: it said the previous secret "no longer
+    verifies" while it signs for 24 h more (the overlap)."""
+    page = console.get("/console/callback").text
+    assert "for 24 hours they may still verify with the current one" in page  # the confirmation
+    assert "m2m admin accounts signing-secret" in page  # how to get one never shown
+    shown = console.post("/console/callback/signing-secret", data={"csrf_token": csrf}).text
+    assert "no longer verifies" not in shown
+    assert "for 24 hours, each message also carries the previous secret&#39;s signature" in shown
+
+
+def test_regenerating_an_application_secret_asks_first_and_says_what_stops(
+    console: TestClient, csrf: str
+) -> None:
+    page = console.get("/console/token").text
+    form = re.search(r'<form[^>]*action="/console/token/apps/\d+/secret"[^>]*>', page)
+    assert form is not None
+    assert "data-confirm=" in form.group(0)
+    assert "stops working at once" in form.group(0)
+    assert "access token" in form.group(0)
 
 
 def test_after_a_rotation_messages_verify_with_the_previous_secret_for_a_while(
@@ -364,6 +384,8 @@ def test_a_permanent_token_added_on_the_token_page_works_until_deleted(
         (" ", "name is empty: give it 1 to 200 characters."),
         ("x" * 201, "name is longer than 200 characters."),
         ("a\x00b", "name contains a control character (U+0000)."),
+        ("\u200b\u200d", "name has no visible character."),
+        ("invoice\u202etxt.exe", "name contains a bidirectional control character (U+202E)."),
     ],
 )
 def test_a_bad_name_on_the_token_page_is_a_form_error(
@@ -384,26 +406,43 @@ def test_a_bad_name_on_the_token_page_is_a_form_error(
 def test_regenerating_a_client_secret_retires_the_old_one_and_its_token(
     console: TestClient, csrf: str
 ) -> None:
-    old_token = token(console)
+    old_token = access_token(console)
     page = console.get("/console/token").text
     assert CLIENT_ID in page
     action = re.search(r'action="(/console/token/apps/\d+/secret)"', page).group(1)  # type: ignore[union-attr]
     shown = console.post(action, data={"csrf_token": csrf}).text
     new_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
-    assert token(console) == ""  # the public sandbox secret no longer works
-    assert token(console, secret=new_secret)
+    assert access_token(console) == ""  # the public sandbox secret no longer works
+    assert access_token(console, client_secret=new_secret)
     api = {"x-api-key": API_KEY, "Authorization": f"Bearer {old_token}"}
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 401
     added = console.post("/console/token/apps", data={"csrf_token": csrf, "name": "fleet"}).text
     client_id = re.search(r"<dt>client_id</dt>\s*<dd><code[^>]*>([^<]+)<", added).group(1)  # type: ignore[union-attr]
     client_secret = re.search(r"(m2ms_[A-Za-z0-9_-]+)", added).group(1)  # type: ignore[union-attr]
-    assert token(console, client_id, client_secret)
+    assert access_token(console, client_id, client_secret)
+
+
+@pytest.mark.usefixtures("csrf")  # signed in
+def test_the_api_keys_page_shows_the_accounts_rate_limit(
+    console: TestClient, engine: Engine
+) -> None:
+    page = console.get("/console/api-keys").text
+    assert "1000 requests per second" in page
+    assert "the platform's default" in page
+    with engine.connect() as conn:
+        sandbox = account_store.find_sandbox_account(conn)
+    assert sandbox is not None
+    accounts.set_rate_limit(engine, sandbox.id, 25, 40)
+    page = console.get("/console/api-keys").text
+    assert "25 requests per second" in page
+    assert "bursts of up to 40" in page
+    assert "default" not in page.split('id="rate-limit"')[1].split("</p>")[0]
 
 
 def test_api_keys_are_created_once_shown_and_revoked(console: TestClient, csrf: str) -> None:
     shown = console.post("/console/api-keys", data={"csrf_token": csrf}).text
     key = re.search(r"(m2mk_[A-Za-z0-9_-]+)", shown).group(1)  # type: ignore[union-attr]
-    api = {"x-api-key": key, "Authorization": f"Bearer {token(console)}"}
+    api = {"x-api-key": key, "Authorization": f"Bearer {access_token(console)}"}
     assert console.get("/m2m/1.0.0/simcards?msisdn=32470000001", headers=api).status_code == 200
     page = console.get("/console/api-keys").text
     assert key not in page
@@ -478,6 +517,47 @@ def test_the_sim_page_shows_the_seven_documented_custom_fields(
     assert fields["Custom Field 2"] == "B"
 
 
+def test_pages_answer_head_as_get(console: TestClient, csrf: str) -> None:
+    for path in ("/console/", "/console/sims", "/console/token", "/console/static/console.css"):
+        got, head = console.get(path), console.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.content == b""
+    console.cookies.clear()
+    assert console.head("/console/login").status_code == 200
+    assert console.head("/console/", follow_redirects=False).status_code == 303
+    assert console.head("/console/logout").status_code == 405  # a POST-only action
+
+
+def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    from m2m import accounts
+    from m2m.storage.accounts import find_sandbox_account
+
+    with engine.connect() as conn:
+        account = find_sandbox_account(conn)
+    assert account
+    accounts.set_subscription(engine, account.id, active=False)
+    form = {"csrf_token": csrf, "name": "more"}
+    for path in ("/console/api-keys", "/console/token/permanent", "/console/token/apps"):
+        refused = console.post(path, data=form)
+        assert refused.status_code == 403, path
+        assert "subscription is suspended" in refused.text
+        assert not re.search(r"m2m[kst]_", refused.text)
+    # Retiring and rotating stay possible: a leaked credential must be stoppable.
+    revoke = re.findall(
+        r'action="(/console/api-keys/\d+/revoke)"', console.get("/console/api-keys").text
+    )
+    assert (
+        console.post(revoke[0], data={"csrf_token": csrf}, follow_redirects=False).status_code
+        == 303
+    )
+    page = console.get("/console/token").text
+    rotate = re.findall(r'action="(/console/token/apps/\d+/secret)"', page)[0]
+    assert console.post(rotate, data={"csrf_token": csrf}).status_code == 200
+
+
 def test_a_suspended_account_sees_its_status_and_cannot_request(
     console: TestClient, csrf: str, engine: Engine
 ) -> None:
@@ -490,3 +570,43 @@ def test_a_suspended_account_sees_its_status_and_cannot_request(
     accounts.set_subscription(engine, account.id, active=False)
     assert ">suspended<" in console.get("/console/api-keys").text
     assert act(console, csrf, "deactivation", sim_id(engine, "32470000001")).status_code == 403
+
+
+def test_the_favicon_is_served_where_browsers_look_for_it(console: TestClient) -> None:
+    """A 404 there is an error in the browser's console on every first visit."""
+    icon = console.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert 'rel="icon"' in console.get("/console/login").text
+
+
+@pytest.mark.usefixtures("csrf")  # signed in
+def test_the_console_says_cost_center_as_the_api_does(console: TestClient, engine: Engine) -> None:
+    pages = (
+        console.get("/console/sims").text
+        + console.get(f"/console/sims/{sim_id(engine, '32470000001')}").text
+    )
+    assert "Cost center" in pages
+    assert "Cost centre" not in pages
+
+
+def test_a_request_with_nothing_selected_stays_on_the_search_and_says_why(
+    console: TestClient, csrf: str
+) -> None:
+    listed = console.get("/console/sims?q=3247000000&state=Active").text
+    assert 'name="from_list" value="yes"' in listed
+    response = console.post(
+        "/console/sims/actions",
+        data={
+            "csrf_token": csrf,
+            "operation": "deactivation",
+            "from_list": "yes",
+            "q": "3247000000",
+            "state": "Active",
+        },
+    )
+    assert response.status_code == 400
+    assert "Select at least one SIM card" in response.text
+    assert 'value="3247000000"' in response.text  # the search is kept
+    assert "32470000001" in response.text  # with its results
+    assert "Log out" in response.text  # the console page, with its navigation

@@ -21,8 +21,9 @@ from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.settings import Settings
 from m2m.storage.engine import is_transient, make_engine, write_transaction
 from m2m.storage.migrate import upgrade
-from tests.conftest import SECRET_KEY, free_port
-from tests.console_support import submit_login
+from tests.support.console import submit_login
+from tests.support.constants import SECRET_KEY
+from tests.support.servers import free_port
 
 CREDENTIALS = {
     "grant_type": "client_credentials",

@@ -20,7 +20,7 @@ from m2m.settings import DEFAULT_RETRY_SCHEDULE
 from m2m.storage import callback_configs, item_queue, sims
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_deliveries
-from tests.conftest import Tenant
+from tests.support.tenants import Tenant
 
 POLICY = dispatch.DeliveryPolicy(
     account_limit=48, breaker=BreakerPolicy(5, DEFAULT_RETRY_SCHEDULE, 300)

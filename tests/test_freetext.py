@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
-from m2m.freetext import WITHOUT_CONTROL_CHARACTERS, control_character, text_problem
+from m2m.freetext import (
+    WITHOUT_CONTROL_CHARACTERS,
+    control_character,
+    name_problem,
+    text_problem,
+)
 
 # The pattern as pydantic applies it to profile documents (its Rust regex engine).
 WITHOUT_CONTROL = TypeAdapter(Annotated[str, StringConstraints(pattern=WITHOUT_CONTROL_CHARACTERS)])
@@ -67,3 +72,24 @@ def test_the_pattern_and_the_check_agree(value: str) -> None:
 @pytest.mark.parametrize("value", ["a\x00", "\n", "x\x9f", "ok\x7f"])
 def test_the_pattern_refuses_control_characters(value: str) -> None:
     assert refused_by_pattern(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("Fleet 7", None),
+        ("שלום\u200f (IL)", None),  # a right-to-left mark is how RTL names are written
+        ("Zürich\u0301", None),
+        ("a\x00", "name contains a control character (U+0000)"),
+        ("x" * 11, "name is longer than 10 characters"),
+        ("ev\u202etxt.exe", "name contains a bidirectional control character (U+202E)"),
+        ("a\u2066b\u2069", "name contains a bidirectional control character (U+2066)"),
+        ("\u202ax", "name contains a bidirectional control character (U+202A)"),
+        ("\u200b", "name has no visible character"),
+        ("\u200b\u200c\u200d\u2060\ufeff", "name has no visible character"),
+        ("\u3000\u00a0", "name has no visible character"),
+        ("\u0301\u0301", "name has no visible character"),
+    ],
+)
+def test_name_problem(value: str, problem: str | None) -> None:
+    assert name_problem("name", value, 10) == problem

@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
-from tests.conftest import Tenant
-from tests.test_serve import run_serve
+from tests.support.servers import run_serve
+from tests.support.tenants import Tenant
 
 
 def production_client(

@@ -15,22 +15,22 @@ from m2m.clock import SystemClock
 from m2m.settings import Settings
 from m2m.storage.notify import WORK_CHANNEL
 from m2m.worker_setup import running_worker
-from tests.test_requests_api import auth, msisdn, request
+from tests.support.api import auth, msisdn, request
+from tests.support.waiting import wait_for
 
 
 def wait_for_listener(engine: Engine, timeout: float = 30) -> None:
     """Until a session of this database is listening on the work channel."""
-    deadline = time.monotonic() + timeout
     query = text(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND query = :listen"
     )
-    while True:
+
+    def listening() -> bool:
         with engine.connect() as conn:
-            if conn.execute(query, {"listen": f"LISTEN {WORK_CHANNEL}"}).scalar_one():
-                return
-        assert time.monotonic() < deadline, "the worker never listened for work"
-        time.sleep(0.05)
+            return bool(conn.execute(query, {"listen": f"LISTEN {WORK_CHANNEL}"}).scalar_one())
+
+    wait_for(listening, timeout, "the worker to listen for work", interval=0.05)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

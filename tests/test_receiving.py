@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from m2m.callbacks import signing_secret
 from m2m.callbacks.message import status_message
 from m2m.cli.listen import make_receiver
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
-from tests.conftest import free_port
+from tests.support.servers import M2M_BIN, free_port
 
 SECRET = signing_secret("k" * 40, 1, 1)
 BODY = json.dumps(
@@ -119,7 +118,7 @@ def run_listen(tmp_path: Path) -> tuple[httpx.Response, httpx.Response, str, str
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "m2m"),
+                M2M_BIN,
                 "listen",
                 "--port",
                 str(port),

@@ -13,75 +13,19 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret
+from m2m.callbacks.rules import header_problem
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation, decide
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid, demo_imsi
+from m2m.sandbox import API_KEY, demo_iccid, demo_imsi
 from m2m.storage.tables import lifecycle_requests, sim_cards, sim_history
-from tests.conftest import SECRET_KEY, Tenant
-from tests.receiver import Receiver
-from tests.test_simcards import add_sim
+from tests.support.api import M2M, auth, configure, msisdn, request, wait_until_finished
+from tests.support.constants import SECRET_KEY
+from tests.support.receiver import Receiver
+from tests.support.sims import add_sim
+from tests.support.tenants import Tenant
 
-M2M = "/m2m/1.0.0"
 MSISDN = {"identifierType": "MSISDN"}
-
-
-def auth(client: TestClient) -> dict[str, str]:
-    token = client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-        },
-    ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}", "x-api-key": API_KEY}
-
-
-def configure(
-    client: TestClient,
-    auth_headers: dict[str, str],
-    url: str,
-    callback_headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    body: dict[str, Any] = {"url": url}
-    if callback_headers is not None:
-        body["headers"] = callback_headers
-    return client.post(f"{M2M}/configure/callback", headers=auth_headers, json=body)
-
-
-def request(
-    client: TestClient,
-    headers: dict[str, str],
-    operation: str,
-    devices: list[dict[str, str]],
-    callback_token: str = "encotest",
-) -> httpx.Response:
-    return client.post(
-        f"{M2M}/requests/{operation}",
-        headers={**headers, "x-callback-token": callback_token},
-        json=devices,
-    )
-
-
-def msisdn(n: int) -> dict[str, str]:
-    return {"identifier": str(32470000000 + n), "identifierType": "MSISDN"}
-
-
-def wait_until_finished(
-    client: TestClient, headers: dict[str, str], tracking: str, timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"{M2M}/requests/{tracking}", headers=headers).json()
-        delivered = all(
-            d["callback"] and d["callback"]["status"] != "pending" for d in status["devices"]
-        )
-        if status["finishedAt"] and delivered:
-            return status  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"request not finished in time: {status}")
-        time.sleep(0.05)
 
 
 def sim_state(client: TestClient, headers: dict[str, str], n: int) -> str:
@@ -292,6 +236,54 @@ def test_callback_configuration_rules(client: TestClient) -> None:
     missing = client.post(f"{M2M}/configure/callback", headers=headers, json={})
     assert missing.status_code == 422
     assert client.post(f"{M2M}/configure/callback", json={"url": "https://x.io"}).status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_callback_header_name_is_bounded_and_never_echoed(client: TestClient) -> None:
+    headers = auth(client)
+    long_name = "x-" + "n" * 5000
+    for name, problem in [
+        (long_name, "String should have at most 256 characters"),
+        ("x-<script>alert(1)</script>", "only Authorization and x-* headers are allowed"),
+    ]:
+        body = {"url": "https://example.com/cb", "headers": {"x-ok": "1", name: "v"}}
+        response = client.post(f"{M2M}/configure/callback", headers=headers, json=body)
+        assert response.status_code == 422
+        assert response.json()["details"] == [
+            {
+                "field": "body.headers[1].name",
+                "problem": problem
+                + (" (x-callback-token is set per request)" if "Authorization" in problem else ""),
+            }
+        ]
+        assert name not in response.text
+        assert "<script>" not in response.text
+    assert header_problem("x-" + "n" * 300, "v") == "a header name is longer than 256 characters"
+
+
+@pytest.mark.usefixtures("seeded")
+def test_ipv6_callback_urls_follow_the_address_rules(client: TestClient) -> None:
+    headers = auth(client)
+
+    def configure_url(url: str) -> httpx.Response:
+        return client.post(f"{M2M}/configure/callback", headers=headers, json={"url": url})
+
+    for url in ["https://[2606:4700:4700::1111]/cb", "https://[2001:4860:4860::8888]:8443/x?y=1"]:
+        assert configure_url(url).status_code == 204, url
+        assert client.get(f"{M2M}/configure/callback", headers=headers).json()["url"] == url
+    assert configure_url("http://[::1]:9000/cb").status_code == 204  # loopback: the sandbox
+    for url in [
+        "https://[fd00::1]/cb",  # unique-local
+        "https://[fe80::1]/cb",  # link-local
+        "https://[::ffff:10.0.0.1]/cb",  # IPv4-mapped private
+        "https://[64:ff9b::a9fe:a9fe]/cb",  # NAT64 of 169.254.169.254
+        "https://[2001:db8::1]/cb",  # documentation
+    ]:
+        response = configure_url(url)
+        assert response.status_code == 403, url
+        assert response.json()["error"] == "callback_target_forbidden"
+    for url in ["https://[zz::1]/cb", "https://[1:2:3]/cb", "https://[fe80::1%25eth0]/cb"]:
+        assert configure_url(url).status_code == 422, url
 
 
 @pytest.mark.usefixtures("seeded")

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from m2m.storage.tables import metadata
-from tests.conftest import Tenant
+from tests.support.tenants import Tenant
 
 
 def dump(engine: Engine) -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +15,22 @@ import pytest
 import trustme
 
 from m2m import accounts, sandbox
+from m2m.callbacks import signing_secret
 from m2m.clock import SystemClock
+from m2m.settings import SANDBOX_SECRET_KEY
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
-from tests.conftest import free_port
-from tests.receiver import Receiver
-
-M2M = str(Path(sys.executable).parent / "m2m")
-
-
-def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("M2M_")}
-    return {**env, "M2M_DATA_DIR": str(data_dir), **extra}
+from tests.support.receiver import Receiver
+from tests.support.servers import M2M_BIN, clean_env, free_port, run_serve
 
 
 @pytest.fixture
-def sandbox_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve_process(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``m2m serve --sandbox`` started as a user would; yields its base URL and the process."""
     port = free_port()
     process = subprocess.Popen(
-        [M2M, "serve", "--sandbox", "--port", str(port)],
+        [M2M_BIN, "serve", "--sandbox", "--port", str(port)],
         env=clean_env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -60,9 +55,9 @@ def sandbox_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]
 
 
 def test_sandbox_serves_the_documented_calls_verbatim(
-    sandbox_server: tuple[str, subprocess.Popen[str]],
+    serve_process: tuple[str, subprocess.Popen[str]],
 ) -> None:
-    base_url, process = sandbox_server
+    base_url, process = serve_process
     # The documentation's token curl, with the sandbox's credentials.
     token = httpx.post(
         f"{base_url}/token?grant_type=client_credentials&scope=openid"
@@ -99,23 +94,14 @@ def test_sandbox_serves_the_documented_calls_verbatim(
     process.terminate()
     output = process.communicate(timeout=10)[0]
     access_line = next(line for line in output.splitlines() if "POST /token" in line)
-    assert "client_secret=***" in access_line  # never a credential in the logs
+    assert "POST /token?*** HTTP/1.1" in access_line  # never a credential in the logs
     assert "sandbox-client" in output
     assert "sandbox-secret" in output
     assert "sandbox-api-key" in output
     assert "curl" in output
-
-
-def run_serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [M2M, "serve", "--port", str(free_port()), *args],
-        env=clean_env(tmp_path, **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    # The demo account's callback signing secret, for the receiver to verify with (the README's).
+    assert signing_secret(SANDBOX_SECRET_KEY, 1, 1) in output
+    assert "whsec_JmtMVUplDX1rMpmyVBO1UW72xREN3z1xZo3k3SH4tZo=" in output
 
 
 def test_production_refuses_a_missing_or_default_secret(tmp_path: Path) -> None:
@@ -180,7 +166,7 @@ def test_production_serves_https_with_its_own_certificate(tmp_path: Path) -> Non
     port = free_port()
     process = subprocess.Popen(
         [
-            M2M,
+            M2M_BIN,
             "serve",
             "--port",
             str(port),
@@ -219,9 +205,9 @@ def test_production_serves_https_with_its_own_certificate(tmp_path: Path) -> Non
 
 
 def test_sandbox_serves_the_documented_lifecycle_calls(
-    sandbox_server: tuple[str, subprocess.Popen[str]], receiver: Receiver
+    serve_process: tuple[str, subprocess.Popen[str]], receiver: Receiver
 ) -> None:
-    base_url, _ = sandbox_server
+    base_url, _ = serve_process
     token = httpx.post(
         f"{base_url}/token?grant_type=client_credentials&scope=openid"
         "&client_id=sandbox-client&client_secret=sandbox-secret",
@@ -318,7 +304,7 @@ def test_processes_share_the_port_and_a_killed_one_is_replaced(tmp_path: Path) -
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [M2M, "serve", "--sandbox", "--port", str(port), "--processes", "2"],
+            [M2M_BIN, "serve", "--sandbox", "--port", str(port), "--processes", "2"],
             env=clean_env(tmp_path),
             cwd=tmp_path,
             stdout=out,
@@ -361,7 +347,7 @@ def test_no_access_log_leaves_requests_out_of_the_log(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [M2M, "serve", "--sandbox", "--port", str(port), "--no-access-log"],
+            [M2M_BIN, "serve", "--sandbox", "--port", str(port), "--no-access-log"],
             env=clean_env(tmp_path),
             cwd=tmp_path,
             stdout=out,

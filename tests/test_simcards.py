@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -14,10 +13,10 @@ from sqlalchemy import Engine
 from m2m import accounts, sandbox
 from m2m.clock import ManualClock
 from m2m.identifiers import MSISDN_PATTERN
-from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
-from m2m.storage import sims as sim_store
-from m2m.storage.engine import write_transaction
-from tests.conftest import Tenant
+from m2m.sandbox import API_KEY
+from tests.support.api import access_token, get_sim
+from tests.support.sims import add_sim
+from tests.support.tenants import Tenant
 
 DOCUMENTED_SAMPLE = json.loads((Path(__file__).parent / "data" / "documented_sim.json").read_text())
 
@@ -31,60 +30,9 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def sandbox_token(client: TestClient) -> str:
-    response = client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-        },
-    )
-    return str(response.json()["access_token"])
-
-
-def get_sim(client: TestClient, msisdn: str, token: str, api_key: str = API_KEY) -> httpx.Response:
-    return client.get(
-        f"/m2m/1.0.0/simcards?msisdn={msisdn}",
-        headers={
-            "x-api-key": api_key,
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-    )
-
-
-def add_sim(
-    engine: Engine,
-    clock: ManualClock,
-    account_id: int,
-    msisdn: str,
-    profile: dict[str, Any] | None = None,
-) -> None:
-    now = clock.now()
-    with write_transaction(engine) as conn:
-        sim_store.insert_sims(
-            conn,
-            [
-                {
-                    "account_id": account_id,
-                    "iccid": "8932019999" + msisdn[-9:],
-                    "imsi": "20601" + msisdn[-10:],
-                    "msisdn": msisdn,
-                    "state": "Ready",
-                    "cost_center": None,
-                    "profile": profile or {},
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-        )
-
-
 @pytest.mark.usefixtures("seeded")
 def test_profile_has_every_documented_field(client: TestClient) -> None:
-    response = get_sim(client, "32470000001", sandbox_token(client))
+    response = get_sim(client, "32470000001", access_token(client))
     assert response.status_code == 200
     body = response.json()
     assert isinstance(body, list)
@@ -102,12 +50,12 @@ def test_profile_has_every_documented_field(client: TestClient) -> None:
     [("32470000050", "Active"), ("32470000051", "Ready"), ("32470000100", "Deactivated")],
 )
 def test_sandbox_states(client: TestClient, msisdn: str, state: str) -> None:
-    assert get_sim(client, msisdn, sandbox_token(client)).json()[0]["State"] == state
+    assert get_sim(client, msisdn, access_token(client)).json()[0]["State"] == state
 
 
 @pytest.mark.usefixtures("seeded")
 def test_leading_plus_is_tolerated(client: TestClient) -> None:
-    token = sandbox_token(client)
+    token = access_token(client)
     plain = get_sim(client, "32470000007", token).json()
     for written in ("%2B32470000007", "+32470000007"):  # escaped, or typed as it is
         plus = get_sim(client, written, token)
@@ -135,7 +83,7 @@ def test_a_foreign_api_key_is_refused_before_the_msisdn(
     client: TestClient, other_tenant: Tenant
 ) -> None:
     headers = {
-        "Authorization": f"Bearer {sandbox_token(client)}",
+        "Authorization": f"Bearer {access_token(client)}",
         "x-api-key": other_tenant.api_key,
     }
     response = client.get("/m2m/1.0.0/simcards?msisdn=abc", headers=headers)
@@ -147,7 +95,7 @@ def test_unknown_and_foreign_msisdn_look_the_same(
     client: TestClient, engine: Engine, clock: ManualClock, other_tenant: Tenant
 ) -> None:
     add_sim(engine, clock, other_tenant.account_id, "32499000001")
-    token = sandbox_token(client)
+    token = access_token(client)
     foreign = get_sim(client, "32499000001", token)
     unknown = get_sim(client, "32499000002", token)
     assert foreign.status_code == unknown.status_code == 404
@@ -164,7 +112,7 @@ def test_unknown_and_foreign_msisdn_look_the_same(
 def test_missing_or_malformed_msisdn(client: TestClient, query: str) -> None:
     response = client.get(
         f"/m2m/1.0.0/simcards{query}",
-        headers={"x-api-key": API_KEY, "Authorization": f"Bearer {sandbox_token(client)}"},
+        headers={"x-api-key": API_KEY, "Authorization": f"Bearer {access_token(client)}"},
     )
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_request"
@@ -173,7 +121,7 @@ def test_missing_or_malformed_msisdn(client: TestClient, query: str) -> None:
 
 @pytest.mark.usefixtures("seeded")
 def test_authentication_errors(client: TestClient, tenant: Tenant) -> None:
-    token = sandbox_token(client)
+    token = access_token(client)
     url = "/m2m/1.0.0/simcards?msisdn=32470000001"
 
     missing_token = client.get(url, headers={"x-api-key": API_KEY})
@@ -244,20 +192,38 @@ def test_revoked_api_key_is_refused(
 def test_repeated_bad_credentials_are_throttled_then_forgiven(
     client: TestClient, clock: ManualClock
 ) -> None:
-    token = sandbox_token(client)
+    token = access_token(client)
     for _ in range(10):
         assert get_sim(client, "32470000001", "guess").status_code == 401
-    throttled = get_sim(client, "32470000001", token)
+    throttled = get_sim(client, "32470000001", "guess")
     assert throttled.status_code == 429
+    assert throttled.json()["error"] == "too_many_failures"
     assert int(throttled.headers["retry-after"]) >= 1
-    clock.advance(61)
+    # The valid token from the same address is served all along.
     assert get_sim(client, "32470000001", token).status_code == 200
+    clock.advance(61)
+    assert get_sim(client, "32470000001", "guess").status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
+def test_fifty_bad_attempts_from_an_address_do_not_lock_out_a_valid_caller_there(
+    client: TestClient,
+) -> None:
+    """A company behind one NAT address: one misconfigured device fails again and again, and
+    every other device with valid credentials keeps being served."""
+    token = access_token(client)
+    answers = [get_sim(client, "32470000001", f"wrong-{n % 5}").status_code for n in range(50)]
+    assert set(answers) <= {401, 429}
+    assert answers[:10] == [401] * 10
+    assert 429 in answers
+    for _ in range(3):
+        assert get_sim(client, "32470000001", token).status_code == 200
 
 
 @pytest.mark.usefixtures("seeded")
 def test_body_bytes_are_the_compact_document(client: TestClient) -> None:
     """The answer is built from the stored document without a model: check it byte for byte."""
-    response = get_sim(client, "32470000001", sandbox_token(client))
+    response = get_sim(client, "32470000001", access_token(client))
     profile = sandbox.demo_profile(1)
     document = {
         **{key: profile[key] for key in list(DOCUMENTED_SAMPLE[0])[:5]},
@@ -308,6 +274,6 @@ def test_openapi_describes_what_the_route_reads_itself(client: TestClient) -> No
     assert parameter["in"] == "query"
     assert parameter["required"] is True
     assert parameter["schema"]["pattern"] == MSISDN_PATTERN
-    assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert operation["security"] == [{"HTTPBearer": [], "APIKeyHeader": []}]  # both at once
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)

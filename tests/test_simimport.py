@@ -950,7 +950,7 @@ def test_skip_invalid_without_json_prints_the_problems(
     result = cli("sims", "import", str(write(rows)), "--account", str(account_id), "--skip-invalid")
 
     assert "line 3: MSISDN must be 8 to 15 digits" in result.stdout
-    assert "2 rows read, 1 imported, 1 problems." in result.stdout
+    assert "2 rows read, 1 imported, 1 problem." in result.stdout
     assert count(engine, account_id) == 1
 
 

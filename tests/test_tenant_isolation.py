@@ -39,8 +39,8 @@ from m2m.storage.tables import (
     sim_history,
 )
 from m2m.worker_setup import running_worker, worker_parts
-from tests.conftest import Tenant
-from tests.receiver import Receiver
+from tests.support.receiver import Receiver
+from tests.support.tenants import Tenant
 
 
 def add_sims(engine: Engine, clock: Clock, account_id: int, first: int, count: int) -> list[str]:

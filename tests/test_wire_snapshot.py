@@ -19,11 +19,11 @@ import httpx
 from fastapi.testclient import TestClient
 
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
-from tests.receiver import Receiver
+from tests.support.api import M2M
+from tests.support.receiver import Receiver
 
 DATA = Path(__file__).parent / "data"
 UPDATE = os.environ.get("M2M_UPDATE_SNAPSHOTS") == "1"
-M2M = "/m2m/1.0.0"
 # Values that differ on every run, replaced by a stable placeholder per distinct value.
 _VARIABLE = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # TrackingNumbers, ids

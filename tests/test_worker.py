@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import subprocess
@@ -20,18 +19,10 @@ from m2m.settings import DEFAULT_RETRY_SCHEDULE, Settings
 from m2m.storage import item_queue
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_attempts, callback_deliveries, request_items, sim_history
-from m2m.worker_setup import worker_parts
-from tests.receiver import Receiver
-from tests.test_requests_api import auth, configure, msisdn, request
-from tests.test_serve import M2M, clean_env
-
-
-def drain(settings: Settings, engine: Engine, clock: ManualClock) -> None:
-    async def run() -> None:
-        async with worker_parts(settings, engine, clock) as worker:
-            await worker.drain()
-
-    asyncio.run(run())
+from tests.support.api import auth, configure, msisdn, request
+from tests.support.receiver import Receiver
+from tests.support.servers import M2M_BIN, clean_env
+from tests.support.worker import drain
 
 
 def attempts(engine: Engine) -> list[Any]:
@@ -263,7 +254,7 @@ def test_m2m_worker_refuses_a_sqlite_database_that_does_not_exist(tmp_path: Path
     """Started in the wrong folder, a worker would make an empty database and wait on it for
     work that never comes."""
     result = subprocess.run(
-        [M2M, "worker"],
+        [M2M_BIN, "worker"],
         env=clean_env(tmp_path / "data", M2M_SECRET_KEY="x" * 40),
         cwd=tmp_path,
         capture_output=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 
 from m2m import credentials
@@ -11,8 +13,17 @@ from m2m.storage import accounts as account_store
 from m2m.storage import sims as sim_store
 
 
-def decide_access(found: account_store.Credentials) -> int:
-    """The calling account's id, or the error that explains why the call is refused."""
+@dataclass(frozen=True, slots=True)
+class Access:
+    """The account a call is made for, with its own request-rate limit (None: the default)."""
+
+    account_id: int
+    rate_limit_per_second: float | None
+    rate_limit_burst: int | None
+
+
+def decide_access(found: account_store.Credentials) -> Access:
+    """The calling account, or the error that explains why the call is refused."""
     if found.token_account_id is None:
         raise Unauthenticated("The access token is invalid, expired or revoked.")
     if found.key_account_id is None:
@@ -24,7 +35,7 @@ def decide_access(found: account_store.Credentials) -> int:
         )
     if found.subscription != "active":
         raise Forbidden("The account's subscription is suspended.", code="subscription_suspended")
-    return found.token_account_id
+    return Access(found.token_account_id, found.rate_limit_per_second, found.rate_limit_burst)
 
 
 def _require_presented(token: str | None, api_key: str | None) -> tuple[str, str]:
@@ -39,8 +50,8 @@ def _require_presented(token: str | None, api_key: str | None) -> tuple[str, str
     return token, api_key
 
 
-def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str | None) -> int:
-    """The calling account's id, or the error that explains why the call is refused."""
+def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str | None) -> Access:
+    """The calling account, or the error that explains why the call is refused."""
     token, api_key = _require_presented(token, api_key)
     found = account_store.resolve_credentials(
         engine, credentials.digest(token), credentials.digest(api_key), clock.now()
@@ -50,12 +61,11 @@ def authenticate(engine: Engine, clock: Clock, token: str | None, api_key: str |
 
 def find_sim(
     engine: Engine, clock: Clock, token: str | None, api_key: str | None, msisdn: str
-) -> sim_store.StoredSim | None:
-    """The caller's SIM with this MSISDN (None: there is none in the caller's account), after the
-    same checks as ``authenticate``: both in one statement, the hot path of the API."""
+) -> tuple[Access, sim_store.StoredSim | None]:
+    """The calling account and its SIM with this MSISDN (None: there is none in the caller's
+    account), after the same checks as ``authenticate``: both in one statement, the hot path."""
     token, api_key = _require_presented(token, api_key)
     found, sim = sim_store.find_sim_for_caller(
         engine, credentials.digest(token), credentials.digest(api_key), clock.now(), msisdn
     )
-    decide_access(found)
-    return sim
+    return decide_access(found), sim

@@ -9,15 +9,15 @@ from sqlalchemy import Connection, Engine
 from m2m import credentials
 from m2m.clock import Clock
 from m2m.errors import BadRequest, NotFound
-from m2m.freetext import text_problem
+from m2m.freetext import name_problem
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import NAME_LENGTH
 
 # Prefixes let secret scanners recognise a leaked credential; they are not secret.
-API_KEY_PREFIX = "m2mk_"
-CLIENT_SECRET_PREFIX = "m2ms_"  # noqa: S105
-PERMANENT_TOKEN_PREFIX = "m2mt_"  # noqa: S105
+API_KEY_PREFIX = credentials.API_KEY_PREFIX
+CLIENT_SECRET_PREFIX = credentials.CLIENT_SECRET_PREFIX
+PERMANENT_TOKEN_PREFIX = credentials.PERMANENT_TOKEN_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ def _name_problem(name: str, what: str) -> str | None:
     """What is wrong with ``name`` (already stripped) as the name of ``what``, or None."""
     if not name:
         return f"The {what} name is empty: give it 1 to {NAME_LENGTH} characters"
-    return text_problem(f"The {what} name", name, NAME_LENGTH)
+    return name_problem(f"The {what} name", name, NAME_LENGTH)
 
 
 def _checked_name(raw: str, what: str) -> str:
@@ -59,10 +59,21 @@ def _new_api_key(conn: Connection, clock: Clock, account_id: int) -> Issued:
     return Issued(key_id, key)
 
 
-def create_account(engine: Engine, clock: Clock, name: str) -> Issued:
-    """A new active account and its first API key (``id`` is the account's)."""
+def create_account(
+    engine: Engine, clock: Clock, name: str, *, allow_same_name: bool = False
+) -> Issued:
+    """A new active account and its first API key (``id`` is the account's). A name another
+    account has already is refused unless ``allow_same_name``: two "Acme" accounts are more
+    often a script run twice than two customers."""
     name = _checked_name(name, "account")
     with write_transaction(engine) as conn:
+        same = account_store.account_ids_named(conn, name)
+        if same and not allow_same_name:
+            ids = ", ".join(str(i) for i in same)
+            raise BadRequest(
+                f"an account named {name!r} exists already (id {ids}); "
+                "give --force to create another one of the same name"
+            )
         account_id = account_store.create_account(conn, name, clock.now())
         key = _new_api_key(conn, clock, account_id)
     return Issued(account_id, key.secret)
@@ -88,6 +99,25 @@ def set_subscription(engine: Engine, account_id: int, active: bool) -> None:
         if not account_store.set_subscription(
             conn, account_id, "active" if active else "suspended"
         ):
+            raise NotFound(f"No account with id {account_id}.")
+
+
+def set_rate_limit(
+    engine: Engine, account_id: int, per_second: float | None, burst: int | None
+) -> None:
+    """Give the account its own request-rate limit, or (None, None) the operator's default.
+    A burst defaults to twice the rate (at least 1); API processes apply it within seconds: the
+    credential check that every call makes reads it."""
+    if per_second is None and burst is not None:
+        raise BadRequest("A burst needs a rate: give --per-second too.")
+    if per_second is not None:
+        if not 0 < per_second <= 1_000_000:
+            raise BadRequest("The rate must be more than 0 and at most 1,000,000 per second.")
+        burst = burst if burst is not None else max(1, round(2 * per_second))
+        if not 1 <= burst <= 10_000_000:
+            raise BadRequest("The burst must be 1 to 10,000,000 requests.")
+    with write_transaction(engine) as conn:
+        if not account_store.set_rate_limit(conn, account_id, per_second, burst):
             raise NotFound(f"No account with id {account_id}.")
 
 

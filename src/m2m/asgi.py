@@ -9,17 +9,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from m2m import logs
+from m2m.api import callback, oauth_params
 from m2m.api.app import create_api
+from m2m.api.error_handlers import M2M_PREFIX
+from m2m.api.requests import max_body_bytes
 from m2m.clock import Clock, SystemClock
+from m2m.console import web
 from m2m.console.app import create_console
+from m2m.http_limits import BodyLimit, BodyLimits
+from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
+from m2m.security_headers import SecurityHeaders
 from m2m.services import build_services
 from m2m.settings import Settings
 from m2m.worker_setup import running_worker
+
+FAVICON = web.HERE / "static" / "favicon.svg"
+# A body on a route that takes none (a GET, an unknown path) is never read; this only bounds
+# what a Content-Length may announce.
+DEFAULT_BODY_LIMIT = BodyLimit(64 * 1024)
 
 
 def app_from_environment() -> FastAPI:
@@ -27,6 +39,25 @@ def app_from_environment() -> FastAPI:
     environment, its own engine; the parent process has migrated the database already."""
     logs.install()
     return create_app(Settings())
+
+
+def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
+    """Each route's body limit: what its largest valid body can need."""
+    devices = settings.max_devices_per_request
+    lifecycle = BodyLimit(
+        max_body_bytes(devices),
+        "too_many_devices",
+        f"The body is larger than {{max_bytes}} bytes; at most {devices} devices are accepted "
+        "in one request.",
+    )
+    form = BodyLimit(oauth_params.MAX_FORM_BYTES)
+    return [
+        ("/token", form),
+        ("/revoke", form),
+        (f"{M2M_PREFIX}/configure/callback", BodyLimit(callback.MAX_BODY_BYTES)),
+        *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
+        (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
+    ]
 
 
 def create_app(
@@ -60,4 +91,16 @@ def create_app(
     async def home() -> RedirectResponse:
         return RedirectResponse("/console/", status_code=303)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it before reading the page's <link rel="icon">: a 404 is a console
+        # error on every first visit.
+        return FileResponse(FAVICON, media_type="image/svg+xml")
+
+    # Outermost last: the headers go on every answer, the 413 included; bodies are bounded before
+    # any route (or the HTTPS check) runs.
+    app.add_middleware(BodyLimits, routes=body_limits(settings), default=DEFAULT_BODY_LIMIT)
+    app.add_middleware(
+        SecurityHeaders, hsts_max_age=None if settings.sandbox else settings.hsts_max_age_seconds
+    )
     return app

@@ -20,6 +20,12 @@ import hmac
 import secrets
 
 SECRET_BYTES = 32  # 256 bits
+# Issued secrets start with these, so that secret scanners (and our own log filter,
+# ``m2m.logs``) recognise them wherever they turn up.
+API_KEY_PREFIX = "m2mk_"
+CLIENT_SECRET_PREFIX = "m2ms_"  # noqa: S105
+PERMANENT_TOKEN_PREFIX = "m2mt_"  # noqa: S105
+PREFIXES = (API_KEY_PREFIX, CLIENT_SECRET_PREFIX, PERMANENT_TOKEN_PREFIX)
 
 
 def new_secret(prefix: str = "") -> str:

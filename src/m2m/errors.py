@@ -57,6 +57,12 @@ class UnsupportedGrantType(OAuthError):
     default_code = "unsupported_grant_type"
 
 
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1: the endpoint does not revoke this kind of token (a permanent one)."""
+
+    default_code = "unsupported_token_type"
+
+
 class InvalidScope(OAuthError):
     default_code = "invalid_scope"
 
@@ -99,6 +105,19 @@ class TooManyFailures(M2MError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(
             f"Too many failed authentication attempts; retry in {retry_after_seconds} s.",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
+class RateLimited(M2MError):
+    """The account made more requests than its rate limit allows (see ``m2m.rate_limits``)."""
+
+    status_code = 429
+    default_code = "rate_limited"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"Too many requests for this account; retry in {retry_after_seconds} s.",
             headers={"Retry-After": str(retry_after_seconds)},
         )
 

@@ -1,37 +1,55 @@
 """Logging that never writes a credential: the documented token call puts the client secret in
-the query string, which uvicorn's access log would otherwise print verbatim."""
+the query string, which uvicorn's access log would otherwise print verbatim.
+
+- The query string of ``/token`` and ``/revoke`` is never logged: a misspelled parameter
+  (``client_secret%00=``, ``+client_secret=``, ``;client_secret=``) is still the secret.
+- Elsewhere, a parameter named like a secret is masked, and so is any value that looks like one
+  of our credentials (they carry recognisable prefixes, ``m2mk_`` …), whatever its name or place.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import unquote_plus
 
+from m2m.credentials import PREFIXES
+
 SECRET_PARAMETERS = frozenset({"client_secret", "token", "access_token"})
+QUERY_NEVER_LOGGED = frozenset({"/token", "/revoke"})
+_CREDENTIAL = re.compile("(" + "|".join(map(re.escape, PREFIXES)) + r")[A-Za-z0-9_\-]+")
+_NOT_NAME = re.compile(r"[^a-z0-9_]")
 
 
-def _masked_query(query: str) -> str:
-    parts = []
-    for piece in query.split("&"):
-        name, sep, _value = piece.partition("=")
-        # Names are compared decoded: the server decodes them too (client%5Fsecret works).
-        if unquote_plus(name).lower() in SECRET_PARAMETERS:
-            parts.append(f"{name}{sep}***")
-        else:
-            parts.append(piece)
-    return "&".join(parts)
+def _masked_piece(piece: str) -> str:
+    name, sep, value = piece.partition("=")
+    # Compared decoded, as the server reads them (client%5Fsecret works), and without what
+    # cannot be part of a name (" client_secret", "client_secret\0").
+    decoded_name = unquote_plus(name)
+    if _CREDENTIAL.search(decoded_name):
+        return "***"
+    if _NOT_NAME.sub("", decoded_name.lower()) in SECRET_PARAMETERS:
+        return f"{name}{sep}***"
+    if _CREDENTIAL.search(unquote_plus(value)):
+        return f"{name}{sep}***"
+    return piece
 
 
 def redact(text: str) -> str:
-    """``text`` with the values of secret query parameters replaced by ``***``."""
-    path, sep, rest = text.partition("?")
+    """``text`` (a request target, or a log line holding one) without credentials."""
+    before, sep, rest = text.partition("?")
+    path = _CREDENTIAL.sub(r"\1***", before)
     if not sep:
-        return text
+        return path
     query, space, tail = rest.partition(" ")
-    return f"{path}?{_masked_query(query)}{space}{tail}"
+    if path.rsplit(" ", 1)[-1].rstrip("/") in QUERY_NEVER_LOGGED:
+        return f"{path}?***{space}{tail}"
+    masked = "&".join(_masked_piece(piece) for piece in query.split("&"))
+    return f"{path}?{masked}{space}{tail}"
 
 
 class RedactSecrets(logging.Filter):
-    """Masks secret query parameters in a record's message arguments."""
+    """Masks credentials in a record's message arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -12,10 +12,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from m2m import credentials
+from m2m.callbacks import signing_secret
 from m2m.identifiers import SimState, luhn_check_digit
 from m2m.profile import SimProfile
 from m2m.settings import ConfigurationError
 from m2m.storage import accounts as account_store
+from m2m.storage import callback_configs
 from m2m.storage import console as console_store
 from m2m.storage import sims as sim_store
 
@@ -174,3 +176,13 @@ def seed(conn: Connection, now: datetime) -> bool:
         )
     sim_store.insert_sims(conn, rows)
     return True
+
+
+def demo_signing_secret(conn: Connection, secret_key: str) -> str | None:
+    """The sandbox account's current callback signing secret (what its receiver verifies
+    ``webhook-signature`` with), or None without a sandbox account."""
+    account = account_store.find_sandbox_account(conn)
+    if account is None:
+        return None
+    config = callback_configs.get_callback_config(conn, account.id)
+    return signing_secret(secret_key, account.id, config.signing_key_version if config else 1)

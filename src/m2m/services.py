@@ -8,13 +8,15 @@ it, never each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from m2m.callbacks.outbound import AddressPolicy
 from m2m.clock import Clock
-from m2m.failure_limiter import FailureLimiter
+from m2m.failure_budget import Budget, FailureBudget
+from m2m.rate_limits import AccountBuckets, RateLimit
 from m2m.settings import Settings
 from m2m.storage.engine import single_statement_reads
 from m2m.tokens import TokenService
@@ -30,7 +32,8 @@ class Services:
     settings: Settings
     engine: Engine
     clock: Clock
-    limiter: FailureLimiter
+    failures: FailureBudget  # failed authentications, counted to stop guessing
+    rate_limits: AccountBuckets  # each account's request rate on the M2M API
     tokens: TokenService
     address_policy: AddressPolicy  # where callbacks may be sent
     worker: Worker | None = None  # the in-process worker, when there is one
@@ -46,12 +49,19 @@ class Services:
 
 
 def build_services(settings: Settings, engine: Engine, clock: Clock) -> Services:
+    window = timedelta(seconds=settings.auth_failure_window_seconds)
     return Services(
         settings=settings,
         engine=engine,
         clock=clock,
-        limiter=FailureLimiter(
-            settings.auth_max_failures, settings.auth_failure_window_seconds, clock
+        failures=FailureBudget(
+            engine,
+            clock,
+            credential_budget=Budget(settings.auth_max_failures, window),
+            address_budget=Budget(settings.auth_address_max_failures, window),
+        ),
+        rate_limits=AccountBuckets(
+            RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst), clock
         ),
         tokens=TokenService(engine, clock, settings.token_ttl_seconds),
         address_policy=AddressPolicy.from_settings(settings),

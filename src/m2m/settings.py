@@ -64,9 +64,31 @@ class Settings(BaseSettings):
     )
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86400 * 365)
 
-    # Brute-force protection: failures allowed per key (client_id, source address) in a window.
-    auth_max_failures: int = Field(default=10, ge=1)
+    # Brute-force protection (m2m.failure_budget): only failing attempts are counted and refused.
+    auth_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed attempts allowed per presented credential (client_id, token, API "
+        "key) within the window; past it, further failing attempts get 429.",
+    )
+    auth_address_max_failures: int = Field(
+        default=100,
+        ge=1,
+        description="Failed attempts allowed per source address within the window (an address "
+        "may be a whole company behind NAT: valid credentials from it are always served).",
+    )
     auth_failure_window_seconds: int = Field(default=60, ge=1)
+
+    # Per-account request-rate limits on the M2M API (m2m.rate_limits), per API process.
+    rate_limit_per_second: float = Field(
+        default=1000,
+        gt=0,
+        description="Default requests per second an account may make (its own limit, set with "
+        "`m2m admin accounts rate-limit`, wins).",
+    )
+    rate_limit_burst: int = Field(
+        default=2000, ge=1, description="Default burst: requests an idle account may make at once."
+    )
 
     # The web console.
     console_session_hours: float = Field(
@@ -77,6 +99,19 @@ class Settings(BaseSettings):
     )
     console_login_lock_minutes: float = Field(
         default=15, gt=0, description="How long repeated failed console logins lock an email."
+    )
+
+    # What one request may be, and what every answer says about transport security.
+    max_request_head_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Request line and headers together; more is answered 431 (a URL over 8 KiB, "
+        "414) before the rest is read.",
+    )
+    hsts_max_age_seconds: int = Field(
+        default=365 * 86400,
+        ge=0,
+        description="Strict-Transport-Security max-age sent over HTTPS outside the sandbox.",
     )
 
     behind_tls_proxy: bool = Field(

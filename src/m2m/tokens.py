@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from m2m import credentials
 from m2m.clock import Clock
-from m2m.errors import InvalidClient
+from m2m.errors import InvalidClient, UnsupportedTokenType
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import single_statement_reads, write_transaction
 
@@ -93,6 +93,20 @@ class TokenService:
         return max(1, math.ceil(remaining))
 
     def revoke(self, app: account_store.App, token: str) -> None:
-        """RFC 7009: unknown, expired, already revoked or other clients' tokens are no error."""
+        """RFC 7009: unknown, expired, already revoked or other clients' tokens are no error.
+
+        A permanent token of the client's own account is not revoked here (the documentation
+        manages them from the dashboard): ``unsupported_token_type`` says so, as RFC 7009
+        §2.2.1 has it, rather than a 200 that leaves the token working. Another account's
+        permanent token is answered like any unknown token, so the answer reveals nothing.
+        """
+        digest = credentials.digest(token)
         with write_transaction(self._engine) as conn:
-            account_store.delete_app_token(conn, app.id, credentials.digest(token))
+            if account_store.delete_app_token(conn, app.id, digest):
+                return
+            if account_store.is_permanent_token_of(conn, app.account_id, digest):
+                raise UnsupportedTokenType(
+                    "This is a permanent token: /revoke revokes access tokens only. Delete a "
+                    "permanent token from the console's TOKEN page (or with "
+                    "`m2m admin tokens delete`)."
+                )

@@ -8,12 +8,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.constants import REF_TEMPLATE
+from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
 from m2m.api import callback, oauth, requests, simcards
+from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
+from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
+from m2m.profile import MAX_THRESHOLD
 from m2m.services import Services
 
 DESCRIPTION = """\
@@ -43,6 +49,28 @@ class RequireHttps:
         await self.app(scope, receive, send)
 
 
+class RateLimitHeaders:
+    """Every answer to an identified account says where it stands against its rate limit
+    (``RateLimit-*`` headers; the verdict is left in the scope by ``api.deps.authorized``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                verdict = scope.get(RATE_LIMIT_SCOPE_KEY)
+                if verdict is not None:
+                    message["headers"] = [*message.get("headers", ()), *verdict.headers()]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_api(
     services: Services, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
 ) -> FastAPI:
@@ -54,13 +82,20 @@ def create_api(
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
+        # Stable operationIds, the route's own name (token, get_simcards, request_status, …),
+        # rather than FastAPI's path-derived ones: generated clients name their methods by them.
+        generate_unique_id_function=lambda route: route.name,
+        docs_url=None,  # served by m2m.api.docs, with a Content-Security-Policy
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.services = services
     app.include_router(oauth.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
     app.include_router(callback.router, prefix=M2M_PREFIX)
     app.include_router(requests.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
+    app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
     app.openapi = _openapi_of(app)  # type: ignore[method-assign]
@@ -68,7 +103,8 @@ def create_api(
 
 
 def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's document, plus the client-authentication scheme /token and /revoke declare."""
+    """FastAPI's document, plus the client-authentication scheme /token and /revoke declare,
+    and what FastAPI cannot say by itself (see ``_state_what_fastapi_cannot``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -78,13 +114,59 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 description=app.description,
                 routes=app.routes,
             )
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            components = schema.setdefault("components", {})
+            # Bodies read by hand (after the credentials) are described by their models here.
+            schemas = components.setdefault("schemas", {})
+            for model in callback.BODY_MODELS:
+                # Through FastAPI's own model of a schema, as FastAPI writes every other one.
+                generated = model.model_json_schema(ref_template=REF_TEMPLATE)
+                written = jsonable_encoder(
+                    Schema.model_validate(generated), by_alias=True, exclude_none=True
+                )
+                schemas[model.__name__] = written
+            components["schemas"] = dict(sorted(schemas.items()))
+            schemes = components.setdefault("securitySchemes", {})
             schemes["clientBasic"] = {
                 "type": "http",
                 "scheme": "basic",
                 "description": "client_id:client_secret of an OAuth2 application.",
             }
+            _state_what_fastapi_cannot(schema["paths"])
+            _exact_integer_bounds(schema["components"]["schemas"])
             app.openapi_schema = schema
         return app.openapi_schema
 
     return openapi
+
+
+def _exact_integer_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI models hold ``maximum``/``minimum`` as floats, which turns the
+    thresholds' 2**63 - 1 into 9.223372036854776e+18 (2**63, past what a signed 64-bit integer
+    holds, and code generators copy it): integer schemas get their exact bounds back."""
+    if isinstance(node, list):
+        for item in node:
+            _exact_integer_bounds(item)
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        if node.get("maximum") == float(MAX_THRESHOLD):
+            node["maximum"] = MAX_THRESHOLD
+        if isinstance(node.get("minimum"), float) and node["minimum"].is_integer():
+            node["minimum"] = int(node["minimum"])
+    for value in node.values():
+        _exact_integer_bounds(value)
+
+
+def _state_what_fastapi_cannot(paths: dict[str, Any]) -> None:
+    """- Every M2M API call needs the bearer token *and* the API key: one security requirement
+      naming both (FastAPI lists each scheme as an alternative, which generated clients and
+      Swagger UI read as "either").
+    - ``GET /requests/{tracking_number}`` never answers 422: its path only matches a UUID, and
+      anything else is a 404.
+    """
+    for path, operations in paths.items():
+        if not path.startswith(M2M_PREFIX + "/"):
+            continue
+        for operation in operations.values():
+            operation["security"] = CALLER_SECURITY
+    paths[M2M_PREFIX + "/requests/{tracking_number}"]["get"]["responses"].pop("422", None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
@@ -16,6 +18,7 @@ from m2m.callbacks.rules import (
     HEADER_NAME_PATTERN,
     HEADER_VALUE_PATTERN,
     MAX_HEADERS,
+    MAX_NAME_LENGTH,
     MAX_URL_LENGTH,
     MAX_VALUE_LENGTH,
     URL_PATTERN,
@@ -28,7 +31,9 @@ from m2m.storage import callback_configs
 router = APIRouter()
 
 
-HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
+HeaderName = Annotated[
+    str, StringConstraints(pattern=HEADER_NAME_PATTERN, max_length=MAX_NAME_LENGTH)
+]
 HeaderValue = Annotated[
     str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=MAX_VALUE_LENGTH)
 ]
@@ -51,6 +56,45 @@ class CallbackConfigIn(BaseModel):
     )
 
 
+# The largest body a valid configuration can need: every string at its longest, each character
+# written as a \uXXXX escape (as json.dumps writes non-ASCII), and room for the JSON around them.
+MAX_BODY_BYTES = 6 * (MAX_URL_LENGTH + MAX_HEADERS * (MAX_NAME_LENGTH + MAX_VALUE_LENGTH)) + 4096
+
+
+# Documented in the OpenAPI document's components (see ``m2m.api.app``), as FastAPI would have.
+BODY_MODELS = (CallbackConfigIn,)
+
+
+def _header_positions(raw: bytes) -> dict[str, int]:
+    try:
+        headers = json.loads(raw).get("headers")
+    except (ValueError, RecursionError, AttributeError):
+        return {}
+    return {name: index for index, name in enumerate(headers)} if isinstance(headers, dict) else {}
+
+
+def _read_config(raw: bytes) -> CallbackConfigIn:
+    """The body as a configuration, or the 422 FastAPI would have answered for it.
+
+    A problem with a header is located by the header's position (``body.headers[2]``), not its
+    name: the answer does not echo text the caller chose."""
+    try:
+        return CallbackConfigIn.model_validate_json(raw)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        positions = (
+            _header_positions(raw) if any(p["loc"][:1] == ("headers",) for p in problems) else {}
+        )
+        located: list[dict[str, Any]] = []
+        for problem in problems:
+            loc: tuple[str | int, ...] = problem["loc"]
+            if loc[:1] == ("headers",) and len(loc) > 1:
+                where = f"headers[{positions.get(str(loc[1]), '?')}]"
+                loc = (where, "name") if loc[2:] == ("[key]",) else (where,)
+            located.append({**problem, "loc": ("body", *loc)})
+        raise RequestValidationError(located) from error
+
+
 class CallbackConfigPublic(BaseModel):
     url: str | None
     headers: dict[str, str] = Field(description="Header names; values are masked.")
@@ -62,12 +106,23 @@ class CallbackConfigPublic(BaseModel):
     response_class=Response,
     tags=["Callbacks"],
     summary="Set the callback URL and headers",
-    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 422, 429)},
+    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 413, 422, 429)},
+    # The body is read by hand, after the credentials are checked: a body parameter would be
+    # read and parsed before any dependency runs, for anyone. This is what FastAPI writes for it.
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/CallbackConfigIn"}}
+            },
+            "required": True,
+        }
+    },
 )
 async def configure_callback(
-    body: CallbackConfigIn, account_id: CurrentAccountId, services: ServicesDep
+    request: Request, account_id: CurrentAccountId, services: ServicesDep
 ) -> Response:
     """Replace the account's callback configuration; waiting messages go out to the new URL."""
+    body = _read_config(await request.body())
     try:
         headers = checked_callback(
             body.url,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from m2m.access import authenticate
-from m2m.errors import M2MError, TooManyFailures
+from m2m.access import Access, authenticate
+from m2m.errors import M2MError, RateLimited, TooManyFailures
+from m2m.failure_budget import address_key, credential_key
 from m2m.services import Services, services_of
 
 T = TypeVar("T")
@@ -37,6 +38,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+RATE_LIMIT_SCOPE_KEY = "m2m.rate_limit"  # where the request's verdict waits for its answer
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """The credentials a request presents, not checked yet: each route checks them in the same
@@ -45,7 +49,17 @@ class Caller:
     services: Services
     token: str | None
     api_key: str | None
-    address_key: str  # the failure limiter's key for the caller's address
+    address: str
+    scope: MutableMapping[str, Any]  # the request's ASGI scope
+
+    def failure_keys(self) -> list[str]:
+        """What a failed attempt is counted against: each credential presented, the address."""
+        keys = [address_key(self.address)]
+        if self.token:
+            keys.append(credential_key("token", self.token))
+        if self.api_key:
+            keys.append(credential_key("api-key", self.api_key))
+        return keys
 
 
 async def presented_credentials(
@@ -55,12 +69,13 @@ async def presented_credentials(
 ) -> Caller:
     # Services come with the caller rather than as one more dependency: FastAPI's per-request
     # cost grows with every dependency solved.
-    services = services_of(request)
-    address_key = "m2m-addr:" + client_address(request)
-    wait = services.limiter.retry_after(address_key)
-    if wait is not None:
-        raise TooManyFailures(wait)
-    return Caller(services, bearer.credentials if bearer else None, api_key, address_key)
+    return Caller(
+        services_of(request),
+        bearer.credentials if bearer else None,
+        api_key,
+        client_address(request),
+        request.scope,
+    )
 
 
 PresentedCaller = Annotated[Caller, Depends(presented_credentials)]
@@ -74,32 +89,50 @@ async def caller_of(request: Request) -> Caller:
     )
 
 
-# What a route that calls ``caller_of`` declares in ``openapi_extra`` (the schemes' names as
-# FastAPI registers them for the routes that use ``PresentedCaller``).
-CALLER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+# The security requirement of every M2M API operation: the bearer token AND the API key, in one
+# requirement object (the schemes' names as FastAPI registers them for ``PresentedCaller``).
+CALLER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": [], "APIKeyHeader": []}]
 
 
-def authorized(caller: Caller, call: Callable[[], T]) -> T:
-    """``call()``, which checks the caller's credentials and does the route's work in one
-    statement; the credential errors it raises count as failures against the caller's address.
+async def authorized(caller: Caller, call: Callable[[], tuple[Access, T]]) -> T:
+    """What ``call()`` finds, once the caller is let through: ``call`` checks the credentials and
+    does the route's work in one statement.
 
-    It runs on the event loop, not in the thread pool: it is one indexed read (tens of
+    Valid credentials are always served (within the account's request-rate limit), whatever
+    failed before from the same address. A failed check is charged to the failure budget of the
+    credentials presented and of the address; past the budget it is answered 429 instead.
+
+    The call runs on the event loop, not in the thread pool: it is one indexed read (tens of
     microseconds on SQLite, one round trip on PostgreSQL), and handing it to a thread and back
-    cost several times that in CPU, and more under load, as the threads queue for the GIL.
+    cost several times that in CPU, and more under load, as the threads queue for the GIL. Only
+    the failure path, which writes, goes to the thread pool.
     """
+    services = caller.services
     try:
-        return call()
+        access, found = call()
     except M2MError as error:
         if error.status_code in (401, 403) and error.code != "subscription_suspended":
-            caller.services.limiter.record_failure(caller.address_key)
+            wait = await run_in_threadpool(services.failures.charge, caller.failure_keys())
+            if wait is not None:
+                raise TooManyFailures(wait) from error
         raise
+    verdict = services.rate_limits.take(
+        access.account_id, access.rate_limit_per_second, access.rate_limit_burst
+    )
+    caller.scope[RATE_LIMIT_SCOPE_KEY] = verdict
+    if not verdict.allowed:
+        raise RateLimited(verdict.retry_after)
+    return found
 
 
 async def current_account_id(caller: PresentedCaller) -> int:
     services = caller.services
-    return authorized(
-        caller, partial(authenticate, services.reads, services.clock, caller.token, caller.api_key)
-    )
+
+    def check() -> tuple[Access, int]:
+        access = authenticate(services.reads, services.clock, caller.token, caller.api_key)
+        return access, access.account_id
+
+    return await authorized(caller, check)
 
 
 CurrentAccountId = Annotated[int, Depends(current_account_id)]

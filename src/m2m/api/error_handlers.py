@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from m2m.api.deps import caller_of, current_account_id
@@ -115,6 +116,13 @@ async def _on_database_error(request: Request, error: Exception) -> JSONResponse
     return await _on_m2m_error(request, TemporarilyUnavailable())
 
 
+async def _on_disconnect(request: Request, _error: Exception) -> JSONResponse:
+    # The client left before its body was read (or was cut off at its route's body limit, see
+    # ``m2m.http_limits``): nobody to answer, and nothing went wrong here.
+    log.info("%s %s: the client left before its body was read", request.method, request.url.path)
+    return json_error(400, "client_disconnected", "The request was not received whole.")
+
+
 async def _on_unexpected(_request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=error)
     return json_error(500, "internal_error", "An unexpected error occurred; it has been logged.")
@@ -128,5 +136,6 @@ EXCEPTION_HANDLERS: dict[
     StarletteHTTPException: _on_http_error,
     DBAPIError: _on_database_error,
     SQLAlchemyTimeoutError: _on_database_error,
+    ClientDisconnect: _on_disconnect,
     Exception: _on_unexpected,
 }

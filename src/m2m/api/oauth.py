@@ -19,6 +19,7 @@ from m2m.errors import (
     TooManyFailures,
     UnsupportedGrantType,
 )
+from m2m.failure_budget import address_key, credential_key
 from m2m.storage.accounts import App
 from m2m.tokens import SCOPE
 
@@ -52,7 +53,8 @@ def _openapi(fields: dict[str, str]) -> dict[str, Any]:
                 }
             },
         },
-        "security": [{"clientBasic": []}, {}],
+        # Client authentication only: HTTP Basic, or client_id and client_secret as parameters.
+        "security": [{"clientBasic": []}],
     }
 
 
@@ -70,30 +72,30 @@ class AuthenticatedClient:
 
 
 async def _authenticate_client(request: Request, services: ServicesDep) -> AuthenticatedClient:
-    """Parse the request, apply the failure limits, then authenticate the client.
+    """Parse the request, then authenticate the client.
 
     The client is checked before anything else is validated, so a caller without valid client
-    credentials learns nothing but ``invalid_client``.
+    credentials learns nothing but ``invalid_client``. A valid client is always served; a failed
+    attempt is charged to the client_id's and the address's failure budgets, and answered 429
+    once either is spent (see ``m2m.failure_budget``): knowing a client_id is not enough to lock
+    its application out.
     """
     oauth = await read_oauth_request(request)
-    keys = ["oauth-addr:" + client_address(request)]
-    if oauth.client_id:
-        keys.append("client:" + oauth.client_id)
-    wait = services.limiter.retry_after(*keys)
-    if wait is not None:
-        raise TooManyFailures(wait)
     challenge = basic_challenge() if oauth.used_basic else None
-    if not oauth.client_id or oauth.client_secret is None:
-        services.limiter.record_failure(*keys)
-        raise InvalidClient(
-            "Client authentication is missing: send client_id and client_secret, or HTTP Basic.",
-            headers=challenge,
-        )
     try:
+        if not oauth.client_id or oauth.client_secret is None:
+            raise InvalidClient(
+                "Client authentication is missing: send client_id and client_secret, or HTTP Basic."
+            )
         # On the event loop: one indexed read, cheaper than a hop to the thread pool.
         app = services.tokens.authenticate_client(oauth.client_id, oauth.client_secret)
     except InvalidClient as error:
-        services.limiter.record_failure(*keys)
+        keys = [address_key(client_address(request))]
+        if oauth.client_id:
+            keys.append(credential_key("client", oauth.client_id))
+        wait = await run_in_threadpool(services.failures.charge, keys)
+        if wait is not None:
+            raise TooManyFailures(wait) from error
         error.headers.update(challenge or {})
         raise
     return AuthenticatedClient(app, oauth.client_secret, oauth.params)
@@ -103,7 +105,7 @@ async def _authenticate_client(request: Request, services: ServicesDep) -> Authe
     "/token",
     response_model=TokenPublic,
     summary="Get an access token (OAuth2 client credentials)",
-    responses={**error_responses(400, 401, 429)},
+    responses={**error_responses(400, 401, 413, 429)},
     openapi_extra=_openapi(
         {
             "grant_type": "client_credentials (required, here or in the form body).",
@@ -141,7 +143,7 @@ async def token(request: Request, services: ServicesDep) -> Response:
     response_class=Response,
     responses={
         200: {"description": "Revoked, or nothing to revoke"},
-        **error_responses(400, 401, 429),
+        **error_responses(400, 401, 413, 429),
     },
     openapi_extra=_openapi(
         {
@@ -152,7 +154,10 @@ async def token(request: Request, services: ServicesDep) -> Response:
     ),
 )
 async def revoke(request: Request, services: ServicesDep) -> Response:
-    """Revoke one of the application's access tokens; unknown tokens are not an error."""
+    """Revoke one of the application's access tokens; unknown tokens are not an error.
+
+    Permanent tokens are not revoked here (400 `unsupported_token_type`): they are managed in
+    the console's TOKEN page, where they were created, or with `m2m admin tokens delete`."""
     client = await _authenticate_client(request, services)
     token_value = client.params.get("token")
     if not token_value:

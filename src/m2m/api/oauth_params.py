@@ -20,7 +20,9 @@ from m2m.errors import InvalidClient, InvalidRequest
 
 KNOWN = frozenset({"grant_type", "scope", "client_id", "client_secret", "token", "token_type_hint"})
 FORM = "application/x-www-form-urlencoded"
-MAX_FORM_BYTES = 64 * 1024
+# Client id, secret, token and a few short parameters, each at most a few hundred bytes even
+# percent-encoded; a larger form is refused while it streams (``m2m.http_limits``).
+MAX_FORM_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)

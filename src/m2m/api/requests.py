@@ -59,9 +59,15 @@ _IDENTIFIER_RULES = {
 BYTES_PER_DEVICE = 256
 
 
+def max_body_bytes(max_devices: int) -> int:
+    """The largest body a request of ``max_devices`` devices can need (``m2m.asgi`` refuses a
+    larger one while it streams, before it is read)."""
+    return max_devices * BYTES_PER_DEVICE + 1024
+
+
 def parse_devices(raw: bytes, limit: int) -> list[DeviceIn]:
     """The request body as devices, or the error that names what is wrong with it."""
-    if len(raw) > limit * BYTES_PER_DEVICE + 1024:
+    if len(raw) > max_body_bytes(limit):
         raise PayloadTooLarge(
             f"The body is {len(raw)} bytes; at most {limit} devices are accepted in one request."
         )

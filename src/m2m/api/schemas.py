@@ -31,6 +31,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials",
         403: "Credentials valid but not allowed",
         404: "Not found",
+        413: "The body is larger than this endpoint accepts (see the deployment guide)",
         422: "A parameter is invalid",
         429: "Too many failed authentications; see Retry-After",
         503: "The database is busy or unavailable; nothing was done. Retry after Retry-After",

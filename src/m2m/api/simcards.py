@@ -74,13 +74,13 @@ def msisdn_param(request: Request) -> str:
 )
 async def get_simcards(request: Request) -> Response:
     """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
-    caller = await caller_of(request)  # first: a throttled caller gets 429 before anything else
+    caller = await caller_of(request)
     number = normalize_msisdn(msisdn_param(request))
     services = caller.services
     lookup = partial(
         access.find_sim, services.reads, services.clock, caller.token, caller.api_key, number
     )
-    sim = authorized(caller, lookup)
+    sim = await authorized(caller, lookup)
     if sim is None:
         # Same answer for "no such SIM" and "another account's SIM": nothing leaks across tenants.
         raise NotFound(f"No SIM card with MSISDN {number} in your account.")

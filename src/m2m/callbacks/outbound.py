@@ -262,6 +262,8 @@ def _check_url_once(url: URL, policy: AddressPolicy, require_https: bool) -> Non
     # raw_host is what aiohttp connects to; parse_ip_literal percent-decodes it as browsers do.
     address = parse_ip_literal(url.raw_host)
     if address is None:
+        if ":" in url.raw_host:  # bracketed, so meant as an IPv6 address, but not one
+            raise InvalidCallbackUrl(f"[{url.raw_host}] is not a valid IPv6 address")
         try:
             # What name resolution will do with it: empty or over-long labels fail here.
             url.raw_host.encode("idna")

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import random
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,6 +32,19 @@ from m2m.storage.outbox import AttemptRecord, DueDelivery
 
 USER_AGENT = f"m2m-callbacks/{__version__}"
 log = logging.getLogger("m2m.callbacks")
+
+
+def _connect_failure(failure: aiohttp.ClientConnectorError) -> str:
+    """What went wrong connecting, in the customer's terms: aiohttp's own text names its TLS
+    setting ("ssl:default") even for an http:// URL, which misleads more than it tells."""
+    if isinstance(failure, aiohttp.ClientConnectorCertificateError):
+        return f"TLS failed with {failure.host}:{failure.port}: {failure.certificate_error}"
+    cause = failure.os_error
+    if isinstance(cause, ConnectionError) and cause.errno:
+        reason = os.strerror(cause.errno)  # "Connection refused", not asyncio's wording
+    else:
+        reason = cause.strerror or str(cause)
+    return f"connection failed: cannot connect to {failure.host}:{failure.port}: {reason}"
 
 
 class CallbackSender:
@@ -108,6 +122,9 @@ class CallbackSender:
                 unreachable = True
             except TimeoutError:
                 error = f"timed out after {self._timeout:g} s"
+                unreachable = True
+            except aiohttp.ClientConnectorError as failure:
+                error = _connect_failure(failure)[:500]
                 unreachable = True
             except (aiohttp.ClientError, OSError) as failure:
                 error = f"connection failed: {failure}"[:500]

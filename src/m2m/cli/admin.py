@@ -16,6 +16,7 @@ from rich.spinner import Spinner
 from sqlalchemy import Engine
 
 from m2m import accounts
+from m2m.callbacks import signing_secret
 from m2m.cli.common import (
     JsonOption,
     console,
@@ -31,7 +32,7 @@ from m2m.console import users as console_users
 from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
-from m2m.storage import retention
+from m2m.storage import callback_configs, retention
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -77,6 +78,11 @@ def _close_database() -> None:
         _engine = None
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _named_id(record: Any, id_key: str) -> dict[str, object]:
     """A record for ``--json``, its ``id`` named for what it identifies: one name for one thing
     across every command (``account_id`` in ``accounts list`` as in ``accounts create``)."""
@@ -103,10 +109,16 @@ def _check_account(account_id: int) -> None:
 
 
 @accounts_app.command("create")
-def accounts_create(name: str, as_json: bool = JsonOption) -> None:
+def accounts_create(
+    name: str,
+    force: Annotated[
+        bool, typer.Option("--force", help="Create it even if an account has this name.")
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
     """Create an account (subscription active) and its first API key."""
     with user_errors():
-        issued = accounts.create_account(_database(), clock, name)
+        issued = accounts.create_account(_database(), clock, name, allow_same_name=force)
     _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
 
 
@@ -131,12 +143,23 @@ def accounts_list(as_json: bool = JsonOption) -> None:
         return
     print_table(
         "Accounts",
-        ["id", "name", "subscription", "SIMs", "API keys", "apps", "tokens", "created"],
+        [
+            "id",
+            "name",
+            "subscription",
+            "rate limit",
+            "SIMs",
+            "API keys",
+            "apps",
+            "tokens",
+            "created",
+        ],
         [
             (
                 s.account.id,
                 s.account.name + (" (sandbox)" if s.account.is_sandbox else ""),
                 s.account.subscription,
+                _rate_limit_text(s.account),
                 s.sims,
                 s.api_keys,
                 s.apps,
@@ -168,6 +191,66 @@ def accounts_suspend(account_id: int, as_json: bool = JsonOption) -> None:
 def accounts_resume(account_id: int, as_json: bool = JsonOption) -> None:
     """Make a suspended subscription active again."""
     _set_subscription(account_id, True, as_json)
+
+
+@accounts_app.command("rate-limit")
+def accounts_rate_limit(
+    account_id: int,
+    per_second: Annotated[
+        float | None, typer.Option("--per-second", help="Requests per second on average.")
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(help="Requests an idle account may make at once (default: 2 x the rate)."),
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Go back to the operator's default limit.")
+    ] = False,
+    as_json: bool = JsonOption,
+) -> None:
+    """Set an account's request-rate limit on the M2M API (each API process applies it)."""
+    if default == (per_second is not None):
+        raise fail("Give either --per-second (and optionally --burst) or --default.", code=2)
+    with user_errors():
+        accounts.set_rate_limit(_database(), account_id, per_second, burst)
+    with _database().connect() as conn:
+        account = account_store.get_account(conn, account_id)
+    assert account is not None
+    if as_json:
+        print_json(
+            {
+                "account_id": account_id,
+                "rate_limit_per_second": account.rate_limit_per_second,
+                "rate_limit_burst": account.rate_limit_burst,
+            }
+        )
+    else:
+        console.print(f"Account {account_id}: {_rate_limit_text(account)}.", highlight=False)
+
+
+def _rate_limit_text(account: account_store.Account) -> str:
+    if account.rate_limit_per_second is None:
+        return "default rate limit"
+    return f"{account.rate_limit_per_second:g}/s, bursts of {account.rate_limit_burst}"
+
+
+@accounts_app.command("signing-secret")
+def accounts_signing_secret(account_id: int, as_json: bool = JsonOption) -> None:
+    """Print an account's current callback signing secret, for its receivers (it is derived from
+    M2M_SECRET_KEY, never stored; the console rotates it)."""
+    settings = load_settings()
+    if settings.secret_key is None:
+        raise fail("M2M_SECRET_KEY is not set: signing secrets derive from the server's key")
+    with _database().connect() as conn:
+        if account_store.get_account(conn, account_id) is None:
+            raise fail(f"No account with id {account_id}.")
+        config = callback_configs.get_callback_config(conn, account_id)
+    version = config.signing_key_version if config else 1
+    secret = signing_secret(settings.secret_key.get_secret_value(), account_id, version)
+    if as_json:
+        print_json({"account_id": account_id, "version": version, "signing_secret": secret})
+    else:
+        console.print(f"signing_secret (version {version}): [bold]{secret}[/bold]", highlight=False)
 
 
 # --- API keys -------------------------------------------------------------------------------
@@ -391,9 +474,10 @@ def sims_import(
         for e in shown:
             console.print(f"line {e.line}: {e.message}", highlight=False, markup=False)
         if len(report.errors) > len(shown):
-            console.print(f"… and {len(report.errors) - len(shown)} more problems.")
+            console.print(f"… and {_count(len(report.errors) - len(shown), 'more problem')}.")
         console.print(
-            f"{report.rows} rows read, {report.imported} imported, {len(report.errors)} problems."
+            f"{_count(report.rows, 'row')} read, {report.imported} imported, "
+            f"{_count(len(report.errors), 'problem')}."
         )
     if report.errors and not skip_invalid:
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)

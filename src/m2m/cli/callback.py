@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from m2m.cli.common import JsonOption, console, fail, print_json, print_table
-from m2m.cli.remote import USAGE_ERROR, ConfigOption, ProfileOption, remote
+from m2m.cli.remote import USAGE_ERROR, CaBundleOption, ConfigOption, ProfileOption, remote
 
 app = typer.Typer(help="The callback URL that receives status messages.", no_args_is_help=True)
 
@@ -36,20 +36,24 @@ def set_callback(
     ] = None,
     profile: ProfileOption = None,
     config: ConfigOption = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
     """Set the callback URL (replacing the URL and headers set before)."""
     headers = parse_headers(header or [])
-    with remote(profile, config) as (client, _):
+    with remote(profile, config, ca_bundle) as (client, _):
         client.configure_callback(url, headers or None)
     console.print(f"Callback URL set to {url}", highlight=False, markup=False)
 
 
 @app.command("show")
 def show_callback(
-    as_json: bool = JsonOption, profile: ProfileOption = None, config: ConfigOption = None
+    as_json: bool = JsonOption,
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
     """Show the callback URL and header names, values masked (an m2m extension)."""
-    with remote(profile, config) as (client, _):
+    with remote(profile, config, ca_bundle) as (client, _):
         current = client.get_callback()
     if as_json:
         print_json(current.model_dump(mode="json"))

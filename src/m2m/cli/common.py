@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -215,7 +216,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         # Text, not str: a str cell is parsed as Rich markup ("[/red]" in a name would crash).
         table.add_row(*(Text(_cell(v)) for v in row))
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)  # fitted to the terminal, as a person reads it
+        return
+    # Piped or redirected: Rich would assume 80 columns and wrap cells; print every cell whole.
+    natural = Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+    Console(width=max(natural, 1)).print(table)
 
 
 def _cell(value: Any) -> str:

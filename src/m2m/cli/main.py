@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from m2m import __version__
 
@@ -31,6 +31,22 @@ SUBCOMMANDS = {
     "callback": "m2m.cli.callback:app",
     "token": "m2m.cli.token:app",
 }
+
+
+def _flags_show_no_type() -> None:
+    """Typer 0.29 prints ``<bool>`` beside plain flags (``--wait <bool>``, ``--help <bool>``),
+    which reads as if the flag took a value: a user who types ``--wait true`` gets "true" taken
+    as a device. A flag shows no type, as click and earlier typers did. (A patch of typer's help
+    rendering, in one place; drop it when typer renders flags so itself.)"""
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(option: TyperOption, ctx: Context) -> str | None:
+        return None if option.is_flag else shown(option, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
+
+
+_flags_show_no_type()
 
 
 def load_subcommand(target: str) -> Command:

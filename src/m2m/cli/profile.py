@@ -15,6 +15,7 @@ unless ``--config``/``M2M_CONFIG`` names another::
     base_url = "https://api.example.com"
     api_key = "…"
     token = "…"              # a permanent token, instead of client_id/client_secret
+    ca_bundle = "/etc/m2m/ca.pem"   # a private CA or self-signed certificate to trust
 
 The profile is ``--profile``, else ``M2M_PROFILE``, else ``default_profile``, else one named
 ``default`` if there is one. Environment variables (``M2M_BASE_URL``, ``M2M_CLIENT_ID``, …) win
@@ -31,7 +32,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIELDS = ("base_url", "client_id", "client_secret", "api_key", "token", "callback_token")
+FIELDS = (
+    "base_url",
+    "client_id",
+    "client_secret",
+    "api_key",
+    "token",
+    "callback_token",
+    "ca_bundle",
+)
 SECRET_FIELDS = frozenset({"client_secret", "api_key", "token"})
 ENVIRONMENT = {name: "M2M_" + name.upper() for name in FIELDS}
 
@@ -48,6 +57,7 @@ class Connection:
     client_secret: str | None = None
     token: str | None = None
     callback_token: str | None = None
+    ca_bundle: str | None = None  # PEM file of the certificates to trust instead of the system's
     warnings: list[str] = field(default_factory=list)
 
 
@@ -100,9 +110,13 @@ def read_profile(path: Path, name: str | None, explicit: bool) -> tuple[dict[str
 
 
 def resolve(
-    environ: Mapping[str, str], profile: str | None = None, config: Path | None = None
+    environ: Mapping[str, str],
+    profile: str | None = None,
+    config: Path | None = None,
+    ca_bundle: Path | None = None,
 ) -> Connection:
-    """The connection to use, from ``--profile``/``--config`` and the environment."""
+    """The connection to use, from ``--profile``/``--config``/``--ca-bundle`` and the
+    environment."""
     profile = profile or environ.get("M2M_PROFILE") or None
     explicit_config = config or (Path(environ["M2M_CONFIG"]) if environ.get("M2M_CONFIG") else None)
     path = explicit_config or default_config_path(environ)
@@ -110,6 +124,10 @@ def resolve(
     for name, variable in ENVIRONMENT.items():
         if environ.get(variable):
             values[name] = environ[variable]
+    if ca_bundle is not None:
+        values["ca_bundle"] = str(ca_bundle)
+    if values.get("ca_bundle") and not Path(values["ca_bundle"]).is_file():
+        raise ProfileError(f"no CA bundle file at {values['ca_bundle']}")
     for name, what in (("base_url", "server"), ("api_key", "API key")):
         if not values.get(name):
             raise ProfileError(
@@ -127,5 +145,6 @@ def resolve(
         client_secret=values.get("client_secret"),
         token=values.get("token"),
         callback_token=values.get("callback_token"),
+        ca_bundle=values.get("ca_bundle"),
         warnings=warnings,
     )

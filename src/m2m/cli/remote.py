@@ -25,6 +25,15 @@ ProfileOption = Annotated[
     str | None,
     typer.Option("--profile", "-p", help="Profile of the config file to use (env: M2M_PROFILE)."),
 ]
+CaBundleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        help="PEM file of the CA (or self-signed) certificates to trust for an https:// server, "
+        "instead of the system's (env: M2M_CA_BUNDLE; profile: ca_bundle).",
+        dir_okay=False,
+    ),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -35,9 +44,11 @@ ConfigOption = Annotated[
 ]
 
 
-def connection(profile: str | None, config: Path | None) -> Connection:
+def connection(
+    profile: str | None, config: Path | None, ca_bundle: Path | None = None
+) -> Connection:
     try:
-        found = resolve(os.environ, profile, config)
+        found = resolve(os.environ, profile, config, ca_bundle)
     except ProfileError as error:
         raise fail(str(error), USAGE_ERROR) from error
     for warning in found.warnings:
@@ -46,9 +57,11 @@ def connection(profile: str | None, config: Path | None) -> Connection:
 
 
 @contextmanager
-def remote(profile: str | None, config: Path | None) -> Iterator[tuple[M2MClient, Connection]]:
+def remote(
+    profile: str | None, config: Path | None, ca_bundle: Path | None = None
+) -> Iterator[tuple[M2MClient, Connection]]:
     """An SDK client for the configured server; its errors become one red line."""
-    found = connection(profile, config)
+    found = connection(profile, config, ca_bundle)
     with user_mistakes():
         client = M2MClient(
             found.base_url,
@@ -56,6 +69,7 @@ def remote(profile: str | None, config: Path | None) -> Iterator[tuple[M2MClient
             found.client_secret,
             found.api_key,
             token=found.token,
+            verify=found.ca_bundle or True,
         )
     with client, api_errors(), user_mistakes():
         yield client, found
@@ -74,4 +88,10 @@ def api_errors() -> Iterator[None]:
     try:
         yield
     except M2MClientError as error:
-        raise fail(str(error)) from error
+        message = str(error)
+        if "CERTIFICATE_VERIFY_FAILED" in message:
+            message += (
+                "; if the server's certificate comes from a private CA (or is self-signed), "
+                "trust it with --ca-bundle FILE (or M2M_CA_BUNDLE, or ca_bundle in the profile)"
+            )
+        raise fail(message) from error

@@ -15,6 +15,7 @@ from m2m import logs, sandbox
 from m2m.asgi import create_app
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
+from m2m.http_head import BoundedHttpToolsProtocol
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
 from m2m.storage.engine import write_transaction
@@ -76,12 +77,13 @@ def tls_problem(certfile: Path, keyfile: Path) -> str | None:
     return None
 
 
-def banner(base_url: str) -> str:
+def banner(base_url: str, callback_signing_secret: str) -> str:
     return f"""[bold green]M2M sandbox[/bold green] at {base_url}  (API docs: {base_url}/docs)
 
   client_id      {sandbox.CLIENT_ID}
   client_secret  {sandbox.CLIENT_SECRET}
   x-api-key      {sandbox.API_KEY}
+  callbacks      signed (Standard Webhooks) with {callback_signing_secret}
   demo SIMs      MSISDN 32470000001-050 Active, 051-090 Ready, 091-100 Deactivated
   console        {base_url}/console/  user {sandbox.DEMO_EMAIL}  password {sandbox.DEMO_PASSWORD}
 
@@ -131,11 +133,14 @@ def serve(
     check_transport(settings, tls=ssl_certfile is not None)
     engine = migrated_engine(settings)
     clock = SystemClock()
+    signing: str | None = None
     with write_transaction(engine) as conn:
         if settings.sandbox:
             with user_errors():
                 sandbox.check_can_seed(conn)
             sandbox.seed(conn, clock.now())
+            assert settings.secret_key is not None  # the sandbox's public key at least
+            signing = sandbox.demo_signing_secret(conn, settings.secret_key.get_secret_value())
         elif account_store.find_sandbox_account(conn) is not None:
             raise fail(
                 "this database holds the sandbox account, whose credentials are public; "
@@ -144,7 +149,8 @@ def serve(
     scheme = "https" if ssl_certfile else "http"
     shown_host = f"[{host}]" if ":" in host else host
     if settings.sandbox:
-        console.print(banner(f"{scheme}://{shown_host}:{port}"), highlight=False, soft_wrap=True)
+        shown = banner(f"{scheme}://{shown_host}:{port}", signing or "")
+        console.print(shown, highlight=False, soft_wrap=True)
     options: dict[str, Any] = {}
     if processes == 1:
         app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
@@ -167,6 +173,9 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips if settings.behind_tls_proxy else None,
         log_level="info",
         access_log=access_log,
+        # The request line and headers are bounded while they arrive (see m2m.http_head).
+        http=BoundedHttpToolsProtocol,
+        h11_max_incomplete_event_size=settings.max_request_head_bytes,
     )
 
 

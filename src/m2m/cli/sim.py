@@ -11,7 +11,14 @@ import typer
 from m2m.cli.common import JsonOption, fail, print_json, print_table
 from m2m.cli.devices_file import read_devices
 from m2m.cli.follow import follow, submit
-from m2m.cli.remote import USAGE_ERROR, ConfigOption, ProfileOption, remote, user_mistakes
+from m2m.cli.remote import (
+    USAGE_ERROR,
+    CaBundleOption,
+    ConfigOption,
+    ProfileOption,
+    remote,
+    user_mistakes,
+)
 from m2m.client import Device, SimCard
 from m2m.client.core import DEFAULT_BATCH_SIZE
 from m2m.identifiers import IdentifierType
@@ -51,9 +58,10 @@ def get(
     as_json: bool = JsonOption,
     profile: ProfileOption = None,
     config: ConfigOption = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
     """Show a SIM card's profile."""
-    with remote(profile, config) as (client, _):
+    with remote(profile, config, ca_bundle) as (client, _):
         sim = client.get_sim(msisdn)
     if as_json:
         print_json([sim.model_dump(mode="json", by_alias=True)])  # as the API answers it
@@ -112,10 +120,11 @@ def _lifecycle_command(operation: str) -> Callable[..., None]:
         poll_seconds: Annotated[float, typer.Option(min=0.01, hidden=True)] = 1.0,
         profile: ProfileOption = None,
         config: ConfigOption = None,
+        ca_bundle: CaBundleOption = None,
     ) -> None:
         with user_mistakes():
             devices = gather_devices(identifiers or [], from_file, kind)
-        with remote(profile, config) as (client, found):
+        with remote(profile, config, ca_bundle) as (client, found):
             token = callback_token or found.callback_token or DEFAULT_CALLBACK_TOKEN
             numbers = submit(client, operation, devices, token, batch_size)
             if wait:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -35,14 +37,14 @@ class AsyncM2MClient:
         token: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 2,
-        verify: bool | str = True,
+        verify: bool | str | Path | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         options = ClientOptions(base_url, client_id, client_secret, api_key, token, max_retries)
         self._core = options.core(clock)
         self._http = httpx.AsyncClient(
-            **options.httpx_arguments(timeout), verify=verify, transport=transport
+            **options.httpx_arguments(timeout, verify), transport=transport
         )
 
     async def _run(self, exchange: Exchange[T]) -> T:

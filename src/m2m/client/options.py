@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,11 +47,23 @@ class ClientOptions:
             clock=clock,
         )
 
-    def httpx_arguments(self, timeout: float | httpx.Timeout) -> dict[str, Any]:
+    def httpx_arguments(
+        self, timeout: float | httpx.Timeout, verify: bool | str | Path | ssl.SSLContext
+    ) -> dict[str, Any]:
         return {
+            "verify": tls_verification(verify),
             "base_url": self.base_url.rstrip("/"),
             "timeout": timeout,
             "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
             # Redirects would re-send the token elsewhere; the API never redirects.
             "follow_redirects": False,
         }
+
+
+def tls_verification(verify: bool | str | Path | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """What httpx takes for ``verify``: a CA bundle given as a path (a private CA, a
+    self-signed certificate) becomes a context trusting exactly it; True uses the system's
+    certificates; False turns verification off (for a throw-away test server only)."""
+    if isinstance(verify, str | Path):
+        return ssl.create_default_context(cafile=str(verify))
+    return verify

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -36,15 +38,13 @@ class M2MClient:
         token: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         max_retries: int = 2,
-        verify: bool | str = True,
+        verify: bool | str | Path | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         options = ClientOptions(base_url, client_id, client_secret, api_key, token, max_retries)
         self._core = options.core(clock)
-        self._http = httpx.Client(
-            **options.httpx_arguments(timeout), verify=verify, transport=transport
-        )
+        self._http = httpx.Client(**options.httpx_arguments(timeout, verify), transport=transport)
 
     def _run(self, exchange: Exchange[T]) -> T:
         outcome: Any = None

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,6 +57,26 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class HeadAsGet:
+    """A page that answers GET answers HEAD too, with the same head and no body (FastAPI's
+    routes answer only the methods they declare: HEAD was a 405 on every page)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 async def _on_console_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ConsoleError)
     return render(request, "error.html", status_code=error.status_code, message=error.message)
@@ -91,6 +112,13 @@ async def _on_database_error(request: Request, error: Exception) -> Response:
     return response
 
 
+async def _on_disconnect(request: Request, _error: Exception) -> Response:
+    # The visitor left (or was cut off at the form limit, see ``m2m.http_limits``) before the
+    # form was read: nobody to answer, and nothing went wrong here.
+    log.info("%s %s: the client left before its form was read", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("console error", exc_info=error)
     return render(
@@ -110,6 +138,7 @@ def create_console(services: Services) -> FastAPI:
             RequestValidationError: _on_invalid,
             DBAPIError: _on_database_error,
             SQLAlchemyTimeoutError: _on_database_error,
+            ClientDisconnect: _on_disconnect,
             Exception: _on_unexpected,
         },
     )
@@ -118,4 +147,5 @@ def create_console(services: Services) -> FastAPI:
     for pages in (login, overview, sims, requests, callback, token, api_keys):
         console.include_router(pages.router)
     console.add_middleware(SecurityHeaders)
+    console.add_middleware(HeadAsGet)
     return console

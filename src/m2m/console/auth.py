@@ -66,7 +66,10 @@ def log_in(
         user = console_store.find_user(conn, email) if wait == 0 else None
     if wait:
         return LoginResult(retry_after=wait)
-    if user is None or not password_matches(user.password_hash, password):
+    # Checked for an unknown email too (against a decoy hash): skipping the check answered
+    # an unknown email 40 times faster than a known one with a wrong password.
+    matches = password_matches(user.password_hash if user else None, password)
+    if user is None or not matches:
         with write_transaction(engine) as conn:
             auth_failures.forget_failures_before(conn, since, KEY_PREFIX)
             auth_failures.add_failures(conn, [email_key, address_key], now)

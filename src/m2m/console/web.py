@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import jinja2
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
@@ -102,9 +102,71 @@ def _path_with_query(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
+# --- cookies ---------------------------------------------------------------------------------
+#
+# Over HTTPS the console's cookies are ``__Host-`` cookies: the browser keeps them only if they
+# are Secure, for the whole host (Path=/) and without a Domain, so nothing on another subdomain
+# (or on plain HTTP) can set or shadow them. Over plain HTTP (the sandbox on a laptop) the prefix
+# cannot be used, and they keep their plain names and the console's paths.
+
+
+def _https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def cookie_name(request: Request, name: str) -> str:
+    return f"__Host-{name}" if _https(request) else name
+
+
+def read_cookie(request: Request, name: str) -> str | None:
+    return request.cookies.get(cookie_name(request, name))
+
+
+def set_cookie(
+    response: Response,
+    request: Request,
+    name: str,
+    value: str,
+    *,
+    path: str,
+    samesite: Literal["lax", "strict"],
+    max_age: int | None = None,
+) -> None:
+    https = _https(request)
+    response.set_cookie(
+        cookie_name(request, name),
+        value,
+        max_age=max_age,
+        path="/" if https else path,
+        secure=https,
+        httponly=True,
+        samesite=samesite,
+    )
+
+
+def delete_cookie(
+    response: Response,
+    request: Request,
+    name: str,
+    *,
+    path: str,
+    samesite: Literal["lax", "strict"],
+) -> None:
+    """Delete a cookie with the attributes it was set with (a browser may ignore a deleting
+    Set-Cookie of a __Host- cookie that is not Secure)."""
+    https = _https(request)
+    response.delete_cookie(
+        cookie_name(request, name),
+        path="/" if https else path,
+        secure=https,
+        httponly=True,
+        samesite=samesite,
+    )
+
+
 async def signed_in(request: Request) -> Visitor:
     services = services_of(request)
-    token = request.cookies.get(auth.SESSION_COOKIE)
+    token = read_cookie(request, auth.SESSION_COOKIE)
     user = await run_in_threadpool(
         auth.session_user, services.engine, services.clock, session_rules(services), token
     )
@@ -114,6 +176,13 @@ async def signed_in(request: Request) -> Visitor:
 
 
 SignedIn = Annotated[Visitor, Depends(signed_in)]
+
+
+def require_active_subscription(visitor: Visitor, refused: str) -> None:
+    """A suspended account makes no new credentials (keys, applications, permanent tokens);
+    it may still revoke, delete and rotate them."""
+    if visitor.user.subscription != "active":
+        raise ConsoleError(403, f"The account's subscription is suspended: {refused}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class Account:
     subscription: str
     is_sandbox: bool
     created_at: datetime
+    rate_limit_per_second: float | None  # None: the operator's default
+    rate_limit_burst: int | None
 
 
 # The columns an ``Account`` holds (the table has more, e.g. its rate limits).
@@ -81,6 +83,8 @@ class Credentials:
     token_account_id: int | None
     key_account_id: int | None
     subscription: str | None  # of the token's account
+    rate_limit_per_second: float | None  # of the token's account; None: the default
+    rate_limit_burst: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,15 @@ def get_account(conn: Connection, account_id: int) -> Account | None:
     return Account(**row._mapping) if row else None
 
 
+def account_ids_named(conn: Connection, name: str) -> list[int]:
+    """The accounts with exactly this name (names are not unique, but rarely meant to repeat)."""
+    return list(
+        conn.execute(
+            select(accounts.c.id).where(accounts.c.name == name).order_by(accounts.c.id)
+        ).scalars()
+    )
+
+
 def has_accounts(conn: Connection) -> bool:
     return conn.execute(select(accounts.c.id).limit(1)).first() is not None
 
@@ -142,17 +155,23 @@ def list_accounts(conn: Connection) -> list[AccountSummary]:
     summaries = []
     for row in conn.execute(query):
         m = row._mapping
-        account = Account(
-            id=m["id"],
-            name=m["name"],
-            subscription=m["subscription"],
-            is_sandbox=m["is_sandbox"],
-            created_at=m["created_at"],
-        )
+        account = Account(**{name: m[name] for name in Account.__dataclass_fields__})
         summaries.append(
             AccountSummary(account, m["n_sims"], m["n_keys"], m["n_apps"], m["n_tokens"])
         )
     return summaries
+
+
+def set_rate_limit(
+    conn: Connection, account_id: int, per_second: float | None, burst: int | None
+) -> bool:
+    """The account's own request-rate limit (None, None: the operator's default)."""
+    result = conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(rate_limit_per_second=per_second, rate_limit_burst=burst)
+    )
+    return result.rowcount == 1
 
 
 def set_subscription(conn: Connection, account_id: int, subscription: str) -> bool:
@@ -360,6 +379,18 @@ def delete_app_token(conn: Connection, app_id: int, digest: bytes) -> bool:
     return result.rowcount == 1
 
 
+def is_permanent_token_of(conn: Connection, account_id: int, digest: bytes) -> bool:
+    """Whether ``digest`` is one of the account's permanent tokens."""
+    found = conn.execute(
+        select(access_tokens.c.id).where(
+            access_tokens.c.account_id == account_id,
+            access_tokens.c.app_id.is_(None),
+            access_tokens.c.token_digest == digest,
+        )
+    ).first()
+    return found is not None
+
+
 # --- permanent tokens -----------------------------------------------------------------------
 
 
@@ -434,7 +465,13 @@ _caller = select(_token_account.label("token_account"), _key_account.label("key_
 # bind ``credential_params(…)``, and read the row's first columns with ``credentials_of``.
 CALLER_TOKEN_ACCOUNT = _caller.c.token_account
 CALLER_KEY_ACCOUNT = _caller.c.key_account
-CALLER_COLUMNS = (CALLER_TOKEN_ACCOUNT, CALLER_KEY_ACCOUNT, accounts.c.subscription)
+CALLER_COLUMNS = (
+    CALLER_TOKEN_ACCOUNT,
+    CALLER_KEY_ACCOUNT,
+    accounts.c.subscription,
+    accounts.c.rate_limit_per_second,
+    accounts.c.rate_limit_burst,
+)
 CALLER_ACCOUNTS = _caller.outerjoin(accounts, accounts.c.id == CALLER_TOKEN_ACCOUNT)
 
 _resolve_credentials = PreparedRead(select(*CALLER_COLUMNS).select_from(CALLER_ACCOUNTS))
@@ -446,7 +483,7 @@ def credential_params(token_digest: bytes, key_digest: bytes, now: datetime) -> 
 
 def credentials_of(row: Sequence[Any]) -> Credentials:
     """The ``Credentials`` in the first columns of a row selected with ``CALLER_COLUMNS``."""
-    return Credentials(token_account_id=row[0], key_account_id=row[1], subscription=row[2])
+    return Credentials(*row[: len(CALLER_COLUMNS)])
 
 
 def resolve_credentials(

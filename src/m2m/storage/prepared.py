@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
 
@@ -55,11 +57,18 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         },
-        columns=[
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        ],
+        columns=[_result_processor(column.type, dialect) for column in statement.selected_columns],
     )
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    try:
+        return type_.dialect_impl(dialect).result_processor(dialect, None)
+    except (TypeError, InvalidRequestError):
+        # psycopg's numeric types ask for the column's type code, which a statement compiled
+        # before its first execution does not know; a Float column (double precision) comes
+        # back as a Python float from the driver, which is what it would convert to anyway.
+        return None
 
 
 class PreparedRead:

@@ -86,12 +86,19 @@ async def rotate(request: Request, visitor: SignedIn, _form: CheckedForm) -> Res
         services.settings.secret_key.get_secret_value(),
         visitor.account_id,
     )
+    hours = services.settings.signing_rotation_overlap_hours
+    previous = (
+        f"for {hours:g} hours, each message also carries the previous secret's signature, so "
+        "receivers still using it keep verifying until they switch"
+        if hours
+        else "the previous one stops verifying at once"
+    )
     return shown_once(
         request,
         visitor,
         "New signing secret",
         {"Signing secret": secret},
-        "Messages are signed with this secret from now on; the previous one no longer "
-        "verifies. Verify the webhook-signature header with any Standard Webhooks library.",
+        f"Messages are signed with this secret from now on; {previous}. Verify the "
+        "webhook-signature header with any Standard Webhooks library.",
         f"{PREFIX}/callback",
     )

@@ -14,10 +14,13 @@ from m2m.console.web import (
     CheckedForm,
     ConsoleError,
     SignedIn,
+    delete_cookie,
+    read_cookie,
     read_form,
     render,
     safe_next,
     session_rules,
+    set_cookie,
 )
 from m2m.services import services_of
 
@@ -36,13 +39,8 @@ def _login_page(
         next_path=next_path,
         **context,
     )
-    response.set_cookie(
-        csrf.LOGIN_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path=PREFIX + "/login",
+    set_cookie(
+        response, request, csrf.LOGIN_COOKIE, token, path=PREFIX + "/login", samesite="strict"
     )
     return response
 
@@ -56,7 +54,7 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 async def login(request: Request) -> Response:
     form = await read_form(request)
     next_path = safe_next(form.get("next"))
-    if not csrf.login_token_matches(request.cookies.get(csrf.LOGIN_COOKIE), form.get(csrf.FIELD)):
+    if not csrf.login_token_matches(read_cookie(request, csrf.LOGIN_COOKIE), form.get(csrf.FIELD)):
         raise ConsoleError(
             403, "The login form expired or did not come from the console. Reload it."
         )
@@ -87,22 +85,22 @@ async def login(request: Request) -> Response:
             request, next_path, status_code=401, email=email, error="Wrong email or password."
         )
     redirect = RedirectResponse(next_path, status_code=303)
-    redirect.set_cookie(
+    set_cookie(
+        redirect,
+        request,
         auth.SESSION_COOKIE,
         result.session_token,
         max_age=int(session_rules(services).lifetime.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
         path=PREFIX,
+        samesite="lax",
     )
-    redirect.delete_cookie(csrf.LOGIN_COOKIE, path=PREFIX + "/login")
+    delete_cookie(redirect, request, csrf.LOGIN_COOKIE, path=PREFIX + "/login", samesite="strict")
     return redirect
 
 
 @router.post("/logout")
-async def logout(visitor: SignedIn, _form: CheckedForm) -> Response:
+async def logout(request: Request, visitor: SignedIn, _form: CheckedForm) -> Response:
     await run_in_threadpool(auth.log_out, visitor.services.engine, visitor.session_token)
     redirect = RedirectResponse(PREFIX + "/login", status_code=303)
-    redirect.delete_cookie(auth.SESSION_COOKIE, path=PREFIX)
+    delete_cookie(redirect, request, auth.SESSION_COOKIE, path=PREFIX, samesite="lax")
     return redirect

@@ -52,6 +52,20 @@ async def sim_list(
     after: int | None = None,
     before: int | None = None,
 ) -> Response:
+    return await _list(request, visitor, q, state, after, before)
+
+
+async def _list(
+    request: Request,
+    visitor: Visitor,
+    q: str,
+    state: str,
+    after: int | None = None,
+    before: int | None = None,
+    *,
+    problem: str | None = None,
+) -> Response:
+    """The list page; with ``problem``, the same search again with what was wrong (a 400)."""
     context: dict[str, Any] = {
         "q": q,
         "state": state,
@@ -61,9 +75,9 @@ async def sim_list(
     try:
         digits = search_digits(q)
         wanted_state = _state_filter(state)
-    except ValueError as problem:
+    except ValueError as invalid:
         return render(
-            request, "sims.html", visitor, status_code=400, error=str(problem), page=None, **context
+            request, "sims.html", visitor, status_code=400, error=str(invalid), page=None, **context
         )
     page = await visitor.read(
         fleet.list_sims,
@@ -74,7 +88,10 @@ async def sim_list(
         before_id=before,
         limit=PAGE_SIZE,
     )
-    return render(request, "sims.html", visitor, error=None, page=page, **context)
+    status = 400 if problem else 200
+    return render(
+        request, "sims.html", visitor, status_code=status, error=problem, page=page, **context
+    )
 
 
 @router.get("/sims/{sim_id:int}")
@@ -129,6 +146,10 @@ def _callback_token(raw: str) -> str:
 @router.post("/sims/actions")
 async def act(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
     """Accept a lifecycle request for the selected SIMs (termination asks for confirmation)."""
+    if not form.all("sim") and form.get("from_list") == "yes":
+        # Nothing ticked: back to the same search, saying so, rather than a page of its own.
+        problem = "Select at least one SIM card, then choose the request."
+        return await _list(request, visitor, form.get("q"), form.get("state"), problem=problem)
     operation = _operation(form.get("operation"))
     sim_ids = _sim_ids(form.all("sim"))
     callback_token = _callback_token(form.get("callback_token"))

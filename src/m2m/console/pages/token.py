@@ -15,6 +15,7 @@ from m2m.console.web import (
     SignedIn,
     Visitor,
     render,
+    require_active_subscription,
     shown_once,
 )
 from m2m.errors import BadRequest, NotFound
@@ -46,6 +47,7 @@ async def token_page(request: Request, visitor: SignedIn) -> Response:
 
 @router.post("/token/apps")
 async def add_app(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
+    require_active_subscription(visitor, "no new applications")
     name = form.get("name")  # checked by the service, which says what is wrong with it
     services = visitor.services
     try:
@@ -88,6 +90,7 @@ async def regenerate_secret(
 
 @router.post("/token/permanent")
 async def add_token(request: Request, visitor: SignedIn, form: CheckedForm) -> Response:
+    require_active_subscription(visitor, "no new permanent tokens")
     name = form.get("name")  # checked by the service, which says what is wrong with it
     services = visitor.services
     try:

@@ -1,0 +1,91 @@
+"""The API's documentation pages, ``/docs`` (Swagger UI) and ``/redoc``, each with a
+Content-Security-Policy that allows exactly what the page loads and nothing else.
+
+They are FastAPI's own pages, which load their scripts, styles and fonts from public CDNs
+(until the assets are served from here) and are served on the console's origin: the policy
+keeps anything else (an injected script, a form posting elsewhere, framing) from running with
+that origin's cookies. Inline scripts are allowed by their hash, computed from the page itself,
+so the policy follows FastAPI's templates when they change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+
+DOCS = "/docs"
+OAUTH2_REDIRECT = "/docs/oauth2-redirect"
+REDOC = "/redoc"
+CDN = "https://cdn.jsdelivr.net"  # FastAPI's default source of the Swagger UI and ReDoc bundles
+FAVICON = "https://fastapi.tiangolo.com"
+
+# What every page refuses: anything not listed, framing, a <base> and form posts elsewhere.
+_COMMON = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+# Swagger UI: its bundle and stylesheet, its init script (by hash), inline style attributes it
+# sets, SVG icons as data: URLs, the favicon, the online validator's badge (its default
+# validatorUrl), and fetching the OpenAPI document (and "Try it out" calls) from here.
+SWAGGER_UI_POLICY = (
+    f"{_COMMON}; script-src {{scripts}}; style-src {CDN} 'unsafe-inline'; "
+    f"img-src 'self' data: {FAVICON} https://validator.swagger.io; connect-src 'self'"
+)
+# ReDoc: its bundle, its search worker (made from a blob: URL), the styles it injects, Google
+# Fonts' stylesheet and fonts, data: images, the favicon, Redocly's logo in the side bar, and the
+# OpenAPI document from here.
+REDOC_POLICY = (
+    f"{_COMMON}; script-src {{scripts}}; worker-src blob:; "
+    "style-src 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; "
+    f"img-src 'self' data: {FAVICON} https://cdn.redoc.ly; connect-src 'self'"
+)
+# The OAuth2 redirect page: one inline script, nothing loaded.
+OAUTH2_REDIRECT_POLICY = f"{_COMMON}; script-src {{scripts}}"
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def inline_script_hashes(html: str) -> list[str]:
+    """The CSP sources allowing exactly the inline scripts of ``html``."""
+    digests = (hashlib.sha256(script.encode()).digest() for script in _INLINE_SCRIPT.findall(html))
+    return [f"'sha256-{base64.b64encode(digest).decode()}'" for digest in digests]
+
+
+def with_policy(
+    page: HTMLResponse, policy: str, script_hosts: tuple[str, ...] = ()
+) -> HTMLResponse:
+    """``page`` with ``policy``, its script-src the hosts given and the page's inline scripts."""
+    scripts = [*script_hosts, *inline_script_hashes(bytes(page.body).decode())]
+    page.headers["Content-Security-Policy"] = policy.format(scripts=" ".join(scripts) or "'none'")
+    return page
+
+
+def add_docs(app: FastAPI) -> None:
+    """Serve the documentation pages (the app is made with ``docs_url=redoc_url=None``)."""
+    title = app.title
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    async def swagger_ui(_request: Request) -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{title} - Swagger UI",
+            oauth2_redirect_url=OAUTH2_REDIRECT,
+        )
+        return with_policy(page, SWAGGER_UI_POLICY, (CDN,))
+
+    async def oauth2_redirect(_request: Request) -> HTMLResponse:
+        return with_policy(get_swagger_ui_oauth2_redirect_html(), OAUTH2_REDIRECT_POLICY)
+
+    async def redoc(_request: Request) -> HTMLResponse:
+        page = get_redoc_html(openapi_url=openapi_url, title=f"{title} - ReDoc")
+        return with_policy(page, REDOC_POLICY, (CDN,))
+
+    app.add_route(DOCS, swagger_ui, include_in_schema=False)
+    app.add_route(OAUTH2_REDIRECT, oauth2_redirect, include_in_schema=False)
+    app.add_route(REDOC, redoc, include_in_schema=False)

@@ -1,0 +1,73 @@
+"""SIMs written straight into the database (no import file, no API), and counting rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from m2m.clock import ManualClock
+from m2m.identifiers import luhn_check_digit
+from m2m.storage import sims as sim_store
+from m2m.storage.engine import write_transaction
+
+FIRST_BULK_MSISDN = 32480000000
+
+
+def add_sim(
+    engine: Engine,
+    clock: ManualClock,
+    account_id: int,
+    msisdn: str,
+    profile: dict[str, Any] | None = None,
+) -> None:
+    """One Ready SIM in the account, its ICCID and IMSI made from ``msisdn``."""
+    now = clock.now()
+    with write_transaction(engine) as conn:
+        sim_store.insert_sims(
+            conn,
+            [
+                {
+                    "account_id": account_id,
+                    "iccid": "8932019999" + msisdn[-9:],
+                    "imsi": "20601" + msisdn[-10:],
+                    "msisdn": msisdn,
+                    "state": "Ready",
+                    "cost_center": None,
+                    "profile": profile or {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+
+
+def add_active_sims(engine: Engine, count: int, now: datetime) -> list[str]:
+    """``count`` Active SIMs in the sandbox account (id 1); returns their MSISDNs."""
+    rows = []
+    for n in range(count):
+        payload = f"893201{800000000000 + n:012d}"
+        rows.append(
+            {
+                "account_id": 1,
+                "iccid": payload + str(luhn_check_digit(payload)),
+                "imsi": f"20601{2000000000 + n:010d}",
+                "msisdn": str(FIRST_BULK_MSISDN + n),
+                "state": "Active",
+                "cost_center": None,
+                "profile": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    with write_transaction(engine) as conn:
+        sim_store.insert_sims(conn, rows)
+    return [row["msisdn"] for row in rows]
+
+
+def count(engine: Engine, table: object, *where: object) -> int:
+    """The number of rows of ``table`` (any table, not only SIMs) matching every ``where``."""
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(table).where(*where)  # type: ignore[arg-type]
+        return int(conn.execute(query).scalar_one())
