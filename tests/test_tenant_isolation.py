@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,14 +21,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from m2m import intake
 from m2m.callbacks.configuration import save_callback
-from m2m.clock import Clock, ManualClock, SystemClock
-from m2m.identifiers import IdentifierType
+from m2m.clock import ManualClock, SystemClock
 from m2m.lifecycle import Operation
 from m2m.settings import Settings
-from m2m.storage import callback_configs, sims
-from m2m.storage.engine import write_transaction
+from m2m.storage import callback_configs
 from m2m.storage.tables import (
     callback_attempts,
     callback_deliveries,
@@ -39,41 +35,11 @@ from m2m.storage.tables import (
     sim_history,
 )
 from m2m.worker_setup import running_worker, worker_parts
+from tests.support.intake import accept
 from tests.support.receiver import Receiver
+from tests.support.sims import add_active_sims
 from tests.support.tenants import Tenant
-
-
-def add_sims(engine: Engine, clock: Clock, account_id: int, first: int, count: int) -> list[str]:
-    """``count`` Active SIMs for the account; their MSISDNs."""
-    now = clock.now()
-    msisdns = [f"3249{first + n:07d}" for n in range(count)]
-    with write_transaction(engine) as conn:
-        sims.insert_sims(
-            conn,
-            [
-                {
-                    "account_id": account_id,
-                    "iccid": f"893201{first + n:012d}",
-                    "imsi": f"20601{first + n:010d}",
-                    "msisdn": msisdn,
-                    "state": "Active",
-                    "cost_center": None,
-                    "profile": {},
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n, msisdn in enumerate(msisdns)
-            ],
-        )
-    return msisdns
-
-
-def accept(
-    engine: Engine, clock: Clock, account_id: int, operation: Operation, msisdns: list[str]
-) -> str:
-    """The lifecycle request, accepted as the API accepts it; its TrackingNumber."""
-    devices = [intake.Device(m, IdentifierType.MSISDN) for m in msisdns]
-    return intake.accept_request(engine, clock, account_id, operation, devices, "isolation")
+from tests.support.waiting import wait_for
 
 
 def count(engine: Engine, query: Any) -> int:
@@ -108,13 +74,6 @@ def breaker(engine: Engine, account_id: int) -> callback_configs.BreakerState:
     with engine.connect() as conn:
         [(_url, state)] = callback_configs.breakers(conn, [account_id]).values()
     return state
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not after {timeout:g} s: {what}"
-        time.sleep(0.01)
 
 
 def states_in_acceptance_order(engine: Engine, msisdns: list[str], expected: list[str]) -> None:
@@ -218,8 +177,10 @@ def test_a_hanging_receiver_does_not_hold_back_another_accounts_callback(
             "callback_breaker_max_cooldown_seconds": 1.0,
         }
     )
-    a_sims = add_sims(engine, clock, tenant.account_id, 0, 1000)
-    [b_sim] = add_sims(engine, clock, other_tenant.account_id, 5000, 1)
+    a_sims = add_active_sims(engine, 1000, clock.now(), account_id=tenant.account_id, first=0)
+    [b_sim] = add_active_sims(
+        engine, 1, clock.now(), account_id=other_tenant.account_id, first=5000
+    )
     save_callback(engine, clock, other_tenant.account_id, receiver.url, {})
 
     async def scenario(hanging: HangingReceiver) -> None:
@@ -235,7 +196,9 @@ def test_a_hanging_receiver_does_not_hold_back_another_accounts_callback(
             await asyncio.to_thread(wait_for, lambda: hanging.held >= 20, 10, "A's receiver hangs")
 
             accept(engine, clock, other_tenant.account_id, Operation.DEACTIVATION, [b_sim])
-            await asyncio.to_thread(wait_for, lambda: receiver.count() == 1, 10, "B's callback")
+            await asyncio.to_thread(
+                wait_for, lambda: receiver.count() == 1, 10, "B's callback", interval=0.01
+            )
             arrived = datetime.now(UTC)
             with engine.connect() as conn:
                 finished = conn.execute(
@@ -291,7 +254,7 @@ def test_a_failing_receiver_trips_the_breaker_one_probe_at_a_time_then_gets_ever
     quiet = settings.model_copy(update={"embedded_worker": False})
     save_callback(engine, clock, tenant.account_id, receiver.url, {})
     receiver.fail_first = 1_000_000
-    msisdns = add_sims(engine, clock, tenant.account_id, 0, 21)
+    msisdns = add_active_sims(engine, 21, clock.now(), account_id=tenant.account_id, first=0)
     accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, msisdns[:20])
 
     async def run(steps: int = 1) -> None:
@@ -351,8 +314,10 @@ def test_a_one_device_request_does_not_wait_for_another_accounts_huge_requests(
     after all of it. Measured against A's own progress, not the wall clock: how many of A's items
     finished between B's acceptance and B's item finishing (before fair execution: all 9,000)."""
     live = settings.model_copy(update={"worker_batch_size": 500})
-    a_sims = add_sims(engine, clock, tenant.account_id, 0, 9000)
-    [b_sim] = add_sims(engine, clock, other_tenant.account_id, 20_000, 1)
+    a_sims = add_active_sims(engine, 9000, clock.now(), account_id=tenant.account_id, first=0)
+    [b_sim] = add_active_sims(
+        engine, 1, clock.now(), account_id=other_tenant.account_id, first=20_000
+    )
 
     def a_done() -> int:
         return 9000 - open_items(engine, tenant.account_id)

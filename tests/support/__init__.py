@@ -8,6 +8,7 @@ from here, never from another test file nor from conftest.
   configuration, lifecycle requests, waiting for one to finish, reading a SIM).
 - ``sims``: SIMs added straight to the database, and counting rows.
 - ``tenants``: accounts with their credentials.
+- ``intake``: lifecycle requests accepted straight through ``m2m.intake`` (any account).
 - ``worker``: running the worker in-process until it has nothing left to do.
 - ``waiting``: polling until a condition holds.
 - ``servers``: loopback ports, the app served in a thread, ``m2m`` processes and their

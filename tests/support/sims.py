@@ -43,14 +43,18 @@ def add_sim(
         )
 
 
-def add_active_sims(engine: Engine, count: int, now: datetime) -> list[str]:
-    """``count`` Active SIMs in the sandbox account (id 1); returns their MSISDNs."""
+def add_active_sims(
+    engine: Engine, count: int, now: datetime, *, account_id: int = 1, first: int = 0
+) -> list[str]:
+    """``count`` Active SIMs, the ``first``-th onwards of one numbering (so that calls with
+    different ``first`` never collide), in the sandbox account (id 1) or ``account_id``;
+    returns their MSISDNs."""
     rows = []
-    for n in range(count):
+    for n in range(first, first + count):
         payload = f"893201{800000000000 + n:012d}"
         rows.append(
             {
-                "account_id": 1,
+                "account_id": account_id,
                 "iccid": payload + str(luhn_check_digit(payload)),
                 "imsi": f"20601{2000000000 + n:010d}",
                 "msisdn": str(FIRST_BULK_MSISDN + n),
