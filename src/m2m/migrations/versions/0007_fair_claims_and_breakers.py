@@ -60,7 +60,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_callback_deliveries_pending_account_id",
         "callback_deliveries",
-        ["account_id", "next_attempt_at"],
+        ["account_id", "next_attempt_at", "id"],
         unique=False,
         sqlite_where=PENDING,
         postgresql_where=PENDING,
