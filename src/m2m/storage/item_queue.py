@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -247,17 +248,25 @@ def _ready_head(param: Callable[[str], Any]) -> Select[Any]:
         .limit(param("window"))
         .subquery("pending_head")
     )
+    # "No earlier open item on the same SIM" as a LIMIT 1 lookup, not NOT EXISTS: PostgreSQL
+    # turns NOT EXISTS into a hash anti-join, hashing every open item of every request (3.5 ms
+    # at 10,000 open items, growing with them) where one index probe per candidate is enough;
+    # a sub-select with LIMIT stays a per-row probe on both databases.
+    earlier_open = (
+        select(literal_column("1"))
+        .where(
+            _EARLIER.c.sim_id == pending_head.c.sim_id,
+            _EARLIER.c.id < pending_head.c.id,
+            _EARLIER.c.status != DONE,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     # No ORDER BY here: both databases read the head in its order and stop at the quota, where
     # sorting would first judge every item of the lookahead (the caller sorts the ids).
     return (
         select(pending_head.c.request_id, pending_head.c.id)
-        .where(
-            ~exists().where(
-                _EARLIER.c.sim_id == pending_head.c.sim_id,
-                _EARLIER.c.id < pending_head.c.id,
-                _EARLIER.c.status != DONE,
-            )
-        )
+        .where(earlier_open.is_(None))
         .limit(param("quota"))
     )
 
