@@ -17,12 +17,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "foundation",
         (
             "m2m",  # the package's face: __version__
+            "m2m.audit",
             "m2m.clock",
             "m2m.credentials",
             "m2m.errors",
             "m2m.fairness",
             "m2m.freetext",
             "m2m.identifiers",
+            "m2m.labels",
             "m2m.lifecycle",
             "m2m.logs",
             "m2m.profile",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from m2m import credentials
+from m2m.audit import Actor, ActorKind
 from m2m.clock import Clock
 from m2m.errors import ApiKeyRejected, Forbidden, Unauthenticated
 from m2m.storage import accounts as account_store
@@ -69,3 +70,13 @@ def find_sim(
         engine, credentials.digest(token), credentials.digest(api_key), clock.now(), msisdn
     )
     return decide_access(found), sim
+
+
+def actor_of(conn: Connection, token: str | None, request_id: str | None = None) -> Actor:
+    """Who an authorized caller is, for the audit trail: the OAuth2 application (its client_id)
+    or the permanent token (its name) whose access token was presented."""
+    held = account_store.token_holder(conn, credentials.digest(token or ""))
+    if held is None:  # the token was revoked between the check and now: still named
+        return Actor(ActorKind.APPLICATION, "unknown", request_id)
+    kind, name = held
+    return Actor(ActorKind(kind), name, request_id)

@@ -493,3 +493,18 @@ def resolve_credentials(
     row = _resolve_credentials.one_or_none(engine, credential_params(token_digest, key_digest, now))
     assert row is not None  # the statement selects from a one-row subquery
     return credentials_of(row)
+
+
+def token_holder(conn: Connection, token_digest: bytes) -> tuple[str, str] | None:
+    """Who holds an access token, for the audit trail: ("application", its client_id) or
+    ("token", a permanent token's name); None for an unknown token. Read only by the routes that
+    change something, never on the read path."""
+    row = conn.execute(
+        select(oauth_apps.c.client_id, access_tokens.c.name)
+        .select_from(access_tokens.outerjoin(oauth_apps, oauth_apps.c.id == access_tokens.c.app_id))
+        .where(access_tokens.c.token_digest == token_digest)
+    ).one_or_none()
+    if row is None:
+        return None
+    client_id, name = row
+    return ("application", client_id) if client_id is not None else ("token", name)

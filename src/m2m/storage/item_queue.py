@@ -382,7 +382,7 @@ def finish_items(
         conn.execute(
             update(sim_cards)
             .where(sim_cards.c.id.in_(sim_ids), sim_cards.c.state == from_state)
-            .values(state=to_state, updated_at=now)
+            .values(state=to_state, updated_at=now, version=sim_cards.c.version + 1)
         )
     if changes:
         conn.execute(

@@ -145,13 +145,36 @@ sim_cards = Table(
     Column("state", String(16), nullable=False),
     Column("cost_center", String(200), nullable=True),
     Column("profile", JSON, nullable=False),
+    # The customer's free key/value tags (``m2m.labels``): read with the profile from here, and
+    # searched through ``sim_labels``, which every write keeps equal to this document.
+    Column("labels", JSON, nullable=False, server_default="{}"),
     Column("created_at", UTCDateTime, nullable=False),
+    # Every change to the SIM (its profile, labels or state) sets ``updated_at`` and bumps
+    # ``version``: the list's ``updated_since`` walks the first, a SIM's ETag is the second (a
+    # counter, so two changes within one clock tick still differ).
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
     # The console lists an account's SIMs page by page in id order (keyset pagination), with or
     # without a state filter: both walks are index range scans, on either database.
     Index("ix_sim_cards_account_id_id", "account_id", "id"),
     Index("ix_sim_cards_account_id_state_id", "account_id", "state", "id"),
+    # The API's filters by cost center, and its delta sync (``updated_since``, in
+    # (updated_at, id) order, resumable): index range scans too.
+    Index("ix_sim_cards_account_id_cost_center_id", "account_id", "cost_center", "id"),
+    Index("ix_sim_cards_account_id_updated_at_id", "account_id", "updated_at", "id"),
     CheckConstraint("state IN ('Ready', 'Active', 'Deactivated', 'Terminated')", name="state"),
+)
+
+# One row per label of a SIM, the same pairs as ``sim_cards.labels``: a label filter is a range
+# of (account_id, key, value) in sim id order, whatever else the account holds.
+sim_labels = Table(
+    "sim_labels",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("value", String(200), nullable=False),
+    Index("ix_sim_labels_account_id_key_value_sim_id", "account_id", "key", "value", "sim_id"),
 )
 
 # --- lifecycle requests (the asynchronous part of the API) ---------------------------------
@@ -363,4 +386,47 @@ auth_failures = Table(
     Column("throttle_key", String(400), nullable=False),
     Column("failed_at", UTCDateTime, nullable=False),
     Index("ix_auth_failures_throttle_key_failed_at", "throttle_key", "failed_at"),
+)
+
+
+# --- idempotent writes and the audit trail ---------------------------------------------------
+
+# A POST or PATCH of the M2M API sent with an ``Idempotency-Key`` (``m2m.idempotency``): the
+# first request's digest (method, path, body) and, once it has finished, its answer, replayed to
+# a retry with the same key for 24 hours. ``status_code`` NULL: the first request still runs.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_digest", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),  # a crashed first request frees the key
+    Column("status_code", Integer, nullable=True),
+    Column("response_headers", JSON, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# Every change to a SIM, a callback configuration, a credential or an account, once, whoever
+# made it (``m2m.audit``): never a secret in ``changes``.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    # Who: 'application' (its client_id), 'token' (a permanent token's name), 'console' (the
+    # user's email), 'admin' (the admin CLI), 'system'.
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor", String(320), nullable=False),
+    # What: an operation such as 'sim.updated', and the thing changed ('sim' and its ICCID).
+    Column("action", String(64), nullable=False),
+    Column("subject_kind", String(32), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("changes", JSON, nullable=False),  # {"field": {"before": …, "after": …}, …}
+    Column("request_id", String(100), nullable=True),
+    Index("ix_audit_events_account_id_id", "account_id", "id"),
+    Index("ix_audit_events_account_id_subject_id", "account_id", "subject", "id"),
+    Index("ix_audit_events_occurred_at", "occurred_at"),
 )
