@@ -55,6 +55,20 @@ def find(conn: Connection, account_id: int, key: str, *, lock: bool = False) -> 
     return None if row is None else _stored_key(row)
 
 
+# Built once: building a statement per call cost more than running it.
+_INSERT = insert(idempotency_keys)
+_FINISH = (
+    update(idempotency_keys)
+    .where(_t.account_id == bindparam("b_account_id"), _t.key == bindparam("b_key"))
+    .values(
+        status_code=bindparam("b_status_code", type_=_t.status_code.type),
+        response_headers=bindparam("b_headers", type_=_t.response_headers.type),
+        response_body=bindparam("b_body", type_=_t.response_body.type),
+        locked_until=None,
+    )
+)
+
+
 def claim(
     conn: Connection, account_id: int, key: str, digest: bytes, now: datetime
 ) -> tuple[Verdict, StoredKey | None]:
@@ -66,13 +80,14 @@ def claim(
         try:
             with conn.begin_nested():
                 conn.execute(
-                    insert(idempotency_keys).values(
-                        account_id=account_id,
-                        key=key,
-                        request_digest=digest,
-                        created_at=now,
-                        locked_until=now + LOCK_DURATION,
-                    )
+                    _INSERT,
+                    {
+                        "account_id": account_id,
+                        "key": key,
+                        "request_digest": digest,
+                        "created_at": now,
+                        "locked_until": now + LOCK_DURATION,
+                    },
                 )
         except IntegrityError:
             # Another request inserted it after our read (PostgreSQL; SQLite's write lock
@@ -107,11 +122,14 @@ def finish(
 ) -> None:
     """Record the answer of the request that holds the key: retries get it from now on."""
     conn.execute(
-        update(idempotency_keys)
-        .where(_t.account_id == account_id, _t.key == key)
-        .values(
-            status_code=status_code, response_headers=headers, response_body=body, locked_until=None
-        )
+        _FINISH,
+        {
+            "b_account_id": account_id,
+            "b_key": key,
+            "b_status_code": status_code,
+            "b_headers": headers,
+            "b_body": body,
+        },
     )
 
 

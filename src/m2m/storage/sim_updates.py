@@ -145,19 +145,24 @@ def update_sim(
     return UpdateOutcome(updated, changed=True)
 
 
+_DELETE_LABELS = delete(sim_labels).where(
+    sim_labels.c.sim_id == bindparam("sim_id"),
+    sim_labels.c.key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_LABEL = insert(sim_labels)
+
+
 def _write_labels(
     conn: Connection, account_id: int, sim_id: int, before: dict[str, str], after: dict[str, str]
 ) -> None:
     """Keep ``sim_labels`` equal to the labels document: only the pairs that changed."""
     gone = [key for key in before if before[key] != after.get(key)]
     if gone:
-        conn.execute(
-            delete(sim_labels).where(sim_labels.c.sim_id == sim_id, sim_labels.c.key.in_(gone))
-        )
+        conn.execute(_DELETE_LABELS, {"sim_id": sim_id, "keys": gone})
     added = [
         {"sim_id": sim_id, "key": key, "account_id": account_id, "value": value}
         for key, value in after.items()
         if before.get(key) != value
     ]
     if added:
-        conn.execute(insert(sim_labels), added)
+        conn.execute(_INSERT_LABEL, added)
