@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.errors",
             "m2m.fairness",
             "m2m.freetext",
+            "m2m.idempotency",
             "m2m.identifiers",
             "m2m.labels",
             "m2m.lifecycle",

@@ -117,7 +117,7 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {})
             # Bodies read by hand (after the credentials) are described by their models here.
             schemas = components.setdefault("schemas", {})
-            for model in callback.BODY_MODELS:
+            for model in (*callback.BODY_MODELS, *simcards.BODY_MODELS):
                 # Through FastAPI's own model of a schema, as FastAPI writes every other one.
                 generated = model.model_json_schema(ref_template=REF_TEMPLATE)
                 written = jsonable_encoder(

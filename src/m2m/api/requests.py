@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.idempotency import IdempotencyKey, idempotent
 from m2m.api.schemas import ErrorBody, error_responses
 from m2m.errors import BadRequest, M2MError, NotFound
 from m2m.identifiers import (
@@ -138,20 +139,29 @@ async def _accept(
     account_id: int,
     services: ServicesDep,
     x_callback_token: str,
-) -> JSONResponse:
+    idempotency_key: str | None,
+) -> Response:
     """Accept the request for every device at once; results arrive at the callback URL."""
-    devices = parse_devices(await request.body(), services.settings.max_devices_per_request)
-    tracking_number = await run_in_threadpool(
-        accept_request,
-        services.engine,
-        services.clock,
-        account_id,
-        operation,
-        [Device(d.identifier, d.identifierType) for d in devices],
-        x_callback_token,
-    )
-    services.notify_work()
-    return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
+    raw = await request.body()
+
+    async def work() -> Response:
+        devices = parse_devices(raw, services.settings.max_devices_per_request)
+        tracking_number = await run_in_threadpool(
+            accept_request,
+            services.engine,
+            services.clock,
+            account_id,
+            operation,
+            [Device(d.identifier, d.identifierType) for d in devices],
+            x_callback_token,
+        )
+        services.notify_work()
+        return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
+
+    # The callback token is part of what was asked: the same key with another token is another
+    # request.
+    digested = raw + b"\n" + x_callback_token.encode()
+    return await idempotent(request, services, account_id, idempotency_key, digested, work)
 
 
 CallbackToken = Annotated[
@@ -174,8 +184,11 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
         account_id: CurrentAccountId,
         services: ServicesDep,
         x_callback_token: CallbackToken,
-    ) -> JSONResponse:
-        return await _accept(operation, request, account_id, services, x_callback_token)
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        return await _accept(
+            operation, request, account_id, services, x_callback_token, idempotency_key
+        )
 
     endpoint.__doc__ = (
         f"Request the {operation.value} of SIM cards; answers at once with a TrackingNumber, and "
@@ -191,7 +204,7 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
         summary=f"Request {operation.value}",
         operation_id=f"request_{operation.value}",
         responses={
-            **error_responses(400, 401, 403, 422, 429),
+            **error_responses(400, 401, 403, 409, 422, 429),
             413: {"model": ErrorBody, "description": "Too many devices in one request"},
         },
         openapi_extra=_request_body_schema(max_devices),

@@ -1,4 +1,5 @@
-"""GET /m2m/1.0.0/simcards: a SIM card's profile by MSISDN.
+"""GET /m2m/1.0.0/simcards: a SIM card's profile by MSISDN; PATCH /simcards/{iccid} (extension)
+updates one.
 
 This is the API's hot path, so the route reads its two inputs itself (the credentials with the
 same security schemes, the ``msisdn`` with the same pattern and the same 422 answers) instead of
@@ -8,20 +9,50 @@ OpenAPI document describes the parameter and the security exactly as before.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from m2m import access
-from m2m.api.deps import CALLER_SECURITY, authorized, caller_of
+from m2m.api.deps import (
+    CALLER_SECURITY,
+    CurrentAccountId,
+    PresentedCaller,
+    authorized,
+    caller_of,
+)
+from m2m.api.idempotency import IdempotencyKey, idempotent
 from m2m.api.schemas import error_responses
-from m2m.errors import NotFound
+from m2m.errors import (
+    BadRequest,
+    InvalidFields,
+    NotFound,
+    PreconditionFailed,
+    UnsupportedMediaType,
+)
 from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
-from m2m.profile import SimCard, sim_card_document
+from m2m.labels import MAX_LABELS
+from m2m.profile import (
+    CUSTOM_FIELD_NAMES,
+    TEXT_LENGTH,
+    CustomFieldName,
+    ListedSimCard,
+    SimCard,
+    Text,
+    Threshold,
+    listed_sim_document,
+    sim_card_document,
+)
+from m2m.storage import sim_updates
+from m2m.storage.engine import write_transaction
+from m2m.storage.sim_updates import SimRow, UpdateOutcome
 
 router = APIRouter(tags=["SIM cards"])
 
@@ -86,3 +117,170 @@ async def get_simcards(request: Request) -> Response:
         raise NotFound(f"No SIM card with MSISDN {number} in your account.")
     document = sim_card_document(sim.profile, sim.cost_center, sim.state, sim.imsi)
     return JSONResponse([document])
+
+
+# --- updating a SIM (extension) ---------------------------------------------------------------
+
+MERGE_PATCH = "application/merge-patch+json"
+_PATCH_MEDIA_TYPES = (MERGE_PATCH, "application/json")
+# The largest valid patch: every label, custom field and the cost center at its longest, each
+# character written as a \uXXXX escape, with room for the JSON around them.
+MAX_PATCH_BYTES = (
+    6 * TEXT_LENGTH * (MAX_LABELS + len(CUSTOM_FIELD_NAMES) + 1) + 6 * 64 * (MAX_LABELS) + 16 * 1024
+)
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
+
+
+class ThresholdsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    DailyTreshold: Threshold | None = None
+    MonthlyTreshold: Threshold | None = None
+
+
+class SimPatch(BaseModel):
+    """A JSON Merge Patch (RFC 7396) of a SIM's editable fields: a member set replaces (objects
+    merge), a member set to null removes (a cost center or custom field becomes "", a threshold
+    0, a label goes). Any other field is refused with a 422 that names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    CostCenter: Text | None = None
+    CustomFields: dict[CustomFieldName, Text | None] | None = None
+    DataService: ThresholdsPatch | None = None
+    SMSService: ThresholdsPatch | None = None
+    VoiceService: ThresholdsPatch | None = None
+    Labels: dict[str, str | None] | None = Field(
+        default=None,
+        description=f"At most {MAX_LABELS} labels; keys: 1 to 64 letters, digits or . _ - / :, "
+        "starting with a letter or digit; values: at most 200 characters.",
+    )
+
+
+# Documented in the OpenAPI document's components (see ``m2m.api.app``).
+BODY_MODELS = (SimPatch,)
+
+_IF_MATCH_DESCRIPTION = (
+    'Update only if the SIM is still at this version: its ETag (e.g. "3"), or *. Otherwise '
+    "412 precondition_failed, and nothing is changed."
+)
+
+
+def if_match_versions(header: str | None) -> set[int] | None:
+    """The versions an If-Match header allows (None: any). Strong comparison (RFC 9110
+    §13.1.1): a weak tag, or anything that is not one of our tags, matches no version."""
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip()
+        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and tag.isascii():
+            versions.add(int(tag[1:-1]))
+    return versions
+
+
+def etag(version: int) -> str:
+    """A SIM's entity tag: its row version, strong (every change bumps it)."""
+    return f'"{version}"'
+
+
+def _parse_patch(request: Request, raw: bytes) -> object:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in _PATCH_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Send the patch as {MERGE_PATCH} (application/json is accepted too)."
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise BadRequest(f"The body is not valid JSON: {str(error)[:200]}.") from error
+
+
+def _document(sim: SimRow) -> dict[str, Any]:
+    return listed_sim_document(
+        sim.profile,
+        sim.cost_center,
+        sim.state,
+        sim.imsi,
+        iccid=sim.iccid,
+        msisdn=sim.msisdn,
+        labels=sim.labels,
+    )
+
+
+@router.patch(
+    "/simcards/{iccid}",
+    response_model=ListedSimCard,
+    summary="Update a SIM card (extension)",
+    responses={
+        200: {
+            "description": "The SIM as it now is, with its ETag",
+            "headers": {
+                "ETag": {
+                    "description": 'The SIM\'s version, e.g. "3": send it in If-Match',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **error_responses(401, 403, 404, 409, 412, 413, 415, 422, 429),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"$ref": "#/components/schemas/SimPatch"}}
+                for media in _PATCH_MEDIA_TYPES
+            },
+        }
+    },
+)
+async def update_simcard(
+    request: Request,
+    iccid: Annotated[str, Path(description="The SIM's ICCID.", max_length=22)],
+    caller: PresentedCaller,
+    account_id: CurrentAccountId,
+    idempotency_key: IdempotencyKey = None,
+    if_match: Annotated[str | None, Header(description=_IF_MATCH_DESCRIPTION)] = None,
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            description="Your id for this request, kept in the audit trail (1 to 100 "
+            "printable ASCII characters; anything else is ignored)."
+        ),
+    ] = None,
+) -> Response:
+    """Change a SIM's cost center, custom fields, thresholds or labels (JSON Merge Patch)."""
+    services = caller.services
+    raw = await request.body()
+    request_id = x_request_id if x_request_id and _REQUEST_ID.fullmatch(x_request_id) else None
+
+    async def work() -> Response:
+        patch = _parse_patch(request, raw)
+        versions = if_match_versions(if_match)
+
+        def update() -> UpdateOutcome:
+            with write_transaction(services.engine) as conn:
+                return sim_updates.update_sim(
+                    conn,
+                    account_id=account_id,
+                    iccid=iccid,
+                    patch=patch,
+                    if_match=versions,
+                    actor=lambda c: access.actor_of(c, caller.token, request_id),
+                    now=services.clock.now(),
+                )
+
+        outcome = await run_in_threadpool(update)
+        if outcome.sim is None:
+            # Same answer for "no such SIM" and "another account's SIM".
+            raise NotFound(f"No SIM card with ICCID {iccid} in your account.")
+        if outcome.stale:
+            raise PreconditionFailed(
+                f"The SIM has changed: it is at version {etag(outcome.sim.version)}, not "
+                f"{if_match}. Read it again and retry.",
+            )
+        if outcome.problems:
+            raise InvalidFields([(p.field, p.problem) for p in outcome.problems])
+        return JSONResponse(_document(outcome.sim), headers={"ETag": etag(outcome.sim.version)})
+
+    return await idempotent(request, services, account_id, idempotency_key, raw, work)
