@@ -4,17 +4,26 @@ the account's own SIMs."""
 
 from __future__ import annotations
 
+import html
 import re
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from m2m.clock import ManualClock
+from m2m.profile import MAX_THRESHOLD
+from m2m.sandbox import DEMO_EMAIL
+from m2m.settings import Settings
 from m2m.storage.accounts import find_sandbox_account
-from m2m.storage.tables import sim_cards
-from tests.support.console import sign_in
+from m2m.storage.tables import audit_events, sim_cards, sim_labels
+from tests.support.console import add_user, console_client, sign_in
 from tests.support.sims import add_sim, label_sim
+from tests.support.tenants import Tenant
 
 HOSTILE = '<script>alert("x")</script>'
 ESCAPED = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
@@ -113,3 +122,276 @@ def test_every_text_of_the_profile_is_escaped(
         found = re.search(rf'<section[^>]* id="{part}"[^>]*>(.*?)</section>', page, re.S)
         assert found, part
         assert ESCAPED in found.group(1), part
+
+
+# --- the edit form ------------------------------------------------------------------------------
+
+
+class _Inputs(HTMLParser):
+    """The fields a browser would send from the page's edit form (unticked boxes left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._in_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form":
+            self._in_form = (found.get("action") or "").endswith("/edit")
+        elif tag == "input" and self._in_form and found.get("name"):
+            if found.get("type") == "checkbox" and "checked" not in found:
+                return
+            self.fields.append((found["name"] or "", found.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+
+
+def edit_fields(page: str) -> list[tuple[str, str]]:
+    parser = _Inputs()
+    parser.feed(page)
+    assert parser.fields, "the page has no edit form"
+    return parser.fields
+
+
+def changed(fields: list[tuple[str, str]], **values: str) -> list[tuple[str, str]]:
+    return [(name, values.get(name, value)) for name, value in fields]
+
+
+def with_labels(fields: list[tuple[str, str]], *rows: tuple[str, str]) -> list[tuple[str, str]]:
+    """The form with its label rows replaced by ``rows``."""
+    kept = [(n, v) for n, v in fields if n not in ("label_key", "label_value", "label_remove")]
+    for key, value in rows:
+        kept += [("label_key", key), ("label_value", value)]
+    return kept
+
+
+def submit(console: TestClient, sim: int, fields: list[tuple[str, str]]) -> httpx.Response:
+    # Pairs in order, as a browser sends repeated names (label rows pair up by position).
+    return console.post(
+        f"/console/sims/{sim}/edit",
+        content=urlencode(fields),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+
+
+def stored(engine: Engine, msisdn: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                sim_cards.c.id,
+                sim_cards.c.cost_center,
+                sim_cards.c.profile,
+                sim_cards.c.labels,
+                sim_cards.c.version,
+            ).where(sim_cards.c.msisdn == msisdn)
+        ).one()
+        pairs = conn.execute(
+            select(sim_labels.c.key, sim_labels.c.value).where(sim_labels.c.sim_id == row.id)
+        )
+        return {**row._mapping, "label_rows": dict(pairs.all())}
+
+
+def audit_of(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_events).order_by(audit_events.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+@pytest.mark.usefixtures("csrf")
+def test_the_edit_form_saves_what_the_api_may_change_and_audits_the_console_user(
+    console: TestClient, engine: Engine
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    label_sim(engine, "32470000001", {"site": "ghent", "old": "x"})
+    before = stored(engine, "32470000001")
+    form = console.get(f"/console/sims/{sim}/edit")
+    assert form.status_code == 200
+    assert 'name="data_daily_threshold" value="1000"' in form.text
+    assert 'name="custom_field_1" value="Vending machines"' in form.text
+
+    fields = changed(
+        edit_fields(form.text),
+        cost_center="Fleet 7",
+        custom_field_4="Gate 3",
+        data_daily_threshold="1500",
+        voice_monthly_threshold="60",
+    )
+    fields = with_labels(fields, ("old", "x"), ("site", "antwerp"), ("batch", "2026-11"))
+    fields.append(("label_remove", "0"))  # the first row: old
+    response = submit(console, sim, fields)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/sims/{sim}?edit=saved"
+    after = stored(engine, "32470000001")
+    assert after["cost_center"] == "Fleet 7"
+    assert after["profile"]["CustomFields"]["Custom Field 4"] == "Gate 3"
+    assert after["profile"]["DataService"]["DailyTreshold"] == 1500
+    assert after["profile"]["VoiceService"]["MonthlyTreshold"] == 60
+    assert after["profile"]["DataService"]["Plan"] == before["profile"]["DataService"]["Plan"]
+    assert after["labels"] == after["label_rows"] == {"site": "antwerp", "batch": "2026-11"}
+    assert after["version"] == before["version"] + 1
+
+    (entry,) = audit_of(engine)
+    assert (entry["actor_kind"], entry["actor"]) == ("console", DEMO_EMAIL)
+    assert (entry["action"], entry["subject_kind"]) == ("sim.updated", "sim")
+    assert entry["changes"]["CostCenter"] == {"before": before["cost_center"], "after": "Fleet 7"}
+    assert entry["changes"]["DataService.DailyTreshold"] == {"before": 1000, "after": 1500}
+    assert entry["changes"]["Labels.old"] == {"before": "x", "after": None}
+    assert entry["changes"]["Labels.site"] == {"before": "ghent", "after": "antwerp"}
+
+    page = console.get(response.headers["location"]).text
+    assert "Saved." in page
+    assert "batch 2026-11 site antwerp" in section(page, "labels")
+    assert "Daily threshold 1,500" in section(page, "service-data")
+    assert "Fleet 7" in page
+
+
+@pytest.mark.usefixtures("csrf")
+def test_a_form_without_changes_saves_nothing(console: TestClient, engine: Engine) -> None:
+    sim = sim_id(engine, "32470000001")
+    before = stored(engine, "32470000001")
+    response = submit(console, sim, edit_fields(console.get(f"/console/sims/{sim}/edit").text))
+    assert response.headers["location"] == f"/console/sims/{sim}?edit=unchanged"
+    assert stored(engine, "32470000001") == before
+    assert audit_of(engine) == []
+    assert "Nothing to save" in console.get(response.headers["location"]).text
+
+
+def error_next_to(page: str, name: str) -> str:
+    found = re.search(rf'<p class="field-error" id="{name}-error">([^<]*)</p>', page)
+    assert found, f"no error next to {name}"
+    return html.unescape(found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("cost_center", "x" * 201, "CostCenter is longer than 200 characters"),
+        ("custom_field_3", "a\x07b", "contains a control character"),
+        ("data_daily_threshold", "lots", "Enter a whole number, 0 or more."),
+        ("sms_monthly_threshold", "-1", "Enter a whole number, 0 or more."),
+        ("voice_daily_threshold", str(MAX_THRESHOLD + 1), f"between 0 and {MAX_THRESHOLD}"),
+    ],
+)
+@pytest.mark.usefixtures("csrf")
+def test_each_invalid_field_is_refused_next_to_it(
+    console: TestClient, engine: Engine, name: str, value: str, problem: str
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    before = stored(engine, "32470000001")
+    typed = {"cost_center": "kept as typed", name: value}
+    response = submit(
+        console, sim, changed(edit_fields(console.get(f"/console/sims/{sim}/edit").text), **typed)
+    )
+
+    assert response.status_code == 422
+    assert problem in error_next_to(response.text, name)
+    assert f'id="{name}"' in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert "Nothing was saved" in response.text
+    if name != "cost_center":
+        assert 'value="kept as typed"' in response.text  # what was typed is kept
+    assert stored(engine, "32470000001") == before
+    assert audit_of(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ([("bad key", "v")], "label key 'bad key' must be 1 to 64 letters"),
+        ([("", "orphan")], "Give the value 'orphan' a key."),
+        ([("a", "1"), ("a", "2")], "The key 'a' is there twice."),
+        ([(f"k{n}", "v") for n in range(33)], "a SIM has at most 32 labels, not 33"),
+        ([("k", "v" * 201)], "longer than 200 characters"),
+    ],
+)
+@pytest.mark.usefixtures("csrf")
+def test_invalid_labels_are_refused_next_to_the_labels(
+    console: TestClient, engine: Engine, rows: list[tuple[str, str]], problem: str
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    before = stored(engine, "32470000001")
+    fields = with_labels(edit_fields(console.get(f"/console/sims/{sim}/edit").text), *rows)
+    response = submit(console, sim, fields)
+    assert response.status_code == 422
+    assert problem in error_next_to(response.text, "labels")
+    assert stored(engine, "32470000001") == before
+
+
+@pytest.mark.usefixtures("csrf")
+def test_a_form_from_before_another_change_is_not_saved_over_it(
+    console: TestClient, engine: Engine
+) -> None:
+    """Opened, then the SIM changed (here: its labels), then sent: shown again as it now is."""
+    sim = sim_id(engine, "32470000001")
+    fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
+    first = submit(console, sim, changed(fields, cost_center="First"))
+    assert first.status_code == 303
+    second = submit(console, sim, changed(fields, cost_center="Second"))
+    assert second.status_code == 409
+    assert "changed since the form was opened" in second.text
+    assert 'name="cost_center" value="First"' in second.text
+    assert stored(engine, "32470000001")["cost_center"] == "First"
+    assert len(audit_of(engine)) == 1
+
+
+@pytest.mark.usefixtures("csrf")
+def test_an_edit_without_the_forms_csrf_token_is_refused(
+    console: TestClient, engine: Engine
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    before = stored(engine, "32470000001")
+    fields = changed(edit_fields(console.get(f"/console/sims/{sim}/edit").text), cost_center="X")
+    for forged in (
+        [(n, v) for n, v in fields if n != "csrf_token"],
+        changed(fields, csrf_token="forged"),
+    ):
+        response = submit(console, sim, forged)
+        assert response.status_code == 403
+        assert "did not come from the console" in response.text
+    assert stored(engine, "32470000001") == before
+
+
+def test_another_accounts_sim_cannot_be_opened_or_edited(
+    console: TestClient,
+    csrf: str,
+    engine: Engine,
+    clock: ManualClock,
+    other_tenant: Tenant,
+    settings: Settings,
+) -> None:
+    add_sim(engine, clock, other_tenant.account_id, "32499000070")
+    foreign = sim_id(engine, "32499000070")
+    own_form = edit_fields(console.get(f"/console/sims/{sim_id(engine, '32470000001')}/edit").text)
+    before = stored(engine, "32499000070")
+
+    assert console.get(f"/console/sims/{foreign}/edit").status_code == 404
+    response = submit(console, foreign, changed(own_form, cost_center="Mine now"))
+    assert response.status_code == 404
+    assert stored(engine, "32499000070") == before
+    assert audit_of(engine) == []
+
+    # Its own account's user may.
+    add_user(engine, clock, other_tenant.account_id, "b@example.com")
+    with console_client(settings, engine, clock) as other:
+        sign_in(other, engine, clock, "b@example.com")
+        fields = edit_fields(other.get(f"/console/sims/{foreign}/edit").text)
+        assert submit(other, foreign, changed(fields, cost_center="Ours")).status_code == 303
+    assert stored(engine, "32499000070")["cost_center"] == "Ours"
+    (entry,) = audit_of(engine)
+    assert (entry["account_id"], entry["actor"]) == (other_tenant.account_id, "b@example.com")
+
+
+def test_a_suspended_account_cannot_edit(console: TestClient, csrf: str, engine: Engine) -> None:
+    from m2m import accounts
+
+    sim = sim_id(engine, "32470000001")
+    fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
+    accounts.set_subscription(engine, sandbox_account_id(engine), active=False)
+    response = submit(console, sim, changed(fields, cost_center="X"))
+    assert response.status_code == 403
+    assert "subscription is suspended" in response.text

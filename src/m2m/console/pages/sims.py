@@ -95,8 +95,12 @@ async def _list(
     )
 
 
+EDIT_NOTICES = {"saved": "Saved.", "unchanged": "Nothing to save: the form had no changes."}
+
+
 @router.get("/sims/{sim_id:int}")
-async def sim_page(request: Request, visitor: SignedIn, sim_id: int) -> Response:
+async def sim_page(request: Request, visitor: SignedIn, sim_id: int, edit: str = "") -> Response:
+    """The SIM's page; ``edit`` says how the edit form that sent here ended."""
     sim = await visitor.read(fleet.get_sim, visitor.account_id, sim_id)
     if sim is None:
         raise ConsoleError(404, "No such SIM card in your account.")
@@ -110,6 +114,7 @@ async def sim_page(request: Request, visitor: SignedIn, sim_id: int) -> Response
         sim=row,
         document=document,
         view=profile_view(document, sim.labels),
+        notice=EDIT_NOTICES.get(edit),
         history=history,
         allowed=allowed_operations(SimState(row.state)),
         default_callback_token=DEFAULT_CALLBACK_TOKEN,
