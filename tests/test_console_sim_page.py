@@ -323,6 +323,23 @@ def test_invalid_labels_are_refused_next_to_the_labels(
 
 
 @pytest.mark.usefixtures("csrf")
+@pytest.mark.usefixtures("csrf")
+def test_the_largest_valid_form_is_saved(console: TestClient, engine: Engine) -> None:
+    """Every label, custom field and the cost center at their longest, in characters a browser
+    sends as nine bytes each: not refused as too large."""
+    sim = sim_id(engine, "32470000001")
+    long = "€" * 200
+    fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
+    fields = changed(fields, cost_center=long, **{f"custom_field_{n}": long for n in range(1, 8)})
+    fields = with_labels(fields, *[(f"k/{n:02d}:" + "x" * 59, long) for n in range(32)])
+    assert len(urlencode(fields)) > 64 * 1024
+    response = submit(console, sim, fields)
+    assert response.status_code == 303, response.text[:300]
+    after = stored(engine, "32470000001")
+    assert len(after["labels"]) == len(after["label_rows"]) == 32
+    assert after["cost_center"] == long
+
+
 def test_a_form_from_before_another_change_is_not_saved_over_it(
     console: TestClient, engine: Engine
 ) -> None:
