@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.audit import Actor, ActorKind
 from m2m.console import sim_form
+from m2m.console.sim_profile import SERVICES
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
 from m2m.profile import CUSTOM_FIELD_NAMES
 from m2m.sim_edit import EditableSim, editable_document
@@ -64,7 +65,7 @@ def _page(
         problems=problems or {},
         notice=notice,
         custom_fields=[(n, sim_form.custom_field_input(n)) for n in CUSTOM_FIELD_NAMES],
-        services=[("data", "Data"), ("sms", "SMS"), ("voice", "Voice")],
+        services=[(key, name) for key, name, _ in SERVICES],
         periods=[p for p, _ in sim_form.PERIODS],
         threshold_input=sim_form.threshold_input,
     )
