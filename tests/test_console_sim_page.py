@@ -21,6 +21,7 @@ from m2m.sandbox import DEMO_EMAIL
 from m2m.settings import Settings
 from m2m.storage.accounts import find_sandbox_account
 from m2m.storage.tables import audit_events, sim_cards, sim_labels
+from tests.support.api import auth
 from tests.support.console import add_user, console_client, sign_in
 from tests.support.sims import add_sim, label_sim
 from tests.support.tenants import Tenant
@@ -183,6 +184,7 @@ def stored(engine: Engine, msisdn: str) -> dict[str, Any]:
         row = conn.execute(
             select(
                 sim_cards.c.id,
+                sim_cards.c.iccid,
                 sim_cards.c.cost_center,
                 sim_cards.c.profile,
                 sim_cards.c.labels,
@@ -323,7 +325,6 @@ def test_invalid_labels_are_refused_next_to_the_labels(
 
 
 @pytest.mark.usefixtures("csrf")
-@pytest.mark.usefixtures("csrf")
 def test_the_largest_valid_form_is_saved(console: TestClient, engine: Engine) -> None:
     """Every label, custom field and the cost center at their longest, in characters a browser
     sends as nine bytes each: not refused as too large."""
@@ -340,10 +341,12 @@ def test_the_largest_valid_form_is_saved(console: TestClient, engine: Engine) ->
     assert after["cost_center"] == long
 
 
+@pytest.mark.usefixtures("csrf")
 def test_a_form_from_before_another_change_is_not_saved_over_it(
     console: TestClient, engine: Engine
 ) -> None:
-    """Opened, then the SIM changed (here: its labels), then sent: shown again as it now is."""
+    """Opened, then the SIM changed (here: by a first send of the same form), then sent again:
+    refused and shown as it now is."""
     sim = sim_id(engine, "32470000001")
     fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
     first = submit(console, sim, changed(fields, cost_center="First"))
@@ -354,6 +357,25 @@ def test_a_form_from_before_another_change_is_not_saved_over_it(
     assert 'name="cost_center" value="First"' in second.text
     assert stored(engine, "32470000001")["cost_center"] == "First"
     assert len(audit_of(engine)) == 1
+
+
+@pytest.mark.usefixtures("csrf")
+def test_a_form_opened_before_an_api_update_does_not_undo_it(
+    console: TestClient, engine: Engine
+) -> None:
+    sim = sim_id(engine, "32470000001")
+    fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
+    iccid = str(stored(engine, "32470000001")["iccid"])
+    patched = console.patch(
+        f"/m2m/1.0.0/simcards/{iccid}",
+        json={"Labels": {"site": "api"}},
+        headers={**auth(console), "content-type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200
+    response = submit(console, sim, with_labels(fields, ("site", "console")))
+    assert response.status_code == 409
+    assert 'value="api"' in response.text
+    assert stored(engine, "32470000001")["labels"] == {"site": "api"}
 
 
 @pytest.mark.usefixtures("csrf")
