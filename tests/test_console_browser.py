@@ -285,6 +285,7 @@ def test_label_a_sim_from_its_page_in_a_laptop_and_a_phone_window(page: Page) ->
     page.reload()
     for part in ("#labels", "#custom-fields", "#service-data", "#service-voice", "#access-points"):
         assert_on_screen(page, page.locator(part))
+    assert_on_screen(page, page.locator("#access-points dd", has_text="Fleet tracking APN"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "sim-profile-phone")
     page.get_by_role("link", name="Edit", exact=True).click()

@@ -79,9 +79,9 @@ def test_the_sim_page_reads_the_profile_part_by_part(console: TestClient, engine
     voice = section(page, "service-voice")
     assert "Plan M2M-VOICE-NONE Daily threshold 0 Monthly threshold 0" in voice
     assert "VOICE-BARRED" in voice
-    assert "m2m.sandbox.example 10.64.0.2 device00001 Vending machines APN" in section(
-        page, "access-points"
-    )
+    points = section(page, "access-points")
+    assert "APN m2m.sandbox.example Static IP 10.64.0.2 User name device00001" in points
+    assert "Name Vending machines APN" in points
     assert "the operator's documentation gives them no unit" in page
     # What the page showed before stays: identity, actions, history, the API's document.
     assert "Deactivation" in page
