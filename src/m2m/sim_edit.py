@@ -22,7 +22,6 @@ a value of the wrong type or out of bounds (the import's bounds: ``m2m.profile``
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,10 +86,11 @@ class EditResult:
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 §2: ``patch`` applied to ``target`` (neither is modified)."""
+    """RFC 7396 §2: ``patch`` applied to ``target``. Neither is modified; the result shares the
+    members neither touched (JSON documents here are never modified in place)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
     for name, value in patch.items():
         if value is None:
             result.pop(name, None)
@@ -206,18 +206,22 @@ def _value_problems(document: Mapping[str, Any]) -> list[FieldProblem]:
 
 def _stored(current: EditableSim, document: Mapping[str, Any]) -> EditableSim:
     """The SIM whose editable document is ``document`` (checked), everything else as it was.
-    Only what changed is written into the profile, so an edit never reshapes the rest of it."""
+    Only what changed is written into the profile, so an edit never reshapes the rest of it
+    (copied one level down where it changes: the current profile is left as it is)."""
     before = editable_document(current)
-    profile = copy.deepcopy(current.profile)
+    profile = dict(current.profile)
     custom = {name: value for name, value in document.get("CustomFields", {}).items() if value}
     if custom_fields_document(custom) != before["CustomFields"]:
         profile["CustomFields"] = custom  # stored sparse, as the import stores them
     for service in SERVICES:
         thresholds = document.get(service, {})
-        for name in THRESHOLDS:
-            value = thresholds.get(name, 0)
-            if value != before[service][name]:
-                profile.setdefault(service, {})[name] = value
+        changed = {
+            name: thresholds.get(name, 0)
+            for name in THRESHOLDS
+            if thresholds.get(name, 0) != before[service][name]
+        }
+        if changed:
+            profile[service] = {**profile.get(service, {}), **changed}
     return EditableSim(
         profile=profile,
         cost_center=document.get("CostCenter") or None,

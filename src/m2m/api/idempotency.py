@@ -1,10 +1,18 @@
 """The ``Idempotency-Key`` header of the M2M API's writes (``m2m.idempotency`` has the rules).
 
-A route that writes wraps its work in ``idempotent``: without the header the work simply runs;
-with it, a retry of a finished request gets the recorded answer back (one indexed read) with
-``Idempotent-Replayed: true``, and the work runs at most once per key. A wrapper the routes call
-rather than a middleware: only these routes pay for it, and each hands over the body it has
-read anyway, after its credentials were checked.
+A route that writes wraps its work in ``idempotent_write`` (or ``idempotent``): without the header
+the work simply runs; with it, a retry of a finished request gets the recorded answer back (one
+indexed read) with ``Idempotent-Replayed: true``, and the work runs at most once per key.
+
+``idempotent_write`` is for work done in one database transaction (a lifecycle request, a SIM
+update): the key is claimed, the work done and its answer recorded in that same transaction, so
+the answer is recorded exactly when the work commits; a concurrent retry waits for the lock and
+gets the answer. ``idempotent`` is for work that must not hold the write lock (saving the
+callback configuration first checks the URL, which may resolve a name): it claims the key in one
+transaction, runs the work, and records the answer in another; a retry meanwhile gets 409.
+
+Wrappers the routes call rather than a middleware: only these routes pay for them, and each hands
+over the body it has read anyway, after its credentials were checked.
 
 ``/token`` and ``/revoke`` take no key: they are OAuth2's endpoints, idempotent by their own
 rules (the single active token comes back while it is valid; revoking twice answers 200 twice),
@@ -17,11 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Header, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.error_handlers import EXCEPTION_HANDLERS
-from m2m.errors import BadRequest, Conflict
+from m2m.errors import BadRequest, Conflict, M2MError
 from m2m.idempotency import (
     HEADER,
     KEY_PATTERN,
@@ -133,6 +142,69 @@ async def idempotent(
     headers = replayed_headers(dict(response.headers))
     await run_in_threadpool(_finish, services, account_id, key, response, headers)
     return response
+
+
+def _error_answer(error: M2MError) -> Response:
+    """What the app's handler answers an ``M2MError`` (``error_handlers``), built in a thread."""
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+async def idempotent_write(
+    request: Request,
+    services: Services,
+    account_id: int,
+    key: str | None,
+    body: bytes,
+    work: Callable[[Connection], Response],
+) -> Response:
+    """``work(conn)``'s answer, run on a write transaction (in the thread pool) that also
+    records it under ``key``: at most once per key, atomically (see the module)."""
+    if key is None:
+
+        def plain() -> Response:
+            with write_transaction(services.engine) as conn:
+                return work(conn)
+
+        return await run_in_threadpool(plain)
+    problem = key_problem(key)
+    if problem:
+        raise BadRequest(problem)
+    digest = request_digest(request.method, request.url.path, body)
+
+    def look() -> StoredKey | None:
+        with services.engine.connect() as conn:
+            return key_store.find(conn, account_id, key)
+
+    stored = await run_in_threadpool(look)
+    verdict = decide(stored, digest, services.clock.now())
+    if verdict is Verdict.REPLAY:
+        assert stored is not None
+        return _replay(stored)
+    if verdict is not Verdict.RUN:
+        raise _refusal(verdict, stored, services)
+
+    def run() -> Response:
+        with write_transaction(services.engine) as conn:
+            verdict, stored = key_store.claim(conn, account_id, key, digest, services.clock.now())
+            if verdict is Verdict.REPLAY:  # finished while we waited for the lock
+                assert stored is not None
+                return _replay(stored)
+            if verdict is not Verdict.RUN:
+                raise _refusal(verdict, stored, services)
+            try:
+                with conn.begin_nested():  # a refusal undoes the work, not the claim
+                    response = work(conn)
+            except M2MError as error:
+                if error.status_code >= 500:
+                    raise  # the transaction rolls back: the key stays free
+                response = _error_answer(error)
+            headers = replayed_headers(dict(response.headers))
+            key_store.finish(
+                conn, account_id, key, response.status_code, headers, bytes(response.body)
+            )
+            return response
+
+    return await run_in_threadpool(run)
 
 
 def _release(services: Services, account_id: int, key: str) -> None:

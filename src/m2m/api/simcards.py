@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 
 from m2m import access
 from m2m.api.deps import (
@@ -28,7 +28,7 @@ from m2m.api.deps import (
     authorized,
     caller_of,
 )
-from m2m.api.idempotency import IdempotencyKey, idempotent
+from m2m.api.idempotency import IdempotencyKey, idempotent_write
 from m2m.api.schemas import error_responses
 from m2m.errors import (
     BadRequest,
@@ -51,8 +51,7 @@ from m2m.profile import (
     sim_card_document,
 )
 from m2m.storage import sim_updates
-from m2m.storage.engine import write_transaction
-from m2m.storage.sim_updates import SimRow, UpdateOutcome
+from m2m.storage.sim_updates import SimRow
 
 router = APIRouter(tags=["SIM cards"])
 
@@ -254,23 +253,16 @@ async def update_simcard(
     raw = await request.body()
     request_id = x_request_id if x_request_id and _REQUEST_ID.fullmatch(x_request_id) else None
 
-    async def work() -> Response:
-        patch = _parse_patch(request, raw)
-        versions = if_match_versions(if_match)
-
-        def update() -> UpdateOutcome:
-            with write_transaction(services.engine) as conn:
-                return sim_updates.update_sim(
-                    conn,
-                    account_id=account_id,
-                    iccid=iccid,
-                    patch=patch,
-                    if_match=versions,
-                    actor=lambda c: access.actor_of(c, caller.token, request_id),
-                    now=services.clock.now(),
-                )
-
-        outcome = await run_in_threadpool(update)
+    def work(conn: Connection) -> Response:
+        outcome = sim_updates.update_sim(
+            conn,
+            account_id=account_id,
+            iccid=iccid,
+            patch=_parse_patch(request, raw),
+            if_match=if_match_versions(if_match),
+            actor=lambda c: access.actor_of(c, caller.token, request_id),
+            now=services.clock.now(),
+        )
         if outcome.sim is None:
             # Same answer for "no such SIM" and "another account's SIM".
             raise NotFound(f"No SIM card with ICCID {iccid} in your account.")
@@ -283,4 +275,4 @@ async def update_simcard(
             raise InvalidFields([(p.field, p.problem) for p in outcome.problems])
         return JSONResponse(_document(outcome.sim), headers={"ETag": etag(outcome.sim.version)})
 
-    return await idempotent(request, services, account_id, idempotency_key, raw, work)
+    return await idempotent_write(request, services, account_id, idempotency_key, raw, work)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from m2m.audit import Actor
 from m2m.sim_edit import EditableSim, FieldProblem, apply_edit, changed_fields
@@ -45,21 +45,36 @@ class UpdateOutcome:
     changed: bool = False
 
 
+# Built once: building a statement per call cost more than running it.
+_READ = select(
+    _c.id,
+    _c.iccid,
+    _c.msisdn,
+    _c.imsi,
+    _c.state,
+    _c.cost_center,
+    _c.profile,
+    _c.labels,
+    _c.version,
+).where(_c.account_id == bindparam("account_id"), _c.iccid == bindparam("iccid"))
+# PostgreSQL locks the row for the transaction; SQLite's write transaction holds the lock.
+_READ_LOCKED = {True: _READ.with_for_update(), False: _READ}
+_WRITE = (
+    update(sim_cards)
+    .where(_c.id == bindparam("sim_id"))
+    .values(
+        profile=bindparam("profile", type_=sim_cards.c.profile.type),
+        cost_center=bindparam("cost_center", type_=sim_cards.c.cost_center.type),
+        labels=bindparam("labels", type_=sim_cards.c.labels.type),
+        updated_at=bindparam("updated_at", type_=sim_cards.c.updated_at.type),
+        version=bindparam("version", type_=sim_cards.c.version.type),
+    )
+)
+
+
 def _read_locked(conn: Connection, account_id: int, iccid: str) -> tuple[int, SimRow] | None:
-    query = select(
-        _c.id,
-        _c.iccid,
-        _c.msisdn,
-        _c.imsi,
-        _c.state,
-        _c.cost_center,
-        _c.profile,
-        _c.labels,
-        _c.version,
-    ).where(_c.account_id == account_id, _c.iccid == iccid)
-    if conn.dialect.name == "postgresql":  # SQLite: the write transaction holds the lock
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
+    query = _READ_LOCKED[conn.dialect.name == "postgresql"]
+    row = conn.execute(query, {"account_id": account_id, "iccid": iccid}).one_or_none()
     if row is None:
         return None
     sim_id, *rest = row
@@ -95,15 +110,15 @@ def update_sim(
     edited = result.sim
     version = sim.version + 1
     conn.execute(
-        update(sim_cards)
-        .where(_c.id == sim_id)
-        .values(
-            profile=edited.profile,
-            cost_center=edited.cost_center,
-            labels=edited.labels,
-            updated_at=now,
-            version=version,
-        )
+        _WRITE,
+        {
+            "sim_id": sim_id,
+            "profile": edited.profile,
+            "cost_center": edited.cost_center,
+            "labels": edited.labels,
+            "updated_at": now,
+            "version": version,
+        },
     )
     if edited.labels != sim.labels:
         _write_labels(conn, account_id, sim_id, sim.labels, edited.labels)
