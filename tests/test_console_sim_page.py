@@ -123,6 +123,11 @@ def test_every_text_of_the_profile_is_escaped(
         found = re.search(rf'<section[^>]* id="{part}"[^>]*>(.*?)</section>', page, re.S)
         assert found, part
         assert ESCAPED in found.group(1), part
+    # The edit form shows the same texts in its inputs, escaped in their attributes.
+    form = console.get(f"/console/sims/{sim_id(engine, '32499000061')}/edit").text
+    assert "<script>alert" not in form
+    assert f'name="custom_field_4" value="{ESCAPED}"' in form
+    assert f'name="label_value" value="{ESCAPED}"' in form
 
 
 # --- the edit form ------------------------------------------------------------------------------
