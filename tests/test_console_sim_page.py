@@ -269,9 +269,9 @@ def test_a_form_without_changes_saves_nothing(console: TestClient, engine: Engin
 
 
 def error_next_to(page: str, name: str) -> str:
-    found = re.search(rf'<p class="field-error" id="{name}-error">([^<]*)</p>', page)
+    found = re.search(rf'<div class="field-errors" id="{name}-error">(.*?)</div>', page)
     assert found, f"no error next to {name}"
-    return html.unescape(found.group(1))
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split()))
 
 
 @pytest.mark.parametrize(
