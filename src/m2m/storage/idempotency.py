@@ -6,34 +6,53 @@ decides again under the row's lock, so of two requests racing with one key exact
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from m2m.idempotency import LOCK_DURATION, StoredKey, Verdict, decide
+from m2m.storage.prepared import PreparedRead
 from m2m.storage.tables import idempotency_keys
 
 _t = idempotency_keys.c
+_COLUMNS = (
+    _t.request_digest,
+    _t.created_at,
+    _t.locked_until,
+    _t.status_code,
+    _t.response_headers,
+    _t.response_body,
+)
+_lookup = PreparedRead(
+    select(*_COLUMNS).where(_t.account_id == bindparam("account_id"), _t.key == bindparam("key"))
+)
+
+
+def _stored_key(row: Sequence[Any]) -> StoredKey:
+    digest, created_at, locked_until, status, headers, body = row
+    return StoredKey(bytes(digest), created_at, locked_until, status, headers, body)
+
+
+def lookup(engine: Engine, account_id: int, key: str) -> StoredKey | None:
+    """The key's row, or None: the replay's one read (a prepared statement, no transaction)."""
+    row = _lookup.one_or_none(engine, {"account_id": account_id, "key": key})
+    return None if row is None else _stored_key(row)
+
+
+_FIND = select(*_COLUMNS).where(
+    _t.account_id == bindparam("account_id"), _t.key == bindparam("key")
+)
+_FIND_LOCKED = _FIND.with_for_update()
 
 
 def find(conn: Connection, account_id: int, key: str, *, lock: bool = False) -> StoredKey | None:
     """The key's row (locked for the transaction with ``lock``, on PostgreSQL), or None."""
-    query = select(
-        _t.request_digest,
-        _t.created_at,
-        _t.locked_until,
-        _t.status_code,
-        _t.response_headers,
-        _t.response_body,
-    ).where(_t.account_id == account_id, _t.key == key)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
-    if row is None:
-        return None
-    digest, created_at, locked_until, status, headers, body = row
-    return StoredKey(bytes(digest), created_at, locked_until, status, headers, body)
+    query = _FIND_LOCKED if lock and conn.dialect.name == "postgresql" else _FIND
+    row = conn.execute(query, {"account_id": account_id, "key": key}).one_or_none()
+    return None if row is None else _stored_key(row)
 
 
 def claim(
