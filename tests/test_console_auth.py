@@ -147,6 +147,7 @@ def test_every_form_post_needs_the_sessions_csrf_token(console: TestClient) -> N
         ("/console/callback", {"url": "http://127.0.0.1:9/"}),
         ("/console/callback/signing-secret", {}),
         ("/console/sims/actions", {"operation": "deactivation", "sim": "1"}),
+        ("/console/sims/1/edit", {"version": "1", "cost_center": "x"}),
     ]
     for path, data in posts:
         assert console.post(path, data=data).status_code == 403, path

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Dialog,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
 
@@ -231,3 +239,58 @@ def test_secrets_are_replaced_only_after_saying_what_stops_working(page: Page) -
     assert "stops working at once" in asked[0]
     assert "for 24 hours they may still verify with the current one" in asked[1]
     assert page.get_by_text("whsec_").count() == 0  # nothing was rotated
+
+
+def test_label_a_sim_from_its_page_in_a_laptop_and_a_phone_window(page: Page) -> None:
+    """The SIM page reads the profile part by part; its edit form refuses a threshold that is not
+    a number next to the field, then adds a label that the page shows. Both pages fit a phone's
+    width, and nothing on them is refused by the console's CSP."""
+    refused: list[str] = []  # a CSP violation is reported as "Refused to …" in the console
+
+    def keep(message: ConsoleMessage) -> None:
+        if message.type == "error" and message.text.startswith("Refused"):
+            refused.append(message.text)
+
+    page.on("console", keep)
+    log_in(page)
+    go_to(page, "SIM cards")
+    page.get_by_label("MSISDN, ICCID or IMSI").fill("32470000002")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="32470000002").click()
+    expect(page.locator("#labels")).to_contain_text("No labels.")
+    expect(page.locator("#service-data")).to_contain_text("M2M-DATA-10GB")
+    expect(page.locator("#custom-fields")).to_contain_text("Asset 00002")
+    shot(page, "sim-profile")
+
+    page.get_by_role("link", name="Edit", exact=True).click()
+    expect(page.get_by_role("heading", name="Edit SIM 32470000002")).to_be_visible()
+    page.get_by_label("Data daily threshold").fill("lots")
+    page.get_by_label("Label 1 key").fill("site")
+    page.get_by_label("Label 1 value").fill("ghent")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#data_daily_threshold-error")).to_have_text(
+        "Enter a whole number, 0 or more."
+    )
+    expect(page.get_by_label("Label 1 key")).to_have_value("site")  # what was typed is kept
+    shot(page, "sim-edit-refused")
+    page.get_by_label("Data daily threshold").fill("12000")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator("#labels")).to_contain_text("site")
+    expect(page.locator("#labels")).to_contain_text("ghent")
+    expect(page.locator("#service-data")).to_contain_text("12,000")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    for part in ("#labels", "#custom-fields", "#service-data", "#service-voice", "#access-points"):
+        assert_on_screen(page, page.locator(part))
+    assert_on_screen(page, page.locator("#access-points dd", has_text="Fleet tracking APN"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "sim-profile-phone")
+    page.get_by_role("link", name="Edit", exact=True).click()
+    assert_on_screen(page, page.get_by_label("Label 1 value"))
+    assert_on_screen(page, page.get_by_role("button", name="Save"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "sim-edit-phone")
+    assert refused == []

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from m2m.console.web import MAX_FORM_BYTES
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from tests.support.server_process import ServerProcess, chunked, serving, stream
@@ -249,7 +250,7 @@ def test_a_client_gone_mid_form_is_no_error(
 def test_a_body_cut_off_at_its_limit_is_no_error(
     app: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chunk = {"type": "http.request", "body": b"x" * 40_000, "more_body": True}
+    chunk = {"type": "http.request", "body": b"x" * (MAX_FORM_BYTES // 2 + 1), "more_body": True}
     with caplog.at_level(logging.INFO):
         sent = _run_app(app, "/console/login", [chunk, chunk])
     assert sent[0]["status"] == 413

@@ -1,4 +1,5 @@
-"""The console's view of an account's SIMs: keyset pages, search, one SIM and its history.
+"""The console's view of an account's SIMs: keyset pages, search, one SIM (its profile, labels
+and version) and its history.
 
 Pages are keyset-paginated by ``id`` (``id > after`` or ``id < before``, LIMIT n+1 to know
 whether another page exists) over the indexes (account_id, id) and (account_id, state, id):
@@ -41,6 +42,8 @@ class SimPage:
 class SimDetail:
     row: SimRow
     profile: dict[str, Any]
+    labels: dict[str, str]
+    version: int  # bumped by every change: an edit form sent from an older version is stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,7 @@ def list_sims(
 
 def get_sim(conn: Connection, account_id: int, sim_id: int) -> SimDetail | None:
     row = conn.execute(
-        select(*_ROW_COLUMNS, sim_cards.c.profile).where(
+        select(*_ROW_COLUMNS, sim_cards.c.profile, sim_cards.c.labels, sim_cards.c.version).where(
             sim_cards.c.id == sim_id, sim_cards.c.account_id == account_id
         )
     ).one_or_none()
@@ -147,7 +150,9 @@ def get_sim(conn: Connection, account_id: int, sim_id: int) -> SimDetail | None:
         return None
     values = dict(row._mapping)
     profile = values.pop("profile")
-    return SimDetail(SimRow(**values), profile)
+    labels = values.pop("labels") or {}
+    version = int(values.pop("version"))
+    return SimDetail(SimRow(**values), profile, labels, version)
 
 
 def sim_history_of(conn: Connection, sim_id: int, limit: int = 200) -> list[HistoryRow]:

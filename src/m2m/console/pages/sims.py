@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from m2m.console.sim_profile import profile_view
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
 from m2m.identifiers import IdentifierType, SimState
 from m2m.intake import Device, accept_request
@@ -94,19 +95,26 @@ async def _list(
     )
 
 
+EDIT_NOTICES = {"saved": "Saved.", "unchanged": "Nothing to save: the form had no changes."}
+
+
 @router.get("/sims/{sim_id:int}")
-async def sim_page(request: Request, visitor: SignedIn, sim_id: int) -> Response:
+async def sim_page(request: Request, visitor: SignedIn, sim_id: int, edit: str = "") -> Response:
+    """The SIM's page; ``edit`` says how the edit form that sent here ended."""
     sim = await visitor.read(fleet.get_sim, visitor.account_id, sim_id)
     if sim is None:
         raise ConsoleError(404, "No such SIM card in your account.")
     history = await visitor.read(fleet.sim_history_of, sim_id)
     row = sim.row
+    document = sim_card_document(sim.profile, row.cost_center, row.state, row.imsi)
     return render(
         request,
         "sim.html",
         visitor,
         sim=row,
-        document=sim_card_document(sim.profile, row.cost_center, row.state, row.imsi),
+        document=document,
+        view=profile_view(document, sim.labels),
+        notice=EDIT_NOTICES.get(edit),
         history=history,
         allowed=allowed_operations(SimState(row.state)),
         default_callback_token=DEFAULT_CALLBACK_TOKEN,
