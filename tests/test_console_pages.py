@@ -15,8 +15,9 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
-from m2m.clock import ManualClock
+from m2m.clock import ManualClock, SystemClock
 from m2m.sandbox import API_KEY, CLIENT_ID, DEMO_EMAIL
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
@@ -432,7 +433,7 @@ def test_the_api_keys_page_shows_the_accounts_rate_limit(
     with engine.connect() as conn:
         sandbox = account_store.find_sandbox_account(conn)
     assert sandbox is not None
-    accounts.set_rate_limit(engine, sandbox.id, 25, 40)
+    accounts.set_rate_limit(engine, SystemClock(), sandbox.id, 25, 40, actor=ADMIN_CLI)
     page = console.get("/console/api-keys").text
     assert "25 requests per second" in page
     assert "bursts of up to 40" in page
@@ -538,7 +539,7 @@ def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
     with engine.connect() as conn:
         account = find_sandbox_account(conn)
     assert account
-    accounts.set_subscription(engine, account.id, active=False)
+    accounts.set_subscription(engine, SystemClock(), account.id, False, actor=ADMIN_CLI)
     form = {"csrf_token": csrf, "name": "more"}
     for path in ("/console/api-keys", "/console/token/permanent", "/console/token/apps"):
         refused = console.post(path, data=form)
@@ -567,7 +568,7 @@ def test_a_suspended_account_sees_its_status_and_cannot_request(
     with engine.connect() as conn:
         account = find_sandbox_account(conn)
     assert account
-    accounts.set_subscription(engine, account.id, active=False)
+    accounts.set_subscription(engine, SystemClock(), account.id, False, actor=ADMIN_CLI)
     assert ">suspended<" in console.get("/console/api-keys").text
     assert act(console, csrf, "deactivation", sim_id(engine, "32470000001")).status_code == 403
 

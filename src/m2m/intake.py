@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from m2m.audit import Actor, created
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
 from m2m.lifecycle import Operation
+from m2m.storage import audit as audit_store
 from m2m.storage import request_intake
 from m2m.storage.engine import write_transaction
 
@@ -39,8 +41,11 @@ def accept_request(
     operation: Operation,
     devices: Sequence[Device],
     callback_token: str,
+    *,
+    actor: Actor,
 ) -> str:
-    """Commit the request for every device at once; returns its TrackingNumber."""
+    """Commit the request for every device at once, and its one audit entry (the request, not
+    each SIM: see ``m2m.audit``); returns its TrackingNumber."""
     tracking_number = str(uuid.uuid4())
     with write_transaction(engine) as conn:
         request_intake.serialize_acceptance(conn, account_id)
@@ -64,6 +69,16 @@ def accept_request(
                 }
                 for d in devices
             ],
+            now=clock.now(),
+        )
+        audit_store.record(
+            conn,
+            account_id=account_id,
+            actor=actor,
+            action=f"request.{operation.value}",
+            subject_kind="request",
+            subject=tracking_number,
+            changes=created(operation=operation.value, devices=len(devices)),
             now=clock.now(),
         )
     return tracking_number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.deps import CurrentAccountId, CurrentChanger, ServicesDep
 from m2m.api.schemas import error_responses
 from m2m.callbacks.configuration import checked_callback, save_callback
 from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl
@@ -119,7 +120,7 @@ class CallbackConfigPublic(BaseModel):
     },
 )
 async def configure_callback(
-    request: Request, account_id: CurrentAccountId, services: ServicesDep
+    request: Request, changer: CurrentChanger, services: ServicesDep
 ) -> Response:
     """Replace the account's callback configuration; waiting messages go out to the new URL."""
     body = _read_config(await request.body())
@@ -137,7 +138,15 @@ async def configure_callback(
         raise Forbidden(str(error), code="callback_target_forbidden") from error
 
     await run_in_threadpool(
-        save_callback, services.engine, services.clock, account_id, body.url, headers
+        partial(
+            save_callback,
+            services.engine,
+            services.clock,
+            changer.account_id,
+            body.url,
+            headers,
+            actor=changer.actor,
+        )
     )
     services.notify_work()
     return Response(status_code=204)

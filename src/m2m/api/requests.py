@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.deps import Changer, CurrentAccountId, CurrentChanger, ServicesDep
 from m2m.api.schemas import ErrorBody, error_responses
 from m2m.errors import BadRequest, M2MError, NotFound
 from m2m.identifiers import (
@@ -135,20 +136,23 @@ def _request_body_schema(max_devices: int) -> dict[str, Any]:
 async def _accept(
     operation: Operation,
     request: Request,
-    account_id: int,
+    changer: Changer,
     services: ServicesDep,
     x_callback_token: str,
 ) -> JSONResponse:
     """Accept the request for every device at once; results arrive at the callback URL."""
     devices = parse_devices(await request.body(), services.settings.max_devices_per_request)
     tracking_number = await run_in_threadpool(
-        accept_request,
-        services.engine,
-        services.clock,
-        account_id,
-        operation,
-        [Device(d.identifier, d.identifierType) for d in devices],
-        x_callback_token,
+        partial(
+            accept_request,
+            services.engine,
+            services.clock,
+            changer.account_id,
+            operation,
+            [Device(d.identifier, d.identifierType) for d in devices],
+            x_callback_token,
+            actor=changer.actor,
+        )
     )
     services.notify_work()
     return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
@@ -171,11 +175,11 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
 
     async def endpoint(
         request: Request,
-        account_id: CurrentAccountId,
+        changer: CurrentChanger,
         services: ServicesDep,
         x_callback_token: CallbackToken,
     ) -> JSONResponse:
-        return await _accept(operation, request, account_id, services, x_callback_token)
+        return await _accept(operation, request, changer, services, x_callback_token)
 
     endpoint.__doc__ = (
         f"Request the {operation.value} of SIM cards; answers at once with a TrackingNumber, and "
