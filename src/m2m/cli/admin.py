@@ -489,7 +489,59 @@ def sims_import(
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)
 
 
-PURGE_BATCH = 200  # requests per transaction: short write locks while the server runs
+PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs
+# An idempotency key replays its first answer for 24 hours (issue 13); after that it is only
+# space, and a request sent again with it is a new request.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+
+
+def _purge_in_batches(delete_batch: Callable[[Any], int]) -> int:
+    deleted = 0
+    while True:
+        with write_transaction(_database()) as conn:
+            batch = delete_batch(conn)
+        deleted += batch
+        if batch < PURGE_BATCH:
+            return deleted
+
+
+def _purge(requests_older_than: int | None, as_json: bool) -> None:
+    """What every purge deletes: audit events past M2M_AUDIT_RETENTION_DAYS and idempotency
+    keys past their 24 hours; with ``requests_older_than``, settled requests too."""
+    now = clock.now()
+    report: dict[str, object] = {}
+    lines = []
+    if requests_older_than is not None:
+        cutoff = now - timedelta(days=requests_older_than)
+        report["deleted_requests"] = _purge_in_batches(
+            lambda conn: retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
+        )
+        report["finished_before"] = cutoff.isoformat()
+        lines.append(
+            f"Deleted {report['deleted_requests']} requests finished before "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC."
+        )
+    audit_cutoff = now - timedelta(days=load_settings().audit_retention_days)
+    audit_events = _purge_in_batches(
+        lambda conn: retention.purge_audit_events(conn, audit_cutoff, PURGE_BATCH)
+    )
+    keys_cutoff = now - IDEMPOTENCY_KEY_LIFETIME
+    keys = _purge_in_batches(
+        lambda conn: retention.purge_idempotency_keys(conn, keys_cutoff, PURGE_BATCH)
+    )
+    report["deleted_audit_events"] = audit_events
+    report["audit_events_before"] = audit_cutoff.isoformat()
+    report["deleted_idempotency_keys"] = keys
+    lines.append(
+        f"Deleted {_count(audit_events, 'audit event')} recorded before "
+        f"{audit_cutoff:%Y-%m-%d %H:%M} UTC (M2M_AUDIT_RETENTION_DAYS) and "
+        f"{_count(keys, 'idempotency key')} older than 24 hours."
+    )
+    if as_json:
+        print_json(report)
+    else:
+        for line in lines:
+            console.print(line, highlight=False)
 
 
 @requests_app.command("purge")
@@ -502,16 +554,24 @@ def requests_purge(
 ) -> None:
     """Delete requests finished more than N days ago whose callbacks are settled, with their
     items, callback messages and attempts. SIM state history is kept. Their TrackingNumbers
-    then answer 404."""
-    cutoff = clock.now() - timedelta(days=older_than)
-    deleted = 0
-    while True:
-        with write_transaction(_database()) as conn:
-            batch = retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
-        deleted += batch
-        if batch < PURGE_BATCH:
-            break
-    if as_json:
-        print_json({"deleted_requests": deleted, "finished_before": cutoff.isoformat()})
-    else:
-        console.print(f"Deleted {deleted} requests finished before {cutoff:%Y-%m-%d %H:%M} UTC.")
+    then answer 404. Like `m2m admin purge`, also deletes audit events past
+    M2M_AUDIT_RETENTION_DAYS and idempotency keys older than 24 hours."""
+    _purge(older_than, as_json)
+
+
+@app.command("purge")
+def purge(
+    requests_older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-older-than",
+            min=1,
+            help="Also delete settled requests finished more than N days ago.",
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete what is past its retention: audit events older than M2M_AUDIT_RETENTION_DAYS
+    (default 365), idempotency keys older than 24 hours and, with --requests-older-than,
+    settled requests (as `m2m admin requests purge`). Run it from a daily timer."""
+    _purge(requests_older_than, as_json)

@@ -32,6 +32,7 @@ from m2m.client.errors import (
     WaitTimeout,
 )
 from m2m.client.models import (
+    AuditEvent,
     CallbackConfig,
     Device,
     DeviceStatus,
@@ -47,6 +48,7 @@ __all__ = [
     "APIError",
     "ApiKeyError",
     "AsyncM2MClient",
+    "AuditEvent",
     "AuthenticationError",
     "CallbackConfig",
     "CallbackVerifier",
