@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2m.console.pages import api_keys, callback, login, overview, requests, sims, token
+from m2m.console.pages import api_keys, audit, callback, login, overview, requests, sims, token
 from m2m.console.web import HERE, ConsoleError, LoginRequired, login_url, render
 from m2m.services import Services
 from m2m.storage.engine import is_transient
@@ -144,7 +144,7 @@ def create_console(services: Services) -> FastAPI:
     )
     console.state.services = services
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for pages in (login, overview, sims, requests, callback, token, api_keys):
+    for pages in (login, overview, sims, requests, callback, token, api_keys, audit):
         console.include_router(pages.router)
     console.add_middleware(SecurityHeaders)
     console.add_middleware(HeadAsGet)
