@@ -68,7 +68,8 @@ def test_a_callback_configuration_is_recorded_once_by_its_application_without_it
     }
     text = stored_text(engine)
     assert "receiver-secret-value" not in text
-    assert CLIENT_SECRET not in text and API_KEY not in text
+    assert CLIENT_SECRET not in text
+    assert API_KEY not in text
 
 
 def test_a_lifecycle_request_is_recorded_once_not_per_sim(api: TestClient, engine: Engine) -> None:
