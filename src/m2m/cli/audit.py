@@ -60,6 +60,7 @@ def audit(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many events (default: all).")
     ] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=1000, hidden=True)] = 1000,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON event a line (as the API answers them).")
     ] = False,
@@ -75,7 +76,7 @@ def audit(
             action=action,
             since=since,
             until=until,
-            page_size=min(limit, 1000) if limit else 1000,
+            page_size=min(limit, page_size) if limit else page_size,
         )
         for event in itertools.islice(events, limit):
             if as_json:
