@@ -115,9 +115,6 @@ def public(event: audit_store.AuditEvent) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-Text = Annotated[str | None, Query(min_length=1, max_length=MAX_FILTER_LENGTH)]
-
-
 @router.get(
     "/audit-events",
     response_model=list[AuditEventPublic],
@@ -142,7 +139,7 @@ async def audit_events(
     services: ServicesDep,
     sim: Annotated[
         str | None,
-        Query(description="Only the events of this SIM (its ICCID).", pattern=r"^\d{18,22}$"),
+        Query(description="Only the events of this SIM (its ICCID).", pattern=r"^[0-9]{18,22}$"),
     ] = None,
     actor: Annotated[
         str | None,
