@@ -247,10 +247,13 @@ def test_pages_follow_the_link_to_the_end_and_stay_put_while_events_arrive(
     ("query", "field"),
     [
         ("colour=red", "query.colour"),
+        ("actor=a&actor=b", "query.actor"),
         ("limit=0", "query.limit"),
         ("limit=1001", "query.limit"),
         ("limit=many", "query.limit"),
         ("since=yesterday", "query.since"),
+        ("until=0.5", "query.until"),
+        ("since=2026-12-01", "query.since"),
         ("sim=123", "query.sim"),
         ("action=sim%20updated", "query.action"),
         ("cursor=nonsense", "query.cursor"),

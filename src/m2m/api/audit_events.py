@@ -69,27 +69,48 @@ def _problem(name: str, message: str, value: str | None = None) -> RequestValida
     )
 
 
-def _unknown_parameters(request: Request) -> None:
-    unknown = sorted({name for name in request.query_params if name not in PARAMETERS})
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name),
-                    "msg": "unknown parameter; accepted: " + ", ".join(PARAMETERS),
-                    "input": None,
-                }
-                for name in unknown
-            ]
-        )
+REPEATABLE = ("action",)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """A time without an offset is read as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def _check_parameter_names(request: Request) -> None:
+    """Unknown parameters, and single ones given twice (FastAPI would keep the last), are 422s
+    that name them: a typo must not silently widen the listing."""
+    query = request.query_params
+    problems = [
+        {
+            "type": "extra_forbidden",
+            "loc": ("query", name),
+            "msg": "unknown parameter; accepted: " + ", ".join(PARAMETERS),
+            "input": None,
+        }
+        for name in sorted({n for n in query if n not in PARAMETERS})
+    ]
+    problems += [
+        {
+            "type": "value_error",
+            "loc": ("query", name),
+            "msg": "given more than once",
+            "input": None,
+        }
+        for name in PARAMETERS
+        if name not in REPEATABLE and len(query.getlist(name)) > 1
+    ]
+    if problems:
+        raise RequestValidationError(problems)
+
+
+def _time(name: str, raw: str | None) -> datetime | None:
+    """An ISO 8601 date and time (a time without an offset is UTC). Parsed here, not by
+    pydantic, which also takes a number as seconds since 1970: ``until=0.5`` is a mistake."""
+    if raw is None:
+        return None
+    try:
+        if len(raw) < 16 or raw[10] not in "Tt ":
+            raise ValueError(raw)
+        value = datetime.fromisoformat(raw.upper())  # RFC 3339 allows a lowercase t and z
+    except ValueError:
+        raise _problem(name, "an ISO 8601 date and time, e.g. 2026-12-01T04:00:00Z", raw) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _actions(values: list[str]) -> tuple[str, ...]:
@@ -158,12 +179,20 @@ async def audit_events(
         ),
     ] = None,
     since: Annotated[
-        datetime | None,
-        Query(description="Only events at or after this time (ISO 8601; UTC without offset)."),
+        str | None,
+        Query(
+            description="Only events at or after this time (ISO 8601 date and time; UTC without "
+            "an offset).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     until: Annotated[
-        datetime | None,
-        Query(description="Only events before this time (ISO 8601; UTC without offset)."),
+        str | None,
+        Query(
+            description="Only events before this time (ISO 8601 date and time; UTC without an "
+            "offset).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Events per page (at most 1000).")
@@ -177,7 +206,7 @@ async def audit_events(
     ] = None,
 ) -> JSONResponse:
     """The account's audit trail, newest first; the next page is in the Link header."""
-    _unknown_parameters(request)
+    _check_parameter_names(request)
     before_id: int | None = None
     if cursor is not None:
         try:
@@ -195,8 +224,8 @@ async def audit_events(
         subject=sim,
         actor=actor,
         actions=_actions(action or []),
-        since=_aware(since),
-        until=_aware(until),
+        since=_time("since", since),
+        until=_time("until", until),
     )
 
     def load() -> list[audit_store.AuditEvent]:
