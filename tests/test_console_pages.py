@@ -755,6 +755,7 @@ def test_the_audit_page_lists_filters_and_pages_the_account_s_events(
     [
         ({"sim": "12"}, "ICCID"),
         ({"since": "yesterday"}, "2026-12-01T04:00"),
+        ({"before": str(2**64)}, "start from the newest"),
     ],
 )
 def test_a_bad_audit_filter_is_a_400_that_says_why(

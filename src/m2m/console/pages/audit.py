@@ -69,6 +69,8 @@ async def audit_page(
     }
     try:
         wanted = audit_filter(sim, actor, action, since, until)
+        if before is not None and not 0 < before < 2**63:  # a bigint column's range
+            raise ValueError("That page does not exist; start from the newest.")
     except ValueError as problem:
         return render(
             request, "audit.html", visitor, status_code=400, error=str(problem), events=None, **form
