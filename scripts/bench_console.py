@@ -21,6 +21,7 @@ import harness
 from sqlalchemy import Connection, text
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.clock import SystemClock
 from m2m.identifiers import SimState
 from m2m.storage import fleet, sims
@@ -66,7 +67,7 @@ def timed(conn: Connection, query: Callable[[], Any]) -> float:
 def bench(url: str, count: int) -> None:
     engine = make_engine(url)
     upgrade(engine)
-    account = accounts.create_account(engine, SystemClock(), "Bench")
+    account = accounts.create_account(engine, SystemClock(), "Bench", actor=ADMIN_CLI)
     started = time.perf_counter()
     with write_transaction(engine) as conn:
         fill(conn, account.id, count)

@@ -21,6 +21,7 @@ import time
 import harness
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.clock import SystemClock
 from m2m.identifiers import SimState
 from m2m.simimport import ImportReport, import_csv
@@ -80,13 +81,15 @@ def main() -> int:
         try:
             upgrade(engine)
             clock = SystemClock()
-            account_id = accounts.create_account(engine, clock, "Benchmark").id
+            account_id = accounts.create_account(engine, clock, "Benchmark", actor=ADMIN_CLI).id
 
             profiler = cProfile.Profile() if args.cprofile else None
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            report: ImportReport = import_csv(engine, source, account_id, clock.now())
+            report: ImportReport = import_csv(
+                engine, source, account_id, clock.now(), actor=ADMIN_CLI
+            )
             if profiler:
                 profiler.disable()
             seconds = time.perf_counter() - started

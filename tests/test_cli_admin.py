@@ -21,11 +21,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, text, update
 from typer.testing import CliRunner, Result
 
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.settings import Settings
+from m2m.storage import audit as audit_store
 from m2m.storage import request_intake
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import alembic_config, upgrade
@@ -33,12 +35,14 @@ from m2m.storage.tables import (
     access_tokens,
     callback_attempts,
     callback_deliveries,
+    idempotency_keys,
     lifecycle_requests,
     oauth_apps,
     request_items,
 )
 from m2m.storage.tables import accounts as accounts_table
 from tests.support.api import get_sim
+from tests.support.audit import AuditWatch, audit_rows, stored_text
 from tests.support.console import console_client, log_in
 from tests.support.constants import SECRET_KEY
 
@@ -949,3 +953,138 @@ def test_users_create_refuses_an_email_in_use(cli: Cli) -> None:
     assert_one_line_error(
         cli(*command, exit_code=1), "A console user with email a@b.example exists already."
     )
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+def test_every_admin_change_is_recorded_once_as_the_admin_cli_without_a_secret(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    watch = AuditWatch(engine)
+    secrets = []
+    account = new_account(cli, "Audited")
+    account_id = account["account_id"]
+    secrets.append(account["api_key"])
+    created = watch.one("account.created")
+    assert created["account_id"] == account_id
+    assert created["changes"] == {
+        "name": {"before": None, "after": "Audited"},
+        "api_key": {"before": None, "after": account["api_key"][:9]},
+    }
+    flag = ["--account", str(account_id)]
+
+    key = as_json(cli("api-keys", "create", *flag, "--json"))
+    secrets.append(key["api_key"])
+    assert watch.one("api_key.created")["subject"] == key["api_key"][:9]
+    cli("api-keys", "revoke", str(key["api_key_id"]))
+    assert watch.one("api_key.revoked")["account_id"] == account_id
+
+    app_created = as_json(cli("apps", "create", *flag, "--name", "Billing", "--json"))
+    secrets.append(app_created["client_secret"])
+    assert watch.one("application.created")["subject"] == app_created["client_id"]
+
+    token = as_json(cli("tokens", "create", *flag, "--name", "ci", "--json"))
+    secrets.append(token["token"])
+    assert watch.one("token.created")["subject"] == "ci"
+    cli("tokens", "delete", str(token["token_id"]))
+    assert watch.one("token.deleted")["subject"] == "ci"
+
+    cli("accounts", "suspend", str(account_id))
+    assert watch.one("account.suspended")["changes"] == {
+        "subscription": {"before": "active", "after": "suspended"}
+    }
+    cli("accounts", "resume", str(account_id))
+    assert watch.one("account.resumed")["changes"] == {
+        "subscription": {"before": "suspended", "after": "active"}
+    }
+    cli("accounts", "rate-limit", str(account_id), "--per-second", "5")
+    assert watch.one("account.rate_limit_set")["changes"] == {
+        "rate_limit_per_second": {"before": None, "after": 5.0},
+        "rate_limit_burst": {"before": None, "after": 10},
+    }
+
+    user = as_json(cli(*create_user(account_id, "Ops@Acme.example", "--json")))
+    secrets.append(user["password"])
+    assert watch.one("console_user.created")["subject"] == "ops@acme.example"
+
+    import_one_sim(cli, tmp_path, account_id, n=7)
+    imported = watch.one("sim.imported")
+    assert (imported["subject_kind"], imported["subject"]) == ("import", "sim-7.csv")
+    assert imported["changes"] == {"imported": {"before": None, "after": 1}}
+
+    entries = audit_rows(engine)
+    assert {(e["actor_kind"], e["actor"], e["account_id"]) for e in entries} == {
+        ("admin", "admin CLI", account_id)
+    }
+    text = stored_text(engine)
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_a_refused_import_or_a_failed_command_records_nothing(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    account_id = new_account(cli)["account_id"]
+    watch = AuditWatch(engine)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("iccid,imsi,msisdn,state\n1,2,3,Active\n", encoding="utf-8")
+    cli("sims", "import", str(bad), "--account", str(account_id), "--json", exit_code=1)
+    cli("api-keys", "revoke", "999999", exit_code=1)
+    cli("accounts", "suspend", "999999", exit_code=1)
+    assert watch.new() == []
+
+
+def _old_event(engine: Engine, account_id: int, days: int) -> None:
+    with write_transaction(engine) as conn:
+        audit_store.record(
+            conn,
+            account_id=account_id,
+            actor=ADMIN_CLI,
+            action=f"test.{days}",
+            subject_kind="test",
+            subject=str(days),
+            changes={},
+            now=datetime.now(UTC) - timedelta(days=days),
+        )
+
+
+def _idempotency_key(engine: Engine, account_id: int, key: str, hours: float) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(
+            insert(idempotency_keys).values(
+                account_id=account_id,
+                key=key,
+                request_digest=b"\0" * 32,
+                created_at=datetime.now(UTC) - timedelta(hours=hours),
+            )
+        )
+
+
+def test_purge_deletes_audit_events_past_retention_and_day_old_idempotency_keys(
+    cli: Cli, engine: Engine, database_url: str
+) -> None:
+    account_id = new_account(cli)["account_id"]  # its account.created entry is new: kept
+    for days in (400, 366, 364, 10):
+        _old_event(engine, account_id, days)
+    _idempotency_key(engine, account_id, "old", 25)
+    _idempotency_key(engine, account_id, "fresh", 23)
+
+    report = as_json(cli("purge", "--json"))
+
+    assert report["deleted_audit_events"] == 2
+    assert report["deleted_idempotency_keys"] == 1
+    assert "deleted_requests" not in report
+    kept = [row["action"] for row in audit_rows(engine)]
+    assert kept == ["account.created", "test.364", "test.10"]
+    with engine.connect() as conn:
+        assert list(conn.execute(select(idempotency_keys.c.key)).scalars()) == ["fresh"]
+
+    # The retention is a setting; the requests' purge purges the same, and says so.
+    runner = CliRunner()
+    env = {"M2M_DATABASE_URL": database_url, "M2M_AUDIT_RETENTION_DAYS": "30"}
+    result = runner.invoke(app, ["admin", "requests", "purge", "--older-than", "30"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Deleted 0 requests" in result.output
+    assert "Deleted 1 audit event recorded before" in result.output
+    assert [row["action"] for row in audit_rows(engine)] == ["account.created", "test.10"]

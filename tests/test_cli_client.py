@@ -380,3 +380,37 @@ def test_bad_profile_files(bare_cli: Cli, xdg: Path, text: str, message: str) ->
     write_config(xdg / "m2m" / "config.toml", text)
     result = bare_cli("sim", "get", "32470000001", "--profile", "x", exit_code=2)
     assert message in one_line_error(result)
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def test_audit_prints_one_line_an_event_and_json_lines(cli: Cli) -> None:
+    cli("callback", "set", "http://127.0.0.1:9/one")
+    cli("callback", "set", "http://127.0.0.1:9/two")
+    result = cli("audit", "--action", "callback.")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert f"application:{CLIENT_ID}  callback.configured" in lines[0]
+    assert "url: http://127.0.0.1:9/one → http://127.0.0.1:9/two" in lines[0]
+
+    events = [
+        json.loads(line) for line in cli("audit", "--json", "--limit", "1").stdout.splitlines()
+    ]
+    assert [e["action"] for e in events] == ["callback.configured"]
+    assert events[0]["changes"]["url"]["after"] == "http://127.0.0.1:9/two"
+
+
+def test_audit_follows_every_page(cli: Cli) -> None:
+    for n in range(3):
+        cli("callback", "set", f"http://127.0.0.1:9/{n}")
+    shown = cli("audit", "--json", "--page-size", "1").stdout.splitlines()
+    assert [json.loads(line)["changes"]["url"]["after"] for line in shown] == [
+        f"http://127.0.0.1:9/{n}" for n in (2, 1, 0)
+    ]
+    assert len(cli("audit", "--json", "--page-size", "1", "--limit", "2").stdout.splitlines()) == 2
+
+
+def test_a_bad_audit_filter_is_one_line(cli: Cli) -> None:
+    result = cli("audit", "--since", "yesterday", exit_code=1)
+    assert "since" in one_line_error(result)

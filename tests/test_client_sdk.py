@@ -16,6 +16,7 @@ from m2m.callbacks import signing_secret
 from m2m.client import (
     ApiKeyError,
     AsyncM2MClient,
+    AuditEvent,
     CallbackVerifier,
     Device,
     ExtensionUnavailable,
@@ -290,3 +291,42 @@ def test_the_async_client_does_the_same(sandbox_server: str) -> None:
             assert (await m2m.get_request(numbers[0])).finished
 
     asyncio.run(scenario())
+
+
+# --- the audit trail (an m2m extension) ---------------------------------------------------------
+
+
+def _configure_a_few_times(m2m: M2MClient, times: int) -> None:
+    for n in range(times):
+        m2m.configure_callback(f"http://127.0.0.1:9/hook-{n}")
+
+
+def test_audit_events_iterate_every_page_lazily_newest_first(m2m: M2MClient) -> None:
+    _configure_a_few_times(m2m, 5)
+    events = m2m.audit_events(action="callback.", page_size=2)
+    first = next(events)  # one page fetched, not all of them
+    assert isinstance(first, AuditEvent)
+    assert first.action == "callback.configured"
+    assert first.actor.kind == "application"
+    assert first.actor.name == CLIENT_ID
+    assert first.changes["url"]["after"] == "http://127.0.0.1:9/hook-4"
+    rest = list(events)
+    assert [e.changes["url"]["after"] for e in rest] == [
+        f"http://127.0.0.1:9/hook-{n}" for n in (3, 2, 1, 0)
+    ]
+    assert list(m2m.audit_events(actor="someone else")) == []
+
+
+def test_async_audit_events_are_the_same(m2m: M2MClient, sandbox_server: str) -> None:
+    _configure_a_few_times(m2m, 3)
+
+    async def scenario() -> list[str]:
+        async with AsyncM2MClient(sandbox_server, CLIENT_ID, CLIENT_SECRET, API_KEY) as client:
+            return [e.subject.kind async for e in client.audit_events(page_size=1)]
+
+    assert asyncio.run(scenario()) == ["callback"] * 3
+
+
+def test_a_bad_audit_filter_is_an_invalid_request(m2m: M2MClient) -> None:
+    with pytest.raises(InvalidRequestError, match="since"):
+        next(m2m.audit_events(since="yesterday"))

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.client import AsyncM2MClient, AuthenticationError, M2MClient, M2MClientError
 from m2m.client.tokens import RENEW_MARGIN_SECONDS, cache_token
-from m2m.clock import ManualClock
+from m2m.clock import ManualClock, SystemClock
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET
 from m2m.storage import accounts as account_store
 from m2m.storage.tables import access_tokens, lifecycle_requests
@@ -215,7 +216,7 @@ def test_an_account_suspended_mid_run(sandbox_server: str, engine: Engine) -> No
         with engine.connect() as conn:
             sandbox = account_store.find_sandbox_account(conn)
         assert sandbox is not None
-        accounts.set_subscription(engine, sandbox.id, active=False)
+        accounts.set_subscription(engine, SystemClock(), sandbox.id, False, actor=ADMIN_CLI)
         with pytest.raises(M2MClientError) as raised:
             m2m.get_sim(MSISDN)
     assert getattr(raised.value, "code", None) == "subscription_suspended"

@@ -182,6 +182,7 @@ def test_every_other_page_in_a_laptop_and_a_phone_window(page: Page) -> None:
         ("Requests", "Requests", "requests"),
         ("Callback", "Callback", "callback"),
         ("API keys", "API keys", "api-keys"),
+        ("Audit", "Audit", "audit"),
     ]:
         go_to(page, link)
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()

@@ -15,13 +15,15 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
-from m2m.clock import ManualClock
+from m2m.clock import ManualClock, SystemClock
 from m2m.sandbox import API_KEY, CLIENT_ID, DEMO_EMAIL
 from m2m.settings import Settings
 from m2m.storage import accounts as account_store
 from m2m.storage.tables import callback_deliveries, lifecycle_requests, sim_cards
 from tests.support.api import access_token
+from tests.support.audit import AuditWatch, audit_rows, stored_text
 from tests.support.console import add_user, console_client, csrf_of, sign_in
 from tests.support.constants import SECRET_KEY
 from tests.support.receiver import Receiver
@@ -69,6 +71,7 @@ def test_every_page_renders_for_the_demo_user(
         "/console/callback",
         "/console/token",
         "/console/api-keys",
+        "/console/audit",
         f"/console/sims/{sim_id(engine, '32470000001')}",
     ]:
         response = console.get(path)
@@ -432,7 +435,7 @@ def test_the_api_keys_page_shows_the_accounts_rate_limit(
     with engine.connect() as conn:
         sandbox = account_store.find_sandbox_account(conn)
     assert sandbox is not None
-    accounts.set_rate_limit(engine, sandbox.id, 25, 40)
+    accounts.set_rate_limit(engine, SystemClock(), sandbox.id, 25, 40, actor=ADMIN_CLI)
     page = console.get("/console/api-keys").text
     assert "25 requests per second" in page
     assert "bursts of up to 40" in page
@@ -538,7 +541,7 @@ def test_a_suspended_account_makes_no_new_credentials_but_may_retire_them(
     with engine.connect() as conn:
         account = find_sandbox_account(conn)
     assert account
-    accounts.set_subscription(engine, account.id, active=False)
+    accounts.set_subscription(engine, SystemClock(), account.id, False, actor=ADMIN_CLI)
     form = {"csrf_token": csrf, "name": "more"}
     for path in ("/console/api-keys", "/console/token/permanent", "/console/token/apps"):
         refused = console.post(path, data=form)
@@ -567,7 +570,7 @@ def test_a_suspended_account_sees_its_status_and_cannot_request(
     with engine.connect() as conn:
         account = find_sandbox_account(conn)
     assert account
-    accounts.set_subscription(engine, account.id, active=False)
+    accounts.set_subscription(engine, SystemClock(), account.id, False, actor=ADMIN_CLI)
     assert ">suspended<" in console.get("/console/api-keys").text
     assert act(console, csrf, "deactivation", sim_id(engine, "32470000001")).status_code == 403
 
@@ -610,3 +613,154 @@ def test_a_request_with_nothing_selected_stays_on_the_search_and_says_why(
     assert 'value="3247000000"' in response.text  # the search is kept
     assert "32470000001" in response.text  # with its results
     assert "Log out" in response.text  # the console page, with its navigation
+
+
+# --- the audit trail ----------------------------------------------------------------------------
+
+SHOWN_SECRET = re.compile(r"((?:m2mk|m2ms|m2mt|whsec)_[A-Za-z0-9+/=_-]+)")
+
+
+def _shown_secret(response: httpx.Response) -> str:
+    found = SHOWN_SECRET.search(response.text)
+    assert found, response.text
+    return found.group(1)
+
+
+def test_every_console_change_is_recorded_once_by_the_user_without_a_secret(
+    console: TestClient, csrf: str, engine: Engine
+) -> None:
+    watch = AuditWatch(engine)
+    secrets: list[str] = []
+
+    def post(path: str, **fields: str | list[str]) -> httpx.Response:
+        response = console.post(
+            path, data={"csrf_token": csrf, **fields}, headers={"X-Request-ID": "console-req"}
+        )
+        assert response.status_code in (200, 303), response.text
+        return response
+
+    secrets.append(_shown_secret(post("/console/api-keys")))
+    key = watch.one("api_key.created")
+    assert (key["subject_kind"], key["subject"]) == ("api_key", secrets[-1][:9])
+    revoke = re.findall(
+        r'action="(/console/api-keys/\d+/revoke)"', console.get("/console/api-keys").text
+    )[-1]
+    post(revoke)
+    assert watch.one("api_key.revoked")["subject"] == secrets[-1][:9]
+
+    created = post("/console/token/apps", name="Billing")
+    secrets.append(_shown_secret(created))
+    app = watch.one("application.created")
+    assert app["changes"] == {"name": {"before": None, "after": "Billing"}}
+    assert f'<code class="secret" data-secret>{app["subject"]}</code>' in created.text
+    rotate = re.findall(
+        r'action="(/console/token/apps/\d+/secret)"', console.get("/console/token").text
+    )[-1]
+    secrets.append(_shown_secret(post(rotate)))
+    assert watch.one("application.secret_rotated")["subject_kind"] == "application"
+
+    secrets.append(_shown_secret(post("/console/token/permanent", name="curl")))
+    assert watch.one("token.created")["subject"] == "curl"
+    delete = re.findall(
+        r'action="(/console/token/permanent/\d+/delete)"', console.get("/console/token").text
+    )[-1]
+    post(delete)
+    assert watch.one("token.deleted")["subject"] == "curl"
+
+    post(
+        "/console/callback",
+        url="http://127.0.0.1:9/hook",
+        header_name="Authorization",
+        header_value="Bearer console-receiver-secret",
+    )
+    configured = watch.one("callback.configured")
+    assert configured["changes"]["headers"]["after"] == {"Authorization": "[redacted]"}
+    secrets.append("console-receiver-secret")
+    secrets.append(_shown_secret(post("/console/callback/signing-secret")))
+    rotated = watch.one("callback.signing_secret_rotated")
+    assert rotated["changes"] == {"signing_key_version": {"before": 1, "after": 2}}
+
+    post(
+        "/console/sims/actions", operation="deactivation", sim=[str(sim_id(engine, "32470000001"))]
+    )
+    requested = watch.one("request.deactivation")
+    assert requested["changes"]["devices"] == {"before": None, "after": 1}
+
+    entries = audit_rows(engine)
+    assert {(e["actor_kind"], e["actor"], e["request_id"]) for e in entries} == {
+        ("console", DEMO_EMAIL, "console-req")
+    }
+    text = stored_text(engine)
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_a_redelivered_callback_message_is_recorded(
+    console: TestClient, csrf: str, engine: Engine, settings: Settings, clock: ManualClock
+) -> None:
+    console.post("/console/callback", data={"csrf_token": csrf, "url": "http://127.0.0.1:9/x"})
+    act(console, csrf, "deactivation", sim_id(engine, "32470000004"))
+    drain(settings, engine, clock)
+    with engine.connect() as conn:
+        tracking, delivery = conn.execute(
+            select(lifecycle_requests.c.tracking_number, callback_deliveries.c.id).select_from(
+                lifecycle_requests.join(
+                    callback_deliveries,
+                    callback_deliveries.c.account_id == lifecycle_requests.c.account_id,
+                )
+            )
+        ).first()  # type: ignore[misc]
+    watch = AuditWatch(engine)
+    response = console.post(
+        f"/console/requests/{tracking}/deliveries/{delivery}/redeliver",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    entry = watch.one("callback.redelivered")
+    assert (entry["subject_kind"], entry["subject"]) == ("callback_message", str(delivery))
+
+
+def test_the_audit_page_lists_filters_and_pages_the_account_s_events(
+    console: TestClient, csrf: str, engine: Engine, other_tenant: Tenant
+) -> None:
+    for n in range(3):
+        console.post("/console/token/permanent", data={"csrf_token": csrf, "name": f"tok-{n}"})
+    page = console.get("/console/audit")
+    assert page.status_code == 200
+    assert 'aria-current="page">Audit<' in page.text
+    assert page.text.index("tok-2") < page.text.index("tok-0")  # newest first
+    assert "Tenant B" not in page.text  # another account's creation is not here
+
+    only = console.get("/console/audit", params={"action": "token.created", "actor": DEMO_EMAIL})
+    assert "tok-1" in only.text
+
+    nothing = console.get("/console/audit", params={"actor": "nobody@example.com"})
+    assert "No event matches." in nothing.text
+
+    # Fifty to a page: the 51st event is on the next, through the Older link.
+    for n in range(3, 52):
+        console.post("/console/token/permanent", data={"csrf_token": csrf, "name": f"tok-{n}"})
+    first = console.get("/console/audit", params={"action": "token."})
+    older = re.search(r'href="\?([^"]*before=\d+)" rel="next"', first.text)
+    assert older, first.text
+    second = console.get("/console/audit?" + html.unescape(older.group(1)))
+    assert ">tok-0<" not in first.text
+    assert ">tok-0<" in second.text
+    assert ">tok-51<" not in second.text
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"sim": "12"}, "ICCID"),
+        ({"since": "yesterday"}, "2026-12-01T04:00"),
+        ({"before": str(2**64)}, "start from the newest"),
+    ],
+)
+def test_a_bad_audit_filter_is_a_400_that_says_why(
+    console: TestClient, csrf: str, params: dict[str, str], problem: str
+) -> None:
+    response = console.get("/console/audit", params=params)
+    assert response.status_code == 400
+    assert problem in response.text

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select
 
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import dispatch
 from m2m.callbacks.breaker import BreakerPolicy
 from m2m.callbacks.configuration import save_callback
@@ -223,7 +224,9 @@ def test_an_open_breaker_holds_back_old_and_new_messages_then_lets_one_probe_out
     engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     for account in (tenant, other_tenant):
-        save_callback(engine, clock, account.account_id, "https://example.com/cb", {})
+        save_callback(
+            engine, clock, account.account_id, "https://example.com/cb", {}, actor=ADMIN_CLI
+        )
     due_messages(engine, clock, tenant, 50, 0)
     until = clock.now() + timedelta(seconds=10)
     set_breaker(engine, tenant.account_id, callback_configs.BreakerState(5, 1, until, None))
@@ -247,12 +250,12 @@ def test_an_open_breaker_holds_back_old_and_new_messages_then_lets_one_probe_out
 
 
 def test_a_new_url_closes_the_breaker(engine: Engine, clock: ManualClock, tenant: Tenant) -> None:
-    save_callback(engine, clock, tenant.account_id, "https://example.com/old", {})
+    save_callback(engine, clock, tenant.account_id, "https://example.com/old", {}, actor=ADMIN_CLI)
     due_messages(engine, clock, tenant, 5, 0)
     until = clock.now() + timedelta(seconds=300)
     set_breaker(engine, tenant.account_id, callback_configs.BreakerState(9, 4, until, None))
     assert claim_deliveries(engine, clock, 64).deliveries == []
-    save_callback(engine, clock, tenant.account_id, "https://example.com/new", {})
+    save_callback(engine, clock, tenant.account_id, "https://example.com/new", {}, actor=ADMIN_CLI)
     assert len(claim_deliveries(engine, clock, 64).deliveries) == 5
 
 

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.labels",
             "m2m.lifecycle",
             "m2m.logs",
+            "m2m.paging",
             "m2m.profile",
             "m2m.sim_edit",
         ),

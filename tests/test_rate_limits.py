@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from m2m import accounts
-from m2m.clock import ManualClock
+from m2m.audit import ADMIN_CLI
+from m2m.clock import ManualClock, SystemClock
 from m2m.rate_limits import AccountBuckets, Bucket, RateLimit, spend
 from m2m.storage import accounts as account_store
 from tests.support.api import access_token, get_sim
@@ -51,7 +52,7 @@ def test_an_account_past_its_limit_gets_429_and_every_answer_says_where_it_stand
         found = account_store.find_sandbox_account(conn)
     assert found is not None
     sandbox = found.id
-    accounts.set_rate_limit(engine, sandbox, per_second=1, burst=2)
+    accounts.set_rate_limit(engine, SystemClock(), sandbox, 1, 2, actor=ADMIN_CLI)
     token = access_token(client)
 
     first = get_sim(client, "32470000001", token)
@@ -72,7 +73,9 @@ def test_an_account_past_its_limit_gets_429_and_every_answer_says_where_it_stand
     clock.advance(1)
     assert get_sim(client, "32470000001", token).status_code == 200
 
-    accounts.set_rate_limit(engine, sandbox, None, None)  # back to the generous default
+    accounts.set_rate_limit(
+        engine, SystemClock(), sandbox, None, None, actor=ADMIN_CLI
+    )  # back to the generous default
     assert get_sim(client, "32470000001", token).headers["ratelimit-limit"] == "2000"
 
 

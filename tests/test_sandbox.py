@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 from m2m import accounts as account_service
 from m2m import credentials, sandbox
 from m2m.asgi import create_app
+from m2m.audit import ADMIN_CLI
 from m2m.clock import ManualClock
 from m2m.console.users import password_matches
 from m2m.identifiers import iccid_problem, imsi_problem, msisdn_problem
@@ -54,13 +55,13 @@ def test_the_sandbox_goes_only_into_an_empty_database_or_its_own(
     with write_transaction(engine) as conn:
         sandbox.check_can_seed(conn)  # empty: fine
         sandbox.seed(conn, clock.now())
-    account_service.create_account(engine, clock, "Added for testing")
+    account_service.create_account(engine, clock, "Added for testing", actor=ADMIN_CLI)
     with write_transaction(engine) as conn:
         sandbox.check_can_seed(conn)  # the sandbox's own database, accounts added since: fine
 
 
 def test_the_sandbox_is_not_added_beside_real_accounts(engine: Engine, clock: ManualClock) -> None:
-    account_service.create_account(engine, clock, "Real Customer")
+    account_service.create_account(engine, clock, "Real Customer", actor=ADMIN_CLI)
     with write_transaction(engine) as conn, pytest.raises(ConfigurationError, match="holds"):
         sandbox.check_can_seed(conn)
 

@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from m2m import accounts, sandbox
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.clock import SystemClock
 from m2m.settings import SANDBOX_SECRET_KEY
@@ -145,7 +146,7 @@ def test_production_refuses_a_database_holding_the_sandbox_account(tmp_path: Pat
 def test_the_sandbox_refuses_a_database_holding_other_accounts(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'm2m.db'}")
     upgrade(engine)
-    accounts.create_account(engine, SystemClock(), "Real Customer")
+    accounts.create_account(engine, SystemClock(), "Real Customer", actor=ADMIN_CLI)
     engine.dispose()
     result = run_serve(tmp_path, "--sandbox")
     assert result.returncode == 1

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from m2m import accounts, sandbox
+from m2m.audit import ADMIN_CLI
 from m2m.clock import ManualClock
 from m2m.identifiers import MSISDN_PATTERN
 from m2m.sandbox import API_KEY
@@ -158,8 +159,10 @@ def test_permanent_token_works_until_deleted(
     assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
     clock.advance(400 * 86400)  # permanent tokens do not expire
     assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
-    second = accounts.create_permanent_token(engine, clock, tenant.account_id, "second")
-    accounts.delete_permanent_token(engine, second.id)
+    second = accounts.create_permanent_token(
+        engine, clock, tenant.account_id, "second", actor=ADMIN_CLI
+    )
+    accounts.delete_permanent_token(engine, clock, second.id, actor=ADMIN_CLI)
     assert get_sim(client, "32499000010", second.secret, tenant.api_key).status_code == 401
     assert get_sim(client, "32499000010", tenant.permanent_token, tenant.api_key).status_code == 200
 
@@ -168,11 +171,11 @@ def test_suspended_subscription_is_403_and_resumes(
     client: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
 ) -> None:
     add_sim(engine, clock, tenant.account_id, "32499000020")
-    accounts.set_subscription(engine, tenant.account_id, active=False)
+    accounts.set_subscription(engine, clock, tenant.account_id, False, actor=ADMIN_CLI)
     response = get_sim(client, "32499000020", tenant.permanent_token, tenant.api_key)
     assert response.status_code == 403
     assert response.json()["error"] == "subscription_suspended"
-    accounts.set_subscription(engine, tenant.account_id, active=True)
+    accounts.set_subscription(engine, clock, tenant.account_id, True, actor=ADMIN_CLI)
     assert get_sim(client, "32499000020", tenant.permanent_token, tenant.api_key).status_code == 200
 
 
@@ -180,9 +183,9 @@ def test_revoked_api_key_is_refused(
     client: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
 ) -> None:
     add_sim(engine, clock, tenant.account_id, "32499000030")
-    second = accounts.create_api_key(engine, clock, tenant.account_id)
+    second = accounts.create_api_key(engine, clock, tenant.account_id, actor=ADMIN_CLI)
     assert get_sim(client, "32499000030", tenant.permanent_token, second.secret).status_code == 200
-    accounts.revoke_api_key(engine, clock, second.id)
+    accounts.revoke_api_key(engine, clock, second.id, actor=ADMIN_CLI)
     response = get_sim(client, "32499000030", tenant.permanent_token, second.secret)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_api_key"

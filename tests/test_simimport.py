@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.cli import admin
 from m2m.cli.main import app
 from m2m.clock import ManualClock
@@ -88,12 +89,12 @@ def write(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def account_id(engine: Engine, clock: ManualClock) -> int:
-    return accounts.create_account(engine, clock, "Importer").id
+    return accounts.create_account(engine, clock, "Importer", actor=ADMIN_CLI).id
 
 
 @pytest.fixture
 def other_account_id(engine: Engine, clock: ManualClock) -> int:
-    return accounts.create_account(engine, clock, "Someone else").id
+    return accounts.create_account(engine, clock, "Someone else", actor=ADMIN_CLI).id
 
 
 @pytest.fixture
@@ -104,6 +105,7 @@ def run_import(engine: Engine, account_id: int, clock: ManualClock) -> Callable[
             path,
             account_id if account is None else account,
             clock.now(),
+            actor=ADMIN_CLI,
             skip_invalid=skip_invalid,
         )
 
@@ -269,7 +271,7 @@ def test_progress_reports_every_character_read(
     text = csv_text([sim(n, cost_center="Zürich") for n in range(50)])
     seen: list[int] = []
 
-    import_csv(engine, write(text), account_id, clock.now(), progress=seen.append)
+    import_csv(engine, write(text), account_id, clock.now(), actor=ADMIN_CLI, progress=seen.append)
 
     assert sum(seen) == len(text)
 
@@ -285,6 +287,7 @@ def test_the_steps_after_the_reading_are_named_as_they_start(
         write([sim(n) for n in range(20)]),
         account_id,
         clock.now(),
+        actor=ADMIN_CLI,
         progress=lambda _n: events.append("read"),
         phase=events.append,
     )
@@ -300,7 +303,7 @@ def test_nothing_is_said_to_be_inserted_from_a_file_with_errors(
     phases: list[str] = []
     path = write([sim(1), sim(1)])  # a duplicate
 
-    import_csv(engine, path, account_id, clock.now(), phase=phases.append)
+    import_csv(engine, path, account_id, clock.now(), actor=ADMIN_CLI, phase=phases.append)
 
     assert phases == ["checking for duplicates"]
 
@@ -333,7 +336,7 @@ def test_the_import_time_is_recorded(
 ) -> None:
     when = datetime.fromisoformat("2030-05-06T07:08:09+00:00")
 
-    import_csv(engine, write([sim(1)]), account_id, when)
+    import_csv(engine, write([sim(1)]), account_id, when, actor=ADMIN_CLI)
 
     with engine.connect() as conn:
         created, updated = conn.execute(

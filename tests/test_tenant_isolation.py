@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks.configuration import save_callback
 from m2m.clock import ManualClock, SystemClock
 from m2m.lifecycle import Operation
@@ -181,10 +182,10 @@ def test_a_hanging_receiver_does_not_hold_back_another_accounts_callback(
     [b_sim] = add_active_sims(
         engine, 1, clock.now(), account_id=other_tenant.account_id, first=5000
     )
-    save_callback(engine, clock, other_tenant.account_id, receiver.url, {})
+    save_callback(engine, clock, other_tenant.account_id, receiver.url, {}, actor=ADMIN_CLI)
 
     async def scenario(hanging: HangingReceiver) -> None:
-        save_callback(engine, clock, tenant.account_id, hanging.url, {})
+        save_callback(engine, clock, tenant.account_id, hanging.url, {}, actor=ADMIN_CLI)
         async with running_worker(live, engine, clock):
             # Two requests on the same SIMs: 2,000 messages, and a per-SIM order to keep.
             accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, a_sims)
@@ -252,7 +253,7 @@ def test_a_failing_receiver_trips_the_breaker_one_probe_at_a_time_then_gets_ever
     even with two workers claiming at once, and once a probe succeeds the whole backlog goes
     out at once. Nothing is lost, and the wait spends no message's retry budget."""
     quiet = settings.model_copy(update={"embedded_worker": False})
-    save_callback(engine, clock, tenant.account_id, receiver.url, {})
+    save_callback(engine, clock, tenant.account_id, receiver.url, {}, actor=ADMIN_CLI)
     receiver.fail_first = 1_000_000
     msisdns = add_active_sims(engine, 21, clock.now(), account_id=tenant.account_id, first=0)
     accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, msisdns[:20])

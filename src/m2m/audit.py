@@ -44,3 +44,73 @@ def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict
         for name in dict.fromkeys([*before, *after])
         if before.get(name) != after.get(name)
     }
+
+
+# The actions recorded, as the API documents them (``GET /audit-events``, the docs): dotted,
+# the thing changed first, so that ``action=request.`` (a prefix) selects a family.
+ACTIONS: dict[str, str] = {
+    "account.created": "an account was created (admin CLI), with its first API key",
+    "account.suspended": "the account's subscription was suspended (admin CLI)",
+    "account.resumed": "the account's subscription was made active again (admin CLI)",
+    "account.rate_limit_set": "the account's request-rate limit was set or reset (admin CLI)",
+    "api_key.created": "an API key was created; named by its first characters",
+    "api_key.revoked": "an API key was revoked",
+    "application.created": "an OAuth2 application was created; named by its client_id",
+    "application.secret_rotated": "an application's client secret was regenerated",
+    "token.created": "a permanent token was created; named by its name",
+    "token.deleted": "a permanent token was deleted",
+    "console_user.created": "a console user was created (admin CLI); named by the email",
+    "callback.configured": "the callback URL and headers were set (header values redacted)",
+    "callback.signing_secret_rotated": "the callback signing secret was rotated",
+    "callback.redelivered": "a callback message was sent again (console)",
+    "request.activation": "a lifecycle request was accepted; named by its TrackingNumber",
+    "request.deactivation": "a lifecycle request was accepted",
+    "request.reactivation": "a lifecycle request was accepted",
+    "request.termination": "a lifecycle request was accepted",
+    "sim.imported": "SIM cards were imported from a CSV file (admin CLI), with their count",
+    "sim.updated": "a SIM's profile was changed (PATCH /simcards/{iccid}); named by its ICCID",
+}
+
+REDACTED = "[redacted]"
+MAX_REQUEST_ID_LENGTH = 100  # the column's length
+
+
+def request_id_from(header: str | None) -> str | None:
+    """The caller's ``X-Request-ID`` when it is sane (1 to 100 printable ASCII characters),
+    else None: it is stored and shown back, so nothing else is kept from it."""
+    if not header or len(header) > MAX_REQUEST_ID_LENGTH:
+        return None
+    return header if all(" " <= c <= "~" for c in header) else None
+
+
+def redacted(headers: Mapping[str, str]) -> dict[str, str]:
+    """Custom headers as the trail keeps them: the names, never the values (an Authorization
+    header is a secret of the customer's receiver)."""
+    return dict.fromkeys(headers, REDACTED)
+
+
+def callback_changes(
+    before_url: str | None,
+    before_headers: Mapping[str, str],
+    after_url: str,
+    after_headers: Mapping[str, str],
+) -> dict[str, Any]:
+    """What a new callback configuration changed: the URL, the header names (values
+    redacted), and which headers kept their name but got another value."""
+    changes = changes_between(
+        {"url": before_url, "headers": redacted(before_headers)},
+        {"url": after_url, "headers": redacted(after_headers)},
+    )
+    revalued = sorted(
+        name
+        for name in after_headers
+        if name in before_headers and before_headers[name] != after_headers[name]
+    )
+    if revalued:
+        changes["header_values_changed"] = {"before": None, "after": revalued}
+    return changes
+
+
+def created(**fields: Any) -> dict[str, Any]:
+    """The changes of something new: each field from None to its value."""
+    return {name: {"before": None, "after": value} for name, value in fields.items()}

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
+from m2m.audit import Actor, created
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
 from m2m.lifecycle import Operation
+from m2m.storage import audit as audit_store
 from m2m.storage import request_intake
 from m2m.storage.engine import write_transaction
 
@@ -39,10 +41,15 @@ def accept_request(
     operation: Operation,
     devices: Sequence[Device],
     callback_token: str,
+    *,
+    actor: Actor,
 ) -> str:
-    """Commit the request for every device at once; returns its TrackingNumber."""
+    """Commit the request for every device at once, and its one audit entry (the request, not
+    each SIM: see ``m2m.audit``); returns its TrackingNumber."""
     with write_transaction(engine) as conn:
-        return accept_request_in(conn, clock, account_id, operation, devices, callback_token)
+        return accept_request_in(
+            conn, clock, account_id, operation, devices, callback_token, actor=actor
+        )
 
 
 def accept_request_in(
@@ -52,6 +59,8 @@ def accept_request_in(
     operation: Operation,
     devices: Sequence[Device],
     callback_token: str,
+    *,
+    actor: Actor,
 ) -> str:
     """``accept_request`` on the caller's write transaction (which may record more with it, such
     as the answer to an Idempotency-Key); returns the TrackingNumber."""
@@ -63,6 +72,7 @@ def accept_request_in(
         if wanted:
             found = request_intake.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
             sim_ids.update({(kind, k): v for k, v in found.items()})
+    now = clock.now()
     request_intake.create_request(
         conn,
         tracking_number=tracking_number,
@@ -77,6 +87,16 @@ def accept_request_in(
             }
             for d in devices
         ],
-        now=clock.now(),
+        now=now,
+    )
+    audit_store.record(
+        conn,
+        account_id=account_id,
+        actor=actor,
+        action=f"request.{operation.value}",
+        subject_kind="request",
+        subject=tracking_number,
+        changes=created(operation=operation.value, devices=len(devices)),
+        now=now,
     )
     return tracking_number

@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     )
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # The audit trail.
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=36_500,
+        description="Days audit events are kept; the purge command deletes older ones.",
+    )
+
     # Lifecycle requests.
     max_devices_per_request: int = Field(default=10_000, ge=1)
     embedded_worker: bool = Field(default=True, description="serve runs one worker in-process.")

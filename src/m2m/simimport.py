@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlalchemy import Engine
 
+from m2m.audit import Actor, created
 from m2m.freetext import control_character, text_problem
 from m2m.identifiers import SimState, iccid_problem, imsi_problem, msisdn_problem, normalize_msisdn
 from m2m.profile import (
@@ -40,6 +41,7 @@ from m2m.profile import (
     AccessPointProperties,
     SimProfile,
 )
+from m2m.storage import audit as audit_store
 from m2m.storage import sims as sim_store
 from m2m.storage.engine import take_write_lock_at_begin
 
@@ -264,6 +266,7 @@ def import_csv(
     account_id: int,
     now: datetime,
     *,
+    actor: Actor,
     skip_invalid: bool = False,
     progress: Callable[[int], None] = lambda _n: None,
     phase: Callable[[str], None] = lambda _name: None,
@@ -320,6 +323,18 @@ def import_csv(
                 phase("inserting")
                 sim_store.discard_staged(conn, sorted({e.line for e in duplicates}))
                 report.imported = sim_store.insert_staged(conn, account_id, now)
+                if report.imported:
+                    # One entry for the import, not one per SIM (a file may hold millions).
+                    audit_store.record(
+                        conn,
+                        account_id=account_id,
+                        actor=actor,
+                        action="sim.imported",
+                        subject_kind="import",
+                        subject=path.name,
+                        changes=created(imported=report.imported),
+                        now=now,
+                    )
         with conn.begin():
             sim_store.drop_staging(conn)
     return report

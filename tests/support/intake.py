@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from m2m import intake
+from m2m.audit import ADMIN_CLI
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
 from m2m.lifecycle import Operation
@@ -22,4 +23,6 @@ def accept(
     """The request for ``msisdns`` in the account, committed with its items; its
     TrackingNumber."""
     devices = [intake.Device(msisdn, IdentifierType.MSISDN) for msisdn in msisdns]
-    return intake.accept_request(engine, clock, account_id, operation, devices, callback_token)
+    return intake.accept_request(
+        engine, clock, account_id, operation, devices, callback_token, actor=ADMIN_CLI
+    )

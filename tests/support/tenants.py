@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.clock import ManualClock
 
 
@@ -22,7 +23,9 @@ class Tenant:
 
 
 def make_tenant(engine: Engine, clock: ManualClock, name: str) -> Tenant:
-    account = accounts.create_account(engine, clock, name)
-    client_id, client_secret = accounts.create_app(engine, clock, account.id, "app")
-    permanent = accounts.create_permanent_token(engine, clock, account.id, "ci")
+    account = accounts.create_account(engine, clock, name, actor=ADMIN_CLI)
+    client_id, client_secret = accounts.create_app(
+        engine, clock, account.id, "app", actor=ADMIN_CLI
+    )
+    permanent = accounts.create_permanent_token(engine, clock, account.id, "ci", actor=ADMIN_CLI)
     return Tenant(account.id, account.secret, client_id, client_secret, permanent.secret)

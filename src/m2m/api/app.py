@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import callback, oauth, requests, simcards
+from m2m.api import audit_events, callback, oauth, requests, simcards
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
@@ -94,6 +94,7 @@ def create_api(
     app.include_router(simcards.router, prefix=M2M_PREFIX)
     app.include_router(callback.router, prefix=M2M_PREFIX)
     app.include_router(requests.router, prefix=M2M_PREFIX)
+    app.include_router(audit_events.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.deps import Changer, CurrentAccountId, CurrentChanger, ServicesDep
 from m2m.api.idempotency import IdempotencyKey, idempotent
 from m2m.api.schemas import error_responses
 from m2m.callbacks.configuration import checked_callback, save_callback
@@ -124,7 +125,7 @@ class CallbackConfigPublic(BaseModel):
 )
 async def configure_callback(
     request: Request,
-    account_id: CurrentAccountId,
+    changer: CurrentChanger,
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -132,12 +133,12 @@ async def configure_callback(
     raw = await request.body()
 
     async def work() -> Response:
-        return await _configure(_read_config(raw), account_id, services)
+        return await _configure(_read_config(raw), changer, services)
 
-    return await idempotent(request, services, account_id, idempotency_key, raw, work)
+    return await idempotent(request, services, changer.account_id, idempotency_key, raw, work)
 
 
-async def _configure(body: CallbackConfigIn, account_id: int, services: ServicesDep) -> Response:
+async def _configure(body: CallbackConfigIn, changer: Changer, services: ServicesDep) -> Response:
     try:
         headers = checked_callback(
             body.url,
@@ -152,7 +153,15 @@ async def _configure(body: CallbackConfigIn, account_id: int, services: Services
         raise Forbidden(str(error), code="callback_target_forbidden") from error
 
     await run_in_threadpool(
-        save_callback, services.engine, services.clock, account_id, body.url, headers
+        partial(
+            save_callback,
+            services.engine,
+            services.clock,
+            changer.account_id,
+            body.url,
+            headers,
+            actor=changer.actor,
+        )
     )
     services.notify_work()
     return Response(status_code=204)

@@ -10,7 +10,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from m2m.access import Access, authenticate
+from m2m.access import Access, actor_of, authenticate
+from m2m.audit import Actor, request_id_from
 from m2m.errors import M2MError, RateLimited, TooManyFailures
 from m2m.failure_budget import address_key, credential_key
 from m2m.services import Services, services_of
@@ -136,3 +137,28 @@ async def current_account_id(caller: PresentedCaller) -> int:
 
 
 CurrentAccountId = Annotated[int, Depends(current_account_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class Changer:
+    """An authorized caller about to change something: its account, and who it is for the
+    audit trail (the application or permanent token, with the request's X-Request-ID)."""
+
+    account_id: int
+    actor: Actor
+
+
+async def current_changer(request: Request, caller: PresentedCaller) -> Changer:
+    account_id = await current_account_id(caller)
+    # Read from the header by hand, not declared: declaring it would add a parameter to the
+    # documented operations' OpenAPI for what is only a label.
+    request_id = request_id_from(request.headers.get("x-request-id"))
+
+    def who() -> Actor:
+        with caller.services.engine.connect() as conn:
+            return actor_of(conn, caller.token, request_id)
+
+    return Changer(account_id, await run_in_threadpool(who))
+
+
+CurrentChanger = Annotated[Changer, Depends(current_changer)]

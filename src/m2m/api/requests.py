@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.deps import Changer, CurrentAccountId, CurrentChanger, ServicesDep
 from m2m.api.idempotency import IdempotencyKey, idempotent_write
 from m2m.api.schemas import ErrorBody, error_responses
 from m2m.errors import BadRequest, M2MError, NotFound
@@ -137,7 +137,7 @@ def _request_body_schema(max_devices: int) -> dict[str, Any]:
 async def _accept(
     operation: Operation,
     request: Request,
-    account_id: int,
+    changer: Changer,
     services: ServicesDep,
     x_callback_token: str,
     idempotency_key: str | None,
@@ -160,17 +160,20 @@ async def _accept(
         tracking_number = accept_request_in(
             conn,
             services.clock,
-            account_id,
+            changer.account_id,
             operation,
             [Device(d.identifier, d.identifierType) for d in devices],
             x_callback_token,
+            actor=changer.actor,
         )
         return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
 
     # The callback token is part of what was asked: the same key with another token is another
     # request.
     digested = raw + b"\n" + x_callback_token.encode()
-    answer = await idempotent_write(request, services, account_id, idempotency_key, digested, work)
+    answer = await idempotent_write(
+        request, services, changer.account_id, idempotency_key, digested, work
+    )
     services.notify_work()
     return answer
 
@@ -192,13 +195,13 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
 
     async def endpoint(
         request: Request,
-        account_id: CurrentAccountId,
+        changer: CurrentChanger,
         services: ServicesDep,
         x_callback_token: CallbackToken,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         return await _accept(
-            operation, request, account_id, services, x_callback_token, idempotency_key
+            operation, request, changer, services, x_callback_token, idempotency_key
         )
 
     endpoint.__doc__ = (

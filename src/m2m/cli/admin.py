@@ -16,6 +16,7 @@ from rich.spinner import Spinner
 from sqlalchemy import Engine
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.cli.common import (
     JsonOption,
@@ -118,7 +119,9 @@ def accounts_create(
 ) -> None:
     """Create an account (subscription active) and its first API key."""
     with user_errors():
-        issued = accounts.create_account(_database(), clock, name, allow_same_name=force)
+        issued = accounts.create_account(
+            _database(), clock, name, actor=ADMIN_CLI, allow_same_name=force
+        )
     _show_secret(as_json, {"account_id": issued.id, "api_key": issued.secret}, "API key")
 
 
@@ -173,7 +176,7 @@ def accounts_list(as_json: bool = JsonOption) -> None:
 
 def _set_subscription(account_id: int, active: bool, as_json: bool) -> None:
     with user_errors():
-        accounts.set_subscription(_database(), account_id, active)
+        accounts.set_subscription(_database(), clock, account_id, active, actor=ADMIN_CLI)
     state = "active" if active else "suspended"
     if as_json:
         print_json({"account_id": account_id, "subscription": state})
@@ -212,7 +215,7 @@ def accounts_rate_limit(
     if default == (per_second is not None):
         raise fail("Give either --per-second (and optionally --burst) or --default.", code=2)
     with user_errors():
-        accounts.set_rate_limit(_database(), account_id, per_second, burst)
+        accounts.set_rate_limit(_database(), clock, account_id, per_second, burst, actor=ADMIN_CLI)
     with _database().connect() as conn:
         account = account_store.get_account(conn, account_id)
     assert account is not None
@@ -260,7 +263,7 @@ def accounts_signing_secret(account_id: int, as_json: bool = JsonOption) -> None
 def api_keys_create(account: AccountOption, as_json: bool = JsonOption) -> None:
     """Create another API key for an account."""
     with user_errors():
-        issued = accounts.create_api_key(_database(), clock, account)
+        issued = accounts.create_api_key(_database(), clock, account, actor=ADMIN_CLI)
     _show_secret(as_json, {"api_key_id": issued.id, "api_key": issued.secret}, "API key")
 
 
@@ -268,7 +271,7 @@ def api_keys_create(account: AccountOption, as_json: bool = JsonOption) -> None:
 def api_keys_revoke(key_id: int, as_json: bool = JsonOption) -> None:
     """Revoke an API key: calls using it are refused at once."""
     with user_errors():
-        accounts.revoke_api_key(_database(), clock, key_id)
+        accounts.revoke_api_key(_database(), clock, key_id, actor=ADMIN_CLI)
     if as_json:
         print_json({"api_key_id": key_id, "revoked": True})
     else:
@@ -302,7 +305,7 @@ def apps_create(
 ) -> None:
     """Create an OAuth2 application for an account."""
     with user_errors():
-        client_id, secret = accounts.create_app(_database(), clock, account, name)
+        client_id, secret = accounts.create_app(_database(), clock, account, name, actor=ADMIN_CLI)
     _show_secret(as_json, {"client_id": client_id, "client_secret": secret}, "client secret")
 
 
@@ -333,7 +336,7 @@ def tokens_create(
 ) -> None:
     """Create a permanent token (valid until deleted)."""
     with user_errors():
-        issued = accounts.create_permanent_token(_database(), clock, account, name)
+        issued = accounts.create_permanent_token(_database(), clock, account, name, actor=ADMIN_CLI)
     _show_secret(as_json, {"token_id": issued.id, "token": issued.secret}, "token")
 
 
@@ -341,7 +344,7 @@ def tokens_create(
 def tokens_delete(token_id: int, as_json: bool = JsonOption) -> None:
     """Delete a permanent token: calls using it are refused at once."""
     with user_errors():
-        accounts.delete_permanent_token(_database(), token_id)
+        accounts.delete_permanent_token(_database(), clock, token_id, actor=ADMIN_CLI)
     if as_json:
         print_json({"token_id": token_id, "deleted": True})
     else:
@@ -387,7 +390,9 @@ def users_create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         shown = False
     with user_errors():
-        user_id = console_users.create_user(_database(), clock, account, email, password)
+        user_id = console_users.create_user(
+            _database(), clock, account, email, password, actor=ADMIN_CLI
+        )
     value: dict[str, object] = {"user_id": user_id, "email": console_users.normalize_email(email)}
     if shown:
         _show_secret(as_json, {**value, "password": password}, "password")
@@ -458,6 +463,7 @@ def sims_import(
                 file,
                 account,
                 clock.now(),
+                actor=ADMIN_CLI,
                 skip_invalid=skip_invalid,
                 progress=progress,
                 phase=phase,
@@ -483,7 +489,59 @@ def sims_import(
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)
 
 
-PURGE_BATCH = 200  # requests per transaction: short write locks while the server runs
+PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs
+# An idempotency key replays its first answer for 24 hours (issue 13); after that it is only
+# space, and a request sent again with it is a new request.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+
+
+def _purge_in_batches(delete_batch: Callable[[Any], int]) -> int:
+    deleted = 0
+    while True:
+        with write_transaction(_database()) as conn:
+            batch = delete_batch(conn)
+        deleted += batch
+        if batch < PURGE_BATCH:
+            return deleted
+
+
+def _purge(requests_older_than: int | None, as_json: bool) -> None:
+    """What every purge deletes: audit events past M2M_AUDIT_RETENTION_DAYS and idempotency
+    keys past their 24 hours; with ``requests_older_than``, settled requests too."""
+    now = clock.now()
+    report: dict[str, object] = {}
+    lines = []
+    if requests_older_than is not None:
+        cutoff = now - timedelta(days=requests_older_than)
+        report["deleted_requests"] = _purge_in_batches(
+            lambda conn: retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
+        )
+        report["finished_before"] = cutoff.isoformat()
+        lines.append(
+            f"Deleted {report['deleted_requests']} requests finished before "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC."
+        )
+    audit_cutoff = now - timedelta(days=load_settings().audit_retention_days)
+    audit_events = _purge_in_batches(
+        lambda conn: retention.purge_audit_events(conn, audit_cutoff, PURGE_BATCH)
+    )
+    keys_cutoff = now - IDEMPOTENCY_KEY_LIFETIME
+    keys = _purge_in_batches(
+        lambda conn: retention.purge_idempotency_keys(conn, keys_cutoff, PURGE_BATCH)
+    )
+    report["deleted_audit_events"] = audit_events
+    report["audit_events_before"] = audit_cutoff.isoformat()
+    report["deleted_idempotency_keys"] = keys
+    lines.append(
+        f"Deleted {_count(audit_events, 'audit event')} recorded before "
+        f"{audit_cutoff:%Y-%m-%d %H:%M} UTC (M2M_AUDIT_RETENTION_DAYS) and "
+        f"{_count(keys, 'idempotency key')} older than 24 hours."
+    )
+    if as_json:
+        print_json(report)
+    else:
+        for line in lines:
+            console.print(line, highlight=False)
 
 
 @requests_app.command("purge")
@@ -496,16 +554,24 @@ def requests_purge(
 ) -> None:
     """Delete requests finished more than N days ago whose callbacks are settled, with their
     items, callback messages and attempts. SIM state history is kept. Their TrackingNumbers
-    then answer 404."""
-    cutoff = clock.now() - timedelta(days=older_than)
-    deleted = 0
-    while True:
-        with write_transaction(_database()) as conn:
-            batch = retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
-        deleted += batch
-        if batch < PURGE_BATCH:
-            break
-    if as_json:
-        print_json({"deleted_requests": deleted, "finished_before": cutoff.isoformat()})
-    else:
-        console.print(f"Deleted {deleted} requests finished before {cutoff:%Y-%m-%d %H:%M} UTC.")
+    then answer 404. Like `m2m admin purge`, also deletes audit events past
+    M2M_AUDIT_RETENTION_DAYS and idempotency keys older than 24 hours."""
+    _purge(older_than, as_json)
+
+
+@app.command("purge")
+def purge(
+    requests_older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-older-than",
+            min=1,
+            help="Also delete settled requests finished more than N days ago.",
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete what is past its retention: audit events older than M2M_AUDIT_RETENTION_DAYS
+    (default 365), idempotency keys older than 24 hours and, with --requests-older-than,
+    settled requests (as `m2m admin requests purge`). Run it from a daily timer."""
+    _purge(requests_older_than, as_json)

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "sim": "m2m.cli.sim:app",
     "callback": "m2m.cli.callback:app",
     "token": "m2m.cli.token:app",
+    "audit": "m2m.cli.audit:audit",
 }
 
 

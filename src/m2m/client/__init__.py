@@ -34,6 +34,7 @@ from m2m.client.errors import (
     WaitTimeout,
 )
 from m2m.client.models import (
+    AuditEvent,
     CallbackConfig,
     Device,
     DeviceStatus,
@@ -50,6 +51,7 @@ __all__ = [
     "APIError",
     "ApiKeyError",
     "AsyncM2MClient",
+    "AuditEvent",
     "AuthenticationError",
     "CallbackConfig",
     "CallbackVerifier",

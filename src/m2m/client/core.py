@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -31,6 +32,7 @@ from m2m.client.errors import (
     WaitTimeout,
 )
 from m2m.client.models import (
+    AuditEvent,
     CallbackConfig,
     Device,
     ListedSimCard,
@@ -112,13 +114,11 @@ class ClientCore:
 
         Retrying after a 401 is safe even for a lifecycle request: the server accepted nothing.
         """
-        body, _headers = yield from self._authorized_answer(send, repeatable=repeatable)
-        return body
+        response = yield from self._authorized_response(send, repeatable=repeatable)
+        return answer(response)
 
-    def _authorized_answer(
-        self, send: Send, *, repeatable: bool
-    ) -> Exchange[tuple[Any, httpx.Headers]]:
-        """``_authorized``, with the answer's headers."""
+    def _authorized_response(self, send: Send, *, repeatable: bool) -> Exchange[httpx.Response]:
+        """``_authorized``'s successful answer whole, for the headers a page needs (Link)."""
         renewed = False
         while True:
             token = yield from self.access_token()
@@ -129,7 +129,8 @@ class ClientCore:
             }
             response = yield from self._send(replace(send, headers=headers), repeatable=repeatable)
             try:
-                return answer(response), response.headers
+                answer(response)
+                return response
             except APIError as error:
                 stale = error.status_code == 401 and error.code in ("invalid_token", "http_401")
                 if renewed or not stale or self._client is None:
@@ -248,15 +249,15 @@ class ClientCore:
             "PATCH", f"{M2M}/simcards/{quote(iccid, safe='')}", json=dict(changes), headers=headers
         )
         try:
-            body, answer_headers = yield from self._authorized_answer(send, repeatable=True)
+            response = yield from self._authorized_response(send, repeatable=True)
         except NotFoundError as error:
             if error.status_code == 405:
                 raise ExtensionUnavailable(
                     "this server does not update SIMs (PATCH /simcards/{iccid}, an m2m extension)"
                 ) from error
             raise
-        sim = parse(ListedSimCard, body, "updated SIM card")
-        return sim.model_copy(update={"etag": answer_headers.get("etag")})
+        sim = parse(ListedSimCard, answer(response), "updated SIM card")
+        return sim.model_copy(update={"etag": response.headers.get("etag")})
 
     def submit_all(
         self,
@@ -299,6 +300,24 @@ class ClientCore:
                 on_batch(number, len(batch))
         return tracking_numbers
 
+    def audit_page(self, query: str) -> Exchange[tuple[list[AuditEvent], str | None]]:
+        """One page of the audit trail for ``query`` (an encoded query string), and the query
+        of the next page (from the Link header; None on the last page)."""
+        send = Send("GET", f"{M2M}/audit-events" + (f"?{query}" if query else ""))
+        try:
+            response = yield from self._authorized_response(send, repeatable=True)
+        except NotFoundError as error:
+            raise ExtensionUnavailable(
+                "this server does not offer the audit trail (GET /m2m/1.0.0/audit-events, an "
+                "m2m extension)"
+            ) from error
+        body = answer(response)
+        if not isinstance(body, list):
+            raise UnexpectedResponse("GET /audit-events answered without a list of events")
+        events = [parse(AuditEvent, item, "audit event") for item in body]
+        following = response.links.get("next", {}).get("url")
+        return events, (urlsplit(following).query or None) if following else None
+
     def get_request(self, tracking_number: str) -> Exchange[RequestStatus]:
         send = Send("GET", f"{M2M}/requests/{quote(tracking_number, safe='')}")
         try:
@@ -338,3 +357,28 @@ class ClientCore:
             if timeout is not None and self._clock() - started >= timeout:
                 raise WaitTimeout(statuses)
             yield Sleep(poll_seconds)
+
+
+def audit_query(
+    *,
+    sim: str | None = None,
+    actor: str | None = None,
+    action: str | Sequence[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    page_size: int | None = None,
+) -> str:
+    """The query string of the audit trail's first page (see ``M2MClient.audit_events``)."""
+    pairs: list[tuple[str, str]] = []
+    if sim is not None:
+        pairs.append(("sim", sim))
+    if actor is not None:
+        pairs.append(("actor", actor))
+    actions = [action] if isinstance(action, str) else list(action or [])
+    pairs += [("action", a) for a in actions]
+    for name, when in (("since", since), ("until", until)):
+        if when is not None:
+            pairs.append((name, when.isoformat() if isinstance(when, datetime) else when))
+    if page_size is not None:
+        pairs.append(("limit", str(page_size)))
+    return urlencode(pairs)

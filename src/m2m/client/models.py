@@ -9,7 +9,7 @@ state does not break a deployed client.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NewType
+from typing import Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel, to_pascal
@@ -202,3 +202,32 @@ class CallbackConfig(_Camel):
 
     url: str | None
     headers: dict[str, str] = {}
+
+
+# --- the audit trail (an m2m extension) -------------------------------------------------------
+
+
+class _Snake(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class AuditActor(_Snake):
+    kind: str  # application, token, console, admin or system
+    name: str  # a client_id, a permanent token's name, an email, "admin CLI"
+
+
+class AuditSubject(_Snake):
+    kind: str  # sim, request, callback, api_key, application, token, …
+    id: str
+
+
+class AuditEvent(_Snake):
+    """One change, from ``GET /m2m/1.0.0/audit-events``: who changed what, when, and how."""
+
+    id: int
+    occurred_at: datetime
+    actor: AuditActor
+    action: str  # sim.updated, callback.configured, request.activation, …
+    subject: AuditSubject
+    changes: dict[str, Any] = {}  # {"field": {"before": …, "after": …}}
+    request_id: str | None = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -13,8 +14,9 @@ import httpx
 
 from m2m.client.actions import Exchange, Sleep, step
 from m2m.client.checks import as_devices
-from m2m.client.core import DEFAULT_BATCH_SIZE
+from m2m.client.core import DEFAULT_BATCH_SIZE, audit_query
 from m2m.client.models import (
+    AuditEvent,
     CallbackConfig,
     Device,
     ListedSimCard,
@@ -160,6 +162,28 @@ class M2MClient:
     ) -> list[RequestStatus]:
         """Follow requests just made until every device is done (needs request status)."""
         return self._run(self._core.wait(tracking_numbers, poll_seconds, timeout, on_poll))
+
+    def audit_events(
+        self,
+        *,
+        sim: str | None = None,
+        actor: str | None = None,
+        action: str | Sequence[str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[AuditEvent]:
+        """The account's audit trail, newest first, fetched a page at a time as the iteration
+        goes (an m2m extension). Filters: ``sim`` (an ICCID), ``actor`` (as recorded: a client_id,
+        a token's name, an email), ``action`` (names, or prefixes ending in "."), ``since``/
+        ``until`` (datetimes; naive ones are UTC); ``page_size`` events per request (max 1000)."""
+        query = audit_query(
+            sim=sim, actor=actor, action=action, since=since, until=until, page_size=page_size
+        )
+        next_query: str | None = query
+        while next_query is not None:
+            events, next_query = self._run(self._core.audit_page(next_query))
+            yield from events
 
     def close(self) -> None:
         self._http.close()

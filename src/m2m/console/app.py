@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m.console.pages import (
     api_keys,
+    audit,
     callback,
     login,
     overview,
@@ -153,7 +154,7 @@ def create_console(services: Services) -> FastAPI:
     )
     console.state.services = services
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for pages in (login, overview, sims, sim_edit, requests, callback, token, api_keys):
+    for pages in (login, overview, sims, sim_edit, requests, callback, token, api_keys, audit):
         console.include_router(pages.router)
     console.add_middleware(SecurityHeaders)
     console.add_middleware(HeadAsGet)

@@ -11,9 +11,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from m2m.audit import Actor, created
 from m2m.clock import Clock
 from m2m.errors import BadRequest, NotFound
 from m2m.storage import accounts as account_store
+from m2m.storage import audit as audit_store
 from m2m.storage import console as console_store
 from m2m.storage.engine import write_transaction
 
@@ -47,7 +49,9 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)  # 120 bits, 20 characters
 
 
-def create_user(engine: Engine, clock: Clock, account_id: int, email: str, password: str) -> int:
+def create_user(
+    engine: Engine, clock: Clock, account_id: int, email: str, password: str, *, actor: Actor
+) -> int:
     email = normalize_email(email)
     problem = email_problem(email) or password_problem(password)
     if problem:
@@ -57,7 +61,18 @@ def create_user(engine: Engine, clock: Clock, account_id: int, email: str, passw
         with write_transaction(engine) as conn:
             if account_store.get_account(conn, account_id) is None:
                 raise NotFound(f"No account with id {account_id}.")
-            return console_store.add_user(conn, account_id, email, password_hash, clock.now())
+            user_id = console_store.add_user(conn, account_id, email, password_hash, clock.now())
+            audit_store.record(
+                conn,
+                account_id=account_id,
+                actor=actor,
+                action="console_user.created",
+                subject_kind="console_user",
+                subject=email,
+                changes=created(email=email),
+                now=clock.now(),
+            )
+            return user_id
     except IntegrityError as error:
         raise BadRequest(f"A console user with email {email} exists already.") from error
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
+from m2m.audit import Actor, ActorKind, request_id_from
 from m2m.console import auth, csrf
 from m2m.services import Services, services_of
 from m2m.storage.console import SessionUser
@@ -80,10 +81,16 @@ class Visitor:
     user: SessionUser
     session_token: str
     services: Services
+    request_id: str | None = None  # the request's X-Request-ID, when it is sane
 
     @property
     def account_id(self) -> int:
         return self.user.account_id
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit trail says made a change from this page: the user, by their email."""
+        return Actor(ActorKind.CONSOLE, self.user.email, self.request_id)
 
     @property
     def csrf_token(self) -> str:
@@ -174,7 +181,7 @@ async def signed_in(request: Request) -> Visitor:
     )
     if user is None or token is None:
         raise LoginRequired(_path_with_query(request) if request.method == "GET" else PREFIX + "/")
-    return Visitor(user, token, services)
+    return Visitor(user, token, services, request_id_from(request.headers.get("x-request-id")))
 
 
 SignedIn = Annotated[Visitor, Depends(signed_in)]

@@ -217,6 +217,19 @@ def revoke_api_key(
     return result.rowcount == 1
 
 
+def find_api_key(conn: Connection, key_id: int) -> ApiKey | None:
+    row = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.account_id,
+            api_keys.c.hint,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        ).where(api_keys.c.id == key_id)
+    ).one_or_none()
+    return ApiKey(**row._mapping) if row else None
+
+
 def restore_api_key(
     conn: Connection, account_id: int, digest: bytes, hint: str, now: datetime
 ) -> None:
@@ -292,6 +305,15 @@ def read_app_token(engine: Engine, app_id: int) -> AppToken | None:
     /token: the single active token handed back)."""
     row = _token_of_app.one_or_none(engine, {"app_id": app_id})
     return AppToken(digest=row[0], salt=row[1], expires_at=row[2]) if row else None
+
+
+def find_app_by_id(conn: Connection, account_id: int, app_id: int) -> App | None:
+    row = conn.execute(
+        select(*_APP_COLUMNS).where(
+            oauth_apps.c.id == app_id, oauth_apps.c.account_id == account_id
+        )
+    ).one_or_none()
+    return App(**row._mapping) if row else None
 
 
 def restore_app_secret(conn: Connection, account_id: int, client_id: str, digest: bytes) -> None:
@@ -417,6 +439,18 @@ def list_permanent_tokens(conn: Connection, account_id: int) -> list[PermanentTo
         .order_by(access_tokens.c.id)
     )
     return [PermanentToken(**row._mapping) for row in rows]
+
+
+def find_permanent_token(conn: Connection, token_id: int) -> PermanentToken | None:
+    row = conn.execute(
+        select(
+            access_tokens.c.id,
+            access_tokens.c.account_id,
+            access_tokens.c.name,
+            access_tokens.c.created_at,
+        ).where(access_tokens.c.id == token_id, access_tokens.c.app_id.is_(None))
+    ).one_or_none()
+    return PermanentToken(**row._mapping) if row else None
 
 
 def delete_permanent_token(

@@ -1,13 +1,21 @@
-"""Retention: deleting finished requests whose callbacks are settled; SIM history stays."""
+"""Retention: deleting finished requests whose callbacks are settled (SIM history stays), audit
+events past their retention period, and idempotency keys past their 24 hours."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy import Column, Connection, Table, delete, exists, select, tuple_
 
 from m2m.storage.leases import PENDING
-from m2m.storage.tables import callback_deliveries, lifecycle_requests, request_items
+from m2m.storage.tables import (
+    audit_events,
+    callback_deliveries,
+    idempotency_keys,
+    lifecycle_requests,
+    request_items,
+)
 
 
 def purge_finished_requests(conn: Connection, finished_before: datetime, limit: int) -> int:
@@ -36,4 +44,48 @@ def purge_finished_requests(conn: Connection, finished_before: datetime, limit: 
     )
     if doomed:
         conn.execute(delete(lifecycle_requests).where(lifecycle_requests.c.id.in_(doomed)))
+    return len(doomed)
+
+
+def _delete_oldest(
+    conn: Connection,
+    table: Table,
+    key: Column[Any],
+    when: Column[Any],
+    before: datetime,
+    limit: int,
+) -> int:
+    doomed = list(
+        conn.execute(select(key).where(when < before).order_by(when).limit(limit)).scalars()
+    )
+    if doomed:
+        conn.execute(delete(table).where(key.in_(doomed)))
+    return len(doomed)
+
+
+def purge_audit_events(conn: Connection, occurred_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` audit events recorded before ``occurred_before`` (the retention
+    period's start), oldest first. Returns how many were deleted."""
+    return _delete_oldest(
+        conn, audit_events, audit_events.c.id, audit_events.c.occurred_at, occurred_before, limit
+    )
+
+
+def purge_idempotency_keys(conn: Connection, created_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` idempotency keys made before ``created_before``: past their 24
+    hours a key replays nothing, and a request sent again with it is simply a new request."""
+    doomed = conn.execute(
+        select(idempotency_keys.c.account_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < created_before)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(limit)
+    ).all()
+    if doomed:
+        conn.execute(
+            delete(idempotency_keys).where(
+                tuple_(idempotency_keys.c.account_id, idempotency_keys.c.key).in_(
+                    [tuple(row) for row in doomed]
+                )
+            )
+        )
     return len(doomed)

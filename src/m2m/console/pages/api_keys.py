@@ -47,7 +47,11 @@ async def create_key(request: Request, visitor: SignedIn, _form: CheckedForm) ->
     require_active_subscription(visitor, "no new API keys")
     services = visitor.services
     issued = await run_in_threadpool(
-        accounts.create_api_key, services.engine, services.clock, visitor.account_id
+        accounts.create_api_key,
+        services.engine,
+        services.clock,
+        visitor.account_id,
+        actor=visitor.actor,
     )
     return shown_once(
         request,
@@ -68,6 +72,7 @@ async def revoke_key(visitor: SignedIn, _form: CheckedForm, key_id: int) -> Resp
             services.engine,
             services.clock,
             key_id,
+            actor=visitor.actor,
             account_id=visitor.account_id,
         )
     except NotFound as error:

@@ -69,7 +69,13 @@ async def save(request: Request, visitor: SignedIn, form: CheckedForm) -> Respon
     except ForbiddenTarget as problem:
         return await _page(request, visitor, status_code=403, url=url, error=str(problem))
     await run_in_threadpool(
-        save_callback, services.engine, services.clock, visitor.account_id, url, headers
+        save_callback,
+        services.engine,
+        services.clock,
+        visitor.account_id,
+        url,
+        headers,
+        actor=visitor.actor,
     )
     services.notify_work()
     return RedirectResponse(f"{PREFIX}/callback", status_code=303)
@@ -85,6 +91,7 @@ async def rotate(request: Request, visitor: SignedIn, _form: CheckedForm) -> Res
         services.clock,
         services.settings.secret_key.get_secret_value(),
         visitor.account_id,
+        actor=visitor.actor,
     )
     hours = services.settings.signing_rotation_overlap_hours
     previous = (

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
 from m2m.storage import activity, outbox, request_status
+from m2m.storage import audit as audit_store
 from m2m.storage.engine import write_transaction
 
 router = APIRouter()
@@ -95,8 +96,21 @@ async def redeliver(
     services = visitor.services
 
     def replay() -> bool:
+        now = services.clock.now()
         with write_transaction(services.engine) as conn:
-            return outbox.redeliver(conn, visitor.account_id, delivery_id, services.clock.now())
+            if not outbox.redeliver(conn, visitor.account_id, delivery_id, now):
+                return False
+            audit_store.record(
+                conn,
+                account_id=visitor.account_id,
+                actor=visitor.actor,
+                action="callback.redelivered",
+                subject_kind="callback_message",
+                subject=delivery_id,
+                changes={},
+                now=now,
+            )
+            return True
 
     if not await run_in_threadpool(replay):
         raise ConsoleError(404, "No such callback message in your account.")

@@ -176,6 +176,7 @@ async def act(request: Request, visitor: SignedIn, form: CheckedForm) -> Respons
         operation,
         [Device(iccids[i], IdentifierType.ICCID) for i in sim_ids],
         callback_token,
+        actor=visitor.actor,
     )
     visitor.services.notify_work()
     return RedirectResponse(f"{PREFIX}/requests/{tracking_number}", status_code=303)

@@ -52,7 +52,12 @@ async def add_app(request: Request, visitor: SignedIn, form: CheckedForm) -> Res
     services = visitor.services
     try:
         client_id, secret = await run_in_threadpool(
-            accounts.create_app, services.engine, services.clock, visitor.account_id, name
+            accounts.create_app,
+            services.engine,
+            services.clock,
+            visitor.account_id,
+            name,
+            actor=visitor.actor,
         )
     except BadRequest as problem:
         return await _page(request, visitor, status_code=422, error=problem.message)
@@ -72,7 +77,12 @@ async def regenerate_secret(
 ) -> Response:
     try:
         secret = await run_in_threadpool(
-            accounts.regenerate_app_secret, visitor.services.engine, visitor.account_id, app_id
+            accounts.regenerate_app_secret,
+            visitor.services.engine,
+            visitor.services.clock,
+            visitor.account_id,
+            app_id,
+            actor=visitor.actor,
         )
     except NotFound as error:
         raise ConsoleError(404, error.message) from error
@@ -100,6 +110,7 @@ async def add_token(request: Request, visitor: SignedIn, form: CheckedForm) -> R
             services.clock,
             visitor.account_id,
             name,
+            actor=visitor.actor,
         )
     except BadRequest as problem:
         return await _page(request, visitor, status_code=422, error=problem.message)
@@ -120,7 +131,9 @@ async def delete_token(visitor: SignedIn, _form: CheckedForm, token_id: int) -> 
         await run_in_threadpool(
             accounts.delete_permanent_token,
             visitor.services.engine,
+            visitor.services.clock,
             token_id,
+            actor=visitor.actor,
             account_id=visitor.account_id,
         )
     except NotFound as error:
