@@ -72,7 +72,7 @@ def _digits_after(prefix: str) -> str | None:
     return stripped[:-1] + str(int(stripped[-1]) + 1)
 
 
-def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     # A range, not LIKE: both databases answer it from the column's unique index, whatever
     # their LIKE settings or collations.
     upper = _digits_after(prefix)
@@ -89,7 +89,7 @@ SPARSE_SEARCH = 50_000
 
 
 def _matching(conn: Connection, digits: str) -> ColumnElement[bool]:
-    ranges = [_starts_with(sim_cards.c[c], digits) for c in IDENTIFIER_COLUMNS]
+    ranges = [starts_with(sim_cards.c[c], digits) for c in IDENTIFIER_COLUMNS]
     found = 0
     for condition in ranges:  # each an index range scan of at most SPARSE_SEARCH entries
         capped = select(sim_cards.c.id).where(condition).limit(SPARSE_SEARCH).subquery()
