@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.storage import sims as sim_store
 from m2m.storage.engine import write_transaction
+from m2m.storage.tables import sim_cards, sim_labels
 
 FIRST_BULK_MSISDN = 32480000000
 
@@ -75,3 +76,33 @@ def count(engine: Engine, table: object, *where: object) -> int:
     with engine.connect() as conn:
         query = select(func.count()).select_from(table).where(*where)  # type: ignore[arg-type]
         return int(conn.execute(query).scalar_one())
+
+
+def set_labels(engine: Engine, msisdn: str, labels: dict[str, str]) -> None:
+    """Give the SIM these labels (its whole set), in both places a write keeps them: the SIM's
+    document and the ``sim_labels`` rows the filters search."""
+    with write_transaction(engine) as conn:
+        sim_id, account_id = conn.execute(
+            select(sim_cards.c.id, sim_cards.c.account_id).where(sim_cards.c.msisdn == msisdn)
+        ).one()
+        conn.execute(update(sim_cards).where(sim_cards.c.id == sim_id).values(labels=labels))
+        conn.execute(delete(sim_labels).where(sim_labels.c.sim_id == sim_id))
+        if labels:
+            conn.execute(
+                insert(sim_labels),
+                [
+                    {"sim_id": sim_id, "account_id": account_id, "key": k, "value": v}
+                    for k, v in labels.items()
+                ],
+            )
+
+
+def change_sim(engine: Engine, msisdn: str, when: datetime, **values: Any) -> None:
+    """Change the SIM's columns (state, cost_center, profile …) as of ``when``, as every write
+    does: ``updated_at`` set, ``version`` bumped."""
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(sim_cards)
+            .where(sim_cards.c.msisdn == msisdn)
+            .values(**values, updated_at=when, version=sim_cards.c.version + 1)
+        )
