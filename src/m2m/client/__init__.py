@@ -7,6 +7,8 @@
     with M2MClient("http://127.0.0.1:8000", "sandbox-client", "sandbox-secret",
                    "sandbox-api-key") as m2m:
         print(m2m.get_sim("32470000001").state)
+        for sim in m2m.sims(state="Active", label="site=ghent"):  # page by page, lazily
+            print(sim.iccid, sim.msisdn)
         tracking = m2m.deactivate(["32470000001"], callback_token="encotest")
         print(m2m.wait([tracking])[0].devices[0].result_status)
 
@@ -35,6 +37,7 @@ from m2m.client.models import (
     CallbackConfig,
     Device,
     DeviceStatus,
+    ListedSim,
     RequestStatus,
     SimCard,
     StatusMessage,
@@ -55,6 +58,7 @@ __all__ = [
     "ExtensionUnavailable",
     "InvalidCallback",
     "InvalidRequestError",
+    "ListedSim",
     "M2MClient",
     "M2MClientError",
     "NetworkError",

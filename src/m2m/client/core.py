@@ -29,7 +29,15 @@ from m2m.client.errors import (
     UnexpectedResponse,
     WaitTimeout,
 )
-from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
+from m2m.client.models import (
+    CallbackConfig,
+    Device,
+    ListedSim,
+    RequestStatus,
+    SimCard,
+    TrackingNumber,
+)
+from m2m.client.paging import next_cursor
 from m2m.client.retries import retry_delay
 from m2m.client.tokens import CachedToken, cache_token
 
@@ -94,7 +102,15 @@ class ClientCore:
             yield Sleep(delay)
 
     def _authorized(self, send: Send, *, repeatable: bool) -> Exchange[Any]:
+        """Send with the token and API key; the answer's JSON (see ``_authorized_answer``)."""
+        body, _response = yield from self._authorized_answer(send, repeatable=repeatable)
+        return body
+
+    def _authorized_answer(
+        self, send: Send, *, repeatable: bool
+    ) -> Exchange[tuple[Any, httpx.Response]]:
         """Send with the token and API key; on a 401 for the token, fetch a new one once.
+        Returns the answer's JSON and the response (for its headers).
 
         Retrying after a 401 is safe even for a lifecycle request: the server accepted nothing.
         """
@@ -108,7 +124,7 @@ class ClientCore:
             }
             response = yield from self._send(replace(send, headers=headers), repeatable=repeatable)
             try:
-                return answer(response)
+                return answer(response), response
             except APIError as error:
                 stale = error.status_code == 401 and error.code in ("invalid_token", "http_401")
                 if renewed or not stale or self._client is None:
@@ -163,6 +179,29 @@ class ClientCore:
         if not isinstance(body, list) or not body:
             raise UnexpectedResponse("GET /simcards answered without a SIM card")
         return parse(SimCard, body[0], "SIM card")
+
+    def get_sim_by(self, identifier_type: str, value: str) -> Exchange[ListedSim]:
+        """The SIM with this ICCID or IMSI (an m2m extension), with its ICCID and MSISDN."""
+        params = {identifier_type.lower(): value}
+        body = yield from self._authorized(
+            Send("GET", f"{M2M}/simcards", params=params), repeatable=True
+        )
+        if not isinstance(body, list) or not body:
+            raise UnexpectedResponse("GET /simcards answered without a SIM card")
+        return parse(ListedSim, body[0], "SIM card")
+
+    def sims_page(
+        self, params: list[tuple[str, str]], cursor: str | None
+    ) -> Exchange[tuple[list[ListedSim], str | None]]:
+        """One page of the SIM list (an m2m extension) and the cursor of the next (None: the
+        last page). ``params`` from ``paging.list_params``."""
+        query = [*params, ("cursor", cursor)] if cursor is not None else params
+        send = Send("GET", f"{M2M}/simcards", params=query)
+        body, response = yield from self._authorized_answer(send, repeatable=True)
+        if not isinstance(body, list):
+            raise UnexpectedResponse("GET /simcards answered a list that is not a JSON array")
+        sims = [parse(ListedSim, item, "listed SIM card") for item in body]
+        return sims, next_cursor(response.headers.get("link"))
 
     def configure_callback(self, url: str, headers: dict[str, str] | None) -> Exchange[None]:
         body: dict[str, Any] = {"url": url}

@@ -107,6 +107,14 @@ class SimCard(_Pascal):
         return {**dict.fromkeys(CUSTOM_FIELD_NAMES, ""), **sent}
 
 
+class ListedSim(SimCard):
+    """A SIM of a list (``client.sims()``) or read by ICCID or IMSI: the profile, and which SIM
+    it is (the documented profile names it only by ``device``, its IMSI)."""
+
+    iccid: str = Field(alias="ICCID")
+    msisdn: str = Field(alias="MSISDN")
+
+
 # --- devices, status messages ----------------------------------------------------------------
 
 
