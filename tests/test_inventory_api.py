@@ -122,6 +122,9 @@ def expected(*ns: int) -> list[str]:
         ([("msisdn_prefix", number(25))], [25]),
         ([("iccid_prefix", "89320180000000001")], range(10, 20)),
         ([("imsi_prefix", "20601200000002")], range(20, 30)),
+        ([("msisdn", number(3)), ("state", "Ready")], [3]),
+        ([("msisdn", number(3)), ("state", "Active")], []),
+        ([("msisdn", number(4)), ("limit", "5")], [4]),
     ],
 )
 def test_filters(
@@ -287,8 +290,9 @@ def test_delta_sync_picks_up_a_lifecycle_change(
         ([("custom_field_8", "x")], "custom_field_8"),
         ([("iccid", "123")], "iccid"),
         ([("imsi", "2060100000000001")], "imsi"),
-        ([("iccid", "8932018000000000000"), ("state", "Active")], "state"),
-        ([("msisdn", "32480000001"), ("limit", "5")], "limit"),
+        ([("iccid", "8932018000000000000"), ("iccid", "8932018000000000001")], "iccid"),
+        ([("msisdn", "32480000001"), ("limit", "5"), ("msisdn", "1")], "msisdn"),
+        ([("msisdn", "abc"), ("limit", "5")], "msisdn"),
         ([("cursor", "not-a-cursor")], "cursor"),
         (
             [("cursor", base64.urlsafe_b64encode(b'{"o":"id","k":["x"],"f":"0"}').decode())],

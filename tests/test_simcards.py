@@ -206,6 +206,17 @@ def test_repeated_bad_credentials_are_throttled_then_forgiven(
 
 
 @pytest.mark.usefixtures("seeded")
+def test_calls_without_any_credential_are_not_charged(client: TestClient) -> None:
+    """Nothing presented, nothing guessed: a bare call is always the 401 that says so, and it
+    does not spend the address's budget for the callers that do guess."""
+    for _ in range(20):
+        bare = client.get("/m2m/1.0.0/simcards?msisdn=32470000001")
+        assert bare.status_code == 401
+        assert bare.json()["error"] == "missing_token"
+    assert get_sim(client, "32470000001", "guess").status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
 def test_fifty_bad_attempts_from_an_address_do_not_lock_out_a_valid_caller_there(
     client: TestClient,
 ) -> None:

@@ -19,11 +19,12 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from m2m import labels
+from m2m.freetext import text_problem
 from m2m.identifiers import IMSI_PATTERN, MSISDN_PATTERN, SimState, normalize_msisdn
 from m2m.profile import CUSTOM_FIELD_NAMES, TEXT_LENGTH
 
@@ -92,6 +93,9 @@ class SimFilters:
     custom_fields: tuple[tuple[str, str], ...] = ()  # (documented field name, exact value)
     plan: str | None = None  # DataService.Plan.Code
     updated_since: datetime | None = None
+    msisdn: str | None = None  # exact identifiers, as filters
+    iccid: str | None = None
+    imsi: str | None = None
     msisdn_prefix: str | None = None
     iccid_prefix: str | None = None
     imsi_prefix: str | None = None
@@ -110,6 +114,9 @@ class SimFilters:
                 sorted(self.custom_fields),
                 self.plan,
                 self.updated_since.isoformat() if self.updated_since else None,
+                self.msisdn,
+                self.iccid,
+                self.imsi,
                 self.msisdn_prefix,
                 self.iccid_prefix,
                 self.imsi_prefix,
@@ -206,14 +213,10 @@ def parse(pairs: Sequence[tuple[str, str]]) -> Lookup | ListQuery:
         if len(given) > 1 and name not in REPEATABLE:
             raise QueryProblem(name, f"{name} may be given once, not {len(given)} times")
     exact = [name for name in EXACT_IDENTIFIERS if name in values]
-    if exact:
-        others = [name for name in values if name != exact[0]]
-        if others:
-            raise QueryProblem(
-                others[0],
-                f"{exact[0]} reads one SIM and cannot be combined with {', '.join(others)}",
-            )
+    if len(exact) == 1 and len(values) == 1:
         return _lookup(exact[0], values[exact[0]][0])
+    # With anything else, an exact identifier is one more filter of a list (which then holds
+    # that SIM or nothing): ``?iccid=…&state=Active`` asks "is it Active?".
     return _list_query(values)
 
 
@@ -231,10 +234,9 @@ def _lookup(name: str, value: str) -> Lookup:
 
 
 def _text(name: str, value: str) -> str:
-    if len(value) > TEXT_LENGTH:
-        raise QueryProblem(name, f"{name} is at most {TEXT_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise QueryProblem(name, f"{name} must not contain control characters")
+    problem = text_problem(name, value, TEXT_LENGTH)
+    if problem:
+        raise QueryProblem(name, problem)
     return value
 
 
@@ -265,14 +267,9 @@ def _labels(given: list[str]) -> tuple[tuple[str, str | None], ...]:
                 " letters, digits or . _ - / :, starting with a letter or a digit",
             )
         key, value = parsed
-        if value is not None and (
-            len(value) > labels.VALUE_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in value)
-        ):
-            raise QueryProblem(
-                "label",
-                f"label {key!r}: a value is at most {labels.VALUE_LENGTH} characters, without"
-                " control characters",
-            )
+        problem = value and text_problem(f"label {key!r}", value, labels.VALUE_LENGTH)
+        if problem:
+            raise QueryProblem("label", problem)
         if parsed not in found:
             found.append(parsed)
     return tuple(found)
@@ -281,7 +278,8 @@ def _labels(given: list[str]) -> tuple[tuple[str, str | None], ...]:
 def parse_time(name: str, text: str) -> datetime:
     """An ISO 8601 time with its offset (``Z`` or ``+02:00``), as UTC."""
     try:
-        moment = datetime.fromisoformat(text.replace(" ", "+"))  # "+" unescaped: a space
+        # "+" unescaped in a query arrives as a space; RFC 3339 allows a lower-case t and z.
+        moment = datetime.fromisoformat(text.replace(" ", "+").upper())
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
@@ -328,6 +326,12 @@ def _list_query(values: dict[str, list[str]]) -> ListQuery:
             parse_time("updated_since", one["updated_since"]) if "updated_since" in one else None
         ),
         **{name: _prefix(name, one[name]) for name in PREFIX_PARAMETERS if name in one},
+    )
+    filters = replace(
+        filters,
+        msisdn=_lookup("msisdn", one["msisdn"]).value if "msisdn" in one else None,
+        iccid=_lookup("iccid", one["iccid"]).value if "iccid" in one else None,
+        imsi=_lookup("imsi", one["imsi"]).value if "imsi" in one else None,
     )
     return ListQuery(
         filters=filters,

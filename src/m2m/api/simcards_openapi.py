@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from m2m import labels
+from m2m.freetext import CONTROL_CHARACTERS, WITHOUT_CONTROL_CHARACTERS
 from m2m.identifiers import IMSI_PATTERN, SimState
 from m2m.profile import TEXT_LENGTH
 from m2m.sim_query import (
@@ -17,7 +18,16 @@ from m2m.sim_query import (
     MAX_LIMIT,
 )
 
-_TEXT: dict[str, Any] = {"type": "string", "maxLength": TEXT_LENGTH}
+_TEXT: dict[str, Any] = {
+    "type": "string",
+    "maxLength": TEXT_LENGTH,
+    "pattern": WITHOUT_CONTROL_CHARACTERS,
+}
+# key=value or key, as ``m2m.labels.parse_filter`` reads it.
+LABEL_FILTER_PATTERN = (
+    labels.KEY_PATTERN.removesuffix("$")
+    + f"(=[^{CONTROL_CHARACTERS}]{{0,{labels.VALUE_LENGTH}}})?$"
+)
 _PREFIX: dict[str, Any] = {"type": "string", "pattern": r"^[0-9]{1,20}$"}
 
 
@@ -60,7 +70,7 @@ LIST_PARAMETERS: list[dict[str, Any]] = [
         "List SIMs with every one of these labels: key=value (that value) or key (any value)."
         f" At most {MAX_LABEL_FILTERS}.",
         _repeated(
-            {"type": "string", "maxLength": labels.KEY_LENGTH + 1 + labels.VALUE_LENGTH},
+            {"type": "string", "pattern": LABEL_FILTER_PATTERN},
             MAX_LABEL_FILTERS,
         ),
         style="form",

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, union_all
 
-from m2m.storage.tables import sim_cards, sim_history
+from m2m.storage.tables import sim_cards, sim_history, sim_labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +106,31 @@ def list_sims(
     *,
     state: str | None = None,
     digits: str | None = None,
+    label: tuple[str, str | None] | None = None,
     after_id: int | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> SimPage:
     """One page of the account's SIMs in id order; ``digits`` matches the start of an MSISDN,
-    ICCID or IMSI."""
+    ICCID or IMSI; ``label`` is (key, value), or (key, None) for any value."""
     where: list[ColumnElement[bool]] = [sim_cards.c.account_id == account_id]
     if state:
         where.append(sim_cards.c.state == state)
     if digits:
         where.append(_matching(conn, digits))
+    source: Any = sim_cards
+    if label is not None:
+        # Joined, as the API's filter is (storage/inventory.py): the database walks whichever
+        # of the label's index and the SIM's id index finds a page soonest.
+        key, value = label
+        on = [
+            sim_labels.c.sim_id == sim_cards.c.id,
+            sim_labels.c.account_id == account_id,
+            sim_labels.c.key == key,
+        ]
+        if value is not None:
+            on.append(sim_labels.c.value == value)
+        source = sim_cards.join(sim_labels, and_(*on))
     backwards = before_id is not None and after_id is None
     if backwards:
         where.append(sim_cards.c.id < before_id)
@@ -127,7 +141,9 @@ def list_sims(
         order = sim_cards.c.id.asc()
     rows = [
         SimRow(**r._mapping)
-        for r in conn.execute(select(*_ROW_COLUMNS).where(*where).order_by(order).limit(limit + 1))
+        for r in conn.execute(
+            select(*_ROW_COLUMNS).select_from(source).where(*where).order_by(order).limit(limit + 1)
+        )
     ]
     more = len(rows) > limit
     rows = rows[:limit]

@@ -98,6 +98,13 @@ def _filtered(account_id: int, filters: SimFilters) -> Select[Any]:
         query = query.where(_empty_or(_profile_text("CustomFields", field), value))
     if filters.plan is not None:
         query = query.where(_empty_or(_profile_text("DataService", "Plan", "Code"), filters.plan))
+    for column, exact in (
+        ("msisdn", filters.msisdn),
+        ("iccid", filters.iccid),
+        ("imsi", filters.imsi),
+    ):
+        if exact is not None:
+            query = query.where(sim_cards.c[column] == exact)
     for column, prefix in (
         ("msisdn", filters.msisdn_prefix),
         ("iccid", filters.iccid_prefix),
