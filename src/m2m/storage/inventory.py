@@ -59,7 +59,7 @@ def find_sim(conn: Connection, account_id: int, column: str, value: str) -> List
     row = conn.execute(
         select(*_COLUMNS).where(sim_cards.c[column] == value, sim_cards.c.account_id == account_id)
     ).one_or_none()
-    return ListedSim(**row._mapping) if row is not None else None
+    return ListedSim(*row) if row is not None else None
 
 
 def _profile_text(*path: str) -> ColumnElement[str]:
@@ -140,7 +140,9 @@ def list_sims(
         if after is not None:
             query = query.where(sim_cards.c.id > after.id)
         query = query.order_by(sim_cards.c.id)
-    rows = [ListedSim(**r._mapping) for r in conn.execute(query.limit(limit + 1))]
+    # Positional (``_COLUMNS`` is the dataclass's field order): building a mapping per row cost
+    # a fifth of a 1,000-row page.
+    rows = [ListedSim(*r) for r in conn.execute(query.limit(limit + 1))]
     return rows[:limit], len(rows) > limit
 
 
