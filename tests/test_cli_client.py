@@ -382,6 +382,30 @@ def test_bad_profile_files(bare_cli: Cli, xdg: Path, text: str, message: str) ->
     assert message in one_line_error(result)
 
 
+def test_sim_list_streams_json_lines_across_pages(cli: Cli) -> None:
+    result = cli("sim", "list", "--state", "Ready", "--page-size", "7", "--json")
+    sims = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [sim["MSISDN"] for sim in sims] == [str(32470000000 + n) for n in range(51, 91)]
+    assert {sim["State"] for sim in sims} == {"Ready"}
+    assert all(sim["ICCID"] and sim["Device"]["IdentifierType"] == "IMSI" for sim in sims)
+
+
+def test_sim_list_filters_and_limit(cli: Cli) -> None:
+    result = cli("sim", "list", "--msisdn-prefix", "3247000000", "--limit", "3")
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["ICCID", "MSISDN", "IMSI", "State", "Cost center"]
+    assert [line.split("\t")[1] for line in lines] == ["32470000001", "32470000002", "32470000003"]
+    nothing = cli("sim", "list", "--label", "nowhere", "--custom-field", "3=x", "--json")
+    assert nothing.stdout == ""
+
+
+def test_sim_list_mistakes(cli: Cli) -> None:
+    bad_field = cli("sim", "list", "--custom-field", "9=x", exit_code=2)
+    assert "--custom-field" in one_line_error(bad_field)
+    refused = cli("sim", "list", "--state", "Sleeping", exit_code=1)
+    assert "state" in one_line_error(refused)
+
+
 # --- audit --------------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from tests.support.audit import AuditWatch, audit_rows, stored_text
 from tests.support.console import add_user, console_client, csrf_of, sign_in
 from tests.support.constants import SECRET_KEY
 from tests.support.receiver import Receiver
-from tests.support.sims import add_sim
+from tests.support.sims import add_sim, set_labels
 from tests.support.tenants import Tenant
 from tests.support.worker import drain
 
@@ -131,11 +131,29 @@ def test_search_by_msisdn_iccid_or_imsi_prefix_and_filter_by_state(
     assert console.get("/console/sims?after=x").status_code == 400
 
 
+def test_filter_by_label(console: TestClient, csrf: str, engine: Engine) -> None:
+    def rows(query: str) -> list[str]:
+        page = console.get("/console/sims" + query)
+        assert page.status_code == 200
+        return re.findall(r'href="/console/sims/\d+">(\d+)<', page.text)
+
+    for n in range(1, 8):
+        set_labels(engine, str(32470000000 + n), {"site": "ghent" if n < 5 else "bruges"})
+    assert rows("?label=site%3Dghent") == [str(32470000000 + n) for n in range(1, 5)]
+    assert rows("?label=site") == [str(32470000000 + n) for n in range(1, 8)]
+    assert rows("?label=site%3Dbruges&state=Active") == [str(32470000000 + n) for n in range(5, 8)]
+    assert rows("?label=site%3Dghent&q=32470000002") == ["32470000002"]
+    assert rows("?label=nowhere") == []
+    refused = console.get("/console/sims?label=%3Dghent")
+    assert refused.status_code == 400
+    assert "key=value" in html.unescape(refused.text)
+
+
 def test_pages_follow_each_other_by_keyset(console: TestClient, csrf: str) -> None:
     first = console.get("/console/sims").text
     numbers = re.findall(r'href="/console/sims/\d+">(\d+)<', first)
     assert numbers == [str(32470000001 + i) for i in range(50)]
-    following = re.search(r'href="\?q=&amp;state=&amp;after=(\d+)" rel="next"', first)
+    following = re.search(r'href="\?q=&amp;state=&amp;label=&amp;after=(\d+)" rel="next"', first)
     assert following
     assert 'rel="prev"' not in first
     second = console.get(f"/console/sims?after={following.group(1)}").text
@@ -143,7 +161,7 @@ def test_pages_follow_each_other_by_keyset(console: TestClient, csrf: str) -> No
         str(32470000051 + i) for i in range(50)
     ]
     assert 'rel="next"' not in second
-    back = re.search(r'href="\?q=&amp;state=&amp;before=(\d+)" rel="prev"', second)
+    back = re.search(r'href="\?q=&amp;state=&amp;label=&amp;before=(\d+)" rel="prev"', second)
     assert back
     again = console.get(f"/console/sims?before={back.group(1)}").text
     assert re.findall(r'href="/console/sims/\d+">(\d+)<', again) == numbers

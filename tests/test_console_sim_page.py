@@ -23,7 +23,7 @@ from m2m.storage.accounts import find_sandbox_account
 from m2m.storage.tables import audit_events, sim_cards, sim_labels
 from tests.support.api import auth
 from tests.support.console import add_user, console_client, sign_in
-from tests.support.sims import add_sim, label_sim
+from tests.support.sims import add_sim, set_labels
 from tests.support.tenants import Tenant
 
 HOSTILE = '<script>alert("x")</script>'
@@ -58,7 +58,7 @@ def section(page: str, section_id: str) -> str:
 
 @pytest.mark.usefixtures("csrf")
 def test_the_sim_page_reads_the_profile_part_by_part(console: TestClient, engine: Engine) -> None:
-    label_sim(engine, "32470000001", {"site": "ghent", "fleet/region": "north"})
+    set_labels(engine, "32470000001", {"site": "ghent", "fleet/region": "north"})
     page = console.get(f"/console/sims/{sim_id(engine, '32470000001')}").text
 
     assert section(page, "labels").startswith("Labels fleet/region north site ghent")
@@ -115,7 +115,7 @@ def test_every_text_of_the_profile_is_escaped(
         "SMSService": {"PlanCode": HOSTILE, "FeatureCodes": [HOSTILE]},
     }
     add_sim(engine, clock, sandbox_account_id(engine), "32499000061", profile)
-    label_sim(engine, "32499000061", {"k": HOSTILE})
+    set_labels(engine, "32499000061", {"k": HOSTILE})
     page = console.get(f"/console/sims/{sim_id(engine, '32499000061')}").text
     assert "<script>alert" not in page
     # Each part shows the text, escaped.
@@ -213,7 +213,7 @@ def test_the_edit_form_saves_what_the_api_may_change_and_audits_the_console_user
     console: TestClient, engine: Engine
 ) -> None:
     sim = sim_id(engine, "32470000001")
-    label_sim(engine, "32470000001", {"site": "ghent", "old": "x"})
+    set_labels(engine, "32470000001", {"site": "ghent", "old": "x"})
     before = stored(engine, "32470000001")
     form = console.get(f"/console/sims/{sim}/edit")
     assert form.status_code == 200

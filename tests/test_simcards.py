@@ -108,7 +108,7 @@ def test_unknown_and_foreign_msisdn_look_the_same(
 
 @pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize(
-    "query", ["", "?msisdn=", "?msisdn=abc", "?msisdn=123", "?msisdn=3247000000100000"]
+    "query", ["?msisdn=", "?msisdn=abc", "?msisdn=123", "?msisdn=3247000000100000"]
 )
 def test_missing_or_malformed_msisdn(client: TestClient, query: str) -> None:
     response = client.get(
@@ -209,6 +209,17 @@ def test_repeated_bad_credentials_are_throttled_then_forgiven(
 
 
 @pytest.mark.usefixtures("seeded")
+def test_calls_without_any_credential_are_not_charged(client: TestClient) -> None:
+    """Nothing presented, nothing guessed: a bare call is always the 401 that says so, and it
+    does not spend the address's budget for the callers that do guess."""
+    for _ in range(20):
+        bare = client.get("/m2m/1.0.0/simcards?msisdn=32470000001")
+        assert bare.status_code == 401
+        assert bare.json()["error"] == "missing_token"
+    assert get_sim(client, "32470000001", "guess").status_code == 401
+
+
+@pytest.mark.usefixtures("seeded")
 def test_fifty_bad_attempts_from_an_address_do_not_lock_out_a_valid_caller_there(
     client: TestClient,
 ) -> None:
@@ -272,10 +283,13 @@ def test_openapi_describes_what_the_route_reads_itself(client: TestClient) -> No
     """The route parses its query and credentials itself (the hot path): the document must
     still describe them as FastAPI would."""
     operation = client.get("/openapi.json").json()["paths"]["/m2m/1.0.0/simcards"]["get"]
-    (parameter,) = operation["parameters"]
+    parameter = operation["parameters"][0]
     assert parameter["name"] == "msisdn"
     assert parameter["in"] == "query"
-    assert parameter["required"] is True
+    assert parameter["required"] is False  # without it, the caller's SIMs are listed
+    assert {"iccid", "imsi", "state", "label", "cursor", "limit"} <= {
+        p["name"] for p in operation["parameters"]
+    }
     assert parameter["schema"]["pattern"] == MSISDN_PATTERN
     assert operation["security"] == [{"HTTPBearer": [], "APIKeyHeader": []}]  # both at once
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]

@@ -117,6 +117,19 @@ class SimCard(SimProfile):
     CostCenter: Text = ""
     State: SimState
     Device: DeviceIdentity
+    # Not in the documented ``?msisdn=`` answer, which stays as documented: the answers that
+    # find a SIM by another identifier, or list SIMs, say which SIM each profile is.
+    ICCID: str = Field(
+        "", description="The SIM's ICCID. In list answers and ?iccid= / ?imsi= answers only."
+    )
+    MSISDN: str = Field(
+        "", description="The SIM's MSISDN. In list answers and ?iccid= / ?imsi= answers only."
+    )
+    Labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The SIM's labels (free key/value tags). In list answers and ?iccid= /"
+        " ?imsi= answers only.",
+    )
 
 
 def custom_fields_document(stored: dict[str, str]) -> dict[str, str]:

@@ -78,8 +78,9 @@ def count(engine: Engine, table: object, *where: object) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def label_sim(engine: Engine, msisdn: str, labels: dict[str, str]) -> None:
-    """Give the SIM exactly ``labels``, in its document and its search rows (as an edit does)."""
+def set_labels(engine: Engine, msisdn: str, labels: dict[str, str]) -> None:
+    """Give the SIM these labels (its whole set), in both places a write keeps them: the SIM's
+    document and the ``sim_labels`` rows the filters search."""
     with write_transaction(engine) as conn:
         sim_id, account_id = conn.execute(
             select(sim_cards.c.id, sim_cards.c.account_id).where(sim_cards.c.msisdn == msisdn)
@@ -94,3 +95,14 @@ def label_sim(engine: Engine, msisdn: str, labels: dict[str, str]) -> None:
                     for k, v in labels.items()
                 ],
             )
+
+
+def change_sim(engine: Engine, msisdn: str, when: datetime, **values: Any) -> None:
+    """Change the SIM's columns (state, cost_center, profile …) as of ``when``, as every write
+    does: ``updated_at`` set, ``version`` bumped."""
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(sim_cards)
+            .where(sim_cards.c.msisdn == msisdn)
+            .values(**values, updated_at=when, version=sim_cards.c.version + 1)
+        )

@@ -1,61 +1,51 @@
-"""GET /m2m/1.0.0/simcards: a SIM card's profile by MSISDN; PATCH /simcards/{iccid} (extension)
-updates one.
+"""GET /m2m/1.0.0/simcards: a SIM card's profile by MSISDN (documented), by ICCID or IMSI, or a
+filtered, keyset-paged list of the caller's SIMs (extensions). ``sim_updates`` updates one.
 
-This is the API's hot path, so the route reads its two inputs itself (the credentials with the
-same security schemes, the ``msisdn`` with the same pattern and the same 422 answers) instead of
-declaring them for FastAPI to solve: that solving was a quarter of the route's CPU time. The
-OpenAPI document describes the parameter and the security exactly as before.
+The documented ``?msisdn=`` call is the API's hot path, so the route reads its two inputs itself
+(the credentials with the same security schemes, the ``msisdn`` with the same pattern and the
+same 422 answers) instead of declaring them for FastAPI to solve: that solving was a quarter of
+the route's CPU time. Any other query goes to ``m2m.sim_query`` (parsing, the cursor) and
+``m2m.inventory`` (the reads); the OpenAPI document describes every parameter.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
-from m2m import access
-from m2m.api.deps import CALLER_SECURITY, authorized, caller_of, current_account_id
-from m2m.api.idempotency import IDEMPOTENCY_DESCRIPTION, idempotent_write
+from m2m import access, inventory, sim_query
+from m2m.access import Access
+from m2m.api.deps import CALLER_SECURITY, Caller, authorized, caller_of
 from m2m.api.schemas import error_responses
+from m2m.api.simcards_openapi import LIST_PARAMETERS, LIST_RESPONSE_HEADERS
 from m2m.errors import (
-    BadRequest,
-    InvalidFields,
     NotFound,
-    PreconditionFailed,
-    UnsupportedMediaType,
 )
-from m2m.idempotency import HEADER as IDEMPOTENCY_HEADER
-from m2m.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
-from m2m.labels import MAX_LABELS
 from m2m.profile import (
-    CUSTOM_FIELD_NAMES,
-    TEXT_LENGTH,
-    CustomFieldName,
-    ListedSimCard,
     SimCard,
-    Text,
-    Threshold,
-    listed_sim_document,
     sim_card_document,
 )
-from m2m.storage import sim_updates
-from m2m.storage.sim_updates import SimRow
 
 router = APIRouter(tags=["SIM cards"])
 
-_MSISDN_DESCRIPTION = "The SIM's MSISDN, 8 to 15 digits; a leading + is accepted."
+_MSISDN_DESCRIPTION = (
+    "The SIM's MSISDN, 8 to 15 digits; a leading + is accepted. Reads that one SIM (the"
+    " documented call); without msisdn, iccid or imsi, the answer is a list of your SIMs."
+)
 MSISDN_PARAMETER = {
     "name": "msisdn",
     "in": "query",
-    "required": True,
+    # Required by the documentation's call; without it (and without iccid or imsi) the
+    # caller's SIMs are listed.
+    "required": False,
     "schema": {
         "type": "string",
         "pattern": MSISDN_PATTERN,
@@ -91,16 +81,35 @@ def msisdn_param(request: Request) -> str:
     return value
 
 
+_LISTED = "A list of your SIMs, or the one SIM an identifier names, as a JSON array."
+_LIST_DESCRIPTION = (
+    "The SIM card with this MSISDN (or ICCID, or IMSI), as a one-element array, if it belongs to"
+    " your account. Without one of those, a page of your SIMs in a stable order, filtered by"
+    ' every filter given; the next page\'s URL is in the Link header (rel="next"), absent on'
+    " the last page. Unknown parameters are refused (422), so a misspelt filter never lists"
+    " everything."
+)
+
+
 @router.get(
     "/simcards",
     response_model=list[SimCard],
-    summary="Read a SIM card's profile",
-    responses=error_responses(401, 403, 404, 422, 429),
-    openapi_extra={"parameters": [MSISDN_PARAMETER], "security": CALLER_SECURITY},
+    summary="Read a SIM card's profile, or list your SIM cards",
+    description=_LIST_DESCRIPTION,
+    responses={
+        200: {"description": _LISTED, "headers": LIST_RESPONSE_HEADERS},
+        **error_responses(401, 403, 404, 422, 429),
+    },
+    openapi_extra={
+        "parameters": [MSISDN_PARAMETER, *LIST_PARAMETERS],
+        "security": CALLER_SECURITY,
+    },
 )
 async def get_simcards(request: Request) -> Response:
-    """The SIM card with this MSISDN, as a one-element array, if it belongs to your account."""
     caller = await caller_of(request)
+    params = request.query_params
+    if len(params) != 1 or "msisdn" not in params:
+        return await _search(request, caller)
     number = normalize_msisdn(msisdn_param(request))
     services = caller.services
     lookup = partial(
@@ -114,208 +123,48 @@ async def get_simcards(request: Request) -> Response:
     return JSONResponse([document])
 
 
-# --- updating a SIM (extension) ---------------------------------------------------------------
-
-MERGE_PATCH = "application/merge-patch+json"
-_PATCH_MEDIA_TYPES = (MERGE_PATCH, "application/json")
-# The largest valid patch: every label, custom field and the cost center at its longest, each
-# character written as a \uXXXX escape, with room for the JSON around them.
-MAX_PATCH_BYTES = (
-    6 * TEXT_LENGTH * (MAX_LABELS + len(CUSTOM_FIELD_NAMES) + 1) + 6 * 64 * (MAX_LABELS) + 16 * 1024
-)
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,100}$")
-
-
-class ThresholdsPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    DailyTreshold: Threshold | None = None
-    MonthlyTreshold: Threshold | None = None
-
-
-class SimPatch(BaseModel):
-    """A JSON Merge Patch (RFC 7396) of a SIM's editable fields: a member set replaces (objects
-    merge), a member set to null removes (a cost center or custom field becomes "", a threshold
-    0, a label goes). Any other field is refused with a 422 that names it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    CostCenter: Text | None = None
-    CustomFields: dict[CustomFieldName, Text | None] | None = None
-    DataService: ThresholdsPatch | None = None
-    SMSService: ThresholdsPatch | None = None
-    VoiceService: ThresholdsPatch | None = None
-    Labels: dict[str, str | None] | None = Field(
-        default=None,
-        description=f"At most {MAX_LABELS} labels; keys: 1 to 64 letters, digits or . _ - / :, "
-        "starting with a letter or digit; values: at most 200 characters.",
-    )
-
-
-# Documented in the OpenAPI document's components (see ``m2m.api.app``).
-BODY_MODELS = (SimPatch,)
-
-_IF_MATCH_DESCRIPTION = (
-    'Update only if the SIM is still at this version: its ETag (e.g. "3"), or *. Otherwise '
-    "412 precondition_failed, and nothing is changed."
-)
-
-
-def if_match_versions(header: str | None) -> set[int] | None:
-    """The versions an If-Match header allows (None: any). Strong comparison (RFC 9110
-    §13.1.1): a weak tag, or anything that is not one of our tags, matches no version."""
-    if header is None or header.strip() == "*":
-        return None
-    versions = set()
-    for tag in header.split(","):
-        tag = tag.strip()
-        if len(tag) > 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit() and tag.isascii():
-            versions.add(int(tag[1:-1]))
-    return versions
-
-
-def etag(version: int) -> str:
-    """A SIM's entity tag: its row version, strong (every change bumps it)."""
-    return f'"{version}"'
-
-
-def _parse_patch(request: Request, raw: bytes) -> object:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in _PATCH_MEDIA_TYPES:
-        raise UnsupportedMediaType(
-            f"Send the patch as {MERGE_PATCH} (application/json is accepted too)."
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise BadRequest(f"The body is not valid JSON: {str(error)[:200]}.") from error
-
-
-def _document(sim: SimRow) -> dict[str, Any]:
-    return listed_sim_document(
-        sim.profile,
-        sim.cost_center,
-        sim.state,
-        sim.imsi,
-        iccid=sim.iccid,
-        msisdn=sim.msisdn,
-        labels=sim.labels,
-    )
-
-
-def _header_parameter(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
-    text: dict[str, Any] = {"type": "string"}
-    if pattern is not None:
-        text["pattern"] = pattern
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "schema": {
-            "anyOf": [text, {"type": "null"}],
-            "description": description,
-            "title": name.title(),
-        },
-        "description": description,
-    }
-
-
-_ICCID_DESCRIPTION = "The SIM's ICCID."
-# What FastAPI would write for these parameters; the route reads them itself (see below).
-UPDATE_PARAMETERS = [
-    {
-        "name": "iccid",
-        "in": "path",
-        "required": True,
-        "schema": {
-            "type": "string",
-            "maxLength": 22,
-            "description": _ICCID_DESCRIPTION,
-            "title": "Iccid",
-        },
-        "description": _ICCID_DESCRIPTION,
-    },
-    _header_parameter(IDEMPOTENCY_HEADER, IDEMPOTENCY_DESCRIPTION, IDEMPOTENCY_KEY_PATTERN),
-    _header_parameter("if-match", _IF_MATCH_DESCRIPTION),
-    _header_parameter(
-        "x-request-id",
-        "Your id for this request, kept in the audit trail (1 to 100 printable ASCII "
-        "characters; anything else is ignored).",
-    ),
-]
-
-
-@router.patch(
-    "/simcards/{iccid}",
-    response_model=ListedSimCard,
-    summary="Update a SIM card (extension)",
-    responses={
-        200: {
-            "description": "The SIM as it now is, with its ETag",
-            "headers": {
-                "ETag": {
-                    "description": 'The SIM\'s version, e.g. "3": send it in If-Match',
-                    "schema": {"type": "string"},
-                }
-            },
-        },
-        **error_responses(401, 403, 404, 409, 412, 413, 415, 422, 429),
-    },
-    openapi_extra={
-        "parameters": UPDATE_PARAMETERS,
-        "security": CALLER_SECURITY,
-        "requestBody": {
-            "required": True,
-            "content": {
-                media: {"schema": {"$ref": "#/components/schemas/SimPatch"}}
-                for media in _PATCH_MEDIA_TYPES
-            },
-        },
-    },
-)
-async def update_simcard(request: Request) -> Response:
-    """Change a SIM's cost center, custom fields, thresholds or labels (JSON Merge Patch)."""
-    # Inputs read by hand, after the credentials, as GET /simcards does: FastAPI's solving of
-    # the dependencies and headers was most of this route's CPU time.
-    caller = await caller_of(request)
-    account_id = await current_account_id(caller)
+async def _account_id(caller: Caller) -> int:
     services = caller.services
-    iccid: str = request.path_params["iccid"]
-    if len(iccid) > 22:
-        error = {
-            "type": "string_too_long",
-            "loc": ("path", "iccid"),
-            "msg": "String should have at most 22 characters",
-            "input": iccid,
-            "ctx": {"max_length": 22},
-        }
-        raise RequestValidationError([error])
-    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
-    if_match = request.headers.get("if-match")
-    x_request_id = request.headers.get("x-request-id")
-    raw = await request.body()
-    request_id = x_request_id if x_request_id and _REQUEST_ID.fullmatch(x_request_id) else None
 
-    def work(conn: Connection) -> Response:
-        outcome = sim_updates.update_sim(
-            conn,
-            account_id=account_id,
-            iccid=iccid,
-            patch=_parse_patch(request, raw),
-            if_match=if_match_versions(if_match),
-            actor=lambda c: access.actor_of(c, caller.token, request_id),
-            now=services.clock.now(),
-        )
-        if outcome.sim is None:
-            # Same answer for "no such SIM" and "another account's SIM".
-            raise NotFound(f"No SIM card with ICCID {iccid} in your account.")
-        if outcome.stale:
-            raise PreconditionFailed(
-                f"The SIM has changed: it is at version {etag(outcome.sim.version)}, not "
-                f"{if_match}. Read it again and retry.",
-            )
-        if outcome.problems:
-            raise InvalidFields([(p.field, p.problem) for p in outcome.problems])
-        return JSONResponse(_document(outcome.sim), headers={"ETag": etag(outcome.sim.version)})
+    def check() -> tuple[Access, int]:
+        found = access.authenticate(services.reads, services.clock, caller.token, caller.api_key)
+        return found, found.account_id
 
-    return await idempotent_write(request, services, account_id, idempotency_key, raw, work)
+    return await authorized(caller, check)
+
+
+def _problem(problem: sim_query.QueryProblem) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", problem.parameter), "msg": problem.message}]
+    )
+
+
+async def _search(request: Request, caller: Caller) -> Response:
+    """Any query but the documented one: read one SIM by ICCID or IMSI, or list."""
+    account_id = await _account_id(caller)  # credentials before inputs, as everywhere
+    try:
+        query = sim_query.parse(request.query_params.multi_items())
+    except sim_query.QueryProblem as problem:
+        raise _problem(problem) from None
+    engine = caller.services.engine
+    if isinstance(query, sim_query.Lookup):
+        document = await run_in_threadpool(inventory.read_sim, engine, account_id, query)
+        if document is None:
+            name = query.column.upper()
+            raise NotFound(f"No SIM card with {name} {query.value} in your account.")
+        return JSONResponse([document])
+    page = await run_in_threadpool(inventory.list_page, engine, account_id, query)
+    headers = {}
+    if page.next_cursor is not None:
+        headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
+    if page.total is not None:
+        headers["X-Total-Count"] = str(page.total)
+    return JSONResponse(page.documents, headers=headers)
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    """This request's absolute URL with the next page's cursor (RFC 8288 wants a URI; an
+    absolute one is what every HTTP client follows without knowing the base)."""
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    pairs.append(("cursor", cursor))
+    return str(request.url.replace(query=urlencode(pairs)))

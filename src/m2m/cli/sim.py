@@ -1,15 +1,16 @@
-"""``m2m sim``: read a SIM; update it (or many, from a CSV); request lifecycle changes, in bulk
-from a file, and follow them."""
+"""``m2m sim``: read a SIM, list and search them; update one (or many, from a CSV); request
+lifecycle changes, in bulk from a file, and follow them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from m2m.cli.common import JsonOption, fail, print_json, print_table
+from m2m.cli.common import JsonOption, fail, print_json, print_json_line, print_table
 from m2m.cli.devices_file import read_devices
 from m2m.cli.follow import follow, submit
 from m2m.cli.remote import (
@@ -24,6 +25,7 @@ from m2m.cli.sim_changes import ChangesError, patch_from_options, rows_from_file
 from m2m.cli.sim_updates import update_all
 from m2m.client import Device, ListedSimCard, SimCard
 from m2m.client.core import DEFAULT_BATCH_SIZE
+from m2m.client.paging import DEFAULT_PAGE_SIZE
 from m2m.identifiers import IdentifierType
 
 app = typer.Typer(
@@ -70,6 +72,86 @@ def get(
         print_json([sim.model_dump(mode="json", by_alias=True)])  # as the API answers it
         return
     print_table(f"SIM {msisdn}", ["Field", "Value"], profile_rows(msisdn, sim))
+
+
+def custom_field_filters(given: list[str]) -> dict[int, str]:
+    """``--custom-field 3=depot`` options as {3: "depot"}."""
+    found: dict[int, str] = {}
+    for text in given:
+        number, separator, value = text.partition("=")
+        if not separator or number not in {str(n) for n in range(1, 8)}:
+            raise ValueError(f"--custom-field {text!r}: write N=VALUE, N from 1 to 7")
+        found[int(number)] = value
+    return found
+
+
+_LIST_COLUMNS = ("ICCID", "MSISDN", "IMSI", "State", "Cost center")
+
+
+def _list_line(sim: ListedSimCard) -> str:
+    return "\t".join((sim.iccid, sim.msisdn, sim.device.identifier, sim.state, sim.cost_center))
+
+
+@app.command("list")
+def list_sims(
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="Ready, Active, Deactivated, Terminated.")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE, or KEY for any value; every one must match."),
+    ] = None,
+    cost_center: Annotated[str | None, typer.Option(help="Exactly this cost center.")] = None,
+    custom_field: Annotated[
+        list[str] | None, typer.Option("--custom-field", help="N=VALUE (N from 1 to 7).")
+    ] = None,
+    plan: Annotated[str | None, typer.Option(help="The data plan's code.")] = None,
+    updated_since: Annotated[
+        str | None, typer.Option(help="Changed since this ISO 8601 time (with its offset).")
+    ] = None,
+    msisdn_prefix: Annotated[str | None, typer.Option(help="MSISDN starts with.")] = None,
+    iccid_prefix: Annotated[str | None, typer.Option(help="ICCID starts with.")] = None,
+    imsi_prefix: Annotated[str | None, typer.Option(help="IMSI starts with.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many SIMs (default: all).")
+    ] = None,
+    page_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="SIMs asked for per request.")
+    ] = DEFAULT_PAGE_SIZE,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per line (the API's document), streamed."),
+    ] = False,
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    ca_bundle: CaBundleOption = None,
+) -> None:
+    """List your SIM cards, filtered; pages are followed as they are printed, so any number of
+    SIMs prints in flat memory."""
+    with user_mistakes():
+        custom_fields = custom_field_filters(custom_field or [])
+    with remote(profile, config, ca_bundle) as (client, _):
+        sims: Iterator[ListedSimCard] = client.sims(
+            state=state or None,
+            label=label or None,
+            cost_center=cost_center,
+            custom_fields=custom_fields,
+            plan=plan,
+            updated_since=updated_since,
+            msisdn_prefix=msisdn_prefix,
+            iccid_prefix=iccid_prefix,
+            imsi_prefix=imsi_prefix,
+            page_size=min(page_size, limit) if limit else page_size,
+        )
+        if limit is not None:
+            sims = islice(sims, limit)
+        if not as_json:
+            typer.echo("\t".join(_LIST_COLUMNS))
+        for sim in sims:
+            if as_json:
+                print_json_line(sim.model_dump(mode="json", by_alias=True))
+            else:
+                typer.echo(_list_line(sim))
 
 
 def gather_devices(

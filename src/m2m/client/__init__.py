@@ -7,6 +7,8 @@
     with M2MClient("http://127.0.0.1:8000", "sandbox-client", "sandbox-secret",
                    "sandbox-api-key") as m2m:
         print(m2m.get_sim("32470000001").state)
+        for sim in m2m.sims(state="Active", label="site=ghent"):  # page by page, lazily
+            print(sim.iccid, sim.msisdn)
         tracking = m2m.deactivate(["32470000001"], callback_token="encotest")
         print(m2m.wait([tracking])[0].devices[0].result_status)
 

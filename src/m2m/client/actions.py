@@ -19,7 +19,7 @@ class Send:
 
     method: str
     path: str
-    params: dict[str, str] | None = None
+    params: dict[str, str] | list[tuple[str, str]] | None = None
     json: Any = None
     data: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)

@@ -26,6 +26,7 @@ from m2m.client.models import (
     TrackingNumber,
 )
 from m2m.client.options import ClientOptions
+from m2m.client.paging import DEFAULT_PAGE_SIZE, list_params
 
 T = TypeVar("T")
 
@@ -85,6 +86,54 @@ class AsyncM2MClient:
     async def get_sim(self, msisdn: str) -> SimCard:
         """The profile of the SIM card with this MSISDN; ``NotFoundError`` if not yours."""
         return await self._run(self._core.get_sim(msisdn))
+
+    async def get_sim_by_iccid(self, iccid: str) -> ListedSimCard:
+        """The SIM with this ICCID; ``NotFoundError`` if not yours (an m2m extension)."""
+        return await self._run(self._core.get_sim_by("ICCID", iccid))
+
+    async def get_sim_by_imsi(self, imsi: str) -> ListedSimCard:
+        """The SIM with this IMSI; ``NotFoundError`` if not yours (an m2m extension)."""
+        return await self._run(self._core.get_sim_by("IMSI", imsi))
+
+    async def sims(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | Mapping[str, str | None] | None = None,
+        cost_center: str | None = None,
+        custom_fields: Mapping[int, str] | None = None,
+        plan: str | None = None,
+        updated_since: datetime | str | None = None,
+        msisdn_prefix: str | None = None,
+        iccid_prefix: str | None = None,
+        imsi_prefix: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[ListedSimCard]:
+        """Your SIMs matching every filter given, lazily: one page (``page_size`` SIMs) is
+        asked for when the previous one has been consumed, following the server's cursor, so
+        memory stays flat over millions. ``state`` and ``label`` take one value or several
+        (any state; every label); a label is ``"key=value"`` or ``"key"`` (any value), or pass
+        a mapping. ``updated_since`` walks in the order of the last change (delta sync). An m2m
+        extension."""
+        params = list_params(
+            state=state,
+            label=label,
+            cost_center=cost_center,
+            custom_fields=custom_fields,
+            plan=plan,
+            updated_since=updated_since,
+            msisdn_prefix=msisdn_prefix,
+            iccid_prefix=iccid_prefix,
+            imsi_prefix=imsi_prefix,
+            page_size=page_size,
+        )
+        cursor: str | None = None
+        while True:
+            page, cursor = await self._run(self._core.sims_page(params, cursor))
+            for sim in page:
+                yield sim
+            if cursor is None:
+                return
 
     async def configure_callback(self, url: str, headers: dict[str, str] | None = None) -> None:
         """Set where status messages go, with Authorization/x-* headers to send along."""

@@ -108,8 +108,9 @@ class SimCard(_Pascal):
 
 
 class ListedSimCard(SimCard):
-    """A SIM card as the m2m extensions answer it (an update): the profile, which SIM it is,
-    its labels, and (from an update) its ETag, for ``if_match``."""
+    """A SIM card as the m2m extensions answer it (a list, ``client.sims()``; a read by ICCID or
+    IMSI; an update): the profile, which SIM it is (the documented profile names it only by
+    ``device``, its IMSI), its labels, and (from an update) its ETag, for ``if_match``."""
 
     iccid: str = Field(alias="ICCID")
     msisdn: str = Field(alias="MSISDN")

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, union_all
 
-from m2m.storage.tables import sim_cards, sim_history
+from m2m.storage.tables import sim_cards, sim_history, sim_labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def _digits_after(prefix: str) -> str | None:
     return stripped[:-1] + str(int(stripped[-1]) + 1)
 
 
-def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     # A range, not LIKE: both databases answer it from the column's unique index, whatever
     # their LIKE settings or collations.
     upper = _digits_after(prefix)
@@ -92,7 +92,7 @@ SPARSE_SEARCH = 50_000
 
 
 def _matching(conn: Connection, digits: str) -> ColumnElement[bool]:
-    ranges = [_starts_with(sim_cards.c[c], digits) for c in IDENTIFIER_COLUMNS]
+    ranges = [starts_with(sim_cards.c[c], digits) for c in IDENTIFIER_COLUMNS]
     found = 0
     for condition in ranges:  # each an index range scan of at most SPARSE_SEARCH entries
         capped = select(sim_cards.c.id).where(condition).limit(SPARSE_SEARCH).subquery()
@@ -109,17 +109,31 @@ def list_sims(
     *,
     state: str | None = None,
     digits: str | None = None,
+    label: tuple[str, str | None] | None = None,
     after_id: int | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> SimPage:
     """One page of the account's SIMs in id order; ``digits`` matches the start of an MSISDN,
-    ICCID or IMSI."""
+    ICCID or IMSI; ``label`` is (key, value), or (key, None) for any value."""
     where: list[ColumnElement[bool]] = [sim_cards.c.account_id == account_id]
     if state:
         where.append(sim_cards.c.state == state)
     if digits:
         where.append(_matching(conn, digits))
+    source: Any = sim_cards
+    if label is not None:
+        # Joined, as the API's filter is (storage/inventory.py): the database walks whichever
+        # of the label's index and the SIM's id index finds a page soonest.
+        key, value = label
+        on = [
+            sim_labels.c.sim_id == sim_cards.c.id,
+            sim_labels.c.account_id == account_id,
+            sim_labels.c.key == key,
+        ]
+        if value is not None:
+            on.append(sim_labels.c.value == value)
+        source = sim_cards.join(sim_labels, and_(*on))
     backwards = before_id is not None and after_id is None
     if backwards:
         where.append(sim_cards.c.id < before_id)
@@ -130,7 +144,9 @@ def list_sims(
         order = sim_cards.c.id.asc()
     rows = [
         SimRow(**r._mapping)
-        for r in conn.execute(select(*_ROW_COLUMNS).where(*where).order_by(order).limit(limit + 1))
+        for r in conn.execute(
+            select(*_ROW_COLUMNS).select_from(source).where(*where).order_by(order).limit(limit + 1)
+        )
     ]
     more = len(rows) > limit
     rows = rows[:limit]

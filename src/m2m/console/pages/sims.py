@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from m2m import labels
 from m2m.console.sim_profile import profile_view
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
+from m2m.freetext import text_problem
 from m2m.identifiers import IdentifierType, SimState
 from m2m.intake import Device, accept_request
 from m2m.lifecycle import Operation, allowed_operations
@@ -44,16 +46,31 @@ def _state_filter(raw: str) -> str | None:
     return raw
 
 
+def _label_filter(raw: str) -> tuple[str, str | None] | None:
+    """``key=value`` or ``key`` (any value), as the API's ``label`` filter reads it."""
+    text = raw.strip()
+    if not text:
+        return None
+    parsed = labels.parse_filter(text)
+    if parsed is None or (parsed[1] and text_problem("label", parsed[1], labels.VALUE_LENGTH)):
+        raise ValueError(
+            "Filter by a label as key=value, or key for any value (the key: letters, digits"
+            f" or . _ - / :, at most {labels.KEY_LENGTH})."
+        )
+    return parsed
+
+
 @router.get("/sims")
 async def sim_list(
     request: Request,
     visitor: SignedIn,
     q: str = "",
     state: str = "",
+    label: str = "",
     after: int | None = None,
     before: int | None = None,
 ) -> Response:
-    return await _list(request, visitor, q, state, after, before)
+    return await _list(request, visitor, q, state, after, before, label=label)
 
 
 async def _list(
@@ -64,18 +81,21 @@ async def _list(
     after: int | None = None,
     before: int | None = None,
     *,
+    label: str = "",
     problem: str | None = None,
 ) -> Response:
     """The list page; with ``problem``, the same search again with what was wrong (a 400)."""
     context: dict[str, Any] = {
         "q": q,
         "state": state,
+        "label": label,
         "states": list(SimState),
         "operations": list(Operation),
     }
     try:
         digits = search_digits(q)
         wanted_state = _state_filter(state)
+        wanted_label = _label_filter(label)
     except ValueError as invalid:
         return render(
             request, "sims.html", visitor, status_code=400, error=str(invalid), page=None, **context
@@ -85,6 +105,7 @@ async def _list(
         visitor.account_id,
         state=wanted_state,
         digits=digits or None,
+        label=wanted_label,
         after_id=after,
         before_id=before,
         limit=PAGE_SIZE,
@@ -157,7 +178,14 @@ async def act(request: Request, visitor: SignedIn, form: CheckedForm) -> Respons
     if not form.all("sim") and form.get("from_list") == "yes":
         # Nothing ticked: back to the same search, saying so, rather than a page of its own.
         problem = "Select at least one SIM card, then choose the request."
-        return await _list(request, visitor, form.get("q"), form.get("state"), problem=problem)
+        return await _list(
+            request,
+            visitor,
+            form.get("q"),
+            form.get("state"),
+            label=form.get("label"),
+            problem=problem,
+        )
     operation = _operation(form.get("operation"))
     sim_ids = _sim_ids(form.all("sim"))
     callback_token = _callback_token(form.get("callback_token"))
