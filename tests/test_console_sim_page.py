@@ -203,8 +203,14 @@ def stored(engine: Engine, msisdn: str) -> dict[str, Any]:
 
 
 def audit_of(engine: Engine) -> list[dict[str, Any]]:
+    """The audit trail's SIM updates (making the accounts and credentials the tests use is
+    recorded too, as every admin change is)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(audit_events).order_by(audit_events.c.id))
+        rows = conn.execute(
+            select(audit_events)
+            .where(audit_events.c.action == "sim.updated")
+            .order_by(audit_events.c.id)
+        )
         return [dict(r._mapping) for r in rows]
 
 

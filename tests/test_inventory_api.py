@@ -145,7 +145,7 @@ def test_listed_profile_is_the_documented_one_and_says_which_sim(
     documented = get_sim(client, number(5), tenant.permanent_token, tenant.api_key).json()[0]
     assert "ICCID" not in documented
     assert "MSISDN" not in documented
-    assert list(listed) == [*documented, "ICCID", "MSISDN"]
+    assert list(listed) == [*documented, "ICCID", "MSISDN", "Labels"]
     assert {k: v for k, v in listed.items() if k in documented} == documented
     assert listed["MSISDN"] == number(5)
     assert listed["ICCID"].startswith("893201")
