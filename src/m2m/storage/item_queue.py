@@ -12,10 +12,12 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Row,
     Select,
     and_,
     bindparam,
     exists,
+    func,
     insert,
     literal_column,
     or_,
@@ -23,7 +25,9 @@ from sqlalchemy import (
     update,
 )
 
+from m2m.events import Cause, EventType, completed_data, state_changed_data, version_of
 from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
+from m2m.storage import events as event_store
 from m2m.storage.leases import (
     CLAIMED,
     DONE,
@@ -58,6 +62,7 @@ class ClaimedItem:
     imsi: str | None
     msisdn: str | None
     state: str | None
+    labels: dict[str, str] | None
 
 
 # Per account, how many of its oldest open requests a claim shares the account's part across:
@@ -115,6 +120,7 @@ _CLAIMED_ITEMS = (
         sim_cards.c.imsi,
         sim_cards.c.msisdn,
         sim_cards.c.state,
+        sim_cards.c.labels,
     )
     .select_from(
         request_items.join(lifecycle_requests).outerjoin(
@@ -306,13 +312,16 @@ class ItemOutcome:
     messages: list[str]
     delivery_id: str
     payload: dict[str, Any]
+    # The envelope's ``sim`` of the events this outcome causes (``events.sim_snapshot``).
+    sim: dict[str, Any] | None = None
 
 
 def finish_items(
     conn: Connection, claim_id: str, outcomes: Sequence[ItemOutcome], now: datetime
 ) -> int:
-    """Record outcomes of items this claim still holds, with their state changes, history rows
-    and callback messages, in the caller's transaction. Returns how many were recorded."""
+    """Record outcomes of items this claim still holds, with their state changes, history rows,
+    callback messages and events (``sim.state_changed`` per change, ``request.completed`` per
+    request finished), in the caller's transaction. Returns how many were recorded."""
     if not outcomes:
         return 0
     ids = [o.item_id for o in outcomes]
@@ -399,6 +408,27 @@ def finish_items(
                 for o in changes
             ],
         )
+    event_store.record(
+        conn,
+        [
+            event_store.NewEvent(
+                account_id=o.account_id,
+                type=EventType.SIM_STATE_CHANGED.value,
+                version=version_of(EventType.SIM_STATE_CHANGED),
+                occurred_at=now,
+                sim_id=o.sim_id,
+                sim=o.sim,
+                data=state_changed_data(
+                    o.from_state or "",
+                    o.new_state or "",
+                    Cause.REQUEST,
+                    o.tracking_number,
+                    o.operation,
+                ),
+            )
+            for o in changes
+        ],
+    )
     conn.execute(
         insert(callback_deliveries),
         [
@@ -428,9 +458,44 @@ def finish_items(
         request_items.c.request_id == lifecycle_requests.c.id,
         request_items.c.status != DONE,
     )
-    conn.execute(
+    finished = conn.execute(
         update(lifecycle_requests)
         .where(lifecycle_requests.c.id.in_(request_ids), ~exists(open_items))
         .values(finished_at=now)
-    )
+        .returning(
+            lifecycle_requests.c.id,
+            lifecycle_requests.c.account_id,
+            lifecycle_requests.c.tracking_number,
+            lifecycle_requests.c.operation,
+            lifecycle_requests.c.item_count,
+        )
+    ).all()
+    if finished:
+        _record_completions(conn, finished, now)
     return len(mine)
+
+
+def _record_completions(conn: Connection, finished: Sequence[Row[Any]], now: datetime) -> None:
+    """One ``request.completed`` per request that just finished, with its results counted (one
+    grouped read of its items; a request finishes once, so this is rare next to the items)."""
+    results: dict[int, dict[str, int]] = {r.id: {} for r in finished}
+    counts = conn.execute(
+        select(request_items.c.request_id, request_items.c.result_status, func.count())
+        .where(request_items.c.request_id.in_(list(results)))
+        .group_by(request_items.c.request_id, request_items.c.result_status)
+    )
+    for request_id, result_status, count in counts:
+        results[request_id][result_status] = count
+    event_store.record(
+        conn,
+        [
+            event_store.NewEvent(
+                account_id=r.account_id,
+                type=EventType.REQUEST_COMPLETED.value,
+                version=version_of(EventType.REQUEST_COMPLETED),
+                occurred_at=now,
+                data=completed_data(r.tracking_number, r.operation, r.item_count, results[r.id]),
+            )
+            for r in finished
+        ],
+    )

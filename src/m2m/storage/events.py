@@ -1,0 +1,141 @@
+"""The event log's storage: events written in their change's transaction, read by cursor,
+purged by age.
+
+Writers pass the ``Connection`` of the change an event describes, so the event commits or rolls
+back with it. A batch of changes (a worker's batch of items) is one executemany, not a statement
+per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from m2m.storage.tables import events, sim_cards
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    account_id: int
+    type: str
+    version: int
+    occurred_at: datetime
+    data: dict[str, Any]
+    sim_id: int | None = None
+    sim: dict[str, Any] | None = None  # {"ICCID", "MSISDN", "labels"} as it was
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    account_id: int
+    type: str
+    version: int
+    occurred_at: datetime
+    sim: dict[str, Any] | None
+    data: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The event as consumers receive it (``m2m.events.Event``)."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "account": self.account_id,
+            "sim": self.sim,
+            "data": self.data,
+        }
+
+
+def sim_snapshot(iccid: str, msisdn: str, labels: dict[str, str] | None) -> dict[str, Any]:
+    """The envelope's ``sim``."""
+    return {"ICCID": iccid, "MSISDN": msisdn, "labels": dict(labels or {})}
+
+
+def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
+    """Store events on ``conn``'s transaction: they commit, or roll back, with their change.
+    One statement whatever their number (executemany)."""
+    if not new_events:
+        return
+    conn.execute(
+        insert(events),
+        [
+            {
+                "account_id": e.account_id,
+                "type": e.type,
+                "version": e.version,
+                "occurred_at": e.occurred_at,
+                "sim_id": e.sim_id,
+                "sim": e.sim,
+                "data": e.data,
+            }
+            for e in new_events
+        ],
+    )
+
+
+def sim_of(conn: Connection, account_id: int, iccid: str) -> int | None:
+    """The id of the account's SIM with this ICCID (None: none such in this account)."""
+    return conn.execute(
+        select(sim_cards.c.id).where(
+            sim_cards.c.account_id == account_id, sim_cards.c.iccid == iccid
+        )
+    ).scalar_one_or_none()
+
+
+def read(
+    conn: Connection,
+    account_id: int,
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] | None = None,
+    sim_id: int | None = None,
+) -> list[StoredEvent]:
+    """The account's events with an id above ``after``, oldest first, at most ``limit``.
+
+    ``types`` (exact types; None: all) and ``sim_id`` filter. Every form is an index range in id
+    order: (account_id, id), (account_id, type, id) per type, or (sim_id, id)."""
+    query = (
+        select(
+            events.c.id,
+            events.c.account_id,
+            events.c.type,
+            events.c.version,
+            events.c.occurred_at,
+            events.c.sim,
+            events.c.data,
+        )
+        .where(events.c.account_id == account_id, events.c.id > after)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    if types is not None:
+        if not types:
+            return []
+        query = query.where(events.c.type.in_(sorted(types)))
+    if sim_id is not None:
+        query = query.where(events.c.sim_id == sim_id)
+    return [StoredEvent(*row) for row in conn.execute(query)]
+
+
+def purge(conn: Connection, occurred_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events that occurred before ``occurred_before``
+    (every account's). Returns how many were deleted. Cursors stay valid: a consumer whose
+    cursor was purged reads on from the first event after it that is still stored."""
+    doomed = list(
+        conn.execute(
+            select(events.c.id)
+            .where(events.c.occurred_at < occurred_before)
+            .order_by(events.c.occurred_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if doomed:
+        conn.execute(delete(events).where(events.c.id.in_(doomed)))
+    return len(doomed)
