@@ -33,6 +33,7 @@ from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs, retention
+from m2m.storage import events as event_store
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -43,6 +44,7 @@ tokens_app = typer.Typer(help="Permanent access tokens.", no_args_is_help=True)
 sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
 requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users (log in to /console).", no_args_is_help=True)
+events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
@@ -50,6 +52,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(sims_app, name="sims")
 app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
+app.add_typer(events_app, name="events")
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
@@ -509,3 +512,35 @@ def requests_purge(
         print_json({"deleted_requests": deleted, "finished_before": cutoff.isoformat()})
     else:
         console.print(f"Deleted {deleted} requests finished before {cutoff:%Y-%m-%d %H:%M} UTC.")
+
+
+EVENT_PURGE_BATCH = 5_000  # events per transaction: plain rows, no cascade
+
+
+@events_app.command("purge")
+def events_purge(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=1,
+            help="Days since the event occurred (default: M2M_EVENT_RETENTION_DAYS, 30).",
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete events that occurred more than N days ago, every account's. Consumers' cursors stay
+    valid: one older than the purge reads on from the oldest event kept."""
+    days = older_than if older_than is not None else load_settings().event_retention_days
+    cutoff = clock.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        with write_transaction(_database()) as conn:
+            batch = event_store.purge(conn, cutoff, EVENT_PURGE_BATCH)
+        deleted += batch
+        if batch < EVENT_PURGE_BATCH:
+            break
+    if as_json:
+        print_json({"deleted_events": deleted, "occurred_before": cutoff.isoformat()})
+    else:
+        console.print(f"Deleted {deleted} events that occurred before {cutoff:%Y-%m-%d %H:%M} UTC.")

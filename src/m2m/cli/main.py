@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "sim": "m2m.cli.sim:app",
     "callback": "m2m.cli.callback:app",
     "token": "m2m.cli.token:app",
+    "events": "m2m.cli.events:app",
 }
 
 

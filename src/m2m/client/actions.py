@@ -19,7 +19,7 @@ class Send:
 
     method: str
     path: str
-    params: dict[str, str] | None = None
+    params: dict[str, str | list[str]] | None = None  # a list: a repeated parameter
     json: Any = None
     data: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)

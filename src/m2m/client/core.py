@@ -29,12 +29,21 @@ from m2m.client.errors import (
     UnexpectedResponse,
     WaitTimeout,
 )
-from m2m.client.models import CallbackConfig, Device, RequestStatus, SimCard, TrackingNumber
+from m2m.client.models import (
+    CallbackConfig,
+    Device,
+    EventPage,
+    RequestStatus,
+    SimCard,
+    TrackingNumber,
+)
 from m2m.client.retries import retry_delay
 from m2m.client.tokens import CachedToken, cache_token
 
 M2M = "/m2m/1.0.0"
 DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
+EVENT_PAGE_SIZE = 100
+NO_EVENTS = "this server has no event log (GET /m2m/1.0.0/events, an m2m extension)"
 NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
@@ -250,6 +259,29 @@ class ClientCore:
                 raise ExtensionUnavailable(NO_REQUEST_STATUS) from error
             raise
         return parse(RequestStatus, body, "request status")
+
+    def events_page(
+        self,
+        after: str | None,
+        types: Sequence[str],
+        sim: str | None,
+        limit: int,
+    ) -> Exchange[EventPage]:
+        """One page of the event log after ``after`` (None: from the oldest event kept)."""
+        params: dict[str, str | list[str]] = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        if types:
+            params["type"] = list(types)
+        if sim is not None:
+            params["sim"] = sim
+        try:
+            body = yield from self._authorized(
+                Send("GET", f"{M2M}/events", params=params), repeatable=True
+            )
+        except NotFoundError as error:
+            raise ExtensionUnavailable(NO_EVENTS) from error
+        return parse(EventPage, body, "event page")
 
     def wait(
         self,

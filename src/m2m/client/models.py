@@ -9,7 +9,7 @@ state does not break a deployed client.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NewType
+from typing import Any, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel, to_pascal
@@ -192,3 +192,37 @@ class CallbackConfig(_Camel):
 
     url: str | None
     headers: dict[str, str] = {}
+
+
+class EventSim(BaseModel):
+    """The SIM an event is about, as it was when the event occurred."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    iccid: str = Field(alias="ICCID")
+    msisdn: str = Field(alias="MSISDN")
+    labels: dict[str, str] = {}
+
+
+class Event(BaseModel):
+    """One event of the log (``GET /m2m/1.0.0/events``, an m2m extension): the envelope, its
+    ``data`` as sent (see the catalog in the server's OpenAPI document, under ``webhooks``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    account: int
+    sim: EventSim | None = None
+    data: dict[str, Any] = {}
+
+
+class EventPage(BaseModel):
+    """A page of the event log and the cursor to read on from (also given when it is empty)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    events: list[Event]
+    cursor: str
