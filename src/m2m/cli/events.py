@@ -86,7 +86,9 @@ def tail(
                     if as_json:
                         print_json_line(event.model_dump(mode="json", by_alias=True))
                     else:
-                        console.print(_summary(event), highlight=False, markup=False)
+                        console.print(
+                            _summary(event), highlight=False, markup=False, soft_wrap=True
+                        )
                         sys.stdout.flush()
                 cursor = page.cursor
                 if len(page.events) == PAGE_SIZE:
