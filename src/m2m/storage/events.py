@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from m2m.storage.tables import events, sim_cards
 
@@ -57,11 +57,35 @@ def sim_snapshot(iccid: str, msisdn: str, labels: dict[str, str] | None) -> dict
     return {"ICCID": iccid, "MSISDN": msisdn, "labels": dict(labels or {})}
 
 
+# The second key is the account: the first of the two-key advisory locks is "M2M" + 1 (the
+# acceptance lock of ``request_intake`` is "M2M" itself).
+_EVENT_LOCK_NAMESPACE = 0x4D324D + 1
+
+
+def serialize_writes(conn: Connection, account_ids: Collection[int]) -> None:
+    """Make the accounts' events commit in the order of their ids, until the transaction ends.
+
+    Readers page by ``id > cursor``. On PostgreSQL ids come from a sequence when a row is
+    inserted, and two transactions can commit in the opposite order: a reader that saw the
+    higher id first would skip the lower one for ever. A transaction-scoped advisory lock per
+    account, taken before the ids are drawn and held to the commit, orders an account's event
+    writers (readers read one account). The locks are taken in account order, all at once, so
+    writers of several accounts cannot deadlock; taking them again in the same transaction costs
+    nothing. SQLite's write transactions are serialised already.
+    """
+    if conn.dialect.name == "postgresql":
+        for account_id in sorted(set(account_ids)):
+            conn.execute(select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, account_id)))
+
+
 def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
     """Store events on ``conn``'s transaction: they commit, or roll back, with their change.
-    One statement whatever their number (executemany)."""
+    One statement whatever their number (executemany). Takes the accounts' write order (see
+    ``serialize_writes``): a caller that records events of several accounts in several calls
+    must call ``serialize_writes`` with all of them first."""
     if not new_events:
         return
+    serialize_writes(conn, {e.account_id for e in new_events})
     conn.execute(
         insert(events),
         [

@@ -408,6 +408,9 @@ def finish_items(
                 for o in changes
             ],
         )
+    # Every account that may get an event in this transaction (state changes, completions),
+    # locked at once and in order (see the function).
+    event_store.serialize_writes(conn, {o.account_id for o in mine})
     event_store.record(
         conn,
         [
