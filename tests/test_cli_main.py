@@ -57,7 +57,18 @@ def test_help_lists_every_subcommand_once_loaded_or_not() -> None:
     runner = CliRunner()
     runner.invoke(app, ["db", "--help"])  # loads one subcommand before the listing
     after_loading = runner.invoke(app, ["--help"]).output
-    expected = ["version", "db", "admin", "serve", "worker", "listen", "sim", "callback", "token"]
+    expected = [
+        "version",
+        "db",
+        "admin",
+        "serve",
+        "worker",
+        "listen",
+        "sim",
+        "callback",
+        "token",
+        "events",
+    ]
     for shown in (fresh, after_loading):
         assert re.findall(r"^│ (\w+) ", shown, flags=re.MULTILINE) == expected
 
