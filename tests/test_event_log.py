@@ -5,11 +5,12 @@ SIM and by type; the purge."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from m2m.clock import ManualClock
@@ -23,6 +24,7 @@ from tests.support.events import of_type, stored_events
 from tests.support.intake import accept
 from tests.support.sims import add_active_sims, count
 from tests.support.tenants import Tenant
+from tests.support.waiting import wait_for
 from tests.support.worker import drain
 
 
@@ -222,3 +224,46 @@ def test_the_purge_deletes_old_events_only_and_cursors_read_on(
             40,
             41,
         ]
+
+
+def test_an_accounts_events_commit_in_id_order(
+    engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A second writer of the same account waits for the first to commit before drawing its
+    ids (PostgreSQL draws ids before commit, so without the wait a reader could see the higher
+    id first and skip the lower for ever); another account's writer does not wait."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises write transactions: ids commit in order by themselves")
+    mine = tenant.account_id
+    second_done = threading.Event()
+
+    def second_writer() -> None:
+        with write_transaction(engine) as conn:
+            event_store.record(conn, [_event(mine, "request.completed", 2, clock)])
+        second_done.set()
+
+    with write_transaction(engine) as first:
+        event_store.record(first, [_event(mine, "request.completed", 1, clock)])
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        wait_for(lambda: _waiting_for_advisory_locks(engine) == 1, 30, "the second writer to wait")
+        # Another account's writer is not held up.
+        with write_transaction(engine) as conn:
+            event_store.record(
+                conn, [_event(other_tenant.account_id, "request.completed", 0, clock)]
+            )
+        assert not second_done.is_set()
+    thread.join(timeout=30)
+    assert second_done.is_set()
+    with engine.connect() as conn:
+        found = event_store.read(conn, mine, after=0, limit=10)
+    assert [e.data["n"] for e in found] == [1, 2]  # id order is commit order
+
+
+def _waiting_for_advisory_locks(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar_one()
+        )
