@@ -237,7 +237,8 @@ def test_a_server_without_the_extensions(app: FastAPI, seeded: None, status: int
 
 def test_only_what_is_safe_to_repeat_is_repeated(receiver: Receiver) -> None:
     """A server answering 503 to everything (the test receiver): a repeatable call is sent
-    again, a lifecycle request is sent once — the server may have accepted it."""
+    again; a lifecycle request too, with the same Idempotency-Key each time, so that a server
+    that honours it accepts it once."""
     receiver.status = 503
     base_url = receiver.url.removesuffix("/callback")
     with M2MClient(base_url, api_key="k", token="permanent", max_retries=2) as m2m:
@@ -246,8 +247,14 @@ def test_only_what_is_safe_to_repeat_is_repeated(receiver: Receiver) -> None:
         assert receiver.count() == 3
         with pytest.raises(ServerError, match="503"):
             m2m.deactivate(["32470000001"], callback_token="t")
-        assert receiver.count() == 4
-        assert receiver.received[-1].path == f"{M2M}/requests/deactivation"
+        assert receiver.count() == 6
+        sent = receiver.received[-3:]
+        assert {r.path for r in sent} == {f"{M2M}/requests/deactivation"}
+        keys = {r.headers["idempotency-key"] for r in sent}
+        assert len(keys) == 1
+        with pytest.raises(ServerError, match="503"):
+            m2m.deactivate(["32470000001"], callback_token="t")
+        assert receiver.received[-1].headers["idempotency-key"] not in keys  # a new request
 
 
 def test_an_answer_the_api_never_gives(receiver: Receiver) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -61,10 +62,23 @@ def test_schemathesis_finds_no_failure(fuzzed_server: str, tmp_path: Path) -> No
             "client_secret": CLIENT_SECRET,
         },
     ).json()["access_token"]
+    # The fuzzer sends the same few Idempotency-Keys with ever different bodies, which is
+    # exactly the misuse the server refuses (422 idempotency_key_reused), and it reads those
+    # refusals as valid requests rejected. The document it fuzzes is the served one without
+    # that header; test_idempotency_api covers the header's answers.
+    document = httpx.get(f"{fuzzed_server}/openapi.json").json()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            operation["parameters"] = [p for p in parameters if p["name"] != "Idempotency-Key"]
+    fuzzed_document = tmp_path / "openapi.json"
+    fuzzed_document.write_text(json.dumps(document))
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",
-        f"{fuzzed_server}/openapi.json",
+        str(fuzzed_document),
+        "--url",
+        fuzzed_server,
         "--header",
         f"Authorization: Bearer {token}",
         "--header",

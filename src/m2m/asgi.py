@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from m2m import logs
-from m2m.api import callback, oauth_params
+from m2m.api import callback, oauth_params, simcards
 from m2m.api.app import create_api
 from m2m.api.error_handlers import M2M_PREFIX
 from m2m.api.requests import max_body_bytes
@@ -55,6 +55,7 @@ def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
         ("/token", form),
         ("/revoke", form),
         (f"{M2M_PREFIX}/configure/callback", BodyLimit(callback.MAX_BODY_BYTES)),
+        (f"{M2M_PREFIX}/simcards", BodyLimit(simcards.MAX_PATCH_BYTES)),
         *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
         (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
     ]

@@ -12,7 +12,11 @@
     ├── Unauthenticated           401 missing_token | invalid_token, with WWW-Authenticate: Bearer
     ├── ApiKeyRejected            401 missing_api_key | invalid_api_key
     ├── Forbidden                 403 api_key_mismatch | subscription_suspended | https_required
+    │   └── InvalidFields         422 invalid_request, with details: each field and its problem
     ├── NotFound                  404 not_found
+    ├── Conflict                  409 idempotency_key_in_use, with Retry-After
+    ├── PreconditionFailed        412 precondition_failed (If-Match names another version)
+    ├── UnsupportedMediaType      415 unsupported_media_type
     ├── TooManyFailures           429 too_many_failures, with Retry-After
     └── TemporarilyUnavailable    503 temporarily_unavailable, with Retry-After (database busy)
 
@@ -21,7 +25,7 @@ One body shape serves the whole server, the OAuth2 one, so a client parses error
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class M2MError(Exception):
@@ -36,7 +40,7 @@ class M2MError(Exception):
         self.code = code or self.default_code
         self.headers = headers or {}
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         return {"error": self.code, "error_description": self.message}
 
 
@@ -72,6 +76,17 @@ class BadRequest(M2MError):
     default_code = "invalid_request"
 
 
+class InvalidFields(BadRequest):
+    """Several fields of a body are wrong: the answer lists each (as request validation does)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems))
+        self.details = [{"field": field, "problem": problem} for field, problem in problems]
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "details": self.details}
+
+
 class Unauthenticated(M2MError):
     status_code = 401
     default_code = "invalid_token"
@@ -96,6 +111,26 @@ class Forbidden(M2MError):
 class NotFound(M2MError):
     status_code = 404
     default_code = "not_found"
+
+
+class Conflict(M2MError):
+    """Another request with the same Idempotency-Key is still running."""
+
+    status_code = 409
+    default_code = "idempotency_key_in_use"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class PreconditionFailed(M2MError):
+    status_code = 412
+    default_code = "precondition_failed"
+
+
+class UnsupportedMediaType(M2MError):
+    status_code = 415
+    default_code = "unsupported_media_type"
 
 
 class TooManyFailures(M2MError):

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
@@ -41,29 +41,42 @@ def accept_request(
     callback_token: str,
 ) -> str:
     """Commit the request for every device at once; returns its TrackingNumber."""
-    tracking_number = str(uuid.uuid4())
     with write_transaction(engine) as conn:
-        request_intake.serialize_acceptance(conn, account_id)
-        sim_ids: dict[tuple[IdentifierType, str], int] = {}
-        for kind in IdentifierType:
-            wanted = [d.identifier for d in devices if d.identifier_type is kind]
-            if wanted:
-                found = request_intake.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
-                sim_ids.update({(kind, k): v for k, v in found.items()})
-        request_intake.create_request(
-            conn,
-            tracking_number=tracking_number,
-            account_id=account_id,
-            operation=operation.value,
-            callback_token=callback_token,
-            items=[
-                {
-                    "identifier": d.identifier,
-                    "identifier_type": d.identifier_type.value,
-                    "sim_id": sim_ids.get((d.identifier_type, d.identifier)),
-                }
-                for d in devices
-            ],
-            now=clock.now(),
-        )
+        return accept_request_in(conn, clock, account_id, operation, devices, callback_token)
+
+
+def accept_request_in(
+    conn: Connection,
+    clock: Clock,
+    account_id: int,
+    operation: Operation,
+    devices: Sequence[Device],
+    callback_token: str,
+) -> str:
+    """``accept_request`` on the caller's write transaction (which may record more with it, such
+    as the answer to an Idempotency-Key); returns the TrackingNumber."""
+    tracking_number = str(uuid.uuid4())
+    request_intake.serialize_acceptance(conn, account_id)
+    sim_ids: dict[tuple[IdentifierType, str], int] = {}
+    for kind in IdentifierType:
+        wanted = [d.identifier for d in devices if d.identifier_type is kind]
+        if wanted:
+            found = request_intake.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
+            sim_ids.update({(kind, k): v for k, v in found.items()})
+    request_intake.create_request(
+        conn,
+        tracking_number=tracking_number,
+        account_id=account_id,
+        operation=operation.value,
+        callback_token=callback_token,
+        items=[
+            {
+                "identifier": d.identifier,
+                "identifier_type": d.identifier_type.value,
+                "sim_id": sim_ids.get((d.identifier_type, d.identifier)),
+            }
+            for d in devices
+        ],
+        now=clock.now(),
+    )
     return tracking_number

@@ -139,3 +139,32 @@ def sim_card_document(
         "State": state,
         "Device": {"Identifier": imsi, "IdentifierType": IdentifierType.IMSI.value},
     }
+
+
+class ListedSimCard(SimCard):
+    """A SIM as the API's extensions answer it (an update, a list): the documented profile and,
+    beside it, which SIM it is and its labels (keys a documented client ignores)."""
+
+    ICCID: str
+    MSISDN: str
+    Labels: dict[str, str] = Field(
+        default_factory=dict, description="The SIM's labels: free key/value tags."
+    )
+
+
+def listed_sim_document(
+    profile: dict[str, Any],
+    cost_center: str | None,
+    state: str,
+    imsi: str,
+    *,
+    iccid: str,
+    msisdn: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """``sim_card_document`` and, after the documented keys, ``ICCID``, ``MSISDN``, ``Labels``."""
+    document = sim_card_document(profile, cost_center, state, imsi)
+    document["ICCID"] = iccid
+    document["MSISDN"] = msisdn
+    document["Labels"] = labels
+    return document

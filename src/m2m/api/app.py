@@ -120,13 +120,17 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {})
             # Bodies read by hand (after the credentials) are described by their models here.
             schemas = components.setdefault("schemas", {})
-            for model in callback.BODY_MODELS:
+            for model in (*callback.BODY_MODELS, *simcards.BODY_MODELS):
                 # Through FastAPI's own model of a schema, as FastAPI writes every other one.
                 generated = model.model_json_schema(ref_template=REF_TEMPLATE)
-                written = jsonable_encoder(
-                    Schema.model_validate(generated), by_alias=True, exclude_none=True
-                )
-                schemas[model.__name__] = written
+                # Nested models are components of their own, as FastAPI writes them.
+                for name, nested in {
+                    **generated.pop("$defs", {}),
+                    model.__name__: generated,
+                }.items():
+                    schemas[name] = jsonable_encoder(
+                        Schema.model_validate(nested), by_alias=True, exclude_none=True
+                    )
             components["schemas"] = dict(sorted(schemas.items()))
             schemes = components.setdefault("securitySchemes", {})
             schemes["clientBasic"] = {

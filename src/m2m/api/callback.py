@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.idempotency import IdempotencyKey, idempotent
 from m2m.api.schemas import error_responses
 from m2m.callbacks.configuration import checked_callback, save_callback
 from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl
@@ -106,7 +107,10 @@ class CallbackConfigPublic(BaseModel):
     response_class=Response,
     tags=["Callbacks"],
     summary="Set the callback URL and headers",
-    responses={204: {"description": "Saved"}, **error_responses(400, 401, 403, 413, 422, 429)},
+    responses={
+        204: {"description": "Saved"},
+        **error_responses(400, 401, 403, 409, 413, 422, 429),
+    },
     # The body is read by hand, after the credentials are checked: a body parameter would be
     # read and parsed before any dependency runs, for anyone. This is what FastAPI writes for it.
     openapi_extra={
@@ -119,10 +123,21 @@ class CallbackConfigPublic(BaseModel):
     },
 )
 async def configure_callback(
-    request: Request, account_id: CurrentAccountId, services: ServicesDep
+    request: Request,
+    account_id: CurrentAccountId,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Replace the account's callback configuration; waiting messages go out to the new URL."""
-    body = _read_config(await request.body())
+    raw = await request.body()
+
+    async def work() -> Response:
+        return await _configure(_read_config(raw), account_id, services)
+
+    return await idempotent(request, services, account_id, idempotency_key, raw, work)
+
+
+async def _configure(body: CallbackConfigIn, account_id: int, services: ServicesDep) -> Response:
     try:
         headers = checked_callback(
             body.url,

@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.idempotency import IdempotencyKey, idempotent_write
 from m2m.api.schemas import ErrorBody, error_responses
 from m2m.errors import BadRequest, M2MError, NotFound
 from m2m.identifiers import (
@@ -25,7 +27,7 @@ from m2m.identifiers import (
     msisdn_problem,
     normalize_msisdn,
 )
-from m2m.intake import Device, accept_request
+from m2m.intake import Device, accept_request_in
 from m2m.lifecycle import Operation
 from m2m.storage.request_status import ItemStatus, RequestSummary, get_request
 
@@ -138,20 +140,39 @@ async def _accept(
     account_id: int,
     services: ServicesDep,
     x_callback_token: str,
-) -> JSONResponse:
+    idempotency_key: str | None,
+) -> Response:
     """Accept the request for every device at once; results arrive at the callback URL."""
-    devices = parse_devices(await request.body(), services.settings.max_devices_per_request)
-    tracking_number = await run_in_threadpool(
-        accept_request,
-        services.engine,
-        services.clock,
-        account_id,
-        operation,
-        [Device(d.identifier, d.identifierType) for d in devices],
-        x_callback_token,
-    )
+    raw = await request.body()
+    # Parsed before the write transaction (10,000 devices take a while), refused in it: with an
+    # Idempotency-Key, a refusal is an answer recorded like any other.
+    refusal: M2MError | None = None
+    try:
+        devices = parse_devices(raw, services.settings.max_devices_per_request)
+    except M2MError as error:
+        if idempotency_key is None:
+            raise
+        refusal = error
+
+    def work(conn: Connection) -> Response:
+        if refusal is not None:
+            raise refusal
+        tracking_number = accept_request_in(
+            conn,
+            services.clock,
+            account_id,
+            operation,
+            [Device(d.identifier, d.identifierType) for d in devices],
+            x_callback_token,
+        )
+        return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
+
+    # The callback token is part of what was asked: the same key with another token is another
+    # request.
+    digested = raw + b"\n" + x_callback_token.encode()
+    answer = await idempotent_write(request, services, account_id, idempotency_key, digested, work)
     services.notify_work()
-    return JSONResponse({"TrackingNumber": tracking_number}, status_code=202)
+    return answer
 
 
 CallbackToken = Annotated[
@@ -174,8 +195,11 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
         account_id: CurrentAccountId,
         services: ServicesDep,
         x_callback_token: CallbackToken,
-    ) -> JSONResponse:
-        return await _accept(operation, request, account_id, services, x_callback_token)
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        return await _accept(
+            operation, request, account_id, services, x_callback_token, idempotency_key
+        )
 
     endpoint.__doc__ = (
         f"Request the {operation.value} of SIM cards; answers at once with a TrackingNumber, and "
@@ -191,7 +215,7 @@ def _add_operation_route(target: APIRouter, operation: Operation, max_devices: i
         summary=f"Request {operation.value}",
         operation_id=f"request_{operation.value}",
         responses={
-            **error_responses(400, 401, 403, 422, 429),
+            **error_responses(400, 401, 403, 409, 422, 429),
             413: {"model": ErrorBody, "description": "Too many devices in one request"},
         },
         openapi_extra=_request_body_schema(max_devices),

@@ -1,4 +1,5 @@
-"""``m2m sim``: read a SIM; request lifecycle changes, in bulk from a file, and follow them."""
+"""``m2m sim``: read a SIM; update it (or many, from a CSV); request lifecycle changes, in bulk
+from a file, and follow them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from m2m.cli.remote import (
     remote,
     user_mistakes,
 )
-from m2m.client import Device, SimCard
+from m2m.cli.sim_changes import ChangesError, patch_from_options, rows_from_file
+from m2m.cli.sim_updates import update_all
+from m2m.client import Device, ListedSimCard, SimCard
 from m2m.client.core import DEFAULT_BATCH_SIZE
 from m2m.identifiers import IdentifierType
 
@@ -143,3 +146,93 @@ for _operation, _name in (
     ("termination", "terminate"),
 ):
     app.command(_name)(_lifecycle_command(_operation))
+
+
+def updated_rows(sim: ListedSimCard) -> list[tuple[str, str]]:
+    rows = [("ICCID", sim.iccid), ("ETag", sim.etag or "")]
+    rows += profile_rows(sim.msisdn, sim)
+    rows += [(f"Label {key}", value) for key, value in sim.labels.items()]
+    return rows
+
+
+@app.command("update")
+def update(
+    iccid: Annotated[
+        str | None, typer.Argument(help="The SIM card's ICCID.", show_default=False)
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="KEY=VALUE sets a label; KEY= removes it."),
+    ] = None,
+    custom_fields: Annotated[
+        list[str] | None,
+        typer.Option("--custom-field", help="N=VALUE sets Custom Field N (1-7); N= clears it."),
+    ] = None,
+    cost_center: Annotated[
+        str | None, typer.Option("--cost-center", help='The cost center ("" clears it).')
+    ] = None,
+    thresholds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            help="data|sms|voice.daily|monthly=N, e.g. data.daily=1000 (empty N: 0).",
+        ),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        typer.Option("--if-match", help='Only if the SIM is still at this ETag (e.g. "3").'),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            "-f",
+            help="Bulk: a CSV with an iccid column and the fields to change (cost_center, "
+            "custom_field_N, data_daily_threshold …, label:KEY). Safe to run again.",
+            dir_okay=False,
+        ),
+    ] = None,
+    empty_clears: Annotated[
+        bool,
+        typer.Option("--empty-clears", help="Bulk: an empty cell clears its field."),
+    ] = False,
+    as_json: bool = JsonOption,
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    ca_bundle: CaBundleOption = None,
+) -> None:
+    """Change a SIM's labels, custom fields, cost center or thresholds; or many, from a CSV."""
+    options = (labels, custom_fields, cost_center, thresholds, if_match)
+    if from_file is not None:
+        if iccid is not None or any(option is not None for option in options):
+            raise fail("--from takes no ICCID and no field options", USAGE_ERROR)
+        with user_mistakes():
+            try:
+                rows = rows_from_file(from_file.read_bytes(), empty_clears=empty_clears)
+            except OSError as error:
+                raise ChangesError(f"{from_file}: {error.strerror}") from error
+        with remote(profile, config, ca_bundle) as (client, _):
+            code = update_all(client, rows, as_json=as_json)
+        if code:
+            raise typer.Exit(code)
+        return
+    if iccid is None:
+        raise fail("give an ICCID (or --from FILE)", USAGE_ERROR)
+    with user_mistakes():
+        patch = patch_from_options(
+            labels=labels or (),
+            custom_fields=custom_fields or (),
+            cost_center=cost_center,
+            thresholds=thresholds or (),
+        )
+    if not patch:
+        raise fail(
+            "nothing to change: give --label, --custom-field, --cost-center or --threshold",
+            USAGE_ERROR,
+        )
+    with remote(profile, config, ca_bundle) as (client, _):
+        sim = client.update_sim(iccid, patch, if_match=if_match)
+    if as_json:
+        print_json(sim.model_dump(mode="json", by_alias=True))
+        return
+    print_table(f"SIM {iccid}", ["Field", "Value"], updated_rows(sim))

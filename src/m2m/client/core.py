@@ -8,7 +8,8 @@ here, in ``answers``, ``tokens`` and ``retries``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from m2m.client.models import (
     CallbackConfig,
     Device,
     EventPage,
+    ListedSimCard,
     RequestStatus,
     SimCard,
     TrackingNumber,
@@ -41,6 +43,7 @@ from m2m.client.retries import retry_delay
 from m2m.client.tokens import CachedToken, cache_token
 
 M2M = "/m2m/1.0.0"
+IDEMPOTENCY_KEY = "Idempotency-Key"
 DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
 EVENT_PAGE_SIZE = 100
 NO_EVENTS = "this server has no event log (GET /m2m/1.0.0/events, an m2m extension)"
@@ -48,6 +51,11 @@ NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
 )
+
+
+def new_idempotency_key() -> str:
+    """A key for one write, kept across the SDK's own retries of it."""
+    return f"m2m-python-{uuid.uuid4()}"
 
 
 def _describe(error: httpx.TransportError, send: Send) -> str:
@@ -107,6 +115,13 @@ class ClientCore:
 
         Retrying after a 401 is safe even for a lifecycle request: the server accepted nothing.
         """
+        body, _headers = yield from self._authorized_answer(send, repeatable=repeatable)
+        return body
+
+    def _authorized_answer(
+        self, send: Send, *, repeatable: bool
+    ) -> Exchange[tuple[Any, httpx.Headers]]:
+        """``_authorized``, with the answer's headers."""
         renewed = False
         while True:
             token = yield from self.access_token()
@@ -117,7 +132,7 @@ class ClientCore:
             }
             response = yield from self._send(replace(send, headers=headers), repeatable=repeatable)
             try:
-                return answer(response)
+                return answer(response), response.headers
             except APIError as error:
                 stale = error.status_code == 401 and error.code in ("invalid_token", "http_401")
                 if renewed or not stale or self._client is None:
@@ -194,20 +209,57 @@ class ClientCore:
         return parse(CallbackConfig, body, "callback configuration")
 
     def submit(
-        self, operation: str, devices: Sequence[Device], callback_token: str
+        self,
+        operation: str,
+        devices: Sequence[Device],
+        callback_token: str,
+        idempotency_key: str | None = None,
     ) -> Exchange[TrackingNumber]:
-        """One lifecycle request. Not retried once sent (see the module docstring)."""
+        """One lifecycle request, sent with an Idempotency-Key (a new one unless given), so
+        that re-sending it after a timeout or a 5xx cannot make a second request."""
         check_request(operation, callback_token)
         send = Send(
             "POST",
             f"{M2M}/requests/{operation}",
             json=[d.model_dump(mode="json", by_alias=True) for d in devices],
-            headers={"x-callback-token": callback_token},
+            headers={
+                "x-callback-token": callback_token,
+                IDEMPOTENCY_KEY: idempotency_key or new_idempotency_key(),
+            },
         )
-        body = yield from self._authorized(send, repeatable=False)
+        body = yield from self._authorized(send, repeatable=True)
         if not isinstance(body, dict) or not isinstance(body.get("TrackingNumber"), str):
             raise UnexpectedResponse("the request was answered without a TrackingNumber")
         return TrackingNumber(body["TrackingNumber"])
+
+    def update_sim(
+        self,
+        iccid: str,
+        changes: Mapping[str, Any],
+        if_match: str | None,
+        idempotency_key: str | None,
+    ) -> Exchange[ListedSimCard]:
+        """PATCH a SIM's editable fields (a JSON Merge Patch), with an Idempotency-Key (a new
+        one unless given) so that re-sending it is safe, even with ``if_match``."""
+        headers = {
+            "Content-Type": "application/merge-patch+json",
+            IDEMPOTENCY_KEY: idempotency_key or new_idempotency_key(),
+        }
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        send = Send(
+            "PATCH", f"{M2M}/simcards/{quote(iccid, safe='')}", json=dict(changes), headers=headers
+        )
+        try:
+            body, answer_headers = yield from self._authorized_answer(send, repeatable=True)
+        except NotFoundError as error:
+            if error.status_code == 405:
+                raise ExtensionUnavailable(
+                    "this server does not update SIMs (PATCH /simcards/{iccid}, an m2m extension)"
+                ) from error
+            raise
+        sim = parse(ListedSimCard, body, "updated SIM card")
+        return sim.model_copy(update={"etag": answer_headers.get("etag")})
 
     def submit_all(
         self,

@@ -109,12 +109,22 @@ class ServerError(APIError):
     pass
 
 
+class ConflictError(APIError):
+    """409: a request with the same Idempotency-Key is still running (see ``retry_after``)."""
+
+
+class PreconditionFailedError(APIError):
+    """412: the SIM changed since the ETag given as ``if_match``; read it again."""
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
     405: NotFoundError,
+    409: ConflictError,
+    412: PreconditionFailedError,
     413: TooManyDevicesError,
     422: InvalidRequestError,
     429: RateLimitedError,

@@ -107,6 +107,16 @@ class SimCard(_Pascal):
         return {**dict.fromkeys(CUSTOM_FIELD_NAMES, ""), **sent}
 
 
+class ListedSimCard(SimCard):
+    """A SIM card as the m2m extensions answer it (an update): the profile, which SIM it is,
+    its labels, and (from an update) its ETag, for ``if_match``."""
+
+    iccid: str = Field(alias="ICCID")
+    msisdn: str = Field(alias="MSISDN")
+    labels: dict[str, str] = {}
+    etag: str | None = Field(None, exclude=True)
+
+
 # --- devices, status messages ----------------------------------------------------------------
 
 

@@ -2,10 +2,11 @@
 
 A call that never reached the server (the connection could not be made) is retried whatever it
 is. Anything else — a timeout waiting for the answer, a broken connection, a 502/503/504 — is
-retried only for calls that can be repeated without effect: reads, ``/token``, ``/revoke``, and
-setting the callback (it replaces the configuration). A lifecycle request is **not** retried then:
-the server may have accepted it, and sending it again would create a second request. 429 answers
-failed authentications: retrying would only make it worse.
+retried only for calls that can be repeated without effect: reads, ``/token``, ``/revoke``,
+setting the callback (it replaces the configuration), and the writes sent with an
+``Idempotency-Key`` (lifecycle requests and SIM updates: the server answers a repeat with the
+first answer instead of doing the work again; a 409 says the first is still running). 429
+answers failed authentications: retrying would only make it worse.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 import httpx
 
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_RETRIED_STATUSES = frozenset({502, 503, 504})
+_RETRIED_STATUSES = frozenset({409, 502, 503, 504})
 
 
 def retry_delay(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -19,6 +19,7 @@ from m2m.client.models import (
     Device,
     Event,
     EventPage,
+    ListedSimCard,
     RequestStatus,
     SimCard,
     TrackingNumber,
@@ -91,11 +92,19 @@ class M2MClient:
         return self._run(self._core.get_callback())
 
     def request(
-        self, operation: str, devices: Iterable[Device | str], callback_token: str
+        self,
+        operation: str,
+        devices: Iterable[Device | str],
+        callback_token: str,
+        *,
+        idempotency_key: str | None = None,
     ) -> TrackingNumber:
-        """One lifecycle request (``activation`` …); strings are MSISDNs. Never re-sent on a
-        timeout or 5xx: the server may have accepted it (a retry would make a second request)."""
-        return self._run(self._core.submit(operation, as_devices(devices), callback_token))
+        """One lifecycle request (``activation`` …); strings are MSISDNs. Sent with an
+        Idempotency-Key (``idempotency_key``, or a new one), so that the SDK's own retries after
+        a timeout or a 5xx cannot make a second request on a server that honours it."""
+        return self._run(
+            self._core.submit(operation, as_devices(devices), callback_token, idempotency_key)
+        )
 
     def activate(self, devices: Iterable[Device | str], callback_token: str) -> TrackingNumber:
         return self.request("activation", devices, callback_token)
@@ -123,6 +132,21 @@ class M2MClient:
             operation, as_devices(devices), callback_token, batch_size, on_batch
         )
         return self._run(exchange)
+
+    def update_sim(
+        self,
+        iccid: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ListedSimCard:
+        """Change a SIM's cost center, custom fields, thresholds or labels: ``changes`` is a
+        JSON Merge Patch in the wire's spelling (``{"Labels": {"site": "ghent", "old": None}}``;
+        None removes). ``if_match`` (an ``etag`` from an earlier answer) makes it conditional
+        (``PreconditionFailedError`` if the SIM changed since). The answer carries the new
+        ``etag``. An m2m extension."""
+        return self._run(self._core.update_sim(iccid, changes, if_match, idempotency_key))
 
     def get_request(self, tracking_number: str) -> RequestStatus:
         """A request's progress device by device (an m2m extension)."""

@@ -1,0 +1,213 @@
+"""The ``Idempotency-Key`` header of the M2M API's writes (``m2m.idempotency`` has the rules).
+
+A route that writes wraps its work in ``idempotent_write`` (or ``idempotent``): without the header
+the work simply runs; with it, a retry of a finished request gets the recorded answer back (one
+indexed read) with ``Idempotent-Replayed: true``, and the work runs at most once per key.
+
+``idempotent_write`` is for work done in one database transaction (a lifecycle request, a SIM
+update): the key is claimed, the work done and its answer recorded in that same transaction, so
+the answer is recorded exactly when the work commits; a concurrent retry waits for the lock and
+gets the answer. ``idempotent`` is for work that must not hold the write lock (saving the
+callback configuration first checks the URL, which may resolve a name): it claims the key in one
+transaction, runs the work, and records the answer in another; a retry meanwhile gets 409.
+
+Wrappers the routes call rather than a middleware: only these routes pay for them, and each hands
+over the body it has read anyway, after its credentials were checked.
+
+``/token`` and ``/revoke`` take no key: they are OAuth2's endpoints, idempotent by their own
+rules (the single active token comes back while it is valid; revoking twice answers 200 twice),
+and OAuth2 clients would not send one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from m2m.api.error_handlers import EXCEPTION_HANDLERS
+from m2m.errors import BadRequest, Conflict, M2MError
+from m2m.idempotency import (
+    HEADER,
+    KEY_PATTERN,
+    StoredKey,
+    Verdict,
+    decide,
+    key_problem,
+    replayed_headers,
+    request_digest,
+    retry_after_seconds,
+)
+from m2m.services import Services
+from m2m.storage import idempotency as key_store
+from m2m.storage.engine import write_transaction
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+IDEMPOTENCY_DESCRIPTION = (
+    "Makes a retry safe: the same key with the same request within 24 hours answers the first "
+    "request's answer again (with Idempotent-Replayed: true) without doing the work twice; with "
+    "another request, 422; while the first still runs, 409. 1 to 255 printable ASCII "
+    "characters, per account."
+)
+IdempotencyKey = Annotated[
+    str | None, Header(alias=HEADER, pattern=KEY_PATTERN, description=IDEMPOTENCY_DESCRIPTION)
+]
+
+
+async def _answer_for(request: Request, error: Exception) -> Response:
+    """The answer the app's exception handlers give ``error``, to record it."""
+    for kind in type(error).__mro__:
+        handler = EXCEPTION_HANDLERS.get(kind)
+        if handler is not None:
+            return await handler(request, error)
+    raise error  # pragma: no cover - EXCEPTION_HANDLERS handles Exception
+
+
+def _replay(stored: StoredKey) -> Response:
+    assert stored.status_code is not None
+    headers = {**(stored.headers or {}), REPLAYED_HEADER: "true"}
+    return Response(stored.body or b"", status_code=stored.status_code, headers=headers)
+
+
+def _refusal(verdict: Verdict, stored: StoredKey | None, services: Services) -> Exception:
+    if verdict is Verdict.MISMATCH:
+        return BadRequest(
+            f"This {HEADER} was used for a different request (method, path or body) in the "
+            "last 24 hours; use a new key for a new request.",
+            code="idempotency_key_reused",
+        )
+    assert stored is not None
+    return Conflict(
+        f"A request with this {HEADER} is still being processed; retry later.",
+        retry_after_seconds(stored, services.clock.now()),
+    )
+
+
+async def idempotent(
+    request: Request,
+    services: Services,
+    account_id: int,
+    key: str | None,
+    body: bytes,
+    work: Callable[[], Awaitable[Response]],
+) -> Response:
+    """``work()``'s answer, run at most once per ``key`` (see the module)."""
+    if key is None:
+        return await work()
+    problem = key_problem(key)
+    if problem:
+        raise BadRequest(problem)
+    digest = request_digest(request.method, request.url.path, body)
+
+    # On the event loop, as the credentials' check: one indexed read costs less than a hop to
+    # a thread and back.
+    stored = key_store.lookup(services.reads, account_id, key)
+    verdict = decide(stored, digest, services.clock.now())
+    if verdict is Verdict.REPLAY:
+        assert stored is not None
+        return _replay(stored)
+    if verdict is not Verdict.RUN:
+        raise _refusal(verdict, stored, services)
+
+    def take() -> tuple[Verdict, StoredKey | None]:
+        with write_transaction(services.engine) as conn:
+            return key_store.claim(conn, account_id, key, digest, services.clock.now())
+
+    verdict, stored = await run_in_threadpool(take)
+    if verdict is Verdict.REPLAY:  # finished between our read and our claim
+        assert stored is not None
+        return _replay(stored)
+    if verdict is not Verdict.RUN:
+        raise _refusal(verdict, stored, services)
+    try:
+        try:
+            response = await work()
+        except Exception as error:  # answered as the app would answer it, and recorded
+            response = await _answer_for(request, error)
+    except BaseException:
+        await run_in_threadpool(_release, services, account_id, key)
+        raise
+    if response.status_code >= 500:  # nothing lasting was done: a retry may run again
+        await run_in_threadpool(_release, services, account_id, key)
+        return response
+    headers = replayed_headers(dict(response.headers))
+    await run_in_threadpool(_finish, services, account_id, key, response, headers)
+    return response
+
+
+def _error_answer(error: M2MError) -> Response:
+    """What the app's handler answers an ``M2MError`` (``error_handlers``), built in a thread."""
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+async def idempotent_write(
+    request: Request,
+    services: Services,
+    account_id: int,
+    key: str | None,
+    body: bytes,
+    work: Callable[[Connection], Response],
+) -> Response:
+    """``work(conn)``'s answer, run on a write transaction (in the thread pool) that also
+    records it under ``key``: at most once per key, atomically (see the module)."""
+    if key is None:
+
+        def plain() -> Response:
+            with write_transaction(services.engine) as conn:
+                return work(conn)
+
+        return await run_in_threadpool(plain)
+    problem = key_problem(key)
+    if problem:
+        raise BadRequest(problem)
+    digest = request_digest(request.method, request.url.path, body)
+
+    # On the event loop, as the credentials' check: one indexed read costs less than a hop to
+    # a thread and back.
+    stored = key_store.lookup(services.reads, account_id, key)
+    verdict = decide(stored, digest, services.clock.now())
+    if verdict is Verdict.REPLAY:
+        assert stored is not None
+        return _replay(stored)
+    if verdict is not Verdict.RUN:
+        raise _refusal(verdict, stored, services)
+
+    def run() -> Response:
+        with write_transaction(services.engine) as conn:
+            verdict, stored = key_store.claim(conn, account_id, key, digest, services.clock.now())
+            if verdict is Verdict.REPLAY:  # finished while we waited for the lock
+                assert stored is not None
+                return _replay(stored)
+            if verdict is not Verdict.RUN:
+                raise _refusal(verdict, stored, services)
+            try:
+                with conn.begin_nested():  # a refusal undoes the work, not the claim
+                    response = work(conn)
+            except M2MError as error:
+                if error.status_code >= 500:
+                    raise  # the transaction rolls back: the key stays free
+                response = _error_answer(error)
+            headers = replayed_headers(dict(response.headers))
+            key_store.finish(
+                conn, account_id, key, response.status_code, headers, bytes(response.body)
+            )
+            return response
+
+    return await run_in_threadpool(run)
+
+
+def _release(services: Services, account_id: int, key: str) -> None:
+    with write_transaction(services.engine) as conn:
+        key_store.release(conn, account_id, key)
+
+
+def _finish(
+    services: Services, account_id: int, key: str, response: Response, headers: dict[str, str]
+) -> None:
+    with write_transaction(services.engine) as conn:
+        key_store.finish(conn, account_id, key, response.status_code, headers, bytes(response.body))

@@ -1,0 +1,168 @@
+"""Updating a SIM's editable fields (``m2m.sim_edit`` decides what a patch does): one transaction
+that reads the row locked, checks the caller's version, writes the new fields, keeps
+``sim_labels`` equal to the labels, bumps ``version`` and records the audit entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from m2m.audit import Actor
+from m2m.sim_edit import EditableSim, FieldProblem, apply_edit, changed_fields
+from m2m.storage import audit
+from m2m.storage.tables import sim_cards, sim_labels
+
+_c = sim_cards.c
+
+
+@dataclass(frozen=True, slots=True)
+class SimRow:
+    """A SIM as an update answers it: identifiers, state, editable fields, version."""
+
+    iccid: str
+    msisdn: str
+    imsi: str
+    state: str
+    cost_center: str | None
+    profile: dict[str, Any]
+    labels: dict[str, str]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    """What an update did. ``sim`` is None when the account has no SIM with that ICCID;
+    ``stale`` when the caller's version did not match (nothing written, ``sim`` as it is);
+    ``problems`` when the patch is refused (nothing written)."""
+
+    sim: SimRow | None
+    stale: bool = False
+    problems: tuple[FieldProblem, ...] = ()
+    changed: bool = False
+
+
+# Built once: building a statement per call cost more than running it.
+_READ = select(
+    _c.id,
+    _c.iccid,
+    _c.msisdn,
+    _c.imsi,
+    _c.state,
+    _c.cost_center,
+    _c.profile,
+    _c.labels,
+    _c.version,
+).where(_c.account_id == bindparam("account_id"), _c.iccid == bindparam("iccid"))
+# PostgreSQL locks the row for the transaction; SQLite's write transaction holds the lock.
+_READ_LOCKED = {True: _READ.with_for_update(), False: _READ}
+_WRITE = (
+    update(sim_cards)
+    .where(_c.id == bindparam("sim_id"))
+    .values(
+        profile=bindparam("profile", type_=sim_cards.c.profile.type),
+        cost_center=bindparam("cost_center", type_=sim_cards.c.cost_center.type),
+        labels=bindparam("labels", type_=sim_cards.c.labels.type),
+        updated_at=bindparam("updated_at", type_=sim_cards.c.updated_at.type),
+        version=bindparam("version", type_=sim_cards.c.version.type),
+    )
+)
+
+
+def _read_locked(conn: Connection, account_id: int, iccid: str) -> tuple[int, SimRow] | None:
+    query = _READ_LOCKED[conn.dialect.name == "postgresql"]
+    row = conn.execute(query, {"account_id": account_id, "iccid": iccid}).one_or_none()
+    if row is None:
+        return None
+    sim_id, *rest = row
+    return sim_id, SimRow(*rest)
+
+
+def update_sim(
+    conn: Connection,
+    *,
+    account_id: int,
+    iccid: str,
+    patch: object,
+    if_match: Collection[int] | None,
+    actor: Callable[[Connection], Actor],
+    now: datetime,
+) -> UpdateOutcome:
+    """Apply ``patch`` to the account's SIM ``iccid`` in ``conn``'s write transaction, when its
+    version is one of ``if_match`` (None: any). ``actor`` names who, asked only when something
+    changes. A patch that changes nothing writes nothing."""
+    found = _read_locked(conn, account_id, iccid)
+    if found is None:
+        return UpdateOutcome(None)
+    sim_id, sim = found
+    if if_match is not None and sim.version not in if_match:
+        return UpdateOutcome(sim, stale=True)
+    current = EditableSim(sim.profile, sim.cost_center, dict(sim.labels))
+    result = apply_edit(current, patch)
+    if result.sim is None:
+        return UpdateOutcome(sim, problems=result.problems)
+    changes = changed_fields(current, result.sim)
+    if not changes:
+        return UpdateOutcome(sim)
+    edited = result.sim
+    version = sim.version + 1
+    conn.execute(
+        _WRITE,
+        {
+            "sim_id": sim_id,
+            "profile": edited.profile,
+            "cost_center": edited.cost_center,
+            "labels": edited.labels,
+            "updated_at": now,
+            "version": version,
+        },
+    )
+    if edited.labels != sim.labels:
+        _write_labels(conn, account_id, sim_id, sim.labels, edited.labels)
+    audit.record(
+        conn,
+        account_id=account_id,
+        actor=actor(conn),
+        action="sim.updated",
+        subject_kind="sim",
+        subject=sim.iccid,
+        changes=changes,
+        now=now,
+    )
+    updated = SimRow(
+        sim.iccid,
+        sim.msisdn,
+        sim.imsi,
+        sim.state,
+        edited.cost_center,
+        edited.profile,
+        edited.labels,
+        version,
+    )
+    return UpdateOutcome(updated, changed=True)
+
+
+_DELETE_LABELS = delete(sim_labels).where(
+    sim_labels.c.sim_id == bindparam("sim_id"),
+    sim_labels.c.key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_LABEL = insert(sim_labels)
+
+
+def _write_labels(
+    conn: Connection, account_id: int, sim_id: int, before: dict[str, str], after: dict[str, str]
+) -> None:
+    """Keep ``sim_labels`` equal to the labels document: only the pairs that changed."""
+    gone = [key for key in before if before[key] != after.get(key)]
+    if gone:
+        conn.execute(_DELETE_LABELS, {"sim_id": sim_id, "keys": gone})
+    added = [
+        {"sim_id": sim_id, "key": key, "account_id": account_id, "value": value}
+        for key, value in after.items()
+        if before.get(key) != value
+    ]
+    if added:
+        conn.execute(_INSERT_LABEL, added)
