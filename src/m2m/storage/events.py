@@ -8,12 +8,13 @@ per event.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Select, Text, cast, delete, func, insert, select
 
 from m2m.storage.tables import events, sim_cards
 
@@ -112,6 +113,67 @@ def sim_of(conn: Connection, account_id: int, iccid: str) -> int | None:
     ).scalar_one_or_none()
 
 
+def _page_query(
+    columns: Sequence[Any],
+    account_id: int,
+    after: int,
+    limit: int,
+    types: Collection[str] | None,
+    sim_id: int | None,
+) -> Select[Any]:
+    query = (
+        select(*columns)
+        .where(events.c.account_id == account_id, events.c.id > after)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    if types is not None:
+        query = query.where(events.c.type.in_(sorted(types)))
+    if sim_id is not None:
+        query = query.where(events.c.sim_id == sim_id)
+    return query
+
+
+_WIRE_COLUMNS = (
+    events.c.id,
+    events.c.account_id,
+    events.c.type,
+    events.c.version,
+    events.c.occurred_at,
+    # The stored JSON as text: an envelope is assembled around it, not decoded and encoded again
+    # (that was most of what a page of 1,000 cost).
+    cast(events.c.sim, Text),
+    cast(events.c.data, Text),
+)
+
+
+def read_wire(
+    conn: Connection,
+    account_id: int,
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] | None = None,
+    sim_id: int | None = None,
+) -> list[tuple[int, str]]:
+    """What ``read`` finds, each event as (id, its envelope as JSON text) for the wire."""
+    if types is not None and not types:
+        return []
+    query = _page_query(_WIRE_COLUMNS, account_id, after, limit, types, sim_id)
+    found = []
+    for event_id, account, event_type, version, occurred_at, sim, data in conn.execute(query):
+        at = occurred_at.isoformat().replace("+00:00", "Z")
+        found.append(
+            (
+                event_id,
+                f'{{"id":"{event_id}","type":{json.dumps(event_type)},"version":{version},'
+                f'"occurred_at":"{at}","account":{account},"sim":{sim or "null"},'
+                f'"data":{data}}}',
+            )
+        )
+    return found
+
+
 def read(
     conn: Connection,
     account_id: int,
@@ -125,26 +187,18 @@ def read(
 
     ``types`` (exact types; None: all) and ``sim_id`` filter. Every form is an index range in id
     order: (account_id, id), (account_id, type, id) per type, or (sim_id, id)."""
-    query = (
-        select(
-            events.c.id,
-            events.c.account_id,
-            events.c.type,
-            events.c.version,
-            events.c.occurred_at,
-            events.c.sim,
-            events.c.data,
-        )
-        .where(events.c.account_id == account_id, events.c.id > after)
-        .order_by(events.c.id)
-        .limit(limit)
+    if types is not None and not types:
+        return []
+    columns = (
+        events.c.id,
+        events.c.account_id,
+        events.c.type,
+        events.c.version,
+        events.c.occurred_at,
+        events.c.sim,
+        events.c.data,
     )
-    if types is not None:
-        if not types:
-            return []
-        query = query.where(events.c.type.in_(sorted(types)))
-    if sim_id is not None:
-        query = query.where(events.c.sim_id == sim_id)
+    query = _page_query(columns, account_id, after, limit, types, sim_id)
     return [StoredEvent(*row) for row in conn.execute(query)]
 
 
