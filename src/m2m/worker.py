@@ -36,7 +36,6 @@ from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
 from m2m.network import NetworkAdapter, NetworkResult, SimRef
 from m2m.storage import item_queue, notify, outbox
 from m2m.storage.engine import write_transaction
-from m2m.storage.events import sim_snapshot
 
 log = logging.getLogger("m2m.worker")
 RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long to be recorded
@@ -164,11 +163,6 @@ class Worker:
             delivery_id=str(uuid.uuid4()),
             payload=status_message(
                 item.tracking_number, *device, decision.status.value, decision.messages
-            ),
-            sim=(
-                sim_snapshot(item.iccid, item.msisdn, item.labels)
-                if item.iccid is not None and item.msisdn is not None
-                else None
             ),
         )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Insert,
     Row,
     Select,
     and_,
@@ -19,13 +20,14 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     update,
 )
 
-from m2m.events import Cause, EventType, completed_data, state_changed_data, version_of
+from m2m.events import Cause, EventType, completed_data, version_of
 from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
 from m2m.storage import events as event_store
 from m2m.storage.leases import (
@@ -41,6 +43,7 @@ from m2m.storage.leases import (
 )
 from m2m.storage.tables import (
     callback_deliveries,
+    events,
     lifecycle_requests,
     request_items,
     sim_cards,
@@ -62,7 +65,6 @@ class ClaimedItem:
     imsi: str | None
     msisdn: str | None
     state: str | None
-    labels: dict[str, str] | None
 
 
 # Per account, how many of its oldest open requests a claim shares the account's part across:
@@ -120,7 +122,6 @@ _CLAIMED_ITEMS = (
         sim_cards.c.imsi,
         sim_cards.c.msisdn,
         sim_cards.c.state,
-        sim_cards.c.labels,
     )
     .select_from(
         request_items.join(lifecycle_requests).outerjoin(
@@ -298,6 +299,51 @@ def _ready_heads(conn: Connection, wanted: Sequence[tuple[int, int, int]]) -> di
     return found
 
 
+def _state_change_events(postgresql: bool) -> Insert:
+    """``sim.state_changed`` for the given items (``item_ids``, expanding), as recorded by
+    ``finish_items`` in the same transaction: one row each, read from the item, its request and
+    its SIM (the labels as they are now, inside the transaction)."""
+    json_object = func.json_build_object if postgresql else func.json_object
+    # SQLite keeps JSON as text: json() makes the labels an object inside the new document.
+    labels = sim_cards.c.labels if postgresql else func.json(sim_cards.c.labels)
+    source = (
+        select(
+            lifecycle_requests.c.account_id,
+            literal(EventType.SIM_STATE_CHANGED.value),
+            literal(version_of(EventType.SIM_STATE_CHANGED)),
+            bindparam("now", type_=events.c.occurred_at.type),
+            request_items.c.sim_id,
+            json_object("ICCID", sim_cards.c.iccid, "MSISDN", sim_cards.c.msisdn, "labels", labels),
+            json_object(
+                "from",
+                request_items.c.from_state,
+                "to",
+                request_items.c.to_state,
+                "cause",
+                Cause.REQUEST.value,
+                "TrackingNumber",
+                lifecycle_requests.c.tracking_number,
+                "operation",
+                lifecycle_requests.c.operation,
+            ),
+        )
+        .select_from(
+            request_items.join(lifecycle_requests).join(
+                sim_cards, sim_cards.c.id == request_items.c.sim_id
+            )
+        )
+        .where(request_items.c.id.in_(bindparam("item_ids", expanding=True)))
+        .order_by(request_items.c.id)
+    )
+    columns = ["account_id", "type", "version", "occurred_at", "sim_id", "sim", "data"]
+    return insert(events).from_select(columns, source)
+
+
+_STATE_CHANGE_EVENTS = {
+    postgresql: _state_change_events(postgresql) for postgresql in (False, True)
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
     item_id: int
@@ -312,8 +358,6 @@ class ItemOutcome:
     messages: list[str]
     delivery_id: str
     payload: dict[str, Any]
-    # The envelope's ``sim`` of the events this outcome causes (``events.sim_snapshot``).
-    sim: dict[str, Any] | None = None
 
 
 def finish_items(
@@ -411,27 +455,13 @@ def finish_items(
     # Every account that may get an event in this transaction (state changes, completions),
     # locked at once and in order (see the function).
     event_store.serialize_writes(conn, {o.account_id for o in mine})
-    event_store.record(
-        conn,
-        [
-            event_store.NewEvent(
-                account_id=o.account_id,
-                type=EventType.SIM_STATE_CHANGED.value,
-                version=version_of(EventType.SIM_STATE_CHANGED),
-                occurred_at=now,
-                sim_id=o.sim_id,
-                sim=o.sim,
-                data=state_changed_data(
-                    o.from_state or "",
-                    o.new_state or "",
-                    Cause.REQUEST,
-                    o.tracking_number,
-                    o.operation,
-                ),
-            )
-            for o in changes
-        ],
-    )
+    if changes:
+        # One INSERT ... SELECT for the whole batch, the envelope's SIM and data built by the
+        # database from the rows just written: no statement, and no JSON encoding, per event.
+        conn.execute(
+            _STATE_CHANGE_EVENTS[conn.dialect.name == "postgresql"],
+            {"item_ids": [o.item_id for o in changes], "now": now},
+        )
     conn.execute(
         insert(callback_deliveries),
         [
