@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from m2m.clock import ManualClock
@@ -71,6 +71,21 @@ def test_one_state_change_event_per_changed_sim_and_one_completion_per_request(
     }
     # The completion is stored with the request's last outcome: after every state change.
     assert completed[0]["id"] > max(e["id"] for e in changed)
+
+
+def test_the_event_names_the_sim_with_its_labels(
+    quiet: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    labels = {"site": "gent", "team": "ops \u00e9"}
+    with write_transaction(engine) as conn:
+        conn.execute(update(sim_cards).where(sim_cards.c.msisdn == msisdn).values(labels=labels))
+        iccid = conn.execute(select(sim_cards.c.iccid).where(sim_cards.c.msisdn == msisdn)).scalar()
+    accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, [msisdn])
+    drain(quiet, engine, clock)
+
+    [event] = of_type(stored_events(engine, tenant.account_id), "sim.state_changed")
+    assert event["sim"] == {"ICCID": iccid, "MSISDN": msisdn, "labels": labels}
 
 
 def test_no_state_change_no_event(
