@@ -143,17 +143,6 @@ _ENVELOPES: dict[EventType, type[BaseModel]] = {
 }
 
 
-def state_changed_data(
-    from_state: str, to_state: str, cause: Cause, tracking_number: str | None, operation: str | None
-) -> dict[str, Any]:
-    data: dict[str, Any] = {"from": from_state, "to": to_state, "cause": cause.value}
-    if tracking_number is not None:
-        data["TrackingNumber"] = tracking_number
-    if operation is not None:
-        data["operation"] = operation
-    return data
-
-
 def updated_data(changes: dict[str, Any]) -> dict[str, Any]:
     """``sim.updated``'s data from an audit entry's changes (``m2m.audit.changes_between``)."""
     return {"fields": sorted(changes), "changes": changes}
