@@ -51,8 +51,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_DESCRIPTION = (
     "Makes a retry safe: the same key with the same request within 24 hours answers the first "
     "request's answer again (with Idempotent-Replayed: true) without doing the work twice; with "
-    "another request, 422; while the first still runs, 409. 1 to 255 printable ASCII "
-    "characters, per account."
+    "another request, 422; while the first still runs, the retry waits for its answer or is "
+    "answered 409 (with Retry-After). 1 to 255 printable ASCII characters, per account."
 )
 IdempotencyKey = Annotated[
     str | None, Header(alias=HEADER, pattern=KEY_PATTERN, description=IDEMPOTENCY_DESCRIPTION)

@@ -495,15 +495,19 @@ def resolve_credentials(
     return credentials_of(row)
 
 
+# Built once: a SIM update runs it, and building it cost more than running it.
+_TOKEN_HOLDER = (
+    select(oauth_apps.c.client_id, access_tokens.c.name)
+    .select_from(access_tokens.outerjoin(oauth_apps, oauth_apps.c.id == access_tokens.c.app_id))
+    .where(access_tokens.c.token_digest == bindparam("token_digest", type_=LargeBinary))
+)
+
+
 def token_holder(conn: Connection, token_digest: bytes) -> tuple[str, str] | None:
     """Who holds an access token, for the audit trail: ("application", its client_id) or
     ("token", a permanent token's name); None for an unknown token. Read only by the routes that
     change something, never on the read path."""
-    row = conn.execute(
-        select(oauth_apps.c.client_id, access_tokens.c.name)
-        .select_from(access_tokens.outerjoin(oauth_apps, oauth_apps.c.id == access_tokens.c.app_id))
-        .where(access_tokens.c.token_digest == token_digest)
-    ).one_or_none()
+    row = conn.execute(_TOKEN_HOLDER, {"token_digest": token_digest}).one_or_none()
     if row is None:
         return None
     client_id, name = row
