@@ -68,6 +68,7 @@ def test_help_lists_every_subcommand_once_loaded_or_not() -> None:
         "callback",
         "token",
         "audit",
+        "events",
     ]
     for shown in (fresh, after_loading):
         assert re.findall(r"^│ (\w+) ", shown, flags=re.MULTILINE) == expected

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.clock",
             "m2m.credentials",
             "m2m.errors",
+            "m2m.events",
             "m2m.fairness",
             "m2m.freetext",
             "m2m.idempotency",

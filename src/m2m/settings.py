@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         description="After a signing-secret rotation, messages carry the previous secret's "
         "signature too for this long, so receivers can switch secrets without losing any.",
     )
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Events older than this are deleted by `m2m admin events purge`; a "
+        "consumer's cursor older than that reads on from the oldest event kept.",
+    )
     callback_allowed_networks: list[str] = Field(
         default_factory=list,
         description="Private networks callbacks may reach (e.g. 10.1.0.0/16); loopback only in "

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import audit_events, callback, oauth, requests, sim_updates, simcards
+from m2m.api import audit_events, callback, events, oauth, requests, sim_updates, simcards
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
@@ -97,6 +97,8 @@ def create_api(
     app.include_router(requests.router, prefix=M2M_PREFIX)
     app.include_router(audit_events.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
+    app.include_router(events.router, prefix=M2M_PREFIX)
+    events.add_webhooks(app)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
@@ -115,6 +117,7 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                webhooks=app.webhooks.routes,
             )
             components = schema.setdefault("components", {})
             # Bodies read by hand (after the credentials) are described by their models here.
@@ -138,6 +141,7 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 "description": "client_id:client_secret of an OAuth2 application.",
             }
             _state_what_fastapi_cannot(schema["paths"])
+            events.describe_webhook_answers(schema.get("webhooks", {}))
             _exact_integer_bounds(schema["components"]["schemas"])
             app.openapi_schema = schema
         return app.openapi_schema

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.spinner import Spinner
 from sqlalchemy import Engine
 
-from m2m import accounts
+from m2m import accounts, idempotency
 from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.cli.common import (
@@ -34,6 +34,7 @@ from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs, retention
+from m2m.storage import events as event_store
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -44,6 +45,7 @@ tokens_app = typer.Typer(help="Permanent access tokens.", no_args_is_help=True)
 sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
 requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users (log in to /console).", no_args_is_help=True)
+events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
@@ -51,6 +53,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(sims_app, name="sims")
 app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
+app.add_typer(events_app, name="events")
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
@@ -490,9 +493,6 @@ def sims_import(
 
 
 PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs
-# An idempotency key replays its first answer for 24 hours (issue 13); after that it is only
-# space, and a request sent again with it is a new request.
-IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
 
 def _purge_in_batches(delete_batch: Callable[[Any], int]) -> int:
@@ -506,8 +506,9 @@ def _purge_in_batches(delete_batch: Callable[[Any], int]) -> int:
 
 
 def _purge(requests_older_than: int | None, as_json: bool) -> None:
-    """What every purge deletes: audit events past M2M_AUDIT_RETENTION_DAYS and idempotency
-    keys past their 24 hours; with ``requests_older_than``, settled requests too."""
+    """What every purge deletes: audit events past M2M_AUDIT_RETENTION_DAYS, events past
+    M2M_EVENT_RETENTION_DAYS and idempotency keys past their 24 hours; with
+    ``requests_older_than``, settled requests too."""
     now = clock.now()
     report: dict[str, object] = {}
     lines = []
@@ -525,10 +526,14 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
     audit_events = _purge_in_batches(
         lambda conn: retention.purge_audit_events(conn, audit_cutoff, PURGE_BATCH)
     )
-    keys_cutoff = now - IDEMPOTENCY_KEY_LIFETIME
+    keys_cutoff = now - idempotency.KEY_LIFETIME
     keys = _purge_in_batches(
         lambda conn: retention.purge_idempotency_keys(conn, keys_cutoff, PURGE_BATCH)
     )
+    events_cutoff = now - timedelta(days=load_settings().event_retention_days)
+    events = _purge_in_batches(lambda conn: event_store.purge(conn, events_cutoff, PURGE_BATCH))
+    report["deleted_events"] = events
+    report["events_before"] = events_cutoff.isoformat()
     report["deleted_audit_events"] = audit_events
     report["audit_events_before"] = audit_cutoff.isoformat()
     report["deleted_idempotency_keys"] = keys
@@ -536,6 +541,10 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
         f"Deleted {_count(audit_events, 'audit event')} recorded before "
         f"{audit_cutoff:%Y-%m-%d %H:%M} UTC (M2M_AUDIT_RETENTION_DAYS) and "
         f"{_count(keys, 'idempotency key')} older than 24 hours."
+    )
+    lines.append(
+        f"Deleted {_count(events, 'event')} that occurred before "
+        f"{events_cutoff:%Y-%m-%d %H:%M} UTC (M2M_EVENT_RETENTION_DAYS)."
     )
     if as_json:
         print_json(report)
@@ -572,6 +581,39 @@ def purge(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete what is past its retention: audit events older than M2M_AUDIT_RETENTION_DAYS
-    (default 365), idempotency keys older than 24 hours and, with --requests-older-than,
+    (default 365), events older than M2M_EVENT_RETENTION_DAYS (30), idempotency keys older than
+    24 hours and, with --requests-older-than,
     settled requests (as `m2m admin requests purge`). Run it from a daily timer."""
     _purge(requests_older_than, as_json)
+
+
+EVENT_PURGE_BATCH = 5_000  # events per transaction: plain rows, no cascade
+
+
+@events_app.command("purge")
+def events_purge(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=1,
+            help="Days since the event occurred (default: M2M_EVENT_RETENTION_DAYS, 30).",
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete events that occurred more than N days ago, every account's. Consumers' cursors stay
+    valid: one older than the purge reads on from the oldest event kept."""
+    days = older_than if older_than is not None else load_settings().event_retention_days
+    cutoff = clock.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        with write_transaction(_database()) as conn:
+            batch = event_store.purge(conn, cutoff, EVENT_PURGE_BATCH)
+        deleted += batch
+        if batch < EVENT_PURGE_BATCH:
+            break
+    if as_json:
+        print_json({"deleted_events": deleted, "occurred_before": cutoff.isoformat()})
+    else:
+        console.print(f"Deleted {deleted} events that occurred before {cutoff:%Y-%m-%d %H:%M} UTC.")

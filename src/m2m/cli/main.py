@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "callback": "m2m.cli.callback:app",
     "token": "m2m.cli.token:app",
     "audit": "m2m.cli.audit:audit",
+    "events": "m2m.cli.events:app",
 }
 
 

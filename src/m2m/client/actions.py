@@ -6,7 +6,7 @@ the ``httpx.Response`` (or has the transport error thrown into it) or with None 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -19,7 +19,8 @@ class Send:
 
     method: str
     path: str
-    params: dict[str, str] | list[tuple[str, str]] | None = None
+    # a list of pairs, or a mapping whose list values are a repeated parameter
+    params: Mapping[str, str | list[str]] | list[tuple[str, str]] | None = None
     json: Any = None
     data: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)

@@ -15,11 +15,13 @@ import httpx
 
 from m2m.client.actions import Exchange, Sleep, step
 from m2m.client.checks import as_devices
-from m2m.client.core import DEFAULT_BATCH_SIZE, audit_query
+from m2m.client.core import DEFAULT_BATCH_SIZE, EVENT_PAGE_SIZE, audit_query
 from m2m.client.models import (
     AuditEvent,
     CallbackConfig,
     Device,
+    Event,
+    EventPage,
     ListedSimCard,
     RequestStatus,
     SimCard,
@@ -211,6 +213,38 @@ class AsyncM2MClient:
     async def get_request(self, tracking_number: str) -> RequestStatus:
         """A request's progress device by device (an m2m extension)."""
         return await self._run(self._core.get_request(tracking_number))
+
+    async def events_page(
+        self,
+        after: str | None = None,
+        *,
+        type: Sequence[str] = (),
+        sim: str | None = None,
+        limit: int = EVENT_PAGE_SIZE,
+    ) -> EventPage:
+        """One page of the event log (an m2m extension): the events after the cursor ``after``
+        (None: from the oldest kept), oldest first, and the cursor to read on from."""
+        return await self._run(self._core.events_page(after, type, sim, limit))
+
+    async def events(
+        self,
+        after: str | None = None,
+        *,
+        type: Sequence[str] = (),
+        sim: str | None = None,
+        page_size: int = EVENT_PAGE_SIZE,
+    ) -> AsyncIterator[Event]:
+        """The event log after ``after``, oldest first, fetched page by page as you iterate,
+        until the latest event. ``type`` takes types and families (``sim.*``). Keep the ``id``
+        of the last event you processed to resume from it (delivery is at least once)."""
+        cursor = after
+        while True:
+            page = await self.events_page(cursor, type=type, sim=sim, limit=page_size)
+            for event in page.events:
+                yield event
+            if len(page.events) < page_size:
+                return
+            cursor = page.cursor
 
     async def wait(
         self,

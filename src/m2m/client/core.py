@@ -36,6 +36,7 @@ from m2m.client.models import (
     AuditEvent,
     CallbackConfig,
     Device,
+    EventPage,
     ListedSimCard,
     RequestStatus,
     SimCard,
@@ -49,6 +50,8 @@ M2M = "/m2m/1.0.0"
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _LISTED_SIMS = TypeAdapter(list[ListedSimCard])
 DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
+EVENT_PAGE_SIZE = 100
+NO_EVENTS = "this server has no event log (GET /m2m/1.0.0/events, an m2m extension)"
 NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
@@ -362,6 +365,29 @@ class ClientCore:
                 raise ExtensionUnavailable(NO_REQUEST_STATUS) from error
             raise
         return parse(RequestStatus, body, "request status")
+
+    def events_page(
+        self,
+        after: str | None,
+        types: Sequence[str],
+        sim: str | None,
+        limit: int,
+    ) -> Exchange[EventPage]:
+        """One page of the event log after ``after`` (None: from the oldest event kept)."""
+        params: dict[str, str | list[str]] = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        if types:
+            params["type"] = list(types)
+        if sim is not None:
+            params["sim"] = sim
+        try:
+            body = yield from self._authorized(
+                Send("GET", f"{M2M}/events", params=params), repeatable=True
+            )
+        except NotFoundError as error:
+            raise ExtensionUnavailable(NO_EVENTS) from error
+        return parse(EventPage, body, "event page")
 
     def wait(
         self,

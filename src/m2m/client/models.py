@@ -232,3 +232,40 @@ class AuditEvent(_Snake):
     subject: AuditSubject
     changes: dict[str, Any] = {}  # {"field": {"before": …, "after": …}}
     request_id: str | None = None
+
+
+# --- the event log (an m2m extension) ---------------------------------------------------------
+
+
+class EventSim(BaseModel):
+    """The SIM an event is about, as it was when the event occurred."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    iccid: str = Field(alias="ICCID")
+    msisdn: str = Field(alias="MSISDN")
+    labels: dict[str, str] = {}
+
+
+class Event(BaseModel):
+    """One event of the log (``GET /m2m/1.0.0/events``, an m2m extension): the envelope, its
+    ``data`` as sent (see the catalog in the server's OpenAPI document, under ``webhooks``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    account: int
+    sim: EventSim | None = None
+    data: dict[str, Any] = {}
+
+
+class EventPage(BaseModel):
+    """A page of the event log and the cursor to read on from (also given when it is empty)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    events: list[Event]
+    cursor: str

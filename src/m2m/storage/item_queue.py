@@ -12,18 +12,24 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Insert,
+    Row,
     Select,
     and_,
     bindparam,
     exists,
+    func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     update,
 )
 
+from m2m.events import Cause, EventType, completed_data, version_of
 from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
+from m2m.storage import events as event_store
 from m2m.storage.leases import (
     CLAIMED,
     DONE,
@@ -37,6 +43,7 @@ from m2m.storage.leases import (
 )
 from m2m.storage.tables import (
     callback_deliveries,
+    events,
     lifecycle_requests,
     request_items,
     sim_cards,
@@ -292,6 +299,51 @@ def _ready_heads(conn: Connection, wanted: Sequence[tuple[int, int, int]]) -> di
     return found
 
 
+def _state_change_events(postgresql: bool) -> Insert:
+    """``sim.state_changed`` for the given items (``item_ids``, expanding), as recorded by
+    ``finish_items`` in the same transaction: one row each, read from the item, its request and
+    its SIM (the labels as they are now, inside the transaction)."""
+    json_object = func.json_build_object if postgresql else func.json_object
+    # SQLite keeps JSON as text: json() makes the labels an object inside the new document.
+    labels = sim_cards.c.labels if postgresql else func.json(sim_cards.c.labels)
+    source = (
+        select(
+            lifecycle_requests.c.account_id,
+            literal(EventType.SIM_STATE_CHANGED.value),
+            literal(version_of(EventType.SIM_STATE_CHANGED)),
+            bindparam("now", type_=events.c.occurred_at.type),
+            request_items.c.sim_id,
+            json_object("ICCID", sim_cards.c.iccid, "MSISDN", sim_cards.c.msisdn, "labels", labels),
+            json_object(
+                "from",
+                request_items.c.from_state,
+                "to",
+                request_items.c.to_state,
+                "cause",
+                Cause.REQUEST.value,
+                "TrackingNumber",
+                lifecycle_requests.c.tracking_number,
+                "operation",
+                lifecycle_requests.c.operation,
+            ),
+        )
+        .select_from(
+            request_items.join(lifecycle_requests).join(
+                sim_cards, sim_cards.c.id == request_items.c.sim_id
+            )
+        )
+        .where(request_items.c.id.in_(bindparam("item_ids", expanding=True)))
+        .order_by(request_items.c.id)
+    )
+    columns = ["account_id", "type", "version", "occurred_at", "sim_id", "sim", "data"]
+    return insert(events).from_select(columns, source)
+
+
+_STATE_CHANGE_EVENTS = {
+    postgresql: _state_change_events(postgresql) for postgresql in (False, True)
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
     item_id: int
@@ -311,8 +363,9 @@ class ItemOutcome:
 def finish_items(
     conn: Connection, claim_id: str, outcomes: Sequence[ItemOutcome], now: datetime
 ) -> int:
-    """Record outcomes of items this claim still holds, with their state changes, history rows
-    and callback messages, in the caller's transaction. Returns how many were recorded."""
+    """Record outcomes of items this claim still holds, with their state changes, history rows,
+    callback messages and events (``sim.state_changed`` per change, ``request.completed`` per
+    request finished), in the caller's transaction. Returns how many were recorded."""
     if not outcomes:
         return 0
     ids = [o.item_id for o in outcomes]
@@ -399,6 +452,16 @@ def finish_items(
                 for o in changes
             ],
         )
+    # Every account that may get an event in this transaction (state changes, completions),
+    # locked at once and in order (see the function).
+    event_store.serialize_writes(conn, {o.account_id for o in mine})
+    if changes:
+        # One INSERT ... SELECT for the whole batch, the envelope's SIM and data built by the
+        # database from the rows just written: no statement, and no JSON encoding, per event.
+        conn.execute(
+            _STATE_CHANGE_EVENTS[conn.dialect.name == "postgresql"],
+            {"item_ids": [o.item_id for o in changes], "now": now},
+        )
     conn.execute(
         insert(callback_deliveries),
         [
@@ -428,9 +491,44 @@ def finish_items(
         request_items.c.request_id == lifecycle_requests.c.id,
         request_items.c.status != DONE,
     )
-    conn.execute(
+    finished = conn.execute(
         update(lifecycle_requests)
         .where(lifecycle_requests.c.id.in_(request_ids), ~exists(open_items))
         .values(finished_at=now)
-    )
+        .returning(
+            lifecycle_requests.c.id,
+            lifecycle_requests.c.account_id,
+            lifecycle_requests.c.tracking_number,
+            lifecycle_requests.c.operation,
+            lifecycle_requests.c.item_count,
+        )
+    ).all()
+    if finished:
+        _record_completions(conn, finished, now)
     return len(mine)
+
+
+def _record_completions(conn: Connection, finished: Sequence[Row[Any]], now: datetime) -> None:
+    """One ``request.completed`` per request that just finished, with its results counted (one
+    grouped read of its items; a request finishes once, so this is rare next to the items)."""
+    results: dict[int, dict[str, int]] = {r.id: {} for r in finished}
+    counts = conn.execute(
+        select(request_items.c.request_id, request_items.c.result_status, func.count())
+        .where(request_items.c.request_id.in_(list(results)))
+        .group_by(request_items.c.request_id, request_items.c.result_status)
+    )
+    for request_id, result_status, count in counts:
+        results[request_id][result_status] = count
+    event_store.record(
+        conn,
+        [
+            event_store.NewEvent(
+                account_id=r.account_id,
+                type=EventType.REQUEST_COMPLETED.value,
+                version=version_of(EventType.REQUEST_COMPLETED),
+                occurred_at=now,
+                data=completed_data(r.tracking_number, r.operation, r.item_count, results[r.id]),
+            )
+            for r in finished
+        ],
+    )

@@ -1,6 +1,7 @@
 """Updating a SIM's editable fields (``m2m.sim_edit`` decides what a patch does): one transaction
 that reads the row locked, checks the caller's version, writes the new fields, keeps
-``sim_labels`` equal to the labels, bumps ``version`` and records the audit entry."""
+``sim_labels`` equal to the labels, bumps ``version`` and records the audit entry and the
+``sim.updated`` event."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from m2m.audit import Actor
+from m2m.events import EventType, updated_data, version_of
 from m2m.sim_edit import EditableSim, FieldProblem, apply_edit, changed_fields
 from m2m.storage import audit
+from m2m.storage import events as event_store
 from m2m.storage.tables import sim_cards, sim_labels
 
 _c = sim_cards.c
@@ -131,6 +134,21 @@ def update_sim(
         subject=sim.iccid,
         changes=changes,
         now=now,
+    )
+    # The customer's event, beside the operator's audit entry, in the same transaction.
+    event_store.record(
+        conn,
+        [
+            event_store.NewEvent(
+                account_id=account_id,
+                type=EventType.SIM_UPDATED.value,
+                version=version_of(EventType.SIM_UPDATED),
+                occurred_at=now,
+                sim_id=sim_id,
+                sim=event_store.sim_snapshot(sim.iccid, sim.msisdn, edited.labels),
+                data=updated_data(changes),
+            )
+        ],
     )
     updated = SimRow(
         sim.iccid,

@@ -430,3 +430,30 @@ audit_events = Table(
     Index("ix_audit_events_account_id_subject_id", "account_id", "subject", "id"),
     Index("ix_audit_events_occurred_at", "occurred_at"),
 )
+
+
+# --- the event log ------------------------------------------------------------------------------
+
+# Every event of the catalog (``m2m.events``), stored once in the transaction of the change it
+# describes. ``id`` is the cursor: consumers read an account's events after the id they last
+# saw, so every listing is an index range read in id order, however many events are stored.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    # The SIM it is about (NULL: none, or the SIM was deleted since), and the envelope's ``sim``
+    # as it was when the event occurred (ICCID, MSISDN, labels): an event is never rewritten.
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="SET NULL"), nullable=True),
+    Column("sim", JSON, nullable=True),
+    Column("data", JSON, nullable=False),
+    # ``events?after=`` (an account's events in id order), filtered by type (exact, or a
+    # ``sim.*`` family as a range of types), by SIM; the purge deletes the oldest by time.
+    Index("ix_events_account_id_id", "account_id", "id"),
+    Index("ix_events_account_id_type_id", "account_id", "type", "id"),
+    Index("ix_events_sim_id_id", "sim_id", "id"),
+    Index("ix_events_occurred_at", "occurred_at"),
+)

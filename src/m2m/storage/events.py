@@ -1,0 +1,219 @@
+"""The event log's storage: events written in their change's transaction, read by cursor,
+purged by age.
+
+Writers pass the ``Connection`` of the change an event describes, so the event commits or rolls
+back with it. A batch of changes (a worker's batch of items) is one executemany, not a statement
+per event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Text, cast, delete, func, insert, select
+
+from m2m.storage.tables import events, sim_cards
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    account_id: int
+    type: str
+    version: int
+    occurred_at: datetime
+    data: dict[str, Any]
+    sim_id: int | None = None
+    sim: dict[str, Any] | None = None  # {"ICCID", "MSISDN", "labels"} as it was
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    account_id: int
+    type: str
+    version: int
+    occurred_at: datetime
+    sim: dict[str, Any] | None
+    data: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The event as consumers receive it (``m2m.events.Event``)."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "account": self.account_id,
+            "sim": self.sim,
+            "data": self.data,
+        }
+
+
+def sim_snapshot(iccid: str, msisdn: str, labels: dict[str, str] | None) -> dict[str, Any]:
+    """The envelope's ``sim``."""
+    return {"ICCID": iccid, "MSISDN": msisdn, "labels": dict(labels or {})}
+
+
+# The second key is the account: the first of the two-key advisory locks is "M2M" + 1 (the
+# acceptance lock of ``request_intake`` is "M2M" itself).
+_EVENT_LOCK_NAMESPACE = 0x4D324D + 1
+
+
+def serialize_writes(conn: Connection, account_ids: Collection[int]) -> None:
+    """Make the accounts' events commit in the order of their ids, until the transaction ends.
+
+    Readers page by ``id > cursor``. On PostgreSQL ids come from a sequence when a row is
+    inserted, and two transactions can commit in the opposite order: a reader that saw the
+    higher id first would skip the lower one for ever. A transaction-scoped advisory lock per
+    account, taken before the ids are drawn and held to the commit, orders an account's event
+    writers (readers read one account). The locks are taken in account order, all at once, so
+    writers of several accounts cannot deadlock; taking them again in the same transaction costs
+    nothing. SQLite's write transactions are serialised already.
+    """
+    if conn.dialect.name == "postgresql":
+        for account_id in sorted(set(account_ids)):
+            conn.execute(select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, account_id)))
+
+
+def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
+    """Store events on ``conn``'s transaction: they commit, or roll back, with their change.
+    One statement whatever their number (executemany). Takes the accounts' write order (see
+    ``serialize_writes``): a caller that records events of several accounts in several calls
+    must call ``serialize_writes`` with all of them first."""
+    if not new_events:
+        return
+    serialize_writes(conn, {e.account_id for e in new_events})
+    conn.execute(
+        insert(events),
+        [
+            {
+                "account_id": e.account_id,
+                "type": e.type,
+                "version": e.version,
+                "occurred_at": e.occurred_at,
+                "sim_id": e.sim_id,
+                "sim": e.sim,
+                "data": e.data,
+            }
+            for e in new_events
+        ],
+    )
+
+
+def sim_of(conn: Connection, account_id: int, iccid: str) -> int | None:
+    """The id of the account's SIM with this ICCID (None: none such in this account)."""
+    return conn.execute(
+        select(sim_cards.c.id).where(
+            sim_cards.c.account_id == account_id, sim_cards.c.iccid == iccid
+        )
+    ).scalar_one_or_none()
+
+
+def _page_query(
+    columns: Sequence[Any],
+    account_id: int,
+    after: int,
+    limit: int,
+    types: Collection[str] | None,
+    sim_id: int | None,
+) -> Select[Any]:
+    query = (
+        select(*columns)
+        .where(events.c.account_id == account_id, events.c.id > after)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    if types is not None:
+        query = query.where(events.c.type.in_(sorted(types)))
+    if sim_id is not None:
+        query = query.where(events.c.sim_id == sim_id)
+    return query
+
+
+_WIRE_COLUMNS = (
+    events.c.id,
+    events.c.account_id,
+    events.c.type,
+    events.c.version,
+    events.c.occurred_at,
+    # The stored JSON as text: an envelope is assembled around it, not decoded and encoded again
+    # (that was most of what a page of 1,000 cost).
+    cast(events.c.sim, Text),
+    cast(events.c.data, Text),
+)
+
+
+def read_wire(
+    conn: Connection,
+    account_id: int,
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] | None = None,
+    sim_id: int | None = None,
+) -> list[tuple[int, str]]:
+    """What ``read`` finds, each event as (id, its envelope as JSON text) for the wire."""
+    if types is not None and not types:
+        return []
+    query = _page_query(_WIRE_COLUMNS, account_id, after, limit, types, sim_id)
+    found = []
+    for event_id, account, event_type, version, occurred_at, sim, data in conn.execute(query):
+        at = occurred_at.isoformat().replace("+00:00", "Z")
+        found.append(
+            (
+                event_id,
+                f'{{"id":"{event_id}","type":{json.dumps(event_type)},"version":{version},'
+                f'"occurred_at":"{at}","account":{account},"sim":{sim or "null"},'
+                f'"data":{data}}}',
+            )
+        )
+    return found
+
+
+def read(
+    conn: Connection,
+    account_id: int,
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] | None = None,
+    sim_id: int | None = None,
+) -> list[StoredEvent]:
+    """The account's events with an id above ``after``, oldest first, at most ``limit``.
+
+    ``types`` (exact types; None: all) and ``sim_id`` filter. Every form is an index range in id
+    order: (account_id, id), (account_id, type, id) per type, or (sim_id, id)."""
+    if types is not None and not types:
+        return []
+    columns = (
+        events.c.id,
+        events.c.account_id,
+        events.c.type,
+        events.c.version,
+        events.c.occurred_at,
+        events.c.sim,
+        events.c.data,
+    )
+    query = _page_query(columns, account_id, after, limit, types, sim_id)
+    return [StoredEvent(*row) for row in conn.execute(query)]
+
+
+def purge(conn: Connection, occurred_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events that occurred before ``occurred_before``
+    (every account's). Returns how many were deleted. Cursors stay valid: a consumer whose
+    cursor was purged reads on from the first event after it that is still stored."""
+    doomed = list(
+        conn.execute(
+            select(events.c.id)
+            .where(events.c.occurred_at < occurred_before)
+            .order_by(events.c.occurred_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if doomed:
+        conn.execute(delete(events).where(events.c.id.in_(doomed)))
+    return len(doomed)
