@@ -60,7 +60,7 @@ class Worker:
         poll_seconds: float = 0.5,
         lease_seconds: float = 60,
         callback_timeout_seconds: float = 15,
-        callback_concurrency: int = 64,
+        callback_concurrency: int = 96,
         delivery_policy: dispatch.DeliveryPolicy,
     ) -> None:
         self._engine = engine
