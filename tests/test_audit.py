@@ -25,6 +25,7 @@ def test_changes_name_only_the_fields_that_differ() -> None:
         ("", None),
         (None, None),
         ("line\nbreak", None),
+        ("with spaces", None),
         ("caf\u00e9", None),
     ],
 )

@@ -438,10 +438,14 @@ def test_another_accounts_sim_cannot_be_opened_or_edited(
 
 def test_a_suspended_account_cannot_edit(console: TestClient, csrf: str, engine: Engine) -> None:
     from m2m import accounts
+    from m2m.audit import ADMIN_CLI
+    from m2m.clock import SystemClock
 
     sim = sim_id(engine, "32470000001")
     fields = edit_fields(console.get(f"/console/sims/{sim}/edit").text)
-    accounts.set_subscription(engine, sandbox_account_id(engine), active=False)
+    accounts.set_subscription(
+        engine, SystemClock(), sandbox_account_id(engine), active=False, actor=ADMIN_CLI
+    )
     response = submit(console, sim, changed(fields, cost_center="X"))
     assert response.status_code == 403
     assert "subscription is suspended" in response.text

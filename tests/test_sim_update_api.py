@@ -78,7 +78,10 @@ def audit_rows(engine: Engine) -> list[Any]:
                     audit_events.c.subject,
                     audit_events.c.changes,
                     audit_events.c.request_id,
-                ).order_by(audit_events.c.id)
+                )
+                # The SIM updates (the tenant's setup is in the trail too).
+                .where(audit_events.c.action == "sim.updated")
+                .order_by(audit_events.c.id)
             )
         )
 

@@ -76,11 +76,12 @@ MAX_REQUEST_ID_LENGTH = 100  # the column's length
 
 
 def request_id_from(header: str | None) -> str | None:
-    """The caller's ``X-Request-ID`` when it is sane (1 to 100 printable ASCII characters),
-    else None: it is stored and shown back, so nothing else is kept from it."""
+    """The caller's ``X-Request-ID`` when it is sane (1 to 100 printable ASCII characters, no
+    space: one token, as it will appear in log lines), else None: it is stored and shown back,
+    so nothing else is kept from it."""
     if not header or len(header) > MAX_REQUEST_ID_LENGTH:
         return None
-    return header if all(" " <= c <= "~" for c in header) else None
+    return header if all("!" <= c <= "~" for c in header) else None
 
 
 def redacted(headers: Mapping[str, str]) -> dict[str, str]:

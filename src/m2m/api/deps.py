@@ -112,10 +112,11 @@ async def authorized(caller: Caller, call: Callable[[], tuple[Access, T]]) -> T:
     try:
         access, found = call()
     except M2MError as error:
-        # A call that presents no credential at all guesses nothing: it is answered 401 and
-        # not charged (charging it would answer a later bare call from the address 429 instead
-        # of the 401 that tells a client it forgot its credentials).
-        presented = bool(caller.token or caller.api_key)
+        # A call that lacks the token or the API key guesses nothing (it is refused before
+        # anything is looked up): it is answered 401 and not charged. Charging it would answer
+        # a later call that forgot a credential 429 instead of the 401 that says which one, and
+        # would spend the budget of the valid credential it did present.
+        presented = bool(caller.token and caller.api_key)
         if presented and error.status_code in (401, 403) and error.code != "subscription_suspended":
             wait = await run_in_threadpool(services.failures.charge, caller.failure_keys())
             if wait is not None:
