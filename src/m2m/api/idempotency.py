@@ -88,6 +88,31 @@ def _refusal(verdict: Verdict, stored: StoredKey | None, services: Services) -> 
     )
 
 
+def _unless_run(verdict: Verdict, stored: StoredKey | None, services: Services) -> Response | None:
+    """None when the request is to run; the recorded answer to replay; or the refusal raised."""
+    if verdict is Verdict.RUN:
+        return None
+    if verdict is Verdict.REPLAY:
+        assert stored is not None
+        return _replay(stored)
+    raise _refusal(verdict, stored, services)
+
+
+def _seen_before(
+    request: Request, services: Services, account_id: int, key: str, body: bytes
+) -> tuple[bytes, Response | None]:
+    """The request's digest and, if its key already settles it, the answer to replay (a key
+    used for another request, or still running, is refused here)."""
+    problem = key_problem(key)
+    if problem:
+        raise BadRequest(problem)
+    digest = request_digest(request.method, request.url.path, body)
+    # On the event loop, as the credentials' check: one indexed read costs less than a hop to
+    # a thread and back.
+    stored = key_store.lookup(services.reads, account_id, key)
+    return digest, _unless_run(decide(stored, digest, services.clock.now()), stored, services)
+
+
 async def idempotent(
     request: Request,
     services: Services,
@@ -99,31 +124,17 @@ async def idempotent(
     """``work()``'s answer, run at most once per ``key`` (see the module)."""
     if key is None:
         return await work()
-    problem = key_problem(key)
-    if problem:
-        raise BadRequest(problem)
-    digest = request_digest(request.method, request.url.path, body)
-
-    # On the event loop, as the credentials' check: one indexed read costs less than a hop to
-    # a thread and back.
-    stored = key_store.lookup(services.reads, account_id, key)
-    verdict = decide(stored, digest, services.clock.now())
-    if verdict is Verdict.REPLAY:
-        assert stored is not None
-        return _replay(stored)
-    if verdict is not Verdict.RUN:
-        raise _refusal(verdict, stored, services)
+    digest, replay = _seen_before(request, services, account_id, key, body)
+    if replay is not None:
+        return replay
 
     def take() -> tuple[Verdict, StoredKey | None]:
         with write_transaction(services.engine) as conn:
             return key_store.claim(conn, account_id, key, digest, services.clock.now())
 
-    verdict, stored = await run_in_threadpool(take)
-    if verdict is Verdict.REPLAY:  # finished between our read and our claim
-        assert stored is not None
-        return _replay(stored)
-    if verdict is not Verdict.RUN:
-        raise _refusal(verdict, stored, services)
+    replay = _unless_run(*await run_in_threadpool(take), services)
+    if replay is not None:  # finished between our read and our claim
+        return replay
     try:
         try:
             response = await work()
@@ -162,29 +173,16 @@ async def idempotent_write(
                 return work(conn)
 
         return await run_in_threadpool(plain)
-    problem = key_problem(key)
-    if problem:
-        raise BadRequest(problem)
-    digest = request_digest(request.method, request.url.path, body)
-
-    # On the event loop, as the credentials' check: one indexed read costs less than a hop to
-    # a thread and back.
-    stored = key_store.lookup(services.reads, account_id, key)
-    verdict = decide(stored, digest, services.clock.now())
-    if verdict is Verdict.REPLAY:
-        assert stored is not None
-        return _replay(stored)
-    if verdict is not Verdict.RUN:
-        raise _refusal(verdict, stored, services)
+    digest, replay = _seen_before(request, services, account_id, key, body)
+    if replay is not None:
+        return replay
 
     def run() -> Response:
         with write_transaction(services.engine) as conn:
-            verdict, stored = key_store.claim(conn, account_id, key, digest, services.clock.now())
-            if verdict is Verdict.REPLAY:  # finished while we waited for the lock
-                assert stored is not None
-                return _replay(stored)
-            if verdict is not Verdict.RUN:
-                raise _refusal(verdict, stored, services)
+            claimed = key_store.claim(conn, account_id, key, digest, services.clock.now())
+            replay = _unless_run(*claimed, services)
+            if replay is not None:  # finished while we waited for the lock
+                return replay
             try:
                 with conn.begin_nested():  # a refusal undoes the work, not the claim
                     response = work(conn)
