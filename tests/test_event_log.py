@@ -17,7 +17,7 @@ from m2m.clock import ManualClock
 from m2m.lifecycle import Operation
 from m2m.settings import Settings
 from m2m.storage import events as event_store
-from m2m.storage import item_queue
+from m2m.storage import item_queue, retention
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_deliveries, events, sim_cards, sim_history
 from tests.support.events import of_type, stored_events
@@ -229,9 +229,9 @@ def test_the_purge_deletes_old_events_only_and_cursors_read_on(
     with engine.connect() as conn:
         oldest = event_store.read(conn, mine, after=0, limit=1)[0].id
     with write_transaction(engine) as conn:
-        assert event_store.purge(conn, clock.now() + timedelta(days=10), limit=1) == 1
+        assert retention.purge_events(conn, clock.now() + timedelta(days=10), limit=1) == 1
     with write_transaction(engine) as conn:
-        assert event_store.purge(conn, clock.now() + timedelta(days=10), limit=100) == 1
+        assert retention.purge_events(conn, clock.now() + timedelta(days=10), limit=100) == 1
     assert count(engine, events) == 2
     with engine.connect() as conn:
         # A consumer whose cursor points at a purged event reads on from the oldest kept.

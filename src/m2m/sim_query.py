@@ -25,14 +25,19 @@ from enum import StrEnum
 
 from m2m import labels
 from m2m.freetext import text_problem
-from m2m.identifiers import IMSI_PATTERN, MSISDN_PATTERN, SimState, normalize_msisdn
+from m2m.identifiers import (
+    ICCID_FORMAT_PATTERN,
+    IMSI_PATTERN,
+    MSISDN_PATTERN,
+    SimState,
+    normalize_msisdn,
+)
 from m2m.profile import CUSTOM_FIELD_NAMES, TEXT_LENGTH
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_LABEL_FILTERS = 8  # AND of eight labels is already a precise question; more is a mistake
-MAX_STATES = len(SimState)
-ICCID_PATTERN = r"^[0-9]{19,20}$"
+ICCID_PATTERN = ICCID_FORMAT_PATTERN  # the one rule for an ICCID's form (m2m.identifiers)
 _ICCID = re.compile(ICCID_PATTERN)
 _IMSI = re.compile(IMSI_PATTERN)
 _MSISDN = re.compile(MSISDN_PATTERN)

@@ -21,8 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from m2m import access, inventory, sim_query
-from m2m.access import Access
-from m2m.api.deps import CALLER_SECURITY, Caller, authorized, caller_of
+from m2m.api.deps import CALLER_SECURITY, Caller, authorized, caller_of, current_account_id
 from m2m.api.schemas import error_responses
 from m2m.api.simcards_openapi import LIST_PARAMETERS, LIST_RESPONSE_HEADERS
 from m2m.errors import (
@@ -123,16 +122,6 @@ async def get_simcards(request: Request) -> Response:
     return JSONResponse([document])
 
 
-async def _account_id(caller: Caller) -> int:
-    services = caller.services
-
-    def check() -> tuple[Access, int]:
-        found = access.authenticate(services.reads, services.clock, caller.token, caller.api_key)
-        return found, found.account_id
-
-    return await authorized(caller, check)
-
-
 def _problem(problem: sim_query.QueryProblem) -> RequestValidationError:
     return RequestValidationError(
         [{"type": "value_error", "loc": ("query", problem.parameter), "msg": problem.message}]
@@ -141,7 +130,7 @@ def _problem(problem: sim_query.QueryProblem) -> RequestValidationError:
 
 async def _search(request: Request, caller: Caller) -> Response:
     """Any query but the documented one: read one SIM by ICCID or IMSI, or list."""
-    account_id = await _account_id(caller)  # credentials before inputs, as everywhere
+    account_id = await current_account_id(caller)  # credentials before inputs, as everywhere
     try:
         query = sim_query.parse(request.query_params.multi_items())
     except sim_query.QueryProblem as problem:

@@ -34,7 +34,6 @@ from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs, retention
-from m2m.storage import events as event_store
 from m2m.storage.engine import write_transaction
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
@@ -493,15 +492,18 @@ def sims_import(
 
 
 PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs
+EVENT_PURGE_BATCH = 5_000  # events per transaction: plain rows, no cascade
 
 
-def _purge_in_batches(delete_batch: Callable[[Any], int]) -> int:
+def _purge_in_batches(delete_batch: Callable[[Any, int], int], size: int = PURGE_BATCH) -> int:
+    """Call ``delete_batch(conn, size)`` in a transaction of its own until it deletes fewer
+    than ``size``; the total deleted."""
     deleted = 0
     while True:
         with write_transaction(_database()) as conn:
-            batch = delete_batch(conn)
+            batch = delete_batch(conn, size)
         deleted += batch
-        if batch < PURGE_BATCH:
+        if batch < size:
             return deleted
 
 
@@ -515,7 +517,7 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
     if requests_older_than is not None:
         cutoff = now - timedelta(days=requests_older_than)
         report["deleted_requests"] = _purge_in_batches(
-            lambda conn: retention.purge_finished_requests(conn, cutoff, PURGE_BATCH)
+            lambda conn, size: retention.purge_finished_requests(conn, cutoff, size)
         )
         report["finished_before"] = cutoff.isoformat()
         lines.append(
@@ -524,14 +526,16 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
         )
     audit_cutoff = now - timedelta(days=load_settings().audit_retention_days)
     audit_events = _purge_in_batches(
-        lambda conn: retention.purge_audit_events(conn, audit_cutoff, PURGE_BATCH)
+        lambda conn, size: retention.purge_audit_events(conn, audit_cutoff, size)
     )
     keys_cutoff = now - idempotency.KEY_LIFETIME
     keys = _purge_in_batches(
-        lambda conn: retention.purge_idempotency_keys(conn, keys_cutoff, PURGE_BATCH)
+        lambda conn, size: retention.purge_idempotency_keys(conn, keys_cutoff, size)
     )
     events_cutoff = now - timedelta(days=load_settings().event_retention_days)
-    events = _purge_in_batches(lambda conn: event_store.purge(conn, events_cutoff, PURGE_BATCH))
+    events = _purge_in_batches(
+        lambda conn, size: retention.purge_events(conn, events_cutoff, size), EVENT_PURGE_BATCH
+    )
     report["deleted_events"] = events
     report["events_before"] = events_cutoff.isoformat()
     report["deleted_audit_events"] = audit_events
@@ -587,9 +591,6 @@ def purge(
     _purge(requests_older_than, as_json)
 
 
-EVENT_PURGE_BATCH = 5_000  # events per transaction: plain rows, no cascade
-
-
 @events_app.command("purge")
 def events_purge(
     older_than: Annotated[
@@ -606,13 +607,9 @@ def events_purge(
     valid: one older than the purge reads on from the oldest event kept."""
     days = older_than if older_than is not None else load_settings().event_retention_days
     cutoff = clock.now() - timedelta(days=days)
-    deleted = 0
-    while True:
-        with write_transaction(_database()) as conn:
-            batch = event_store.purge(conn, cutoff, EVENT_PURGE_BATCH)
-        deleted += batch
-        if batch < EVENT_PURGE_BATCH:
-            break
+    deleted = _purge_in_batches(
+        lambda conn, size: retention.purge_events(conn, cutoff, size), EVENT_PURGE_BATCH
+    )
     if as_json:
         print_json({"deleted_events": deleted, "occurred_before": cutoff.isoformat()})
     else:

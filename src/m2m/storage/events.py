@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Text, cast, delete, func, insert, select
+from sqlalchemy import Connection, Integer, Select, Text, bindparam, cast, func, insert, select
 
 from m2m.storage.tables import events, sim_cards
 
@@ -76,7 +76,15 @@ def serialize_writes(conn: Connection, account_ids: Collection[int]) -> None:
     """
     if conn.dialect.name == "postgresql":
         for account_id in sorted(set(account_ids)):
-            conn.execute(select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, account_id)))
+            conn.execute(_LOCK_ACCOUNT, {"account_id": account_id})
+
+
+# Built once: both run with every batch of items and every SIM update, where building a
+# statement cost more CPU than running it.
+_LOCK_ACCOUNT = select(
+    func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, bindparam("account_id", type_=Integer))
+)
+_INSERT = insert(events)
 
 
 def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
@@ -88,7 +96,7 @@ def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
         return
     serialize_writes(conn, {e.account_id for e in new_events})
     conn.execute(
-        insert(events),
+        _INSERT,
         [
             {
                 "account_id": e.account_id,
@@ -200,20 +208,3 @@ def read(
     )
     query = _page_query(columns, account_id, after, limit, types, sim_id)
     return [StoredEvent(*row) for row in conn.execute(query)]
-
-
-def purge(conn: Connection, occurred_before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` of the oldest events that occurred before ``occurred_before``
-    (every account's). Returns how many were deleted. Cursors stay valid: a consumer whose
-    cursor was purged reads on from the first event after it that is still stored."""
-    doomed = list(
-        conn.execute(
-            select(events.c.id)
-            .where(events.c.occurred_at < occurred_before)
-            .order_by(events.c.occurred_at)
-            .limit(limit)
-        ).scalars()
-    )
-    if doomed:
-        conn.execute(delete(events).where(events.c.id.in_(doomed)))
-    return len(doomed)

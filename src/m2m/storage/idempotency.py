@@ -26,9 +26,10 @@ _COLUMNS = (
     _t.response_headers,
     _t.response_body,
 )
-_lookup = PreparedRead(
-    select(*_COLUMNS).where(_t.account_id == bindparam("account_id"), _t.key == bindparam("key"))
+_FIND = select(*_COLUMNS).where(
+    _t.account_id == bindparam("account_id"), _t.key == bindparam("key")
 )
+_lookup = PreparedRead(_FIND)
 
 
 def _stored_key(row: Sequence[Any]) -> StoredKey:
@@ -42,9 +43,6 @@ def lookup(engine: Engine, account_id: int, key: str) -> StoredKey | None:
     return None if row is None else _stored_key(row)
 
 
-_FIND = select(*_COLUMNS).where(
-    _t.account_id == bindparam("account_id"), _t.key == bindparam("key")
-)
 _FIND_LOCKED = _FIND.with_for_update()
 
 

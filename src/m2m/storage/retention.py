@@ -12,6 +12,7 @@ from m2m.storage.leases import PENDING
 from m2m.storage.tables import (
     audit_events,
     callback_deliveries,
+    events,
     idempotency_keys,
     lifecycle_requests,
     request_items,
@@ -89,3 +90,10 @@ def purge_idempotency_keys(conn: Connection, created_before: datetime, limit: in
             )
         )
     return len(doomed)
+
+
+def purge_events(conn: Connection, occurred_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events (every account's) that occurred before
+    ``occurred_before``. Returns how many were deleted. Consumers' cursors stay valid: one whose
+    cursor was purged reads on from the first event after it that is still stored."""
+    return _delete_oldest(conn, events, events.c.id, events.c.occurred_at, occurred_before, limit)
