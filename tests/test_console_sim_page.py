@@ -174,12 +174,14 @@ def with_labels(fields: list[tuple[str, str]], *rows: tuple[str, str]) -> list[t
     return kept
 
 
-def submit(console: TestClient, sim: int, fields: list[tuple[str, str]]) -> httpx.Response:
+def submit(
+    console: TestClient, sim: int, fields: list[tuple[str, str]], request_id: str = "edit-1"
+) -> httpx.Response:
     # Pairs in order, as a browser sends repeated names (label rows pair up by position).
     return console.post(
         f"/console/sims/{sim}/edit",
         content=urlencode(fields),
-        headers={"content-type": "application/x-www-form-urlencoded"},
+        headers={"content-type": "application/x-www-form-urlencoded", "X-Request-ID": request_id},
         follow_redirects=False,
     )
 
@@ -251,6 +253,7 @@ def test_the_edit_form_saves_what_the_api_may_change_and_audits_the_console_user
     (entry,) = audit_of(engine)
     assert (entry["actor_kind"], entry["actor"]) == ("console", DEMO_EMAIL)
     assert (entry["action"], entry["subject_kind"]) == ("sim.updated", "sim")
+    assert entry["request_id"] == "edit-1"
     assert entry["changes"]["CostCenter"] == {"before": before["cost_center"], "after": "Fleet 7"}
     assert entry["changes"]["DataService.DailyTreshold"] == {"before": 1000, "after": 1500}
     assert entry["changes"]["Labels.old"] == {"before": "x", "after": None}

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from m2m.audit import Actor, ActorKind
 from m2m.console import sim_form
 from m2m.console.sim_profile import SERVICES
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
@@ -36,11 +35,6 @@ async def _sim(visitor: Visitor, sim_id: int) -> SimDetail:
 
 def _document(sim: SimDetail) -> dict[str, Any]:
     return editable_document(EditableSim(sim.profile, sim.row.cost_center, sim.labels))
-
-
-def _actor(visitor: Visitor) -> Actor:
-    """Who the audit trail names for this change: the console user, by their email."""
-    return Actor(ActorKind.CONSOLE, visitor.user.email)
 
 
 def _page(
@@ -111,7 +105,7 @@ async def edit(request: Request, visitor: SignedIn, form: CheckedForm, sim_id: i
                 iccid=sim.row.iccid,
                 patch=patch,
                 if_match={shown_version},
-                actor=lambda _conn: _actor(visitor),
+                actor=lambda _conn: visitor.actor,
                 now=services.clock.now(),
             )
 
