@@ -28,10 +28,12 @@ READ_TIMEOUT = httpx.ReadTimeout("no answer")
         (False, READ_TIMEOUT, False),  # the server may have accepted it
         (False, httpx.RemoteProtocolError("closed"), False),
         (False, 503, False),
+        (False, 409, False),
         (True, READ_TIMEOUT, True),
         (True, 502, True),
         (True, 503, True),
         (True, 504, True),
+        (True, 409, True),  # an idempotent write's first attempt still running: ask again
         (True, 500, False),  # a bug, not a hiccup
         (True, 429, False),  # too many failed logins: retrying makes it worse
     ],
