@@ -24,6 +24,7 @@ from m2m.audit import request_id_from
 from m2m.errors import (
     BadRequest,
     InvalidFields,
+    M2MError,
     NotFound,
     PreconditionFailed,
     UnsupportedMediaType,
@@ -223,13 +224,25 @@ async def update_simcard(request: Request) -> Response:
     x_request_id = request.headers.get("x-request-id")
     raw = await request.body()
     request_id = request_id_from(x_request_id)
+    # Parsed before the write transaction (not while holding the database's write lock), refused
+    # in it: with an Idempotency-Key, a refusal is an answer recorded like any other.
+    refusal: M2MError | None = None
+    patch: object = None
+    try:
+        patch = _parse_patch(request, raw)
+    except M2MError as error:
+        if idempotency_key is None:
+            raise
+        refusal = error
 
     def work(conn: Connection) -> Response:
+        if refusal is not None:
+            raise refusal
         outcome = sim_updates.update_sim(
             conn,
             account_id=account_id,
             iccid=iccid,
-            patch=_parse_patch(request, raw),
+            patch=patch,
             if_match=if_match_versions(if_match),
             actor=lambda c: access.actor_of(c, caller.token, request_id),
             now=services.clock.now(),
