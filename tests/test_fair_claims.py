@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 
 from m2m.audit import ADMIN_CLI
@@ -275,3 +276,20 @@ def test_messages_leased_elsewhere_are_not_claimed_twice(
             )
         ).all()
     assert len(leased) == 10
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_worker_claiming_beside_another_reads_past_the_items_the_other_holds(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    # Two workers pick the same heads of one large request; the second must not come back
+    # empty (and idle) while the first still holds them uncommitted: it takes the next ones.
+    sims = add_active_sims(engine, 30, clock.now(), account_id=tenant.account_id, first=0)
+    accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, sims)
+    now = clock.now()
+    with write_transaction(engine) as first_conn:
+        first = item_queue.claim_items(first_conn, "first", now, now + timedelta(seconds=60), 10)
+        second = claim_items(engine, clock, 10)
+    assert len(first) == 10
+    assert len(second) == 10
+    assert max(item.id for item in first) < min(item.id for item in second)

