@@ -161,8 +161,8 @@ def claim_items(
         claimed.update(conn.execute(lease, {"ids": expired, **values}).scalars())
     # Workers claiming at once pick the same heads, and on PostgreSQL the lease skips the rows
     # another worker holds: the worker that lost them reads on past them (per request) rather
-    # than going idle with an empty claim until the next wake-up. (Measured: two workers on one
-    # large request finished its items in 7.3 s with a single pick, 4.7 s before fair claims.)
+    # than going idle with an empty claim until the next wake-up (with a single pick, 5 of 25
+    # claims by two workers on one large request came back empty: docs/benchmarks.md).
     past: dict[int, int] = {}
     for _ in range(CLAIM_ROUNDS):
         picked = _fair_pick(conn, limit - len(claimed), first_after, past)
