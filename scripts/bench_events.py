@@ -201,9 +201,13 @@ def populate(space: harness.Workspace, total: int) -> tuple[int, int, str, str]:
     with space.connect() as conn:
         fill(conn, total, account_ids[0], first_sim)
     log(f"  {total:,} events and their indexes written in {time.perf_counter() - started:,.0f} s")
-    with space.connect(autocommit=True) as conn:
-        postgresql = conn.dialect.name == "postgresql"
-        conn.execute(text("VACUUM ANALYZE events" if postgresql else "ANALYZE"))
+    if space.database_url.startswith("postgresql"):
+        with space.connect(autocommit=True) as conn:
+            conn.execute(text("VACUUM ANALYZE events"))
+    else:
+        with space.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     return account_ids[0], first_sim, api_key, token
 
 

@@ -19,6 +19,7 @@ from m2m.console.pages import (
     api_keys,
     audit,
     callback,
+    events,
     login,
     overview,
     requests,
@@ -154,7 +155,18 @@ def create_console(services: Services) -> FastAPI:
     )
     console.state.services = services
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for pages in (login, overview, sims, sim_edit, requests, callback, token, api_keys, audit):
+    for pages in (
+        login,
+        overview,
+        sims,
+        sim_edit,
+        requests,
+        callback,
+        token,
+        api_keys,
+        events,
+        audit,
+    ):
         console.include_router(pages.router)
     console.add_middleware(SecurityHeaders)
     console.add_middleware(HeadAsGet)
