@@ -341,7 +341,7 @@ def test_a_deactivation_shows_on_the_events_page_and_filters_find_it(
     expect(rows).to_have_count(2)
     expect(rows.nth(0)).to_contain_text("request.completed")
     expect(rows.nth(1)).to_contain_text("sim.state_changed")
-    expect(rows.nth(1)).to_contain_text("Active → Deactivated (deactivation)")
+    expect(rows.nth(1)).to_contain_text("Active -> Deactivated (deactivation)")
     envelope = rows.nth(1).locator("pre.envelope")
     expect(envelope).to_be_hidden()
     rows.nth(1).locator("summary").click()

@@ -19,6 +19,7 @@ Events are stored by the code that makes their change, in its transaction
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -157,6 +158,21 @@ def completed_data(
         "devices": devices,
         "results": dict(sorted(results.items())),
     }
+
+
+def summary(event_type: str, data: Mapping[str, Any]) -> str:
+    """What an event says, in a few words (``m2m events tail`` and the console's list; the
+    envelope has the rest). Empty for a type without one."""
+    if event_type == EventType.SIM_STATE_CHANGED:
+        how = data.get("operation") or data.get("cause")
+        return f"{data.get('from')} -> {data.get('to')} ({how})"
+    if event_type == EventType.SIM_UPDATED:
+        return ", ".join(str(name) for name in data.get("fields", []))
+    if event_type == EventType.REQUEST_COMPLETED:
+        results = data.get("results") or {}
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(results.items()))
+        return f"{data.get('operation')} of {data.get('devices')} device(s): {counts}"
+    return ""
 
 
 # --- selecting types ---------------------------------------------------------------------------

@@ -5,31 +5,23 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from m2m.cli.common import console, err_console, print_json_line
 from m2m.cli.remote import CaBundleOption, ConfigOption, ProfileOption, remote
-from m2m.client import Event
+from m2m.client import AnyEvent
+from m2m.events import summary
 
 app = typer.Typer(help="The account's event log (an m2m extension).", no_args_is_help=True)
 
 PAGE_SIZE = 1000
 
 
-def _summary(event: Event) -> str:
-    """One line: when, type, SIM, and what the data says in a few words."""
-    data: dict[str, Any] = event.data
-    if event.type == "sim.state_changed":
-        what = f"{data.get('from')} -> {data.get('to')} ({data.get('cause')})"
-    elif event.type == "request.completed":
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(data.get("results", {}).items()))
-        what = f"{data.get('operation')} {data.get('TrackingNumber')}: {counts}"
-    elif event.type == "sim.updated":
-        what = ", ".join(data.get("fields", []))
-    else:
-        what = ""
+def _line(event: AnyEvent) -> str:
+    """One line: id, when, type, SIM, and what the data says in a few words."""
+    what = summary(event.type, event.model_dump(mode="json", by_alias=True)["data"])
     sim = event.sim.iccid if event.sim is not None else "-"
     return f"{event.id}  {event.occurred_at:%Y-%m-%d %H:%M:%S}  {event.type:<18}  {sim:<20}  {what}"
 
@@ -86,9 +78,7 @@ def tail(
                     if as_json:
                         print_json_line(event.model_dump(mode="json", by_alias=True))
                     else:
-                        console.print(
-                            _summary(event), highlight=False, markup=False, soft_wrap=True
-                        )
+                        console.print(_line(event), highlight=False, markup=False, soft_wrap=True)
                         sys.stdout.flush()
                 cursor = page.cursor
                 if len(page.events) == PAGE_SIZE:

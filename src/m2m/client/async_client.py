@@ -17,10 +17,10 @@ from m2m.client.actions import Exchange, Sleep, step
 from m2m.client.checks import as_devices
 from m2m.client.core import DEFAULT_BATCH_SIZE, EVENT_PAGE_SIZE, audit_query
 from m2m.client.models import (
+    AnyEvent,
     AuditEvent,
     CallbackConfig,
     Device,
-    Event,
     EventPage,
     ListedSimCard,
     RequestStatus,
@@ -233,7 +233,7 @@ class AsyncM2MClient:
         type: Sequence[str] = (),
         sim: str | None = None,
         page_size: int = EVENT_PAGE_SIZE,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[AnyEvent]:
         """The event log after ``after``, oldest first, fetched page by page as you iterate,
         until the latest event. ``type`` takes types and families (``sim.*``). Keep the ``id``
         of the last event you processed to resume from it (delivery is at least once)."""

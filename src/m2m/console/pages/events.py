@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from m2m.console.web import SignedIn, form_time, page_cursor, render
-from m2m.events import EventType, InvalidTypePattern, selected_types
+from m2m.events import EventType, InvalidTypePattern, selected_types, summary
 from m2m.storage import events as event_store
 
 router = APIRouter()
@@ -38,21 +38,6 @@ def _types(raw: str) -> frozenset[str] | None:
         return selected_types([raw.strip()] if raw.strip() else [])
     except InvalidTypePattern:
         raise ValueError("Filter by one of the event types offered.") from None
-
-
-def summary(event_type: str, data: dict[str, Any]) -> str:
-    """One line saying what happened, for the list (the envelope has the rest)."""
-    if event_type == EventType.SIM_STATE_CHANGED:
-        return (
-            f"{data.get('from')} → {data.get('to')} ({data.get('operation') or data.get('cause')})"
-        )
-    if event_type == EventType.SIM_UPDATED:
-        return "Changed: " + ", ".join(str(name) for name in data.get("fields", []))
-    if event_type == EventType.REQUEST_COMPLETED:
-        results = data.get("results") or {}
-        counts = ", ".join(f"{status} {n}" for status, n in sorted(results.items()))
-        return f"{data.get('operation')} of {data.get('devices')} device(s): {counts}"
-    return ""
 
 
 def _shown(event: event_store.StoredEvent) -> dict[str, Any]:
