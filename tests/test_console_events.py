@@ -86,7 +86,7 @@ def test_a_deactivation_s_events_are_listed_newest_first_with_their_envelopes(
     }
     assert completed["data"]["results"] == {"Success": 1}  # type: ignore[index]
     assert int(str(completed["id"])) > int(str(changed["id"]))
-    assert "Active -> Deactivated (deactivation)" in page.text
+    assert "Active -> Deactivated (deactivation)" in html.unescape(page.text)
     # The same envelope as the API's log answers.
     assert str(changed["occurred_at"]).endswith("Z")
     assert changed["account"] == 1

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Integer,
     Select,
@@ -146,6 +147,16 @@ def sim_numbered(conn: Connection, account_id: int, number: str) -> int | None:
     ).scalar_one_or_none()
 
 
+def _account_is(account_id: int, sim_id: int | None) -> ColumnElement[bool]:
+    """The tenant condition. With a SIM, written so that no index can serve it (``+ 0``): the
+    SIM's ``(sim_id, id)`` range is the narrow one, and without statistics (a SQLite file nobody
+    ran ANALYZE on) SQLite's planner walked the account's whole ``(account_id, id)`` range
+    instead, 1.5 s a page among 10,000,000 events. The condition still filters every row."""
+    if sim_id is None:
+        return events.c.account_id == account_id
+    return events.c.account_id + 0 == account_id
+
+
 def _page_query(
     columns: Sequence[Any],
     account_id: int,
@@ -156,7 +167,7 @@ def _page_query(
 ) -> Select[Any]:
     query = (
         select(*columns)
-        .where(events.c.account_id == account_id, events.c.id > after)
+        .where(_account_is(account_id, sim_id), events.c.id > after)
         .order_by(events.c.id)
         .limit(limit)
     )
@@ -262,7 +273,7 @@ def newest_first(
     an id range), so a range far in the past costs a walk through everything after it."""
     if wanted.types is not None and not wanted.types:
         return []
-    query = select(*_COLUMNS).where(events.c.account_id == account_id)
+    query = select(*_COLUMNS).where(_account_is(account_id, wanted.sim_id))
     if before_id is not None:
         query = query.where(events.c.id < before_id)
     if wanted.types is not None:
