@@ -49,7 +49,7 @@ from m2m.client.models import (
     StatusMessage,
     TrackingNumber,
 )
-from m2m.client.receiving import CallbackVerifier, InvalidCallback
+from m2m.client.receiving import CallbackVerifier, EventVerifier, InvalidCallback
 from m2m.client.sync_client import M2MClient
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "Event",
     "EventPage",
     "EventSim",
+    "EventVerifier",
     "ExtensionUnavailable",
     "InvalidCallback",
     "InvalidRequestError",

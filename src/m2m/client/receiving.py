@@ -10,6 +10,15 @@ the request's headers, from any ASGI or WSGI app::
 ``headers`` may be a mapping (Starlette's, Flask's, a dict), ASGI's list of byte pairs, or a WSGI
 ``environ`` (its ``HTTP_*`` keys are read). Answer 2xx only once the message is safely handled:
 delivery is at least once, and a retry carries the same ``message_id`` (``webhook-id``).
+
+An event subscription's receiver checks its events the same way, with the subscription's
+secret::
+
+    verifier = EventVerifier(signing_secret="whsec_…")   # shown when the subscription was made
+    event = verifier.verify(body, headers)               # an Event, or InvalidCallback
+    print(event.id, event.type, event.sim.iccid if event.sim else None, event.data)
+
+Its ``webhook-id`` is the event's ``id``: the same for a retry and a replay, so deduplicate by it.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from m2m.client.models import StatusMessage
+from m2m.client.models import Event, StatusMessage
 
 Headers = Mapping[str, Any] | Iterable[tuple[str | bytes, str | bytes]]
 
@@ -79,3 +88,30 @@ def parse_status_message(body: bytes, message_id: str | None = None) -> StatusMe
         where = ".".join(str(p) for p in problem["loc"]) or "body"
         raise InvalidCallback(f"not a status message: {where}: {problem['msg']}") from error
     return message.model_copy(update={"message_id": message_id})
+
+
+class EventVerifier:
+    """Checks an event subscription's message: its signature (the subscription's secret; a
+    message during a rotation's overlap is signed with both, and either verifies), then parses
+    the envelope."""
+
+    def __init__(self, *, signing_secret: str) -> None:
+        self._webhook = Webhook(signing_secret)
+
+    def verify(self, body: bytes, headers: Headers) -> Event:
+        lowered = normalized_headers(headers)
+        try:
+            self._webhook.verify(body, lowered)
+        except WebhookVerificationError as error:
+            raise InvalidCallback(f"bad signature: {error}") from error
+        except ValueError as error:
+            raise InvalidCallback(f"not an event: {error}") from error
+        try:
+            event = Event.model_validate_json(body)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "body"
+            raise InvalidCallback(f"not an event: {where}: {problem['msg']}") from error
+        if lowered.get("webhook-id") != event.id:
+            raise InvalidCallback("the webhook-id is not the event's id")
+        return event
