@@ -201,12 +201,16 @@ OLD_EVENT_SECRET = signing_secret("e" * 40, 1, 0)
 
 
 def signed_event(body: bytes, *secrets: str) -> dict[str, str]:
-    """Standard Webhooks headers as the server's sender writes them, signed with each secret
-    (two while a secret is rotated: the header carries both signatures)."""
+    """Standard Webhooks headers as the server's sender writes them (``webhook-id``: the event's
+    id), signed with each secret (two while a secret is rotated: the header carries both)."""
     now = datetime.now(UTC)
-    signatures = [Webhook(s).sign("evt-1", now, body.decode()) for s in secrets or (EVENT_SECRET,)]
+    try:
+        event_id = str(json.loads(body)["id"])
+    except (ValueError, KeyError, TypeError):
+        event_id = "none"
+    signatures = [Webhook(s).sign(event_id, now, body.decode()) for s in secrets or (EVENT_SECRET,)]
     return {
-        "webhook-id": "evt-1",
+        "webhook-id": event_id,
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": " ".join(signatures),
     }
@@ -236,7 +240,7 @@ def test_signed_events_from_the_log_parse_as_their_typed_envelopes(
     api: TestClient, engine: Engine, quiet: Settings, clock: ManualClock
 ) -> None:
     bodies = logged_envelopes(api, engine, quiet, clock)
-    verifier = EventVerifier(EVENT_SECRET)
+    verifier = EventVerifier(signing_secret=EVENT_SECRET)
     changed, completed, updated = (verifier.verify(b, signed_event(b)) for b in bodies)
 
     assert isinstance(changed, SimStateChangedEvent)
@@ -283,7 +287,7 @@ def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> 
             "severity": "warning",
         }
     ).encode()
-    event = EventVerifier(EVENT_SECRET).verify(body, signed_event(body))
+    event = EventVerifier(signing_secret=EVENT_SECRET).verify(body, signed_event(body))
     assert type(event) is Event
     assert event.type == "usage.threshold_reached"
     assert event.data == {"threshold": 1000, "unit": "MB"}
@@ -300,6 +304,16 @@ def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> 
     assert typed.model_dump(by_alias=True)["data"]["reason"] == "fraud"
 
 
+def signed_as(body: bytes, message_id: str) -> dict[str, str]:
+    """Genuinely signed, under a webhook-id that is not the event's."""
+    now = datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(EVENT_SECRET).sign(message_id, now, body.decode()),
+    }
+
+
 def test_while_a_secret_is_rotated_either_one_verifies() -> None:
     body = json.dumps(
         {
@@ -313,11 +327,12 @@ def test_while_a_secret_is_rotated_either_one_verifies() -> None:
         }
     ).encode()
     both = signed_event(body, EVENT_SECRET, OLD_EVENT_SECRET)
-    assert EventVerifier(OLD_EVENT_SECRET).verify(body, both).id == "1"
-    assert EventVerifier(EVENT_SECRET).verify(body, both).id == "1"
-    assert EventVerifier(EVENT_SECRET, OLD_EVENT_SECRET).verify(body, signed_event(body)).id == "1"
+    assert EventVerifier(signing_secret=OLD_EVENT_SECRET).verify(body, both).id == "1"
+    assert EventVerifier(signing_secret=EVENT_SECRET).verify(body, both).id == "1"
     with pytest.raises(InvalidCallback, match="signature"):
-        EventVerifier(OLD_EVENT_SECRET).verify(body, signed_event(body, EVENT_SECRET))
+        EventVerifier(signing_secret=OLD_EVENT_SECRET).verify(
+            body, signed_event(body, EVENT_SECRET)
+        )
 
 
 GOOD_EVENT = json.dumps(
@@ -350,10 +365,11 @@ GOOD_EVENT = json.dumps(
         ),
         (GOOD_EVENT.replace(b'"cause": "request"', b'"cause": 5'), signed_event, "data.cause"),
         (b"[]", signed_event, "not an event"),
+        (GOOD_EVENT, lambda b: signed_as(b, "6"), "the webhook-id is not the event's id"),
     ],
 )
 def test_forged_or_malformed_events_are_refused(
     body: bytes, make_headers: Callable[[bytes], dict[str, str]], reason: str
 ) -> None:
     with pytest.raises(InvalidCallback, match=reason):
-        EventVerifier(EVENT_SECRET).verify(body, make_headers(body))
+        EventVerifier(signing_secret=EVENT_SECRET).verify(body, make_headers(body))

@@ -212,3 +212,22 @@ def selected_types(patterns: list[str]) -> frozenset[str] | None:
                 f"unknown event type {pattern!r}; known types: {', '.join(known)}"
             )
     return frozenset(chosen)
+
+
+def subscribed(
+    types: frozenset[str] | None,
+    label_filter: dict[str, str],
+    event_type: str,
+    labels: dict[str, str] | None,
+) -> bool:
+    """Whether a subscription selecting ``types`` (``selected_types``; None: every type) and
+    ``label_filter`` (every pair must be among the SIM's labels) wants an event of
+    ``event_type`` about a SIM with ``labels`` (None: the event is about no SIM, which a label
+    filter never matches)."""
+    if types is not None and event_type not in types:
+        return False
+    if not label_filter:
+        return True
+    if labels is None:
+        return False
+    return all(labels.get(key) == value for key, value in label_filter.items())

@@ -367,3 +367,26 @@ class EventPage(BaseModel):
 
     events: list[AnyEvent]
     cursor: str
+
+
+# --- event subscriptions (an m2m extension) -------------------------------------------------
+
+
+class EventSubscription(BaseModel):
+    """A subscription of a URL to the account's events (``/m2m/1.0.0/event-subscriptions``).
+    ``secret`` (Standard Webhooks, ``whsec_…``) is only there in the answers to creating it and
+    to rotating its secret: keep it then, for ``EventVerifier``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    url: str
+    headers: dict[str, str] = {}  # names; values masked
+    event_types: list[str]
+    label_filter: dict[str, str] = {}
+    status: str  # enabled, paused
+    created_at: datetime
+    updated_at: datetime
+    cursor: str
+    endpoint: dict[str, Any] = {}  # {"state": "closed" | "open", "open_until", "failures"}
+    secret: str | None = None

@@ -12,13 +12,16 @@ the request's headers, from any ASGI or WSGI app::
 ``environ`` (its ``HTTP_*`` keys are read). Answer 2xx only once the message is safely handled:
 delivery is at least once, and a retry carries the same ``message_id`` (``webhook-id``).
 
-An event subscription's receiver checks the subscription's signing secret (both secrets while
-one is being rotated) and gets the envelope as its type's model::
+An event subscription's receiver checks its events the same way, with the subscription's
+secret (during a rotation's overlap a message is signed with both secrets, and either
+verifies), and gets each envelope as its type's model::
 
-    verifier = EventVerifier("whsec_new…", "whsec_old…")
-    event = verifier.verify(body, headers)      # SimStateChangedEvent, …, or Event (unknown type)
+    verifier = EventVerifier(signing_secret="whsec_…")   # shown when the subscription was made
+    event = verifier.verify(body, headers)    # SimStateChangedEvent, …, or Event (unknown type)
     if isinstance(event, SimStateChangedEvent):
         print(event.sim.iccid, event.data.from_state, event.data.to_state)
+
+Its ``webhook-id`` is the event's ``id``: the same for a retry and a replay, so deduplicate by it.
 """
 
 from __future__ import annotations
@@ -71,38 +74,35 @@ class CallbackVerifier:
             if not hmac.compare_digest(presented.encode(), self._token.encode()):
                 raise InvalidCallback("wrong or missing x-callback-token")
         if self._webhook is not None:
-            _check_signature([self._webhook], body, lowered, "a status message")
+            _check_signature(self._webhook, body, lowered, "a status message")
         return parse_status_message(body, lowered.get("webhook-id"))
 
 
 class EventVerifier:
-    def __init__(self, *signing_secrets: str) -> None:
-        """The subscription's signing secret; while it is rotated, the new and the old one (an
-        event signed with either is accepted, as the server signs with both meanwhile)."""
-        if not signing_secrets:
-            raise ValueError("give the subscription's signing secret")
-        self._webhooks = [Webhook(secret) for secret in signing_secrets]
+    """Checks an event subscription's message: its signature (the subscription's secret; a
+    message during a rotation's overlap is signed with both, and either verifies), that its
+    ``webhook-id`` is the event's id, then parses the envelope into its type's model."""
+
+    def __init__(self, *, signing_secret: str) -> None:
+        self._webhook = Webhook(signing_secret)
 
     def verify(self, body: bytes, headers: Headers) -> AnyEvent:
-        """The event, once its signature and timestamp are checked; InvalidCallback if not."""
-        _check_signature(self._webhooks, body, normalized_headers(headers), "an event")
-        return parse_event(body)
+        lowered = normalized_headers(headers)
+        _check_signature(self._webhook, body, lowered, "an event")
+        event = parse_event(body)
+        if lowered.get("webhook-id") != event.id:
+            raise InvalidCallback("the webhook-id is not the event's id")
+        return event
 
 
-def _check_signature(
-    webhooks: list[Webhook], body: bytes, headers: dict[str, str], what: str
-) -> None:
-    """Standard Webhooks' check with each secret in turn; InvalidCallback if none verifies."""
-    problem: Exception | None = None
-    for webhook in webhooks:
-        try:
-            webhook.verify(body, headers)
-            return
-        except WebhookVerificationError as error:
-            problem = error
-        except ValueError as error:  # the library decodes the body once it is verified
-            raise InvalidCallback(f"not {what}: {error}") from error
-    raise InvalidCallback(f"bad signature: {problem}") from problem
+def _check_signature(webhook: Webhook, body: bytes, headers: dict[str, str], what: str) -> None:
+    """Standard Webhooks' check (signature and timestamp); InvalidCallback if it fails."""
+    try:
+        webhook.verify(body, headers)
+    except WebhookVerificationError as error:
+        raise InvalidCallback(f"bad signature: {error}") from error
+    except ValueError as error:  # the library decodes the body once it is verified
+        raise InvalidCallback(f"not {what}: {error}") from error
 
 
 def parse_event(body: bytes | str) -> AnyEvent:

@@ -33,6 +33,10 @@ DELIVERY_COLUMNS = (
     " created_at, delivered_at"
 )
 ATTEMPT_COLUMNS = "id, delivery_id, attempted_at, url, status_code, error, latency_ms"
+# Built from the constants above, nothing else: no input reaches these statements.
+KEEP_ATTEMPTS = f"CREATE TABLE _attempts_kept AS SELECT {ATTEMPT_COLUMNS} FROM callback_attempts"  # noqa: S608
+RESTORE_ATTEMPTS = f"INSERT INTO callback_attempts ({ATTEMPT_COLUMNS}) SELECT {ATTEMPT_COLUMNS} FROM _attempts_kept"  # noqa: S608
+COPY_DELIVERIES = f"INSERT INTO _deliveries_new ({DELIVERY_COLUMNS}) SELECT {DELIVERY_COLUMNS} FROM callback_deliveries"  # noqa: S608
 
 
 def upgrade() -> None:
@@ -163,22 +167,16 @@ def _delivery_indexes(*, subscription_index_only: bool = False) -> None:
 
 
 def _rebuild_on_sqlite() -> None:
-    op.execute(f"CREATE TABLE _attempts_kept AS SELECT {ATTEMPT_COLUMNS} FROM callback_attempts")
+    op.execute(KEEP_ATTEMPTS)
     op.drop_index("ix_callback_attempts_delivery_id", table_name="callback_attempts")
     op.drop_table("callback_attempts")  # nothing refers to it: no cascade
     _deliveries_table("_deliveries_new")
-    op.execute(
-        f"INSERT INTO _deliveries_new ({DELIVERY_COLUMNS})"
-        f" SELECT {DELIVERY_COLUMNS} FROM callback_deliveries"
-    )
+    op.execute(COPY_DELIVERIES)
     op.drop_table("callback_deliveries")  # its only referrer is gone: no cascade
     op.rename_table("_deliveries_new", "callback_deliveries")
     _delivery_indexes()
     _attempts_table()
-    op.execute(
-        f"INSERT INTO callback_attempts ({ATTEMPT_COLUMNS}) SELECT {ATTEMPT_COLUMNS}"
-        " FROM _attempts_kept"
-    )
+    op.execute(RESTORE_ATTEMPTS)
     op.drop_table("_attempts_kept")
 
 
@@ -207,9 +205,7 @@ def downgrade() -> None:
     # Subscriptions' messages cannot live in the older table: they go with the subscriptions.
     op.execute("DELETE FROM callback_deliveries WHERE item_id IS NULL")
     if op.get_bind().dialect.name == "sqlite":
-        op.execute(
-            f"CREATE TABLE _attempts_kept AS SELECT {ATTEMPT_COLUMNS} FROM callback_attempts"
-        )
+        op.execute(KEEP_ATTEMPTS)
         op.drop_index("ix_callback_attempts_delivery_id", table_name="callback_attempts")
         op.drop_table("callback_attempts")
         with op.batch_alter_table("callback_deliveries", recreate="always") as batch_op:
@@ -219,10 +215,7 @@ def downgrade() -> None:
             batch_op.drop_column("event_id")
             batch_op.alter_column("item_id", existing_type=Id, nullable=False)
         _attempts_table()
-        op.execute(
-            f"INSERT INTO callback_attempts ({ATTEMPT_COLUMNS}) SELECT {ATTEMPT_COLUMNS}"
-            " FROM _attempts_kept"
-        )
+        op.execute(RESTORE_ATTEMPTS)
         op.drop_table("_attempts_kept")
     else:
         op.drop_index(
