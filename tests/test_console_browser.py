@@ -368,3 +368,37 @@ def test_a_deactivation_shows_on_the_events_page_and_filters_find_it(
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "events-phone")
+
+
+def test_subscribe_a_url_to_events_beside_the_callback_then_pause_it(page: Page) -> None:
+    """From the Callback page: subscribe a URL to sim.* (the secret shown once), open the
+    subscription's page, pause it; the form refuses an unknown label filter first."""
+    log_in(page)
+    go_to(page, "Callback")
+    expect(page.get_by_role("heading", name="Event subscriptions")).to_be_visible()
+    page.get_by_role("link", name="Subscribe a URL to events").click()
+    page.get_by_label("URL").fill("http://127.0.0.1:9/events")
+    page.get_by_label("* (every type)").uncheck()
+    page.get_by_label("sim.*", exact=True).check()
+    page.get_by_label("Only SIMs with the label (optional)").fill("site")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("alert")).to_contain_text("key=value")
+    expect(page.get_by_label("URL")).to_have_value("http://127.0.0.1:9/events")
+    page.get_by_label("Only SIMs with the label (optional)").fill("site=ghent")
+    page.get_by_role("button", name="Subscribe").click()
+
+    expect(page.get_by_text("will not be shown again")).to_be_visible()
+    secret = page.locator("code.secret").nth(1).inner_text()
+    assert secret.startswith("whsec_")
+    shot(page, "subscription-shown-once")
+    page.get_by_role("link", name="Done").click()
+    expect(page.locator("#subscription-status")).to_have_text("enabled")
+    expect(page.get_by_text("site=ghent")).to_be_visible()
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#subscription-status")).to_have_text("paused")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    shot(page, "subscription")
+    assert page.get_by_text(secret).count() == 0
+    go_to(page, "Callback")
+    expect(page.locator("table.subscriptions tbody tr")).to_have_count(1)
+    expect(page.locator("table.subscriptions")).to_contain_text("paused")

@@ -25,6 +25,7 @@ from m2m.console.pages import (
     requests,
     sim_edit,
     sims,
+    subscriptions,
     token,
 )
 from m2m.console.web import HERE, ConsoleError, LoginRequired, login_url, render
@@ -162,6 +163,7 @@ def create_console(services: Services) -> FastAPI:
         sim_edit,
         requests,
         callback,
+        subscriptions,
         token,
         api_keys,
         events,
