@@ -198,6 +198,8 @@ def _type_problem(raw: bytes, index: Any) -> str | None:
     """What is wrong with the ``index``-th event type, naming it (as ``GET /events`` does)."""
     try:
         pattern = json.loads(raw)["event_types"][index]
+        if not isinstance(pattern, str):
+            return None
         subscriptions.check_event_types([pattern])
     except subscriptions.SubscriptionError as refused:
         return str(refused)
