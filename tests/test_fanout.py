@@ -5,7 +5,7 @@ matching of types and labels (``events.subscribed``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from m2m.callbacks.fanout import fan_out
 from m2m.clock import ManualClock
@@ -111,3 +111,24 @@ def _public_id(engine: Engine, tenant: Tenant) -> str:
     with engine.connect() as conn:
         [only] = subscription_store.list_for_account(conn, tenant.account_id)
     return only.public_id
+
+
+def test_the_purge_deletes_settled_messages_of_subscriptions_not_pending_ones(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    subscription = _subscribe(engine, clock, tenant.account_id, "*")
+    _record(engine, clock, tenant.account_id, "sim.updated", "sim.updated")
+    with write_transaction(engine) as conn:
+        fan_out(conn, clock.now())
+        [first, _second] = conn.execute(
+            select(callback_deliveries.c.id).order_by(callback_deliveries.c.event_id)
+        ).scalars()
+        conn.execute(
+            update(callback_deliveries)
+            .where(callback_deliveries.c.id == first)
+            .values(status="delivered")
+        )
+    clock.advance(60)
+    with write_transaction(engine) as conn:
+        assert retention.purge_event_messages(conn, clock.now(), 100) == 1
+    assert _queued(engine, subscription) == 1
