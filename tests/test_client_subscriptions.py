@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,7 @@ def test_the_sdk_subscribes_verifies_replays_and_unsubscribes(
 ) -> None:
     made = m2m.subscribe(receiver.url, ["sim.*"], headers={"x-env": "ci"})
     assert made.secret is not None
-    since = datetime.now(UTC)
+    since = made.created_at  # the server's clock (the test's app runs a manual one)
     m2m.deactivate(ACTIVE[:1], callback_token="t")
     wait_for(lambda: receiver.count() == 1, 30, "the subscription's event")
     verifier = EventVerifier(signing_secret=made.secret)
@@ -53,7 +52,13 @@ def test_the_sdk_subscribes_verifies_replays_and_unsubscribes(
     m2m.update_event_subscription(made.id, {"status": "enabled"})
 
     m2m.replay_subscription(made.id, since)
-    wait_for(lambda: receiver.count() == 2, 30, "the replayed event")
+    wait_for(
+        lambda: receiver.count() == 2,
+        30,
+        lambda: (
+            f"the replayed event: {receiver.count()} received, {m2m.event_subscription(made.id)}"
+        ),
+    )
     again = receiver.received[1]
     assert verifier.verify(again.body, again.headers).id == event.id
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select, text
 from m2m.clock import ManualClock
 from m2m.storage import event_subscriptions as subscription_store
 from m2m.storage import events as event_store
+from m2m.storage import outbox
 from m2m.storage.callback_configs import BreakerState
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import upgrade
@@ -206,3 +207,42 @@ def test_the_migration_keeps_messages_and_their_attempts(tmp_path: Path) -> None
         assert conn.execute(select(callback_attempts.c.status_code)).scalars().all() == [200]
         assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
     engine.dispose()
+
+
+def test_an_attempt_on_a_message_deleted_with_its_subscription_records_nothing(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """Deleting a subscription while its message is in flight must not break the worker's
+    recording of that round (the attempt's message is gone, with its foreign key)."""
+    public_id = _create(engine, clock, tenant.account_id)
+    _record(engine, clock, tenant.account_id, 2)
+    with write_transaction(engine) as conn:
+        sub_id = _sub_id(conn, tenant, public_id)
+        found = subscription_store.events_after(conn, tenant.account_id, 0, 10)
+        subscription_store.enqueue(conn, sub_id, tenant.account_id, found, clock.now())
+        ids = list(conn.execute(select(callback_deliveries.c.id)).scalars())
+    with write_transaction(engine) as conn:
+        subscription_store.delete_subscription(conn, tenant.account_id, public_id)
+    attempts = [
+        (
+            "claim",
+            outbox.AttemptRecord(
+                delivery_id=delivery_id,
+                account_id=tenant.account_id,
+                attempted_at=clock.now(),
+                url="http://127.0.0.1:9/x",
+                status_code=200,
+                error=None,
+                latency_ms=1,
+                delivered=True,
+                next_attempt_at=None,
+                endpoint_healthy=True,
+                subscription_id=sub_id,
+            ),
+        )
+        for delivery_id in ids
+    ]
+    with write_transaction(engine) as conn:
+        outbox.record_attempts(conn, attempts)
+    with engine.connect() as conn:
+        assert conn.execute(select(callback_attempts.c.id)).all() == []

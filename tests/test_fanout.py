@@ -5,14 +5,20 @@ matching of types and labels (``events.subscribed``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from datetime import timedelta
 
+from sqlalchemy import Engine, func, select, update
+
+from m2m.callbacks import dispatch
+from m2m.callbacks.breaker import BreakerPolicy
+from m2m.callbacks.dispatch import DeliveryPolicy
 from m2m.callbacks.fanout import fan_out
 from m2m.clock import ManualClock
 from m2m.events import selected_types, subscribed
+from m2m.storage import callback_configs, retention
 from m2m.storage import event_subscriptions as subscription_store
 from m2m.storage import events as event_store
-from m2m.storage import retention
+from m2m.storage.callback_configs import BreakerState
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_deliveries
 from tests.support.tenants import Tenant
@@ -111,3 +117,51 @@ def _public_id(engine: Engine, tenant: Tenant) -> str:
     with engine.connect() as conn:
         [only] = subscription_store.list_for_account(conn, tenant.account_id)
     return only.public_id
+
+
+def test_the_purge_deletes_settled_messages_of_subscriptions_not_pending_ones(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    subscription = _subscribe(engine, clock, tenant.account_id, "*")
+    _record(engine, clock, tenant.account_id, "sim.updated", "sim.updated")
+    with write_transaction(engine) as conn:
+        fan_out(conn, clock.now())
+        [first, _second] = conn.execute(
+            select(callback_deliveries.c.id).order_by(callback_deliveries.c.event_id)
+        ).scalars()
+        conn.execute(
+            update(callback_deliveries)
+            .where(callback_deliveries.c.id == first)
+            .values(status="delivered")
+        )
+    clock.advance(60)
+    with write_transaction(engine) as conn:
+        assert retention.purge_event_messages(conn, clock.now(), 100) == 1
+    assert _queued(engine, subscription) == 1
+
+
+def test_an_event_is_not_taken_as_the_probe_of_the_callback_url(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """While the account's callback URL waits for its probe, an event at the head of the
+    account's messages goes out on its own (its endpoint is another), and does not become the
+    callback breaker's probe (it could never close it)."""
+    _subscribe(engine, clock, tenant.account_id, "*")
+    _record(engine, clock, tenant.account_id, "sim.updated")
+    with write_transaction(engine) as conn:
+        callback_configs.set_callback_config(
+            conn, tenant.account_id, "http://127.0.0.1:9/cb", {}, clock.now()
+        )
+        callback_configs.save_breaker(
+            conn, tenant.account_id, BreakerState(5, 1, clock.now(), None)
+        )
+        fan_out(conn, clock.now())
+    policy = DeliveryPolicy(8, BreakerPolicy(5, (10.0,), 300))
+    with write_transaction(engine) as conn:
+        claimed = dispatch.claim(
+            conn, "claim", clock.now(), clock.now() + timedelta(seconds=30), 8, {}, policy
+        )
+    assert [d.subscription_id is not None for d in claimed.deliveries] == [True]
+    with engine.connect() as conn:
+        [(_url, state)] = callback_configs.breakers(conn, [tenant.account_id]).values()
+    assert state.probe_id is None

@@ -7,6 +7,7 @@ nobody without credentials gets a body parsed; POST and PATCH take an ``Idempote
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -15,10 +16,12 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.callback import HeaderName, HeaderValue
 from m2m.api.deps import Changer, CurrentAccountId, CurrentChanger, ServicesDep
+from m2m.api.events import TypePattern
 from m2m.api.idempotency import IdempotencyKey, idempotent
 from m2m.api.schemas import error_responses
 from m2m.callbacks import subscriptions
@@ -31,8 +34,8 @@ from m2m.callbacks.rules import (
     masked,
 )
 from m2m.errors import BadRequest, Forbidden, NotFound
-from m2m.events import TYPE_PATTERN_LENGTH
-from m2m.labels import MAX_LABELS
+from m2m.freetext import WITHOUT_CONTROL_CHARACTERS
+from m2m.labels import KEY_LENGTH, KEY_PATTERN, MAX_LABELS, VALUE_LENGTH
 from m2m.storage import event_subscriptions as subscription_store
 from m2m.storage.event_subscriptions import Subscription
 
@@ -44,9 +47,27 @@ ID_PATTERN = r"^sub_[0-9a-f]{24}$"
 SubscriptionId = Annotated[
     str, Path(pattern=ID_PATTERN, description="The subscription's id (sub_…).")
 ]
-TypePattern = Annotated[str, StringConstraints(min_length=1, max_length=TYPE_PATTERN_LENGTH)]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-LabelValue = Annotated[str, StringConstraints(max_length=200)]
+# What the schema can say of each (so that what it allows is accepted): the log's type filter,
+# the labels' key rule, text without control characters.
+LabelKey = Annotated[str, StringConstraints(pattern=KEY_PATTERN, max_length=KEY_LENGTH)]
+LabelValue = Annotated[
+    str, StringConstraints(pattern=WITHOUT_CONTROL_CHARACTERS, max_length=VALUE_LENGTH)
+]
+
+Url = Annotated[str, StringConstraints(pattern=URL_PATTERN, max_length=MAX_URL_LENGTH)]
+EventTypes = Annotated[
+    list[TypePattern], Field(min_length=1, max_length=subscriptions.MAX_TYPE_PATTERNS)
+]
+Status = Annotated[str, StringConstraints(pattern="^(enabled|paused)$")]
+# additionalProperties false beside patternProperties: a name the patterns refuse is not valid.
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(max_length=MAX_HEADERS, json_schema_extra={"additionalProperties": False}),
+]
+LabelFilter = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=MAX_LABELS, json_schema_extra={"additionalProperties": False}),
+]
 
 _URL_DESCRIPTION = "Absolute http(s) URL the events are POSTed to (https outside the sandbox)."
 _HEADERS_DESCRIPTION = "Authorization and x-* headers sent with every event (the callback's rules)."
@@ -62,15 +83,11 @@ class EventSubscriptionCreate(BaseModel):
     model_config = ConfigDict(regex_engine="python-re", extra="forbid")
 
     url: str = Field(description=_URL_DESCRIPTION, pattern=URL_PATTERN, max_length=MAX_URL_LENGTH)
-    headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict, max_length=MAX_HEADERS, description=_HEADERS_DESCRIPTION
-    )
+    headers: Headers = Field(default_factory=dict, description=_HEADERS_DESCRIPTION)
     event_types: list[TypePattern] = Field(
         min_length=1, max_length=subscriptions.MAX_TYPE_PATTERNS, description=_TYPES_DESCRIPTION
     )
-    label_filter: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, max_length=MAX_LABELS, description=_LABELS_DESCRIPTION
-    )
+    label_filter: LabelFilter = Field(default_factory=dict, description=_LABELS_DESCRIPTION)
     status: str = Field(
         default="enabled",
         pattern="^(enabled|paused)$",
@@ -84,22 +101,15 @@ class EventSubscriptionPatch(BaseModel):
 
     model_config = ConfigDict(regex_engine="python-re", extra="forbid")
 
-    url: str | None = Field(
-        default=None, description=_URL_DESCRIPTION, pattern=URL_PATTERN, max_length=MAX_URL_LENGTH
+    # url, event_types and status cannot be removed: null is not in their schema (and is a 422
+    # naming the field when sent anyway).
+    url: Url | SkipJsonSchema[None] = Field(default=None, description=_URL_DESCRIPTION)
+    headers: Headers | None = Field(default=None, description=_HEADERS_DESCRIPTION)
+    event_types: EventTypes | SkipJsonSchema[None] = Field(
+        default=None, description=_TYPES_DESCRIPTION
     )
-    headers: dict[HeaderName, HeaderValue] | None = Field(
-        default=None, max_length=MAX_HEADERS, description=_HEADERS_DESCRIPTION
-    )
-    event_types: list[TypePattern] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=subscriptions.MAX_TYPE_PATTERNS,
-        description=_TYPES_DESCRIPTION,
-    )
-    label_filter: dict[LabelKey, LabelValue] | None = Field(
-        default=None, max_length=MAX_LABELS, description=_LABELS_DESCRIPTION
-    )
-    status: str | None = Field(default=None, pattern="^(enabled|paused)$")
+    label_filter: LabelFilter | None = Field(default=None, description=_LABELS_DESCRIPTION)
+    status: Status | SkipJsonSchema[None] = None
 
 
 class ReplayRequest(BaseModel):
@@ -109,6 +119,7 @@ class ReplayRequest(BaseModel):
         description="An RFC 3339 time: the events stored since then (and still kept) are sent "
         "again.",
         examples=["2026-12-01T04:00:00Z"],
+        json_schema_extra={"format": "date-time"},
     )
 
 
@@ -177,8 +188,24 @@ def _parse(model: type[M], raw: bytes) -> M:
             loc = problem["loc"]
             if loc[:1] in (("headers",), ("label_filter",)):
                 loc = loc[:1]
+            elif loc[:1] == ("event_types",) and len(loc) == 2:
+                problem = {**problem, "msg": _type_problem(raw, loc[1]) or problem["msg"]}
             problems.append({**problem, "loc": ("body", *loc)})
         raise RequestValidationError(problems) from error
+
+
+def _type_problem(raw: bytes, index: Any) -> str | None:
+    """What is wrong with the ``index``-th event type, naming it (as ``GET /events`` does)."""
+    try:
+        pattern = json.loads(raw)["event_types"][index]
+        if not isinstance(pattern, str):
+            return None
+        subscriptions.check_event_types([pattern])
+    except subscriptions.SubscriptionError as refused:
+        return str(refused)
+    except (ValueError, RecursionError, LookupError, TypeError):
+        return None
+    return None
 
 
 def _refused(error: Exception) -> Exception:
@@ -464,10 +491,21 @@ async def rotate_secret(
 
 
 def _since(raw: str) -> datetime:
+    """An RFC 3339 time, in UTC (a time without an offset is UTC). A leap second reads as the
+    second before it; a time past what UTC can hold, as the first or last time there is."""
     try:
         if len(raw) < 16 or raw[10] not in "Tt ":
             raise ValueError(raw)
-        value = datetime.fromisoformat(raw.upper())
+        text = raw.upper()
+        if text[17:19] == "60":
+            text = text[:17] + "59" + text[19:]
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            return (datetime.min if value.year < 2 else datetime.max).replace(tzinfo=UTC)
     except ValueError:
         raise RequestValidationError(
             [
@@ -478,7 +516,6 @@ def _since(raw: str) -> datetime:
                 }
             ]
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @router.post(

@@ -103,6 +103,11 @@ def claim(
     for account_id in order:
         if slots[account_id] is Slot.PROBE and heads.get(account_id):
             probe = heads[account_id][0]
+            if probe.subscription_id is not None:
+                # An event goes to another endpoint: it cannot tell whether the callback URL
+                # is back. It goes out alone; the probe waits for a status message at the head.
+                heads[account_id] = [probe]
+                continue
             won = callback_configs.take_probe(conn, account_id, probe.id, now, lease_until)
             heads[account_id] = [probe] if won else []
             if won:

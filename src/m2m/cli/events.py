@@ -178,8 +178,14 @@ def subscribe(
         f"Subscription {made.id}: {', '.join(made.event_types)} -> {made.url}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
-    console.print(f"Signing secret (shown only now): {made.secret}", highlight=False, markup=False)
+    console.print(
+        f"Signing secret (shown only now): {made.secret}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("subscriptions")

@@ -251,6 +251,17 @@ class AttemptRecord:
 def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord]]) -> None:
     """Record attempts, each under the claim it was made with (a stale claim records nothing
     on the message, only the attempt)."""
+    if any(r.subscription_id is not None for _claim, r in records):
+        # A subscription deleted while its message was in flight took the message with it:
+        # its attempt has nothing left to be recorded on (and would break the foreign key).
+        kept = set(
+            conn.execute(
+                select(callback_deliveries.c.id).where(
+                    callback_deliveries.c.id.in_([r.delivery_id for _claim, r in records])
+                )
+            ).scalars()
+        )
+        records = [(claim, r) for claim, r in records if r.delivery_id in kept]
     if not records:
         return
     conn.execute(
