@@ -1,218 +1,289 @@
 #!/usr/bin/env python3
-"""What a page of the event log costs with many events stored: ``events?after=`` pages of 1,000
-read from a fresh database holding N events (10,000,000 by default) of 10 accounts.
+"""What a page of the event log costs with many events stored: ``GET /events?after=&limit=1000``
+over HTTP from a database holding N events (10,000,000 by default) of 10 accounts.
 
-    .venv/bin/python scripts/bench_events.py [--database sqlite|postgresql] [--events N]
-                                             [--pages P] [--keep]
+    .venv/bin/python scripts/bench_events.py [--databases sqlite,postgresql] [--events N]
+        [--clients C] [--duration S] [--postgres-url URL] [--keep]
 
-The events are written as the worker writes them (executemany, batches of 10,000), the accounts
-interleaved, 80% ``sim.state_changed``, 15% ``sim.updated``, 5% ``request.completed``, each SIM
-of an account with events spread over the whole log. Then, for one account, P pages starting at
-random cursors are read through ``storage.events.read_wire`` and joined into the answer's JSON
-(what the route does besides HTTP), for each query shape:
+For each database: a fresh one (harness.workspace), migrated, 10 accounts (API keys; the first
+has a permanent token) of 1,000 SIMs each, and N events written with SQL in the database itself
+(``generate_series`` on PostgreSQL, a recursive CTE on SQLite; a million rows a statement, the
+indexes built once after, as a restore would): the accounts interleaved (each account's events
+spread over the whole table), 80% ``sim.state_changed``, 15% ``sim.updated``, 5%
+``request.completed``, each event of a SIM of its account. Then ANALYZE.
 
-- ``all types``: ``(account_id, id)``;
-- ``type=sim.*``: two exact types on ``(account_id, type, id)``;
-- ``type=request.completed``: a rare type (1 event in 20 of the account's);
-- ``sim=<ICCID>``: one SIM's events on ``(sim_id, id)``.
+1. The query plans (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite) of a page after a
+   cursor in the middle of the log: all types, and ``type=sim.*``.
+2. ``m2m serve --no-worker`` and a FastAPI hello-world served the same way; C clients (default
+   1: the latency of one page, not a queue) for S seconds each: the hello-world (the ceiling of
+   this machine and stack), then pages of 1,000 of the first account from random cursors for
+   each query shape:
 
-Printed: the median and 99th percentile wall-clock time per page, and the events per page.
+   - ``all types``: ``(account_id, id)``;
+   - ``type=sim.*``: two exact types on ``(account_id, type, id)``;
+   - ``type=request.completed``: a rare type (1 event in 20 of the account's);
+   - ``sim=<ICCID>``: one SIM's events on ``(sim_id, id)`` (about 1,000 over the whole log).
+
+   Printed: p50 and p99 latency, req/s and the ratio to the hello-world. Every answer must be a
+   200 (a page that is not is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
+import bench_http
+import bench_inventory
 import harness
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, func, insert, select, text
 
+from m2m import accounts
+from m2m.audit import ADMIN_CLI
+from m2m.clock import SystemClock
 from m2m.events import selected_types
 from m2m.storage import events as event_store
+from m2m.storage.engine import make_engine
 from m2m.storage.migrate import upgrade
-from m2m.storage.tables import accounts, events, sim_cards
+from m2m.storage.tables import events, sim_cards
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 ACCOUNTS = 10
 SIMS_PER_ACCOUNT = 1_000
-BATCH = 10_000
+CHUNK = 1_000_000  # events a statement
 PAGE = 1_000
+TRACKING_NUMBER = "7f1c3e5a-9a53-4a43-8f0e-1b3c2d4e5f60"
 
 
-def add_accounts_and_sims(conn: Connection) -> dict[int, list[int]]:
-    """account id -> its SIM ids."""
-    sims: dict[int, list[int]] = {}
-    for n in range(ACCOUNTS):
-        account_id = int(
-            conn.execute(
-                insert(accounts).values(name=f"bench {n}", created_at=NOW)
-            ).inserted_primary_key[0]  # type: ignore[index]
-        )
-        rows = [
-            {
-                "account_id": account_id,
-                "iccid": f"89{n:02d}{i:015d}",
-                "imsi": f"2{n:02d}{i:012d}",
-                "msisdn": f"3{n:02d}{i:010d}",
-                "state": "Active",
-                "profile": {},
-                "created_at": NOW,
-                "updated_at": NOW,
-            }
-            for i in range(SIMS_PER_ACCOUNT)
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+
+def add_accounts_and_sims(space: harness.Workspace) -> tuple[list[int], int, str, str]:
+    """The accounts (ids consecutive) and their SIMs (each account's ids consecutive, in account
+    order); returns the account ids, the first SIM id, the first account's API key and token."""
+    engine = make_engine(space.database_url)
+    clock = SystemClock()
+    try:
+        created = [
+            accounts.create_account(engine, clock, f"events bench {n}", actor=ADMIN_CLI)
+            for n in range(ACCOUNTS)
         ]
-        conn.execute(insert(sim_cards), rows)
-        sims[account_id] = list(
-            conn.execute(
-                sim_cards.select()
-                .with_only_columns(sim_cards.c.id)
-                .where(sim_cards.c.account_id == account_id)
-            ).scalars()
+        token = accounts.create_permanent_token(
+            engine, clock, created[0].id, "bench", actor=ADMIN_CLI
         )
-    return sims
+        ids = [a.id for a in created]
+        assert ids == list(range(ids[0], ids[0] + ACCOUNTS)), ids
+        with engine.begin() as conn:
+            for n, account_id in enumerate(ids):
+                conn.execute(
+                    insert(sim_cards),
+                    [
+                        {
+                            "account_id": account_id,
+                            "iccid": f"89{n:02d}{i:015d}",
+                            "imsi": f"2{n:02d}{i:012d}",
+                            "msisdn": f"3{n:02d}{i:010d}",
+                            "state": "Active",
+                            "profile": {},
+                            "created_at": NOW,
+                            "updated_at": NOW,
+                        }
+                        for i in range(SIMS_PER_ACCOUNT)
+                    ],
+                )
+            first, last = conn.execute(
+                select(func.min(sim_cards.c.id), func.max(sim_cards.c.id))
+            ).one()
+        assert last - first + 1 == ACCOUNTS * SIMS_PER_ACCOUNT, (first, last)
+        return ids, int(first), created[0].secret, token.secret
+    finally:
+        engine.dispose()
 
 
-def event_row(n: int, account_id: int, sim_id: int, chance: float) -> dict[str, Any]:
-    occurred_at = NOW + timedelta(milliseconds=n)
-    if chance < 0.05:
-        return {
-            "account_id": account_id,
-            "type": "request.completed",
-            "version": 1,
-            "occurred_at": occurred_at,
-            "sim_id": None,
-            "sim": None,
-            "data": {
-                "TrackingNumber": "7f1c3e5a-9a53-4a43-8f0e-1b3c2d4e5f60",
-                "operation": "deactivation",
-                "devices": 100,
-                "results": {"Success": 100},
+# The n-th event (n from 0): its account is n % 10 (interleaved), its kind and SIM are drawn from
+# a multiplicative hash of n (the same rows on both databases). ``:first_account``/``:first_sim``
+# are the first ids; ``:epoch`` is NOW in Unix seconds (an event every millisecond).
+_KIND = "((n * 2654435761) % 100)"
+_SIM = "(:first_sim + (n % 10) * 1000 + ((n * 40503) / 10) % 1000)"
+_STATE_DATA = (
+    "'from', 'Active', 'to', 'Deactivated', 'cause', 'request', "
+    f"'TrackingNumber', '{TRACKING_NUMBER}', 'operation', 'deactivation'"
+)
+_COMPLETED_DATA = (
+    f"'TrackingNumber', '{TRACKING_NUMBER}', 'operation', 'deactivation', 'devices', 100"
+)
+_UPDATED_DATA = '{"fields":["CostCenter"],"changes":{"CostCenter":{"before":"a","after":"b"}}}'
+_COLUMNS = "account_id, type, version, occurred_at, sim_id, sim, data"
+
+POSTGRES_FILL = f"""
+INSERT INTO events ({_COLUMNS})
+SELECT :first_account + n % 10,
+       CASE WHEN k < 5 THEN 'request.completed' WHEN k < 20 THEN 'sim.updated'
+            ELSE 'sim.state_changed' END,
+       1,
+       to_timestamp(:epoch) + n * interval '1 millisecond',
+       CASE WHEN k < 5 THEN NULL ELSE s END,
+       CASE WHEN k < 5 THEN NULL ELSE json_build_object(
+           'ICCID', '8932' || lpad(s::text, 16, '0'), 'MSISDN', '32' || lpad(s::text, 9, '0'),
+           'labels', json_build_object('site', 'gent')) END,
+       CASE WHEN k < 5 THEN json_build_object({_COMPLETED_DATA},
+                                              'results', json_build_object('Success', 100))
+            WHEN k < 20 THEN '{_UPDATED_DATA}'::json
+            ELSE json_build_object({_STATE_DATA}) END
+FROM (SELECT n, {_KIND} AS k, {_SIM} AS s
+      FROM generate_series(CAST(:start AS bigint), CAST(:stop AS bigint) - 1) AS g(n)) AS e
+"""
+
+SQLITE_FILL = f"""
+WITH RECURSIVE g(n) AS (SELECT :start UNION ALL SELECT n + 1 FROM g WHERE n + 1 < :stop),
+e(n, k, s) AS (SELECT n, {_KIND}, {_SIM} FROM g)
+INSERT INTO events ({_COLUMNS})
+SELECT :first_account + n % 10,
+       CASE WHEN k < 5 THEN 'request.completed' WHEN k < 20 THEN 'sim.updated'
+            ELSE 'sim.state_changed' END,
+       1,
+       printf('%s.%06d', datetime(:epoch + n / 1000, 'unixepoch'), (n % 1000) * 1000),
+       CASE WHEN k < 5 THEN NULL ELSE s END,
+       CASE WHEN k < 5 THEN NULL ELSE json_object(
+           'ICCID', printf('8932%016d', s), 'MSISDN', printf('32%09d', s),
+           'labels', json_object('site', 'gent')) END,
+       CASE WHEN k < 5 THEN json_object({_COMPLETED_DATA},
+                                        'results', json_object('Success', 100))
+            WHEN k < 20 THEN '{_UPDATED_DATA}'
+            ELSE json_object({_STATE_DATA}) END
+FROM e
+"""
+
+
+def fill(conn: Connection, total: int, first_account: int, first_sim: int) -> None:
+    """``total`` events, without the indexes (built once at the end: as fast as a restore)."""
+    statement = text(POSTGRES_FILL if conn.dialect.name == "postgresql" else SQLITE_FILL)
+    for index in events.indexes:
+        index.drop(conn)
+    started = time.perf_counter()
+    for start in range(0, total, CHUNK):
+        stop = min(start + CHUNK, total)
+        conn.execute(
+            statement,
+            {
+                "start": start,
+                "stop": stop,
+                "first_account": first_account,
+                "first_sim": first_sim,
+                "epoch": int(NOW.timestamp()),
             },
-        }
-    sim = {"ICCID": f"8932{sim_id:016d}", "MSISDN": f"32{sim_id:09d}", "labels": {"site": "gent"}}
-    if chance < 0.20:
-        data: dict[str, Any] = {
-            "fields": ["CostCenter"],
-            "changes": {"CostCenter": {"before": "a", "after": "b"}},
-        }
-        kind = "sim.updated"
-    else:
-        data = {
-            "from": "Active",
-            "to": "Deactivated",
-            "cause": "request",
-            "TrackingNumber": "7f1c3e5a-9a53-4a43-8f0e-1b3c2d4e5f60",
-            "operation": "deactivation",
-        }
-        kind = "sim.state_changed"
-    return {
-        "account_id": account_id,
-        "type": kind,
-        "version": 1,
-        "occurred_at": occurred_at,
-        "sim_id": sim_id,
-        "sim": sim,
-        "data": data,
-    }
+        )
+        conn.commit()
+        rate = stop / (time.perf_counter() - started)
+        print(f"  … {stop:,} events ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+    for index in events.indexes:
+        index.create(conn)
+    conn.commit()
 
 
-def fill(space: harness.Workspace, total: int) -> tuple[int, int, int]:
-    """Write the events; returns (the measured account, one of its SIMs, the highest id)."""
-    engine = space.engine()
+def populate(space: harness.Workspace, total: int) -> tuple[int, int, str, str]:
+    """Migrate and fill; (the measured account, its first SIM, its API key, its token)."""
+    engine = make_engine(space.database_url)
     try:
         upgrade(engine)
-        rng = random.Random(14)
-        with engine.begin() as conn:
-            sims = add_accounts_and_sims(conn)
-        account_ids = sorted(sims)
-        started = time.perf_counter()
-        for start in range(0, total, BATCH):
-            rows = []
-            for n in range(start, min(start + BATCH, total)):
-                account_id = account_ids[n % ACCOUNTS]
-                rows.append(event_row(n, account_id, rng.choice(sims[account_id]), rng.random()))
-            with engine.begin() as conn:
-                conn.execute(insert(events), rows)
-            if (start // BATCH) % 100 == 99:
-                done = start + BATCH
-                rate = done / (time.perf_counter() - started)
-                print(f"  … {done:,} events ({rate:,.0f}/s)", file=sys.stderr)
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    "VACUUM ANALYZE events"
+    finally:
+        engine.dispose()
+    account_ids, first_sim, api_key, token = add_accounts_and_sims(space)
+    started = time.perf_counter()
+    with space.connect() as conn:
+        fill(conn, total, account_ids[0], first_sim)
+    log(f"  {total:,} events and their indexes written in {time.perf_counter() - started:,.0f} s")
+    if space.database_url.startswith("postgresql"):
+        with space.connect(autocommit=True) as conn:
+            conn.execute(text("VACUUM ANALYZE events"))
+    else:
+        with space.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    return account_ids[0], first_sim, api_key, token
+
+
+def explain(space: harness.Workspace, name: str, read: Callable[[Connection], object]) -> None:
+    """The plan of the statement ``read`` runs."""
+    with space.connect() as conn:
+        plan = harness.query_plan(conn, read)
+    log(f"  the plan of {name}:")
+    for line in plan:
+        log(f"    {line}")
+
+
+# --- a run ------------------------------------------------------------------------------------
+
+
+def run(kind: str, args: argparse.Namespace) -> None:
+    log(f"{kind}: {args.events:,} events, {ACCOUNTS} accounts")
+    with harness.workspace(kind, args.keep, "bench-events", server=args.postgres_url) as space:
+        account, _first_sim, api_key, token = populate(space, args.events)
+        middle = args.events // 2
+        sim_iccid = f"89{0:02d}{0:015d}"  # the account's first SIM
+        explain(
+            space,
+            "a page of all types",
+            lambda conn: event_store.read_wire(conn, account, after=middle, limit=PAGE),
+        )
+        explain(
+            space,
+            "a page of type=sim.*",
+            lambda conn: event_store.read_wire(
+                conn, account, after=middle, limit=PAGE, types=selected_types(["sim.*"])
+            ),
+        )
+        env = harness.m2m_env(space, bench_http.SERVER_SETTINGS, sandbox=False)
+        db = bench_http.Database(kind, space, env, bench_http.Credentials("", "", api_key))
+        headers = {**bench_http.PROXY_HEADERS, **harness.api_headers(token, api_key)}
+        hello = bench_http.start_hello(db, 1)
+        try:
+            ceiling = bench_inventory.load(
+                hello.base_url, ["/"], bench_http.PROXY_HEADERS, args.clients, args.duration
+            )
+        finally:
+            hello.stop()
+        log(bench_inventory.line("hello-world (the ceiling)", ceiling, None))
+        chosen = random.Random(14)
+        # Cursors anywhere but the last 20,000 ids: 1,000 of one account's events span 10,000.
+        cursors = [chosen.randrange(0, max(1, args.events - 20 * PAGE)) for _ in range(500)]
+        url = f"{harness.API}/events?limit={PAGE}&after="
+        cases = {
+            "all types": [f"{url}{c}" for c in cursors],
+            "type=sim.*": [f"{url}{c}&type=sim.*" for c in cursors],
+            "type=request.completed": [f"{url}{c}&type=request.completed" for c in cursors],
+            "sim=<ICCID>": [f"{url}{c}&sim={sim_iccid}" for c in cursors],
+        }
+        server = bench_http.start_m2m(db, 1)
+        try:
+            for name, paths in cases.items():
+                result = bench_inventory.load(
+                    server.base_url, paths, headers, args.clients, args.duration
                 )
-        else:
-            with engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
-        account = account_ids[0]
-        return account, sims[account][0], total
-    finally:
-        engine.dispose()
-
-
-def timed_pages(
-    space: harness.Workspace, pages: int, highest: int, read: Callable[[Connection, int], list[Any]]
-) -> tuple[float, float, float]:
-    """Median and p99 milliseconds per page, and the mean events per page."""
-    rng = random.Random(1)
-    engine = space.engine()
-    times: list[float] = []
-    sizes: list[int] = []
-    try:
-        with engine.connect() as conn:
-            read(conn, 0)  # warm the connection and the statement cache
-            for _ in range(pages):
-                after = rng.randrange(0, max(1, highest - 50 * PAGE))
-                started = time.perf_counter()
-                found = read(conn, after)
-                "[" + ",".join(wire for _, wire in found) + "]"
-                times.append((time.perf_counter() - started) * 1000)
-                sizes.append(len(found))
-                conn.rollback()
-    finally:
-        engine.dispose()
-    times.sort()
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    return statistics.median(times), p99, statistics.mean(sizes)
+                log(bench_inventory.line(name, result, ceiling))
+        finally:
+            server.stop()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--pages", type=int, default=300)
-    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--postgres-url", default=harness.POSTGRES_ADMIN_URL)
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
     args = parser.parse_args()
-    with harness.workspace(args.database, args.keep, "m2m-bench-events-") as space:
-        print(f"writing {args.events:,} events on {args.database} …", file=sys.stderr)
-        started = time.perf_counter()
-        account, sim_id, highest = fill(space, args.events)
-        print(f"written in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
-        shapes: dict[str, Callable[[Connection, int], list[Any]]] = {
-            "all types": lambda conn, after: event_store.read_wire(
-                conn, account, after=after, limit=PAGE
-            ),
-            "type=sim.*": lambda conn, after: event_store.read_wire(
-                conn, account, after=after, limit=PAGE, types=selected_types(["sim.*"])
-            ),
-            "type=request.completed": lambda conn, after: event_store.read_wire(
-                conn, account, after=after, limit=PAGE, types={"request.completed"}
-            ),
-            "sim=<ICCID>": lambda conn, after: event_store.read_wire(
-                conn, account, after=after, limit=PAGE, sim_id=sim_id
-            ),
-        }
-        print(f"{args.events:,} events, {ACCOUNTS} accounts, pages of {PAGE:,}, {args.database}")
-        for name, read in shapes.items():
-            median, p99, size = timed_pages(space, args.pages, highest, read)
-            print(f"  {name:<24} median {median:6.1f} ms   p99 {p99:6.1f} ms   ({size:,.0f}/page)")
+    for kind in args.databases.split(","):
+        run(kind, args)
     return 0
 
 

@@ -40,9 +40,10 @@ import aiohttp
 import bench_http
 import harness
 import httpx
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, text
 
 from m2m import accounts
+from m2m.audit import ADMIN_CLI
 from m2m.client import M2MClient
 from m2m.clock import SystemClock
 from m2m.sim_query import SimFilters
@@ -113,8 +114,8 @@ def populate(space: harness.Workspace, count: int) -> tuple[int, str, str]:
     try:
         upgrade(engine)
         clock = SystemClock()
-        account = accounts.create_account(engine, clock, "Inventory benchmark")
-        token = accounts.create_permanent_token(engine, clock, account.id, "bench")
+        account = accounts.create_account(engine, clock, "Inventory benchmark", actor=ADMIN_CLI)
+        token = accounts.create_permanent_token(engine, clock, account.id, "bench", actor=ADMIN_CLI)
         started = time.perf_counter()
         with write_transaction(engine) as conn:
             fill(conn, account.id, count)
@@ -133,31 +134,18 @@ def populate(space: harness.Workspace, count: int) -> tuple[int, str, str]:
 
 def explain_delta_sync(space: harness.Workspace, account_id: int) -> None:
     """The plan of the first page of ``updated_since`` = an hour ago."""
-    engine = make_engine(space.database_url)
     since = SystemClock().now() - timedelta(hours=1)
-    captured: list[tuple[str, Any]] = []
+    found: list[int] = []
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        captured.append((statement, parameters))
+    def first_page(conn: Connection) -> None:
+        page, _ = list_sims(conn, account_id, SimFilters(updated_since=since), None, 100)
+        found.append(len(page))
 
-    try:
-        with engine.connect() as conn:
-            event.listen(conn, "before_cursor_execute", capture)
-            page, _ = list_sims(conn, account_id, SimFilters(updated_since=since), None, 100)
-            event.remove(conn, "before_cursor_execute", capture)
-            statement, parameters = captured[-1]
-            prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            cursor = raw.cursor()
-            cursor.execute(prefix + statement, parameters)
-            plan = [" ".join(str(c) for c in row) for row in cursor.fetchall()]
-            cursor.close()
-        log(f"  updated_since an hour ago: {len(page)} SIMs on the first page; the plan:")
-        for line in plan:
-            log(f"    {line}")
-    finally:
-        engine.dispose()
+    with space.connect() as conn:
+        plan = harness.query_plan(conn, first_page)
+    log(f"  updated_since an hour ago: {found[0]} SIMs on the first page; the plan:")
+    for line in plan:
+        log(f"    {line}")
 
 
 # --- load -----------------------------------------------------------------------------------

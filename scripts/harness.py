@@ -26,14 +26,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 from m2m.identifiers import luhn_check_digit
 from m2m.storage.engine import make_engine
@@ -193,6 +193,31 @@ def workspace(
             if postgresql:
                 with postgres_server(server) as conn:
                     drop_database(conn, name)
+
+
+def query_plan(conn: Connection, run: Callable[[Connection], object]) -> list[str]:
+    """The plan of the last statement ``run`` executes on ``conn`` (EXPLAIN on PostgreSQL,
+    EXPLAIN QUERY PLAN on SQLite), one line a row, with the parameters it ran with."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        run(conn)
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    statement, parameters = captured[-1]
+    prefix = "EXPLAIN " if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(prefix + statement, parameters)
+        return [" ".join(str(c) for c in row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 # --- the m2m processes --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from m2m.client import (
 )
 from m2m.sandbox import API_KEY, CLIENT_ID, CLIENT_SECRET, demo_iccid
 from m2m.storage.tables import audit_events, idempotency_keys
+from tests.support.events import of_type, stored_events
 
 ICCID = demo_iccid(1)
 
@@ -230,9 +231,14 @@ def test_m2m_sim_update_from_a_file_is_safe_to_run_again(
     assert "line 3" in result.stderr
     assert "Updated 2 SIM(s), 1 refused." in result.stderr
     assert counted(engine, audit_events) == 2
+    assert [e["sim"]["ICCID"] for e in of_type(stored_events(engine), "sim.updated")] == [
+        demo_iccid(1),
+        demo_iccid(2),
+    ]
     again = run(cli, "sim", "update", "--from", str(path), exit_code=1)
     assert "Updated 2 SIM(s), 1 refused." in again.stderr
     assert counted(engine, audit_events) == 2  # replayed, not updated again
+    assert len(of_type(stored_events(engine), "sim.updated")) == 2  # nor a second event
     path.write_text("iccid,cost_center\n1,a\n2\n")
     bad = run(cli, "sim", "update", "--from", str(path), exit_code=2)
     assert "line 3" in bad.stderr

@@ -96,7 +96,7 @@ def test_tail_prints_json_lines_and_the_cursor_to_resume_from(
         "request.completed",
     ]
     table = _tail(sandbox_server, tmp_path, "--type", "sim.state_changed")
-    assert "Active -> Deactivated (request)" in table.stdout
+    assert "Active -> Deactivated (deactivation)" in table.stdout
 
 
 def test_tail_follows_new_events_as_they_are_stored(

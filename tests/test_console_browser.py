@@ -24,8 +24,14 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from sqlalchemy import Engine
 
+from m2m.clock import ManualClock
 from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
+from m2m.storage import events as event_store
+from m2m.storage.engine import write_transaction
+from tests.support.sims import add_sim
+from tests.support.tenants import make_tenant
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts,
@@ -295,3 +301,104 @@ def test_label_a_sim_from_its_page_in_a_laptop_and_a_phone_window(page: Page) ->
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "sim-edit-phone")
     assert refused == []
+
+
+def test_a_deactivation_shows_on_the_events_page_and_filters_find_it(
+    page: Page, engine: Engine, clock: ManualClock
+) -> None:
+    """A real deactivation from the SIM's page: its state change and its request's completion
+    are on the Events page, newest first, each opening to its envelope; the type and SIM filters
+    keep what they select; another account's events (for a SIM number of its own) never show."""
+    other = make_tenant(engine, clock, "Neighbour")
+    add_sim(engine, clock, other.account_id, "32499000077")
+    with write_transaction(engine) as conn:
+        sim = event_store.sim_numbered(conn, other.account_id, "32499000077")
+        event_store.record(
+            conn,
+            [
+                event_store.NewEvent(
+                    other.account_id,
+                    "sim.updated",
+                    1,
+                    clock.now(),
+                    {"fields": ["CostCenter"], "changes": {}},
+                    sim_id=sim,
+                    sim=event_store.sim_snapshot("8932019999499000077", "32499000077", {}),
+                )
+            ],
+        )
+    log_in(page)
+    go_to(page, "SIM cards")
+    page.get_by_label("MSISDN, ICCID or IMSI").fill("32470000003")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="32470000003").click()
+    page.get_by_role("button", name="Deactivation").click()
+    expect(page.locator("#request-status")).to_contain_text("Finished")
+
+    go_to(page, "Events")
+    expect(page.get_by_role("heading", name="Events", exact=True)).to_be_visible()
+    rows = page.locator("table.events tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("request.completed")
+    expect(rows.nth(1)).to_contain_text("sim.state_changed")
+    expect(rows.nth(1)).to_contain_text("Active -> Deactivated (deactivation)")
+    envelope = rows.nth(1).locator("pre.envelope")
+    expect(envelope).to_be_hidden()
+    rows.nth(1).locator("summary").click()
+    expect(envelope).to_be_visible()
+    expect(envelope).to_contain_text('"MSISDN": "32470000003"')
+    expect(envelope).to_contain_text('"to": "Deactivated"')
+    shot(page, "events")
+    expect(page.get_by_text("32499000077")).to_have_count(0)
+
+    page.get_by_label("Type").select_option("sim.state_changed")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("32470000003")
+    page.get_by_label("Type").select_option("")
+    page.get_by_label("SIM (ICCID or MSISDN)").fill("32470000004")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_text(["No event matches."])
+    page.get_by_label("SIM (ICCID or MSISDN)").fill("32499000077")  # the neighbour's SIM
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_text(["No event matches."])
+    page.get_by_label("SIM (ICCID or MSISDN)").fill("32470000003")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "events-phone")
+
+
+def test_subscribe_a_url_to_events_beside_the_callback_then_pause_it(page: Page) -> None:
+    """From the Callback page: subscribe a URL to sim.* (the secret shown once), open the
+    subscription's page, pause it; the form refuses an unknown label filter first."""
+    log_in(page)
+    go_to(page, "Callback")
+    expect(page.get_by_role("heading", name="Event subscriptions")).to_be_visible()
+    page.get_by_role("link", name="Subscribe a URL to events").click()
+    page.get_by_label("URL").fill("http://127.0.0.1:9/events")
+    page.get_by_label("* (every type)").uncheck()
+    page.get_by_label("sim.*", exact=True).check()
+    page.get_by_label("Only SIMs with the label (optional)").fill("site")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("alert")).to_contain_text("key=value")
+    expect(page.get_by_label("URL")).to_have_value("http://127.0.0.1:9/events")
+    page.get_by_label("Only SIMs with the label (optional)").fill("site=ghent")
+    page.get_by_role("button", name="Subscribe").click()
+
+    expect(page.get_by_text("will not be shown again")).to_be_visible()
+    secret = page.locator("code.secret").nth(1).inner_text()
+    assert secret.startswith("whsec_")
+    shot(page, "subscription-shown-once")
+    page.get_by_role("link", name="Done").click()
+    expect(page.locator("#subscription-status")).to_have_text("enabled")
+    expect(page.get_by_text("site=ghent")).to_be_visible()
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#subscription-status")).to_have_text("paused")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    shot(page, "subscription")
+    assert page.get_by_text(secret).count() == 0
+    go_to(page, "Callback")
+    expect(page.locator("table.subscriptions tbody tr")).to_have_count(1)
+    expect(page.locator("table.subscriptions")).to_contain_text("paused")

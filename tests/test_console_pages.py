@@ -71,6 +71,7 @@ def test_every_page_renders_for_the_demo_user(
         "/console/callback",
         "/console/token",
         "/console/api-keys",
+        "/console/events",
         "/console/audit",
         f"/console/sims/{sim_id(engine, '32470000001')}",
     ]:

@@ -23,6 +23,7 @@ from m2m.storage.accounts import find_sandbox_account
 from m2m.storage.tables import audit_events, sim_cards, sim_labels
 from tests.support.api import auth
 from tests.support.console import add_user, console_client, sign_in
+from tests.support.events import of_type, stored_events
 from tests.support.sims import add_sim, set_labels
 from tests.support.tenants import Tenant
 
@@ -259,6 +260,13 @@ def test_the_edit_form_saves_what_the_api_may_change_and_audits_the_console_user
     assert entry["changes"]["Labels.old"] == {"before": "x", "after": None}
     assert entry["changes"]["Labels.site"] == {"before": "ghent", "after": "antwerp"}
 
+    # One sim.updated, with the audit entry's changes and the SIM as it is after the edit.
+    (event,) = of_type(stored_events(engine), "sim.updated")
+    assert event["data"]["changes"] == entry["changes"]
+    assert event["data"]["fields"] == sorted(entry["changes"])
+    assert event["sim"]["labels"] == {"site": "antwerp", "batch": "2026-11"}
+    assert event["sim_id"] == sim
+
     page = console.get(response.headers["location"]).text
     assert "Saved." in page
     assert "batch 2026-11 site antwerp" in section(page, "labels")
@@ -274,6 +282,7 @@ def test_a_form_without_changes_saves_nothing(console: TestClient, engine: Engin
     assert response.headers["location"] == f"/console/sims/{sim}?edit=unchanged"
     assert stored(engine, "32470000001") == before
     assert audit_of(engine) == []
+    assert stored_events(engine) == []
     assert "Nothing to save" in console.get(response.headers["location"]).text
 
 

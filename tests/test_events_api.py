@@ -20,6 +20,7 @@ from m2m.events import EventType, typed_envelope
 from m2m.lifecycle import Operation
 from m2m.settings import Settings
 from m2m.storage import events as event_store
+from m2m.storage import retention
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import sim_cards
 from tests.support.api import M2M, access_token, auth
@@ -209,6 +210,56 @@ def test_a_cursor_older_than_the_purge_reads_on_from_the_oldest_kept(
 
     rest = _get(api, headers, f"?after={first['cursor']}")
     assert [e["data"] for e in rest["events"]] == [{"age_days": 2}, {"age_days": 1}]
+
+
+def test_a_consumer_walking_pages_while_a_purge_runs_skips_nothing_kept(
+    api: TestClient, engine: Engine
+) -> None:
+    """A consumer reads pages of 2; between two of its pages the purge deletes the old events,
+    some it has read and some it has not (those are gone by the retention rule), and new ones
+    arrive: from its cursor it then reads every kept event after it, each once, in order."""
+    now = datetime.now(UTC)
+
+    def store(ages: list[int]) -> None:
+        with write_transaction(engine) as conn:
+            event_store.record(
+                conn,
+                [
+                    event_store.NewEvent(
+                        account_id=SANDBOX_ACCOUNT,
+                        type="request.completed",
+                        version=1,
+                        occurred_at=now - timedelta(days=age),
+                        data={"age": age},
+                    )
+                    for age in ages
+                ],
+            )
+
+    store([50, 49, 48, 47, 46, 20, 10, 5])
+    headers = auth(api)
+    first = _get(api, headers, "?limit=2")
+    assert [e["data"]["age"] for e in first["events"]] == [50, 49]
+
+    with write_transaction(engine) as conn:
+        # The purge's own batches (of 2 here), oldest first: 50 ... 46 go.
+        while retention.purge_events(conn, now - timedelta(days=30), limit=2):
+            pass
+    store([3, 2, 1])
+
+    seen: list[int] = []
+    cursor = first["cursor"]
+    while True:
+        page = _get(api, headers, f"?limit=2&after={cursor}")
+        seen += [e["data"]["age"] for e in page["events"]]
+        cursor = page["cursor"]
+        if len(page["events"]) < 2:
+            break
+    assert seen == [20, 10, 5, 3, 2, 1]
+    with engine.connect() as conn:
+        kept = event_store.read(conn, SANDBOX_ACCOUNT, after=0, limit=100)
+    assert [e.data["age"] for e in kept] == seen
+    assert cursor == str(kept[-1].id)
 
 
 def test_the_purge_takes_its_age_from_the_setting_or_the_option(

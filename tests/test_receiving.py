@@ -1,4 +1,6 @@
-"""Checking and parsing status messages on the receiver's side; ``m2m listen``."""
+"""Checking and parsing status messages on the receiver's side; ``m2m listen``; checking a
+subscription's events and parsing them into their typed envelopes (real envelopes from the event
+log, on both databases, signed as the server signs)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,30 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp.test_utils import TestServer
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
 from m2m.callbacks import signing_secret
 from m2m.callbacks.message import status_message
 from m2m.cli.listen import make_receiver
+from m2m.client import (
+    Event,
+    EventVerifier,
+    RequestCompletedEvent,
+    SimStateChangedEvent,
+    SimUpdatedEvent,
+    parse_event,
+)
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
+from m2m.clock import ManualClock
+from m2m.lifecycle import Operation
+from m2m.sandbox import demo_iccid
+from m2m.settings import Settings
+from tests.support.api import M2M, auth
+from tests.support.intake import accept
 from tests.support.servers import M2M_BIN, free_port
+from tests.support.worker import drain
 
 SECRET = signing_secret("k" * 40, 1, 1)
 BODY = json.dumps(
@@ -173,3 +192,184 @@ def test_listen_json_prints_one_document_a_line(capsys: pytest.CaptureFixture[st
     assert asyncio.run(post_twice()) == [204, 401]
     [line] = capsys.readouterr().out.splitlines()  # the refusal goes to stderr
     assert json.loads(line) == {**json.loads(BODY), "webhookId": "msg-1"}
+
+
+# --- events (a subscription's deliveries) ---------------------------------------------------
+
+EVENT_SECRET = signing_secret("e" * 40, 1, 1)
+OLD_EVENT_SECRET = signing_secret("e" * 40, 1, 0)
+
+
+def signed_event(body: bytes, *secrets: str) -> dict[str, str]:
+    """Standard Webhooks headers as the server's sender writes them (``webhook-id``: the event's
+    id), signed with each secret (two while a secret is rotated: the header carries both)."""
+    now = datetime.now(UTC)
+    try:
+        event_id = str(json.loads(body)["id"])
+    except (ValueError, KeyError, TypeError):
+        event_id = "none"
+    signatures = [Webhook(s).sign(event_id, now, body.decode()) for s in secrets or (EVENT_SECRET,)]
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }
+
+
+def logged_envelopes(
+    api: TestClient, engine: Engine, quiet: Settings, clock: ManualClock
+) -> list[bytes]:
+    """Real envelopes, as the event log answers them: a deactivation (a state change and its
+    request's completion) and an update (sim.updated), each as its own JSON body."""
+    headers = auth(api)
+    accept(engine, clock, 1, Operation.DEACTIVATION, ["32470000001"])
+    drain(quiet, engine, clock)
+    iccid = demo_iccid(2)
+    patched = api.patch(
+        f"{M2M}/simcards/{iccid}",
+        headers={**headers, "Content-Type": "application/merge-patch+json"},
+        content=b'{"CostCenter": "logistics", "Labels": {"site": "gent"}}',
+    )
+    assert patched.status_code == 200, patched.text
+    answer = api.get(f"{M2M}/events", headers=headers)
+    assert answer.status_code == 200
+    return [json.dumps(e).encode() for e in answer.json()["events"]]
+
+
+def test_signed_events_from_the_log_parse_as_their_typed_envelopes(
+    api: TestClient, engine: Engine, quiet: Settings, clock: ManualClock
+) -> None:
+    bodies = logged_envelopes(api, engine, quiet, clock)
+    verifier = EventVerifier(signing_secret=EVENT_SECRET)
+    changed, completed, updated = (verifier.verify(b, signed_event(b)) for b in bodies)
+
+    assert isinstance(changed, SimStateChangedEvent)
+    assert changed.sim is not None
+    assert changed.sim.msisdn == "32470000001"
+    assert (changed.data.from_state, changed.data.to_state) == ("Active", "Deactivated")
+    assert changed.data.cause == "request"
+    assert changed.data.operation == "deactivation"
+    assert changed.data["from"] == "Active"  # the wire's names still read, as from a dict
+
+    assert isinstance(completed, RequestCompletedEvent)
+    assert completed.sim is None
+    assert completed.data.tracking_number == changed.data.tracking_number
+    assert (completed.data.devices, completed.data.results) == (1, {"Success": 1})
+
+    assert isinstance(updated, SimUpdatedEvent)
+    assert updated.sim is not None
+    assert updated.sim.labels == {"site": "gent"}
+    assert updated.data.fields == ["CostCenter", "Labels.site"]
+    assert updated.data.changes["Labels.site"].before is None
+    assert updated.data.changes["Labels.site"].after == "gent"
+    assert updated.data.changes["CostCenter"].after == "logistics"
+
+    for body, event in zip(bodies, (changed, completed, updated), strict=True):
+        assert isinstance(event, Event)
+        # Nothing lost: the model gives the envelope back as it came.
+        dumped = event.model_dump(mode="json", by_alias=True)
+        sent = json.loads(body)
+        assert dumped["data"] == sent["data"]
+        assert dumped["sim"] == sent["sim"]
+        assert int(event.id) > 0
+
+
+def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> None:
+    body = json.dumps(
+        {
+            "id": "77",
+            "type": "usage.threshold_reached",
+            "version": 1,
+            "occurred_at": "2026-12-01T04:12:09.481203Z",
+            "account": 1,
+            "sim": {"ICCID": "8932017000000000015", "MSISDN": "32470000001", "labels": {}},
+            "data": {"threshold": 1000, "unit": "MB"},
+            "severity": "warning",
+        }
+    ).encode()
+    event = EventVerifier(signing_secret=EVENT_SECRET).verify(body, signed_event(body))
+    assert type(event) is Event
+    assert event.type == "usage.threshold_reached"
+    assert event.data == {"threshold": 1000, "unit": "MB"}
+
+    newer = json.loads(body)
+    newer.update(
+        type="sim.state_changed",
+        data={"from": "Active", "to": "Deactivated", "cause": "admin", "reason": "fraud"},
+    )
+    typed = parse_event(json.dumps(newer))
+    assert isinstance(typed, SimStateChangedEvent)
+    assert typed.data.tracking_number is None
+    assert typed.data["reason"] == "fraud"  # a field this SDK does not know yet, kept
+    assert typed.model_dump(by_alias=True)["data"]["reason"] == "fraud"
+
+
+def signed_as(body: bytes, message_id: str) -> dict[str, str]:
+    """Genuinely signed, under a webhook-id that is not the event's."""
+    now = datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(EVENT_SECRET).sign(message_id, now, body.decode()),
+    }
+
+
+def test_while_a_secret_is_rotated_either_one_verifies() -> None:
+    body = json.dumps(
+        {
+            "id": "1",
+            "type": "x.y",
+            "version": 1,
+            "occurred_at": "2026-12-01T04:12:09Z",
+            "account": 1,
+            "sim": None,
+            "data": {},
+        }
+    ).encode()
+    both = signed_event(body, EVENT_SECRET, OLD_EVENT_SECRET)
+    assert EventVerifier(signing_secret=OLD_EVENT_SECRET).verify(body, both).id == "1"
+    assert EventVerifier(signing_secret=EVENT_SECRET).verify(body, both).id == "1"
+    with pytest.raises(InvalidCallback, match="signature"):
+        EventVerifier(signing_secret=OLD_EVENT_SECRET).verify(
+            body, signed_event(body, EVENT_SECRET)
+        )
+
+
+GOOD_EVENT = json.dumps(
+    {
+        "id": "5",
+        "type": "sim.state_changed",
+        "version": 1,
+        "occurred_at": "2026-12-01T04:12:09Z",
+        "account": 1,
+        "sim": None,
+        "data": {"from": "Active", "to": "Deactivated", "cause": "request"},
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "make_headers", "reason"),
+    [
+        (
+            GOOD_EVENT.replace(b"Deactivated", b"Terminated"),
+            lambda _b: signed_event(GOOD_EVENT),
+            "signature",
+        ),
+        (GOOD_EVENT, lambda _b: {}, "signature"),
+        (GOOD_EVENT, lambda b: signed_event(b, signing_secret("x" * 40, 1, 1)), "signature"),
+        (
+            GOOD_EVENT.replace(b'"id": "5", ', b""),
+            signed_event,
+            r"not an event: .*id: Field required",
+        ),
+        (GOOD_EVENT.replace(b'"cause": "request"', b'"cause": 5'), signed_event, "data.cause"),
+        (b"[]", signed_event, "not an event"),
+        (GOOD_EVENT, lambda b: signed_as(b, "6"), "the webhook-id is not the event's id"),
+    ],
+)
+def test_forged_or_malformed_events_are_refused(
+    body: bytes, make_headers: Callable[[bytes], dict[str, str]], reason: str
+) -> None:
+    with pytest.raises(InvalidCallback, match=reason):
+        EventVerifier(signing_secret=EVENT_SECRET).verify(body, make_headers(body))

@@ -63,6 +63,14 @@ ACTIONS: dict[str, str] = {
     "callback.configured": "the callback URL and headers were set (header values redacted)",
     "callback.signing_secret_rotated": "the callback signing secret was rotated",
     "callback.redelivered": "a callback message was sent again (console)",
+    "event_subscription.created": "an event subscription was created; named by its id"
+    " (header values redacted, never its secret)",
+    "event_subscription.changed": "an event subscription's URL, headers, types, label filter or"
+    " status changed",
+    "event_subscription.deleted": "an event subscription was deleted",
+    "event_subscription.signing_secret_rotated": "an event subscription's signing secret was"
+    " rotated",
+    "event_subscription.replayed": "an event subscription's events since a time were queued again",
     "request.activation": "a lifecycle request was accepted; named by its TrackingNumber",
     "request.deactivation": "a lifecycle request was accepted",
     "request.reactivation": "a lifecycle request was accepted",

@@ -19,6 +19,7 @@ Events are stored by the code that makes their change, in its transaction
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -159,6 +160,21 @@ def completed_data(
     }
 
 
+def summary(event_type: str, data: Mapping[str, Any]) -> str:
+    """What an event says, in a few words (``m2m events tail`` and the console's list; the
+    envelope has the rest). Empty for a type without one."""
+    if event_type == EventType.SIM_STATE_CHANGED:
+        how = data.get("operation") or data.get("cause")
+        return f"{data.get('from')} -> {data.get('to')} ({how})"
+    if event_type == EventType.SIM_UPDATED:
+        return ", ".join(str(name) for name in data.get("fields", []))
+    if event_type == EventType.REQUEST_COMPLETED:
+        results = data.get("results") or {}
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(results.items()))
+        return f"{data.get('operation')} of {data.get('devices')} device(s): {counts}"
+    return ""
+
+
 # --- selecting types ---------------------------------------------------------------------------
 
 TYPE_PATTERN_LENGTH = 64
@@ -196,3 +212,22 @@ def selected_types(patterns: list[str]) -> frozenset[str] | None:
                 f"unknown event type {pattern!r}; known types: {', '.join(known)}"
             )
     return frozenset(chosen)
+
+
+def subscribed(
+    types: frozenset[str] | None,
+    label_filter: dict[str, str],
+    event_type: str,
+    labels: dict[str, str] | None,
+) -> bool:
+    """Whether a subscription selecting ``types`` (``selected_types``; None: every type) and
+    ``label_filter`` (every pair must be among the SIM's labels) wants an event of
+    ``event_type`` about a SIM with ``labels`` (None: the event is about no SIM, which a label
+    filter never matches)."""
+    if types is not None and event_type not in types:
+        return False
+    if not label_filter:
+        return True
+    if labels is None:
+        return False
+    return all(labels.get(key) == value for key, value in label_filter.items())

@@ -7,7 +7,8 @@ Two loops run side by side in one asyncio task group:
   the changes, then record outcomes, state changes, history rows and callback messages in one
   transaction. A worker that dies leaves its leases to expire; another worker takes the items
   over. Recording is guarded by the lease, so a state change is applied exactly once.
-- **deliveries**: lease due callback messages (``callbacks.dispatch``: fair shares per account,
+- **deliveries**: turn new events into their subscriptions' messages (``callbacks.fanout``),
+  lease due callback messages (``callbacks.dispatch``: fair shares per account,
   each account within its in-flight allowance, circuit breakers), POST them concurrently, record
   each attempt, the next retry (``callbacks.retry.next_attempt_at``) and the breakers' moves.
 
@@ -27,7 +28,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from m2m.callbacks import dispatch
+from m2m.callbacks import dispatch, fanout
 from m2m.callbacks.message import status_message
 from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
@@ -191,12 +192,17 @@ class Worker:
         claim_id = uuid.uuid4().hex
         policy = self._delivery_policy
 
+        fanned_out = fanout.FanOut(0, False)
+
         def step() -> dispatch.DeliveryClaim | None:
+            nonlocal fanned_out
             now = self._clock.now()
             with write_transaction(self._engine) as conn:
                 dispatch.record(conn, finished, now, policy, self._untroubled)
                 if not limit:
                     return None
+                # New events become their subscriptions' messages, claimable at once.
+                fanned_out = fanout.fan_out(conn, now)
                 return dispatch.claim(
                     conn,
                     claim_id,
@@ -215,7 +221,8 @@ class Worker:
             return [], False
         self._deliveries_after = claimed.first_account
         self._untroubled = claimed.untroubled
-        return [(claim_id, delivery) for delivery in claimed.deliveries], claimed.more_due
+        more_due = claimed.more_due or fanned_out.more
+        return [(claim_id, delivery) for delivery in claimed.deliveries], more_due
 
     def _send(
         self, claim_id: str, delivery: outbox.DueDelivery

@@ -15,7 +15,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import audit_events, callback, events, oauth, requests, sim_updates, simcards
+from m2m.api import (
+    audit_events,
+    callback,
+    event_subscriptions,
+    events,
+    oauth,
+    requests,
+    sim_updates,
+    simcards,
+)
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
@@ -98,6 +107,7 @@ def create_api(
     app.include_router(audit_events.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.include_router(events.router, prefix=M2M_PREFIX)
+    app.include_router(event_subscriptions.router, prefix=M2M_PREFIX)
     events.add_webhooks(app)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
@@ -122,7 +132,11 @@ def _openapi_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {})
             # Bodies read by hand (after the credentials) are described by their models here.
             schemas = components.setdefault("schemas", {})
-            for model in (*callback.BODY_MODELS, *sim_updates.BODY_MODELS):
+            for model in (
+                *callback.BODY_MODELS,
+                *sim_updates.BODY_MODELS,
+                *event_subscriptions.BODY_MODELS,
+            ):
                 # Through FastAPI's own model of a schema, as FastAPI writes every other one.
                 generated = model.model_json_schema(ref_template=REF_TEMPLATE)
                 # Nested models are components of their own, as FastAPI writes them.

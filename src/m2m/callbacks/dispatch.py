@@ -10,6 +10,12 @@ hanging receiver can hold at most its allowance of slots, and the next account's
 claimed as soon as it is due. An account whose breaker is open gets nothing; one whose breaker
 cool-down has ended gets one message, the probe, if it wins the probe slot.
 
+An event subscription is an endpoint of its own, with its own breaker in its row: its messages
+share the account's fair share and in-flight allowance with the status messages, but an open
+breaker of one subscription holds only that subscription's messages (parked until its cool-down
+ends; then one probe). An open breaker of the account's callback URL still holds all of the
+account's messages, events included (the claim skips the account).
+
 Recording judges each attempt (``breaker.healthy``, set by the sender) against the current URL
 of its account and moves the breaker (``breaker.judged``); a breaker that closes makes the
 account's waiting messages due at once.
@@ -27,6 +33,7 @@ from sqlalchemy import Connection
 from m2m.callbacks.breaker import BreakerPolicy, Judged, Slot, judged, slot
 from m2m.fairness import interleave, rotated, shares, top_up
 from m2m.storage import callback_configs, outbox
+from m2m.storage import event_subscriptions as subscription_store
 from m2m.storage.callback_configs import BreakerState
 
 log = logging.getLogger("m2m.callbacks")
@@ -90,9 +97,17 @@ def claim(
         heads.update(outbox.due_messages(conn, now, again))
         quotas = topped
         got = [len(heads.get(account_id, [])) for account_id in order]
+    for account_id, due in heads.items():
+        if any(delivery.subscription_id is not None for delivery in due):
+            heads[account_id] = _endpoints_allowed(conn, due, now, lease_until)
     for account_id in order:
         if slots[account_id] is Slot.PROBE and heads.get(account_id):
             probe = heads[account_id][0]
+            if probe.subscription_id is not None:
+                # An event goes to another endpoint: it cannot tell whether the callback URL
+                # is back. It goes out alone; the probe waits for a status message at the head.
+                heads[account_id] = [probe]
+                continue
             won = callback_configs.take_probe(conn, account_id, probe.id, now, lease_until)
             heads[account_id] = [probe] if won else []
             if won:
@@ -127,11 +142,20 @@ def record(
     another worker saw failures since, which the next unhealthy attempt here or there reads."""
     outbox.record_attempts(conn, finished)
     judgements: dict[int, list[tuple[str, str | None, bool]]] = {}
+    for_subscriptions: dict[int, list[tuple[str, str | None, bool]]] = {}
     for _claim, attempt in finished:
-        if attempt.endpoint_healthy is not None:
+        if attempt.endpoint_healthy is None:
+            continue
+        if attempt.subscription_id is not None:
+            for_subscriptions.setdefault(attempt.subscription_id, []).append(
+                (attempt.delivery_id, attempt.url, attempt.endpoint_healthy)
+            )
+        else:
             judgements.setdefault(attempt.account_id, []).append(
                 (attempt.delivery_id, attempt.url, attempt.endpoint_healthy)
             )
+    if for_subscriptions:
+        _record_subscriptions(conn, for_subscriptions, now, policy)
     for account_id in untroubled & judgements.keys():
         if all(ok for _, _, ok in judgements[account_id]):
             del judgements[account_id]
@@ -162,6 +186,82 @@ def record(
         if after.closed:
             log.info("callbacks of account %s: the receiver answers again", account_id)
             outbox.make_deliveries_due(conn, account_id, now)
+
+
+def _record_subscriptions(
+    conn: Connection,
+    judgements: Mapping[int, Sequence[tuple[str, str | None, bool]]],
+    now: datetime,
+    policy: DeliveryPolicy,
+) -> None:
+    """The subscriptions' breakers after their attempts: each subscription is an endpoint of its
+    own, so a dead receiver stops only its own messages. One that opens has its waiting messages
+    parked until the cool-down ends (claims do not read past them); one that closes has them
+    made due."""
+    changing = [
+        subscription_id
+        for subscription_id, endpoint in subscription_store.endpoints(
+            conn, list(judgements)
+        ).items()
+        if _judge(endpoint.breaker, endpoint.url, judgements[subscription_id], now, policy).state
+        != endpoint.breaker
+    ]
+    if not changing:
+        return
+    for subscription_id, endpoint in subscription_store.endpoints(
+        conn, changing, lock=True
+    ).items():
+        after = _judge(endpoint.breaker, endpoint.url, judgements[subscription_id], now, policy)
+        if after.state == endpoint.breaker:
+            continue
+        subscription_store.save_breaker(conn, subscription_id, after.state)
+        if after.opened and after.state.open_until is not None:
+            log.warning(
+                "events of subscription %s: %d unhealthy attempts in a row; waiting until %s",
+                endpoint.public_id,
+                after.state.failures,
+                after.state.open_until,
+            )
+            subscription_store.park(conn, subscription_id, after.state.open_until)
+        if after.closed:
+            log.info("events of subscription %s: the receiver answers again", endpoint.public_id)
+            subscription_store.make_due(conn, subscription_id, now)
+
+
+def _endpoints_allowed(
+    conn: Connection,
+    heads: list[outbox.DueDelivery],
+    now: datetime,
+    lease_until: datetime,
+) -> list[outbox.DueDelivery]:
+    """An account's due messages without those whose subscription's breaker is open; of a
+    subscription whose cool-down has ended, only the probe (if this worker wins it; the others
+    wait out the probe's lease)."""
+    kept: list[outbox.DueDelivery] = []
+    probing: dict[int, bool] = {}
+    for delivery in heads:
+        if delivery.subscription_id is None or delivery.breaker is None:
+            kept.append(delivery)
+            continue
+        state = slot(delivery.breaker, now)
+        if state is Slot.CLOSED:
+            kept.append(delivery)
+        elif state is Slot.PROBE and delivery.subscription_id not in probing:
+            won = subscription_store.take_probe(
+                conn, delivery.subscription_id, delivery.id, now, lease_until
+            )
+            probing[delivery.subscription_id] = won
+            if won:
+                log.info(
+                    "events of subscription %s: probing the receiver (%s)",
+                    delivery.subscription_public_id,
+                    delivery.id,
+                )
+                subscription_store.park(
+                    conn, delivery.subscription_id, lease_until, keep=delivery.id
+                )
+                kept.append(delivery)
+    return kept
 
 
 def _judge(

@@ -26,7 +26,11 @@ from m2m import __version__
 from m2m.callbacks.breaker import healthy
 from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
 from m2m.callbacks.retry import next_attempt_at
-from m2m.callbacks.signing import signing_secret, signing_versions
+from m2m.callbacks.signing import (
+    signing_secret,
+    signing_versions,
+    subscription_signing_secret,
+)
 from m2m.clock import Clock
 from m2m.storage.outbox import AttemptRecord, DueDelivery
 
@@ -73,6 +77,10 @@ class CallbackSender:
     def _signer(self, account_id: int, version: int) -> Webhook:
         return Webhook(signing_secret(self._secret_key, account_id, version))
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one sender per worker, bounded cache
+    def _subscription_signer(self, public_id: str, version: int) -> Webhook:
+        return Webhook(subscription_signing_secret(self._secret_key, public_id, version))
+
     def headers(self, delivery: DueDelivery, body: str) -> dict[str, str]:
         now = self._clock.now()
         versions = signing_versions(
@@ -81,19 +89,27 @@ class CallbackSender:
             now,
             self._rotation_overlap,
         )
-        signature = " ".join(
-            self._signer(delivery.account_id, version).sign(delivery.id, now, body)
-            for version in versions
-        )
-        return {
+        if delivery.subscription_public_id is not None:
+            # An event: signed with its subscription's secret; its id is the webhook-id, the
+            # same for every subscription and every replay, so receivers can deduplicate.
+            public_id = delivery.subscription_public_id
+            webhook_id = str(delivery.event_id)
+            signers = [self._subscription_signer(public_id, version) for version in versions]
+        else:
+            webhook_id = delivery.id
+            signers = [self._signer(delivery.account_id, version) for version in versions]
+        signature = " ".join(signer.sign(webhook_id, now, body) for signer in signers)
+        headers = {
             **(delivery.headers or {}),
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "x-callback-token": delivery.callback_token,
-            "webhook-id": delivery.id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
         }
+        if delivery.callback_token is not None:
+            headers["x-callback-token"] = delivery.callback_token
+        headers["webhook-id"] = webhook_id
+        headers["webhook-timestamp"] = str(int(now.timestamp()))
+        headers["webhook-signature"] = signature
+        return headers
 
     async def send(self, delivery: DueDelivery) -> AttemptRecord:
         attempted_at = self._clock.now()
@@ -158,4 +174,5 @@ class CallbackSender:
             delivered=delivered,
             next_attempt_at=retry_at,
             endpoint_healthy=healthy(status, unreachable=unreachable),
+            subscription_id=delivery.subscription_id,
         )

@@ -7,6 +7,9 @@ the version (``storage.callback_configs.bump_version``) rotates it. For a while 
 (the overlap) each message carries two signatures, the new secret's and the previous one's,
 space-separated as Standard Webhooks allows: a receiver still verifying with the old secret keeps
 accepting messages until it switches.
+
+An event subscription has its own secret (``subscription_signing_secret``), versioned and
+rotated the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from datetime import datetime, timedelta
 
 def signing_secret(secret_key: str, account_id: int, version: int) -> str:
     message = f"m2m-webhook-signing:{account_id}:{version}".encode()
+    raw = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
+    return "whsec_" + base64.b64encode(raw).decode()
+
+
+def subscription_signing_secret(secret_key: str, public_id: str, version: int) -> str:
+    """An event subscription's secret: derived as the account's, under its own domain string
+    and the subscription's public id (random, never reused, unlike a row id)."""
+    message = f"m2m-event-subscription-signing:{public_id}:{version}".encode()
     raw = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
     return "whsec_" + base64.b64encode(raw).decode()
 

@@ -536,7 +536,12 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
     events = _purge_in_batches(
         lambda conn, size: retention.purge_events(conn, events_cutoff, size), EVENT_PURGE_BATCH
     )
+    messages = _purge_in_batches(
+        lambda conn, size: retention.purge_event_messages(conn, events_cutoff, size),
+        EVENT_PURGE_BATCH,
+    )
     report["deleted_events"] = events
+    report["deleted_event_messages"] = messages
     report["events_before"] = events_cutoff.isoformat()
     report["deleted_audit_events"] = audit_events
     report["audit_events_before"] = audit_cutoff.isoformat()
@@ -548,7 +553,8 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
     )
     lines.append(
         f"Deleted {_count(events, 'event')} that occurred before "
-        f"{events_cutoff:%Y-%m-%d %H:%M} UTC (M2M_EVENT_RETENTION_DAYS)."
+        f"{events_cutoff:%Y-%m-%d %H:%M} UTC (M2M_EVENT_RETENTION_DAYS), and "
+        f"{_count(messages, 'settled subscription message')} queued before then."
     )
     if as_json:
         print_json(report)
@@ -610,7 +616,18 @@ def events_purge(
     deleted = _purge_in_batches(
         lambda conn, size: retention.purge_events(conn, cutoff, size), EVENT_PURGE_BATCH
     )
+    messages = _purge_in_batches(
+        lambda conn, size: retention.purge_event_messages(conn, cutoff, size), EVENT_PURGE_BATCH
+    )
     if as_json:
-        print_json({"deleted_events": deleted, "occurred_before": cutoff.isoformat()})
+        print_json(
+            {
+                "deleted_events": deleted,
+                "deleted_event_messages": messages,
+                "occurred_before": cutoff.isoformat(),
+            }
+        )
     else:
         console.print(f"Deleted {deleted} events that occurred before {cutoff:%Y-%m-%d %H:%M} UTC.")
+        if messages:
+            console.print(f"Deleted {messages} settled subscription messages queued before then.")

@@ -37,6 +37,7 @@ from m2m.client.models import (
     CallbackConfig,
     Device,
     EventPage,
+    EventSubscription,
     ListedSimCard,
     RequestStatus,
     SimCard,
@@ -52,6 +53,9 @@ _LISTED_SIMS = TypeAdapter(list[ListedSimCard])
 DEFAULT_BATCH_SIZE = 10_000  # the server's default maximum; a 413 makes batches smaller
 EVENT_PAGE_SIZE = 100
 NO_EVENTS = "this server has no event log (GET /m2m/1.0.0/events, an m2m extension)"
+NO_SUBSCRIPTIONS = (
+    "this server has no event subscriptions (/m2m/1.0.0/event-subscriptions, an m2m extension)"
+)
 NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
@@ -388,6 +392,74 @@ class ClientCore:
         except NotFoundError as error:
             raise ExtensionUnavailable(NO_EVENTS) from error
         return parse(EventPage, body, "event page")
+
+    # --- event subscriptions (an m2m extension) ----------------------------------------------
+
+    def _subscriptions(
+        self, method: str, path: str = "", json: Any = None, *, idempotent: bool = False
+    ) -> Exchange[Any]:
+        headers = {IDEMPOTENCY_KEY: new_idempotency_key()} if idempotent else {}
+        send = Send(method, f"{M2M}/event-subscriptions{path}", json=json, headers=headers)
+        try:
+            return (yield from self._authorized(send, repeatable=idempotent or method != "POST"))
+        except NotFoundError as error:
+            if error.status_code == 405 or (error.code != "not_found" and not path):
+                raise ExtensionUnavailable(NO_SUBSCRIPTIONS) from error
+            raise
+
+    def subscribe(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        label_filter: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        status: str,
+    ) -> Exchange[EventSubscription]:
+        body: dict[str, Any] = {
+            "url": url,
+            "event_types": list(event_types),
+            "label_filter": dict(label_filter or {}),
+            "headers": dict(headers or {}),
+            "status": status,
+        }
+        found = yield from self._subscriptions("POST", json=body, idempotent=True)
+        return parse(EventSubscription, found, "event subscription")
+
+    def event_subscriptions(self) -> Exchange[list[EventSubscription]]:
+        found = yield from self._subscriptions("GET")
+        listed = found.get("subscriptions") if isinstance(found, dict) else None
+        if not isinstance(listed, list):
+            raise UnexpectedResponse("the subscriptions' list answered without subscriptions")
+        return [parse(EventSubscription, item, "event subscription") for item in listed]
+
+    def event_subscription(self, subscription_id: str) -> Exchange[EventSubscription]:
+        found = yield from self._subscriptions("GET", "/" + quote(subscription_id, safe=""))
+        return parse(EventSubscription, found, "event subscription")
+
+    def update_event_subscription(
+        self, subscription_id: str, changes: Mapping[str, Any]
+    ) -> Exchange[EventSubscription]:
+        path = "/" + quote(subscription_id, safe="")
+        found = yield from self._subscriptions("PATCH", path, dict(changes), idempotent=True)
+        return parse(EventSubscription, found, "event subscription")
+
+    def unsubscribe(self, subscription_id: str) -> Exchange[None]:
+        yield from self._subscriptions("DELETE", "/" + quote(subscription_id, safe=""))
+
+    def rotate_subscription_secret(self, subscription_id: str) -> Exchange[EventSubscription]:
+        path = "/" + quote(subscription_id, safe="") + "/rotate-secret"
+        found = yield from self._subscriptions("POST", path, idempotent=True)
+        return parse(EventSubscription, found, "event subscription")
+
+    def replay_subscription(
+        self, subscription_id: str, since: datetime
+    ) -> Exchange[EventSubscription]:
+        if since.tzinfo is None:
+            raise M2MClientError("since must be an aware datetime (with its time zone)")
+        path = "/" + quote(subscription_id, safe="") + "/replay"
+        body = {"since": since.isoformat()}
+        found = yield from self._subscriptions("POST", path, body, idempotent=True)
+        return parse(EventSubscription, found, "event subscription")
 
     def wait(
         self,

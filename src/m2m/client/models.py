@@ -9,9 +9,17 @@ state does not break a deployed client.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NewType
+from typing import Annotated, Any, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel, to_pascal
 
 from m2m.identifiers import IdentifierType
@@ -234,26 +242,70 @@ class AuditEvent(_Snake):
     request_id: str | None = None
 
 
-# --- the event log (an m2m extension) ---------------------------------------------------------
+# --- the event log and its envelopes (an m2m extension) --------------------------------------
 
 
 class EventSim(BaseModel):
     """The SIM an event is about, as it was when the event occurred."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     iccid: str = Field(alias="ICCID")
     msisdn: str = Field(alias="MSISDN")
     labels: dict[str, str] = {}
 
 
+class EventData(BaseModel):
+    """A type's ``data``: Python names over the wire's. Fields a newer server adds are kept
+    (``model_dump(by_alias=True)`` gives them back), and ``data["TrackingNumber"]`` or
+    ``data.get("from")`` read by the wire's name, as the untyped dictionary did."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    def _wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+    def __getitem__(self, wire_name: str) -> Any:
+        return self._wire()[wire_name]
+
+    def get(self, wire_name: str, default: Any = None) -> Any:
+        return self._wire().get(wire_name, default)
+
+
+class SimStateChangedData(EventData):
+    from_state: str = Field(alias="from")  # Ready, Active, Deactivated or Terminated
+    to_state: str = Field(alias="to")
+    cause: str  # request, console, admin or threshold_policy
+    tracking_number: TrackingNumber | None = Field(None, alias="TrackingNumber")
+    operation: str | None = None  # the request's: activation, deactivation, …
+
+
+class FieldChange(EventData):
+    before: Any = None  # None: the field was not set
+    after: Any = None
+
+
+class SimUpdatedData(EventData):
+    fields: list[str] = []  # dotted names: CostCenter, Labels.site, DataService.DailyTreshold
+    changes: dict[str, FieldChange] = {}
+
+
+class RequestCompletedData(EventData):
+    tracking_number: TrackingNumber = Field(alias="TrackingNumber")
+    operation: str
+    devices: int
+    results: dict[str, int] = {}  # {"Success": n, "Failure": m}
+
+
 class Event(BaseModel):
-    """One event of the log (``GET /m2m/1.0.0/events``, an m2m extension): the envelope, its
-    ``data`` as sent (see the catalog in the server's OpenAPI document, under ``webhooks``)."""
+    """One event of the log (``GET /m2m/1.0.0/events``) or of a subscription: the envelope.
+    Events of the catalog's types come as its subclasses, ``data`` typed; a type this SDK does
+    not know (a newer server's) comes as ``Event`` itself, ``data`` as sent. The catalog is in
+    the server's OpenAPI document, under ``webhooks``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str
+    id: str  # the cursor to read on after this event
     type: str
     version: int
     occurred_at: datetime
@@ -262,10 +314,79 @@ class Event(BaseModel):
     data: dict[str, Any] = {}
 
 
+class SimStateChangedEvent(Event):
+    """``sim.state_changed``: a SIM went from one state to another."""
+
+    type: Literal["sim.state_changed"]
+    data: SimStateChangedData  # type: ignore[assignment]  # narrowed: typed for this type
+
+
+class SimUpdatedEvent(Event):
+    """``sim.updated``: fields of a SIM's profile, its cost center or its labels changed."""
+
+    type: Literal["sim.updated"]
+    data: SimUpdatedData  # type: ignore[assignment]
+
+
+class RequestCompletedEvent(Event):
+    """``request.completed``: every device of a lifecycle request has its outcome."""
+
+    type: Literal["request.completed"]
+    data: RequestCompletedData  # type: ignore[assignment]
+
+
+_TYPED = {
+    "sim.state_changed": SimStateChangedEvent,
+    "sim.updated": SimUpdatedEvent,
+    "request.completed": RequestCompletedEvent,
+}
+
+
+def _event_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _TYPED else "other"
+
+
+AnyEvent = Annotated[
+    Annotated[SimStateChangedEvent, Tag("sim.state_changed")]
+    | Annotated[SimUpdatedEvent, Tag("sim.updated")]
+    | Annotated[RequestCompletedEvent, Tag("request.completed")]
+    | Annotated[Event, Tag("other")],
+    Discriminator(_event_kind),
+]
+"""An event: the typed envelope of its type, or ``Event`` for a type this SDK does not know
+(forward compatible: a newer server's new type still parses)."""
+
+EVENT = TypeAdapter[AnyEvent](AnyEvent)
+
+
 class EventPage(BaseModel):
     """A page of the event log and the cursor to read on from (also given when it is empty)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    events: list[Event]
+    events: list[AnyEvent]
     cursor: str
+
+
+# --- event subscriptions (an m2m extension) -------------------------------------------------
+
+
+class EventSubscription(BaseModel):
+    """A subscription of a URL to the account's events (``/m2m/1.0.0/event-subscriptions``).
+    ``secret`` (Standard Webhooks, ``whsec_…``) is only there in the answers to creating it and
+    to rotating its secret: keep it then, for ``EventVerifier``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    url: str
+    headers: dict[str, str] = {}  # names; values masked
+    event_types: list[str]
+    label_filter: dict[str, str] = {}
+    status: str  # enabled, paused
+    created_at: datetime
+    updated_at: datetime
+    cursor: str
+    endpoint: dict[str, Any] = {}  # {"state": "closed" | "open", "open_until", "failures"}
+    secret: str | None = None

@@ -16,11 +16,12 @@ from m2m.client.actions import Exchange, Sleep, step
 from m2m.client.checks import as_devices
 from m2m.client.core import DEFAULT_BATCH_SIZE, EVENT_PAGE_SIZE, audit_query
 from m2m.client.models import (
+    AnyEvent,
     AuditEvent,
     CallbackConfig,
     Device,
-    Event,
     EventPage,
+    EventSubscription,
     ListedSimCard,
     RequestStatus,
     SimCard,
@@ -221,7 +222,7 @@ class M2MClient:
         type: Sequence[str] = (),
         sim: str | None = None,
         page_size: int = EVENT_PAGE_SIZE,
-    ) -> Iterator[Event]:
+    ) -> Iterator[AnyEvent]:
         """The event log after ``after``, oldest first, fetched page by page as you iterate,
         until the latest event. ``type`` takes types and families (``sim.*``). Keep the ``id``
         of the last event you processed to resume from it (delivery is at least once)."""
@@ -232,6 +233,51 @@ class M2MClient:
             if len(page.events) < page_size:
                 return
             cursor = page.cursor
+
+    # --- event subscriptions (an m2m extension) ----------------------------------------------
+
+    def subscribe(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        *,
+        label_filter: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        paused: bool = False,
+    ) -> EventSubscription:
+        """Subscribe ``url`` to the account's events from now on: ``event_types`` are types,
+        families (``sim.*``) or ``*``; ``label_filter`` keeps the events of SIMs with all these
+        labels. The answer's ``secret`` is shown only now: verify events with it
+        (``EventVerifier``)."""
+        status = "paused" if paused else "enabled"
+        return self._run(self._core.subscribe(url, event_types, label_filter, headers, status))
+
+    def event_subscriptions(self) -> list[EventSubscription]:
+        """The account's event subscriptions, oldest first."""
+        return self._run(self._core.event_subscriptions())
+
+    def event_subscription(self, subscription_id: str) -> EventSubscription:
+        return self._run(self._core.event_subscription(subscription_id))
+
+    def update_event_subscription(
+        self, subscription_id: str, changes: Mapping[str, Any]
+    ) -> EventSubscription:
+        """A JSON Merge Patch of ``url``, ``headers``, ``event_types``, ``label_filter``,
+        ``status`` (``paused``/``enabled``)."""
+        return self._run(self._core.update_event_subscription(subscription_id, changes))
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        """Delete the subscription (its events waiting to be sent are dropped)."""
+        self._run(self._core.unsubscribe(subscription_id))
+
+    def rotate_subscription_secret(self, subscription_id: str) -> EventSubscription:
+        """A new signing secret (in ``secret``, shown only now); for a while events carry the
+        previous secret's signature too."""
+        return self._run(self._core.rotate_subscription_secret(subscription_id))
+
+    def replay_subscription(self, subscription_id: str, since: datetime) -> EventSubscription:
+        """Send the subscription's events stored since ``since`` (an aware datetime) again."""
+        return self._run(self._core.replay_subscription(subscription_id, since))
 
     def wait(
         self,

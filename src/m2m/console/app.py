@@ -19,11 +19,13 @@ from m2m.console.pages import (
     api_keys,
     audit,
     callback,
+    events,
     login,
     overview,
     requests,
     sim_edit,
     sims,
+    subscriptions,
     token,
 )
 from m2m.console.web import HERE, ConsoleError, LoginRequired, login_url, render
@@ -154,7 +156,19 @@ def create_console(services: Services) -> FastAPI:
     )
     console.state.services = services
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for pages in (login, overview, sims, sim_edit, requests, callback, token, api_keys, audit):
+    for pages in (
+        login,
+        overview,
+        sims,
+        sim_edit,
+        requests,
+        callback,
+        subscriptions,
+        token,
+        api_keys,
+        events,
+        audit,
+    ):
         console.include_router(pages.router)
     console.add_middleware(SecurityHeaders)
     console.add_middleware(HeadAsGet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -192,6 +192,26 @@ def require_active_subscription(visitor: Visitor, refused: str) -> None:
     it may still revoke, delete and rotate them."""
     if visitor.user.subscription != "active":
         raise ConsoleError(403, f"The account's subscription is suspended: {refused}.")
+
+
+def form_time(raw: str, what: str) -> datetime | None:
+    """A time typed in a filter form (a datetime-local field sends 2026-12-01T04:00), as UTC;
+    ValueError saying how to write it."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"Give the {what} time as 2026-12-01T04:00 (UTC).") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def page_cursor(before: int | None) -> int | None:
+    """A newest-first page's ``before`` (an id from the pager's link), checked against the id
+    columns' range; ValueError when no page can start there."""
+    if before is not None and not 0 < before < 2**63:
+        raise ValueError("That page does not exist; start from the newest.")
+    return before
 
 
 @dataclass(frozen=True, slots=True)

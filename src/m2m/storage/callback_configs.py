@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Column, Connection, insert, select, update
 
 from m2m.storage.tables import callback_configs
 
@@ -134,9 +135,36 @@ def breakers(
 
 
 def save_breaker(conn: Connection, account_id: int, state: BreakerState) -> None:
+    save_breaker_of(conn, callback_configs.c.account_id, account_id, state)
+
+
+def take_probe(
+    conn: Connection, account_id: int, delivery_id: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Make ``delivery_id`` the probe of the account's open breaker (``take_probe_of``)."""
+    return take_probe_of(
+        conn, callback_configs.c.account_id, account_id, delivery_id, now, lease_until
+    )
+
+
+# The same breaker columns live in every endpoint's row (an account's callback configuration,
+# an event subscription): these take the row by its key column.
+
+
+def breaker_state(row: Any) -> BreakerState:
+    """The breaker of a row read with its ``breaker_*`` columns."""
+    return BreakerState(
+        row.breaker_failures or 0,
+        row.breaker_trips or 0,
+        row.breaker_open_until,
+        row.breaker_probe_id,
+    )
+
+
+def save_breaker_of(conn: Connection, key: Column[Any], value: int, state: BreakerState) -> None:
     conn.execute(
-        update(callback_configs)
-        .where(callback_configs.c.account_id == account_id)
+        update(key.table)
+        .where(key == value)
         .values(
             breaker_failures=state.failures,
             breaker_trips=state.trips,
@@ -146,21 +174,27 @@ def save_breaker(conn: Connection, account_id: int, state: BreakerState) -> None
     )
 
 
-def take_probe(
-    conn: Connection, account_id: int, delivery_id: str, now: datetime, lease_until: datetime
+def take_probe_of(
+    conn: Connection,
+    key: Column[Any],
+    value: int,
+    delivery_id: str,
+    now: datetime,
+    lease_until: datetime,
 ) -> bool:
-    """Make ``delivery_id`` the probe of the account's open breaker whose cool-down has ended,
+    """Make ``delivery_id`` the probe of the row's open breaker whose cool-down has ended,
     leased until ``lease_until``; False when another worker took the probe first: the
     conditional UPDATE lets only one through on either database. On PostgreSQL a row another
     transaction holds is skipped, not waited for (that worker is probing or recording it), so a
     claim never waits on a breaker while holding others."""
-    row = callback_configs.c.account_id == account_id
+    table = key.table
+    row = key == value
     if conn.dialect.name == "postgresql":
-        free = select(callback_configs.c.account_id).where(row).with_for_update(skip_locked=True)
-        row = callback_configs.c.account_id.in_(free.scalar_subquery())
+        free = select(key).where(row).with_for_update(skip_locked=True)
+        row = key.in_(free.scalar_subquery())
     taken = conn.execute(
-        update(callback_configs)
-        .where(row, callback_configs.c.breaker_open_until <= now)
+        update(table)
+        .where(row, table.c.breaker_open_until <= now)
         .values(breaker_open_until=lease_until, breaker_probe_id=delivery_id)
     )
     return taken.rowcount == 1

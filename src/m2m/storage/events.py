@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Select, Text, bindparam, cast, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+)
 
 from m2m.storage.tables import events, sim_cards
 
@@ -39,6 +51,7 @@ class StoredEvent:
     occurred_at: datetime
     sim: dict[str, Any] | None
     data: dict[str, Any]
+    sim_id: int | None = None  # the SIM's row, while it exists (the console links to it)
 
     def envelope(self) -> dict[str, Any]:
         """The event as consumers receive it (``m2m.events.Event``)."""
@@ -121,6 +134,29 @@ def sim_of(conn: Connection, account_id: int, iccid: str) -> int | None:
     ).scalar_one_or_none()
 
 
+def sim_numbered(conn: Connection, account_id: int, number: str) -> int | None:
+    """The id of the account's SIM whose ICCID or MSISDN is ``number`` (the console's filter:
+    people know a SIM by either); None: none such in this account."""
+    return conn.execute(
+        select(sim_cards.c.id)
+        .where(
+            sim_cards.c.account_id == account_id,
+            or_(sim_cards.c.iccid == number, sim_cards.c.msisdn == number),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _account_is(account_id: int, sim_id: int | None) -> ColumnElement[bool]:
+    """The tenant condition. With a SIM, written so that no index can serve it (``+ 0``): the
+    SIM's ``(sim_id, id)`` range is the narrow one, and without statistics (a SQLite file nobody
+    ran ANALYZE on) SQLite's planner walked the account's whole ``(account_id, id)`` range
+    instead, 1.5 s a page among 10,000,000 events. The condition still filters every row."""
+    if sim_id is None:
+        return events.c.account_id == account_id
+    return events.c.account_id + 0 == account_id
+
+
 def _page_query(
     columns: Sequence[Any],
     account_id: int,
@@ -131,7 +167,7 @@ def _page_query(
 ) -> Select[Any]:
     query = (
         select(*columns)
-        .where(events.c.account_id == account_id, events.c.id > after)
+        .where(_account_is(account_id, sim_id), events.c.id > after)
         .order_by(events.c.id)
         .limit(limit)
     )
@@ -182,6 +218,18 @@ def read_wire(
     return found
 
 
+_COLUMNS = (
+    events.c.id,
+    events.c.account_id,
+    events.c.type,
+    events.c.version,
+    events.c.occurred_at,
+    events.c.sim,
+    events.c.data,
+    events.c.sim_id,
+)
+
+
 def read(
     conn: Connection,
     account_id: int,
@@ -197,14 +245,44 @@ def read(
     order: (account_id, id), (account_id, type, id) per type, or (sim_id, id)."""
     if types is not None and not types:
         return []
-    columns = (
-        events.c.id,
-        events.c.account_id,
-        events.c.type,
-        events.c.version,
-        events.c.occurred_at,
-        events.c.sim,
-        events.c.data,
-    )
-    query = _page_query(columns, account_id, after, limit, types, sim_id)
+    query = _page_query(_COLUMNS, account_id, after, limit, types, sim_id)
     return [StoredEvent(*row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which of an account's events to list newest first (the console); empty selects all."""
+
+    types: Collection[str] | None = None  # exact types (``m2m.events.selected_types``)
+    sim_id: int | None = None
+    since: datetime | None = None  # occurred at or after
+    until: datetime | None = None  # occurred before
+
+
+def newest_first(
+    conn: Connection,
+    account_id: int,
+    wanted: EventFilter,
+    *,
+    before_id: int | None,
+    limit: int,
+) -> list[StoredEvent]:
+    """Up to ``limit`` of the account's events, newest first, below ``before_id`` (the last id
+    of the previous page). The same indexes as ``read``, walked backwards; a time range filters
+    that walk (ids and times grow together, but not strictly, so the range is not turned into
+    an id range), so a range far in the past costs a walk through everything after it."""
+    if wanted.types is not None and not wanted.types:
+        return []
+    query = select(*_COLUMNS).where(_account_is(account_id, wanted.sim_id))
+    if before_id is not None:
+        query = query.where(events.c.id < before_id)
+    if wanted.types is not None:
+        query = query.where(events.c.type.in_(sorted(wanted.types)))
+    if wanted.sim_id is not None:
+        query = query.where(events.c.sim_id == wanted.sim_id)
+    if wanted.since is not None:
+        query = query.where(events.c.occurred_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(events.c.occurred_at < wanted.until)
+    rows = conn.execute(query.order_by(events.c.id.desc()).limit(limit))
+    return [StoredEvent(*row) for row in rows]

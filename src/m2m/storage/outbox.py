@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
-from m2m.storage.callback_configs import BreakerState
+from m2m.storage.callback_configs import BreakerState, breaker_state
 from m2m.storage.leases import (
     HEADS_PER_STATEMENT,
     PENDING,
@@ -29,6 +29,7 @@ from m2m.storage.tables import (
     callback_attempts,
     callback_configs,
     callback_deliveries,
+    event_subscriptions,
     lifecycle_requests,
     request_items,
 )
@@ -40,11 +41,18 @@ class DueDelivery:
     account_id: int
     payload: dict[str, Any]
     attempts: int
-    callback_token: str
+    callback_token: str | None  # a status message's; None for an event
     url: str | None
     headers: dict[str, str] | None
     signing_key_version: int | None
     signing_key_rotated_at: datetime | None
+    # An event for a subscription: the subscription (its endpoint: url, headers and signing
+    # version above are its own), the event (its id is the webhook-id) and the endpoint's
+    # breaker. None for a lifecycle status message.
+    subscription_id: int | None = None
+    subscription_public_id: str | None = None
+    event_id: int | None = None
+    breaker: BreakerState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +123,59 @@ def _due_heads(count: int) -> Select[Any]:
         callback_configs.c.headers,
         callback_configs.c.signing_key_version,
         callback_configs.c.signing_key_rotated_at,
+        callback_deliveries.c.subscription_id,
+        callback_deliveries.c.event_id,
+        event_subscriptions.c.public_id.label("sub_public_id"),
+        event_subscriptions.c.url.label("sub_url"),
+        event_subscriptions.c.headers.label("sub_headers"),
+        event_subscriptions.c.signing_key_version.label("sub_signing_key_version"),
+        event_subscriptions.c.signing_key_rotated_at.label("sub_signing_key_rotated_at"),
+        event_subscriptions.c.breaker_failures,
+        event_subscriptions.c.breaker_trips,
+        event_subscriptions.c.breaker_open_until,
+        event_subscriptions.c.breaker_probe_id,
         heads.c.next_attempt_at,
     ).select_from(
         heads.join(callback_deliveries, callback_deliveries.c.id == heads.c.id)
-        .join(request_items, request_items.c.id == callback_deliveries.c.item_id)
-        .join(lifecycle_requests, lifecycle_requests.c.id == request_items.c.request_id)
+        .outerjoin(request_items, request_items.c.id == callback_deliveries.c.item_id)
+        .outerjoin(lifecycle_requests, lifecycle_requests.c.id == request_items.c.request_id)
         .outerjoin(
             callback_configs, callback_configs.c.account_id == callback_deliveries.c.account_id
         )
+        .outerjoin(
+            event_subscriptions,
+            event_subscriptions.c.id == callback_deliveries.c.subscription_id,
+        )
+    )
+
+
+def _due_delivery(row: Any) -> DueDelivery:
+    if row.subscription_id is None:
+        return DueDelivery(
+            row.id,
+            row.account_id,
+            row.payload,
+            row.attempts,
+            row.callback_token,
+            row.url,
+            row.headers,
+            row.signing_key_version,
+            row.signing_key_rotated_at,
+        )
+    return DueDelivery(
+        row.id,
+        row.account_id,
+        row.payload,
+        row.attempts,
+        None,
+        row.sub_url,
+        row.sub_headers,
+        row.sub_signing_key_version,
+        row.sub_signing_key_rotated_at,
+        subscription_id=row.subscription_id,
+        subscription_public_id=row.sub_public_id,
+        event_id=row.event_id,
+        breaker=breaker_state(row),
     )
 
 
@@ -135,10 +188,8 @@ def due_messages(
     ]
     found: dict[int, list[tuple[datetime, DueDelivery]]] = {part["account"]: [] for part in parts}
     for row in read_heads(conn, _due_heads, parts, {"now": now}):
-        values = dict(row._mapping)
-        due_at = values.pop("next_attempt_at")
-        delivery = DueDelivery(**values)
-        found[delivery.account_id].append((due_at, delivery))
+        delivery = _due_delivery(row)
+        found[delivery.account_id].append((row.next_attempt_at, delivery))
     return {
         account_id: [delivery for _, delivery in sorted(due, key=lambda d: (d[0], d[1].id))]
         for account_id, due in found.items()
@@ -194,11 +245,23 @@ class AttemptRecord:
     delivered: bool
     next_attempt_at: datetime | None  # None with delivered=False: give up
     endpoint_healthy: bool | None = None  # for the URL's breaker (``callbacks.breaker.healthy``)
+    subscription_id: int | None = None  # an event's message: its subscription's breaker
 
 
 def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord]]) -> None:
     """Record attempts, each under the claim it was made with (a stale claim records nothing
     on the message, only the attempt)."""
+    if any(r.subscription_id is not None for _claim, r in records):
+        # A subscription deleted while its message was in flight took the message with it:
+        # its attempt has nothing left to be recorded on (and would break the foreign key).
+        kept = set(
+            conn.execute(
+                select(callback_deliveries.c.id).where(
+                    callback_deliveries.c.id.in_([r.delivery_id for _claim, r in records])
+                )
+            ).scalars()
+        )
+        records = [(claim, r) for claim, r in records if r.delivery_id in kept]
     if not records:
         return
     conn.execute(
@@ -246,11 +309,13 @@ def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord
 
 
 def make_deliveries_due(conn: Connection, account_id: int, now: datetime) -> int:
-    """Messages waiting for a callback URL (or a retry) go out now: the account just set one."""
+    """Status messages waiting for a callback URL (or a retry) go out now: the account just set
+    one, or its breaker closed (an event subscription's messages have their own endpoint)."""
     result = conn.execute(
         update(callback_deliveries)
         .where(
             callback_deliveries.c.account_id == account_id,
+            callback_deliveries.c.subscription_id.is_(None),
             callback_deliveries.c.status == PENDING,
             callback_deliveries.c.claim_id.is_(None),
             callback_deliveries.c.next_attempt_at > now,

@@ -1,5 +1,6 @@
 """Retention: deleting finished requests whose callbacks are settled (SIM history stays), audit
-events past their retention period, and idempotency keys past their 24 hours."""
+events past their retention period, idempotency keys past their 24 hours, events past theirs and
+the settled messages that delivered them to subscriptions."""
 
 from __future__ import annotations
 
@@ -97,3 +98,23 @@ def purge_events(conn: Connection, occurred_before: datetime, limit: int) -> int
     ``occurred_before``. Returns how many were deleted. Consumers' cursors stay valid: one whose
     cursor was purged reads on from the first event after it that is still stored."""
     return _delete_oldest(conn, events, events.c.id, events.c.occurred_at, occurred_before, limit)
+
+
+def purge_event_messages(conn: Connection, created_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` settled (delivered or failed) messages of event subscriptions
+    queued before ``created_before``, with their attempts; the ones still pending stay. Returns
+    how many were deleted."""
+    doomed = list(
+        conn.execute(
+            select(callback_deliveries.c.id)
+            .where(
+                callback_deliveries.c.subscription_id.is_not(None),
+                callback_deliveries.c.status.in_(["delivered", "failed"]),
+                callback_deliveries.c.created_at < created_before,
+            )
+            .limit(limit)
+        ).scalars()
+    )
+    if doomed:
+        conn.execute(delete(callback_deliveries).where(callback_deliveries.c.id.in_(doomed)))
+    return len(doomed)

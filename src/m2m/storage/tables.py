@@ -295,13 +295,23 @@ callback_deliveries = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # A lifecycle item's status message (item_id), or an event for a subscription
+    # (subscription_id and event_id: the event's id is the message's webhook-id).
     Column(
         "item_id",
         Id,
         ForeignKey("request_items.id", ondelete="CASCADE"),
-        nullable=False,
+        nullable=True,
         unique=True,
     ),
+    Column(
+        "subscription_id",
+        Id,
+        ForeignKey("event_subscriptions.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    # Not a foreign key: purging old events must not take their messages' history with them.
+    Column("event_id", Id, nullable=True),
     Column("payload", JSON, nullable=False),
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -323,9 +333,17 @@ callback_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_callback_deliveries_account_id_status", "account_id", "status"),
+    # A subscription's messages: parked while its breaker is open, listed in the console,
+    # deleted with it.
+    Index("ix_callback_deliveries_subscription_id_status", "subscription_id", "status"),
     # The console's overview: an account's messages of the last day.
     Index("ix_callback_deliveries_account_id_created_at", "account_id", "created_at"),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    CheckConstraint(
+        "(item_id IS NOT NULL AND subscription_id IS NULL AND event_id IS NULL)"
+        " OR (item_id IS NULL AND subscription_id IS NOT NULL AND event_id IS NOT NULL)",
+        name="kind",
+    ),
 )
 
 callback_attempts = Table(
@@ -456,4 +474,37 @@ events = Table(
     Index("ix_events_account_id_type_id", "account_id", "type", "id"),
     Index("ix_events_sim_id_id", "sim_id", "id"),
     Index("ix_events_occurred_at", "occurred_at"),
+)
+
+
+# An account's subscriptions to its events (``m2m.callbacks.subscriptions``): where to POST
+# them, which ones (type patterns, a label filter), and how far the fan-out has read the log.
+# The signing secret is derived from the server's key, the public id and a version (never
+# stored), as the callback's. At most ``event_subscriptions.MAX_PER_ACCOUNT`` an account.
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("public_id", String(40), nullable=False, unique=True),  # "sub_…": what the API shows
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("event_types", JSON, nullable=False),  # patterns: a type, "family.*" or "*"
+    Column("label_filter", JSON, nullable=False),  # {key: value}, all must match
+    Column("status", String(16), nullable=False, server_default="enabled"),
+    Column("signing_key_version", Integer, nullable=False, server_default="1"),
+    Column("signing_key_rotated_at", UTCDateTime, nullable=True),
+    # The fan-out cursor: the last of the account's events considered (delivered or not).
+    Column("through_event_id", Id, nullable=False, server_default="0"),
+    # Its endpoint's circuit breaker, as ``callback_configs``' (``m2m.callbacks.breaker``).
+    Column("breaker_failures", Integer, nullable=False, server_default="0"),
+    Column("breaker_trips", Integer, nullable=False, server_default="0"),
+    Column("breaker_open_until", UTCDateTime, nullable=True),
+    Column("breaker_probe_id", String(36), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_event_subscriptions_account_id_id", "account_id", "id"),
+    # The fan-out reads the enabled subscriptions.
+    Index("ix_event_subscriptions_status_account_id", "status", "account_id"),
+    CheckConstraint("status IN ('enabled', 'paused')", name="status"),
 )

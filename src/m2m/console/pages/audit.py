@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from m2m.audit import ACTIONS
-from m2m.console.web import SignedIn, render
+from m2m.console.web import SignedIn, form_time, page_cursor, render
 from m2m.storage import audit as audit_store
 
 router = APIRouter()
 
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 320
-
-
-def _time(raw: str, what: str) -> datetime | None:
-    """A time typed in the form (a datetime-local field sends 2026-12-01T04:00), as UTC."""
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise ValueError(f"Give the {what} time as 2026-12-01T04:00 (UTC).") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def audit_filter(
@@ -43,8 +31,8 @@ def audit_filter(
         subject=sim or None,
         actor=actor or None,
         actions=(action,) if action else (),
-        since=_time(since, "from"),
-        until=_time(until, "until"),
+        since=form_time(since, "from"),
+        until=form_time(until, "until"),
     )
 
 
@@ -69,8 +57,7 @@ async def audit_page(
     }
     try:
         wanted = audit_filter(sim, actor, action, since, until)
-        if before is not None and not 0 < before < 2**63:  # a bigint column's range
-            raise ValueError("That page does not exist; start from the newest.")
+        page_cursor(before)
     except ValueError as problem:
         return render(
             request, "audit.html", visitor, status_code=400, error=str(problem), events=None, **form

@@ -1,5 +1,6 @@
 """Callback: the URL and custom headers status messages are sent with (the API's rules), and
-the signing secret, shown once when it is rotated."""
+the signing secret, shown once when it is rotated; beside them, the account's event
+subscriptions (managed in ``pages.subscriptions``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from m2m.callbacks.rules import MAX_HEADERS, CallbackConfigError, masked
 from m2m.console.web import PREFIX, CheckedForm, SignedIn, Visitor, render, shown_once
 from m2m.services import services_of
 from m2m.storage import callback_configs
+from m2m.storage import event_subscriptions as subscription_store
 
 router = APIRouter()
 
@@ -25,6 +27,7 @@ async def _page(
     request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any
 ) -> Response:
     config = await visitor.read(callback_configs.get_callback_config, visitor.account_id)
+    subscriptions = await visitor.read(subscription_store.list_for_account, visitor.account_id)
     context.setdefault("error", None)
     context.setdefault("url", config.url if config else None)
     return render(
@@ -36,6 +39,8 @@ async def _page(
         version=config.signing_key_version if config else 1,
         overlap_hours=services_of(request).settings.signing_rotation_overlap_hours,
         new_rows=NEW_HEADER_ROWS,
+        subscriptions=subscriptions,
+        max_subscriptions=subscription_store.MAX_PER_ACCOUNT,
         **context,
     )
 
