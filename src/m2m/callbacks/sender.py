@@ -85,8 +85,17 @@ class CallbackSender:
             self._signer(delivery.account_id, version).sign(delivery.id, now, body)
             for version in versions
         )
+        # The X-Request-ID of the call that made the request, so a receiver's logs meet ours;
+        # a customer who configured an x-request-id header of their own keeps theirs.
+        custom = delivery.headers or {}
+        traced = (
+            {"X-Request-ID": delivery.http_request_id}
+            if delivery.http_request_id and not any(h.lower() == "x-request-id" for h in custom)
+            else {}
+        )
         return {
-            **(delivery.headers or {}),
+            **traced,
+            **custom,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "x-callback-token": delivery.callback_token,

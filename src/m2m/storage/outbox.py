@@ -45,6 +45,7 @@ class DueDelivery:
     headers: dict[str, str] | None
     signing_key_version: int | None
     signing_key_rotated_at: datetime | None
+    http_request_id: str | None = None  # the X-Request-ID of the call that made the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ def _due_heads(count: int) -> Select[Any]:
         callback_configs.c.headers,
         callback_configs.c.signing_key_version,
         callback_configs.c.signing_key_rotated_at,
+        lifecycle_requests.c.http_request_id,
         heads.c.next_attempt_at,
     ).select_from(
         heads.join(callback_deliveries, callback_deliveries.c.id == heads.c.id)
