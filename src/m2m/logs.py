@@ -18,7 +18,7 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote_plus
 
 from m2m.credentials import PREFIXES
@@ -57,13 +57,15 @@ def redact(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Masks credentials in a record's message arguments."""
+    """Masks credentials in a record's message, whatever its arguments are (strings, or objects
+    such as an HTTP client's URL, which print a query string)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        # Then the whole line: an argument that is not a string prints its own text.
+        record.msg = _CREDENTIAL.sub(r"\1***", redact(record.getMessage()))
+        record.args = None
         return True
 
 
@@ -157,21 +159,27 @@ class JsonFormatter(logging.Formatter):
 LOG_FORMATS = ("text", "json")
 
 
-def configure(log_format: str = "text", level: str = "INFO") -> None:
-    """Send every logger (ours, uvicorn's) to standard error in ``log_format``, each line with
-    its request's id and without credentials. Replaces the root logger's handlers, so calling
-    it again (a test, a second app in one process) does not write lines twice."""
-    handler = logging.StreamHandler()
+def make_handler(log_format: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing to ``stream`` (standard error) in ``log_format``, each line with its
+    request's id and without credentials."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactSecrets())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure(log_format: str = "text", level: str = "INFO") -> None:
+    """Send every logger (ours, uvicorn's) to standard error through ``make_handler``. Replaces
+    the root logger's handlers, so calling it again (a second app in one process) does not
+    write lines twice."""
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(make_handler(log_format))
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

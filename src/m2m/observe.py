@@ -37,15 +37,29 @@ UNMATCHED = "unmatched"  # the route label of a request no route matched (a 404)
 access_log = logging.getLogger("m2m.access")
 
 
-def route_template(scope: Scope, root_path: str) -> str:
-    """The template of the route that answered (``/m2m/1.0.0/simcards/{iccid}``), with the
-    prefix of the mount it is in (``/console``), or UNMATCHED."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path is None:
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``/m2m/1.0.0/simcards/{iccid}``), or UNMATCHED:
+    the path with each path parameter's value put back as ``{name}``. (Read from the path, not
+    the route object: FastAPI keeps an included router's routes without their prefix.)"""
+    if scope.get("route") is None:
         return UNMATCHED
-    mounted = scope.get("root_path", "")[len(root_path) :]
-    return f"{mounted}{path}"
+    path: str = scope["path"]
+    params = scope.get("path_params")
+    if not params:
+        return path
+    segments = path.split("/")
+    for name, value in params.items():
+        text = str(value)
+        if "/" in text:  # a {name:path} parameter: the end of the path
+            if path.endswith(text):
+                kept = path[: len(path) - len(text)].split("/")
+                segments = [*kept[:-1], kept[-1] + f"{{{name}}}"]
+            continue
+        for index in range(len(segments) - 1, -1, -1):
+            if segments[index] == text:
+                segments[index] = f"{{{name}}}"
+                break
+    return "/".join(segments)
 
 
 def _labelled(metric: MetricWrapperBase, cache: dict[Any, Any], *labels: str) -> Any:
@@ -86,7 +100,6 @@ class Observe:
             ]
         answer_header = (HEADER, request_id.encode())
         context = logs.begin(request_id)
-        root_path = scope.get("root_path", "")
         status = 500  # unless an answer starts
 
         async def send_observed(message: Message) -> None:
@@ -100,7 +113,7 @@ class Observe:
             await self.app(scope, receive, send_observed)
         finally:
             duration = time.perf_counter() - started
-            route = route_template(scope, root_path)
+            route = route_template(scope)
             method = scope["method"]
             if self.count:
                 self._count(route, method, status, duration)
