@@ -186,4 +186,7 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
         for old in logger.handlers[:]:
             logger.removeHandler(old)
         logger.propagate = True
+    # The access log is m2m.observe's (with the route and the duration); uvicorn writes its own
+    # while its logger has somewhere to go.
+    logging.getLogger("uvicorn.access").propagate = False
     install()

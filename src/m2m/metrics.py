@@ -40,6 +40,18 @@ from sqlalchemy import Engine, event
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
+
+def multiprocess_dir() -> Path | None:
+    """Where the processes write their values, when they share them."""
+    value = os.environ.get(MULTIPROC_DIR) or os.environ.get(MULTIPROC_DIR.lower())
+    return Path(value) if value else None
+
+
+# The client writes a metric's file as the metric is made (below): an operator's directory
+# must exist by then.
+if (_shared := multiprocess_dir()) is not None:
+    _shared.mkdir(parents=True, exist_ok=True)
+
 # Fewer buckets than the client's default (15): each one is a value to write per observation
 # (a file write in multi-process mode) and a series to store. These cover a cached lookup
 # (~1 ms) to a timed-out call.
@@ -113,12 +125,6 @@ def watch_pool(engine: Engine) -> None:
     event.listen(engine, "checkin", checked_in)
 
 
-def multiprocess_dir() -> Path | None:
-    """Where the processes write their values, when they share them."""
-    value = os.environ.get(MULTIPROC_DIR) or os.environ.get(MULTIPROC_DIR.lower())
-    return Path(value) if value else None
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -141,6 +147,14 @@ def forget_dead_processes(directory: Path) -> list[int]:
     for pid in dead:
         mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
     return dead
+
+
+def forget_other_processes(directory: Path) -> None:
+    """Empty ``directory`` of a previous run's values (this process's own files stay: it has
+    them open)."""
+    for stale in directory.glob("*.db"):
+        if not stale.stem.endswith(f"_{os.getpid()}"):
+            stale.unlink()
 
 
 def exposition(collectors: Iterable[Collector] = ()) -> tuple[bytes, str]:

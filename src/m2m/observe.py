@@ -41,7 +41,9 @@ def route_template(scope: Scope) -> str:
     """The template of the route that answered (``/m2m/1.0.0/simcards/{iccid}``), or UNMATCHED:
     the path with each path parameter's value put back as ``{name}``. (Read from the path, not
     the route object: FastAPI keeps an included router's routes without their prefix.)"""
-    if scope.get("route") is None:
+    # A matched route leaves its endpoint in the scope (FastAPI's router sets no "route" for
+    # the routes it adds itself, such as /openapi.json).
+    if scope.get("endpoint") is None and scope.get("route") is None:
         return UNMATCHED
     path: str = scope["path"]
     params = scope.get("path_params")

@@ -169,7 +169,8 @@ def serve(
         os.environ.update(settings_environment(settings, access_log=access_log))
         app = "m2m.asgi:app_from_environment"
         options = {"factory": True, "workers": processes}
-    with shared_metrics(processes > 1 and settings.metrics_enabled):
+    shared = processes > 1 or metrics.multiprocess_dir() is not None
+    with shared_metrics(shared and settings.metrics_enabled):
         _run_uvicorn(app, options, settings, host, port, ssl_certfile, ssl_keyfile)
 
 
@@ -178,16 +179,14 @@ def shared_metrics(enabled: bool) -> Iterator[None]:
     """For several processes: a fresh directory where each writes its metrics, so that any of
     them can answer a scrape with the sum (``m2m.metrics``), removed when the server stops.
     The processes are spawned, so they see the variable before they import the client. An
-    operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used as given (emptied of a previous run's
-    values, which would otherwise be added to this one's)."""
+    operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used as given, emptied of a previous run's
+    values, which would otherwise be added to this one's (also with one process)."""
     if not enabled:
         yield
         return
     given = metrics.multiprocess_dir()
     if given is not None:
-        given.mkdir(parents=True, exist_ok=True)
-        for stale in given.glob("*.db"):
-            stale.unlink()
+        metrics.forget_other_processes(given)
         yield
         return
     directory = tempfile.mkdtemp(prefix="m2m-metrics-")

@@ -31,8 +31,10 @@ class Backlog:
 
 
 def backlog(conn: Connection) -> Backlog:
-    items: dict[str, int] = dict(
-        conn.execute(
+    # Two counts, each over its own partial index (status = 'pending', status = 'claimed').
+    items = {
+        str(status): int(count)
+        for status, count in conn.execute(
             select(request_items.c.status, func.count())
             .where(request_items.c.status == PENDING)
             .group_by(request_items.c.status)
@@ -41,8 +43,8 @@ def backlog(conn: Connection) -> Backlog:
                 .where(request_items.c.status == CLAIMED)
                 .group_by(request_items.c.status)
             )
-        ).tuples()
-    )
+        )
+    }
     oldest_request = (
         select(func.min(lifecycle_requests.c.id))
         .where(lifecycle_requests.c.finished_at.is_(None))
