@@ -13,6 +13,7 @@ computed from the page itself, so the policy follows FastAPI's templates when th
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from importlib.resources import files
@@ -24,7 +25,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 DOCS = "/docs"
@@ -33,6 +34,18 @@ REDOC = "/redoc"
 ASSETS = "/docs/assets"
 # swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js, favicon.png
 ASSETS_DIR = Path(str(files("fastapi_offline") / "static"))
+
+# ReDoc's side bar shows Redocly's logo from their CDN (and hides it when it fails to load). The
+# bundle is served with an empty source there instead: no request to another origin, nothing
+# for the policy to refuse, and the same page as offline.
+REDOC_LOGO = b'"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+REDOC_BUNDLE = f"{ASSETS}/redoc.standalone.js"
+
+
+@functools.cache
+def redoc_bundle() -> bytes:
+    return (ASSETS_DIR / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b'""')
+
 
 # What every page refuses: anything not listed, framing, a <base> and form posts elsewhere.
 _COMMON = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -96,7 +109,7 @@ def add_docs(app: FastAPI) -> None:
         page = get_redoc_html(
             openapi_url=openapi_url,
             title=f"{title} - ReDoc",
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+            redoc_js_url=REDOC_BUNDLE,
             redoc_favicon_url=f"{ASSETS}/favicon.png",
             with_google_fonts=False,
         )
@@ -104,5 +117,10 @@ def add_docs(app: FastAPI) -> None:
 
     app.add_route(DOCS, swagger_ui, include_in_schema=False)
     app.add_route(OAUTH2_REDIRECT, oauth2_redirect, include_in_schema=False)
+
+    async def redoc_script(_request: Request) -> Response:
+        return Response(redoc_bundle(), media_type="text/javascript")
+
     app.add_route(REDOC, redoc, include_in_schema=False)
+    app.add_route(REDOC_BUNDLE, redoc_script, include_in_schema=False)  # before the mount
     app.mount(ASSETS, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
