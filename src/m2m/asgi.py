@@ -78,9 +78,6 @@ def create_app(
     engine = engine or settings.make_engine()
     clock = clock or SystemClock()
     services = build_services(settings, engine, clock)
-    if settings.metrics_enabled:
-        metrics.watch_pool(services.engine)
-        metrics.watch_pool(services.reads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -115,5 +112,9 @@ def create_app(
     )
     # Outermost: every answer, even one refused before any route runs, has its id, its log
     # line and its count.
-    app.add_middleware(Observe, count=settings.metrics_enabled)
+    app.add_middleware(
+        Observe,
+        count=settings.metrics_enabled,
+        pool_in_use=metrics.connections_in_use(services.engine, services.reads),
+    )
     return app

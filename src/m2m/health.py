@@ -58,6 +58,8 @@ class Probe:
     worker: Callable[[], Worker | None]  # the process's worker, once it runs
     expects_worker: bool
     serve_metrics: bool = True
+    # The database connections this process has checked out now (``metrics.connections_in_use``).
+    pool_in_use: Callable[[], int] = lambda: 0
 
 
 async def readiness(probe: Probe) -> tuple[bool, dict[str, str]]:
@@ -157,6 +159,7 @@ def routes(probe: Probe) -> list[Route]:
         return JSONResponse(body, status_code=200 if ready else 503, headers=_NO_CACHE)
 
     async def metrics_page(_request: Request) -> Response:
+        metrics.DB_CONNECTIONS_IN_USE.set(probe.pool_in_use())
         body, content_type = await run_in_threadpool(metrics.exposition, [collector])
         return Response(body, media_type=content_type, headers=_NO_CACHE)
 

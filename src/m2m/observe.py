@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
@@ -71,12 +72,24 @@ def _labelled(metric: MetricWrapperBase, cache: dict[Any, Any], *labels: str) ->
     return child
 
 
-class Observe:
-    """ASGI middleware: request ids, access log and metrics (``count=False``: no metrics)."""
+POOL_SAMPLE_SECONDS = 1.0  # how often the connections in use are sampled, at most
 
-    def __init__(self, app: ASGIApp, *, count: bool = True) -> None:
+
+class Observe:
+    """ASGI middleware: request ids, access log and metrics (``count=False``: no metrics);
+    ``pool_in_use`` says how many database connections are checked out now."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        count: bool = True,
+        pool_in_use: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.app = app
         self.count = count
+        self._pool_in_use = pool_in_use
+        self._pool_sampled_at = 0.0
         self._requests: dict[Any, Any] = {}
         self._durations: dict[Any, Any] = {}
         self._auth_failures: dict[Any, Any] = {}
@@ -119,6 +132,9 @@ class Observe:
             method = scope["method"]
             if self.count:
                 self._count(route, method, status, duration)
+                if started - self._pool_sampled_at > POOL_SAMPLE_SECONDS:
+                    self._pool_sampled_at = started
+                    metrics.DB_CONNECTIONS_IN_USE.set(self._pool_in_use())
             level = logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO
             if access_log.isEnabledFor(level):
                 self._log(scope, level, route, status, duration, context.account_id)

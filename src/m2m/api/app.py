@@ -14,7 +14,7 @@ from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2m import __version__, health
+from m2m import __version__, health, metrics
 from m2m.api import audit_events, callback, events, oauth, requests, sim_updates, simcards
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
@@ -115,6 +115,7 @@ def create_api(
         lambda: services.worker,
         expects_worker=settings.embedded_worker,
         serve_metrics=settings.metrics_enabled,
+        pool_in_use=metrics.connections_in_use(services.engine, services.reads),
     )
     app.router.routes.extend(health.routes(probe))
     app.include_router(oauth.router)

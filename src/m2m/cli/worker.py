@@ -36,8 +36,6 @@ def worker(
         settings.check_for_production()
     engine = migrated_engine(settings, create=False)  # a worker needs the server's database
     logs.configure(settings.log_format, settings.log_level)
-    if settings.metrics_enabled:
-        metrics.watch_pool(engine)
     clock = SystemClock()
 
     async def main() -> None:
@@ -57,6 +55,7 @@ def worker(
                     lambda: running,
                     expects_worker=True,
                     serve_metrics=settings.metrics_enabled,
+                    pool_in_use=metrics.connections_in_use(engine),
                 ),
                 health_host,
                 health_port,
