@@ -33,7 +33,7 @@ from m2m.clock import Clock
 from m2m.storage import backlog as backlog_store
 from m2m.storage import heartbeats as heartbeat_store
 from m2m.storage.migrate import current_revision, head_revision
-from m2m.worker import HEARTBEAT_SECONDS, Worker
+from m2m.worker import Worker
 
 log = logging.getLogger("m2m.health")
 
@@ -44,8 +44,6 @@ PROBE_PATHS = frozenset({HEALTHZ, READYZ, METRICS})
 # A database that does not answer within this is "not ready" (PostgreSQL's own connect timeout
 # is longer: a probe must answer before the prober gives up).
 DATABASE_CHECK_SECONDS = 2.0
-# A worker whose heartbeat is older than this is counted dead.
-WORKER_SEEN_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 _NO_CACHE = {"Cache-Control": "no-store"}
 
 
@@ -136,7 +134,7 @@ class BacklogCollector(Collector):
         yield GaugeMetricFamily(
             "m2m_workers_alive",
             "Workers whose heartbeat is recent, all hosts together.",
-            value=sum(1 for beat in beats if now - beat.seen_at <= WORKER_SEEN_WITHIN),
+            value=sum(1 for beat in beats if now - beat.seen_at <= heartbeat_store.ALIVE_WITHIN),
         )
 
 

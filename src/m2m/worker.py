@@ -43,7 +43,6 @@ from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
 RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long to be recorded
-HEARTBEAT_SECONDS = 5.0  # how often a worker writes its heartbeat row
 T = TypeVar("T")
 
 
@@ -381,7 +380,7 @@ class Worker:
         )
 
     async def _beat(self, stop: asyncio.Event) -> None:
-        """Write the heartbeat every HEARTBEAT_SECONDS; remove it when stopping."""
+        """Write the heartbeat every few seconds; remove it when stopping."""
         while not stop.is_set():
             try:
                 beat = self.heartbeat()
@@ -394,7 +393,7 @@ class Worker:
             except Exception:
                 log.exception("%s: heartbeat failed; trying again", self.name)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                async with asyncio.timeout(heartbeats.HEARTBEAT_SECONDS):
                     await stop.wait()
 
         def forget() -> None:

@@ -21,7 +21,6 @@ from m2m.cli.common import (
     print_table,
 )
 from m2m.clock import SystemClock
-from m2m.health import WORKER_SEEN_WITHIN
 from m2m.storage import backlog as backlog_store
 from m2m.storage import heartbeats as heartbeat_store
 
@@ -59,7 +58,7 @@ def status(
             "name": beat.name,
             "host": beat.host,
             "pid": beat.pid,
-            "alive": now - beat.seen_at <= WORKER_SEEN_WITHIN,
+            "alive": now - beat.seen_at <= heartbeat_store.ALIVE_WITHIN,
             "started_at": beat.started_at,
             "seen_at": beat.seen_at,
             "items_held": beat.items_held,

@@ -5,11 +5,15 @@ whichever host they run on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from m2m.storage.tables import worker_heartbeats
+
+HEARTBEAT_SECONDS = 5.0  # how often a running worker writes its row
+# A worker whose row is older than this is counted dead (three missed beats).
+ALIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
