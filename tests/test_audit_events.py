@@ -85,7 +85,8 @@ def test_a_lifecycle_request_is_recorded_once_not_per_sim(api: TestClient, engin
         "operation": {"before": None, "after": "deactivation"},
         "devices": {"before": None, "after": 3},
     }
-    assert entry["request_id"] is None  # none was sent
+    # None was sent: the server gave the call one, the answer's, and recorded it.
+    assert entry["request_id"] == response.headers["x-request-id"]
 
 
 def test_a_permanent_token_is_named_and_a_request_id_kept_only_when_sane(
@@ -93,10 +94,13 @@ def test_a_permanent_token_is_named_and_a_request_id_kept_only_when_sane(
 ) -> None:
     watch = AuditWatch(engine)
     headers = {**tenant_auth(tenant), "X-Request-ID": "x" * 101}
-    assert configure(client, headers, "http://127.0.0.1:9/t").is_success
+    answer = configure(client, headers, "http://127.0.0.1:9/t")
+    assert answer.is_success
     entry = watch.one("callback.configured")
     assert (entry["actor_kind"], entry["actor"]) == ("token", "ci")
-    assert entry["request_id"] is None
+    # Not the caller's (too long): the one the server gave the call instead, as answered.
+    assert entry["request_id"] == answer.headers["x-request-id"]
+    assert entry["request_id"] != "x" * 101
     assert tenant.permanent_token not in stored_text(engine)
 
 

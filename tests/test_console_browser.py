@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -402,3 +403,38 @@ def test_subscribe_a_url_to_events_beside_the_callback_then_pause_it(page: Page)
     go_to(page, "Callback")
     expect(page.locator("table.subscriptions tbody tr")).to_have_count(1)
     expect(page.locator("table.subscriptions")).to_contain_text("paused")
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        ("/docs", ".swagger-ui [data-path='/m2m/1.0.0/simcards']"),
+        ("/redoc", "[role=menuitem] >> text='SIM cards'"),
+    ],
+)
+def test_the_api_docs_work_with_the_network_cut_off(page: Page, path: str, rendered: str) -> None:
+    """Behind a firewall: every request to another host fails, as it would without Internet
+    access. The page renders the API from what this server serves, asks nothing elsewhere,
+    and its Content-Security-Policy refuses nothing it loads."""
+    elsewhere: list[str] = []
+    problems: list[str] = []
+
+    def cut_off(route: Any) -> None:
+        host = httpx.URL(route.request.url).host
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.context.route("**/*", cut_off)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("requestfailed", lambda r: problems.append(f"{r.url}: {r.failure}"))
+    page.goto(path)
+    expect(page.locator(rendered).first).to_be_visible()
+    expect(page.get_by_text("M2M API").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    shot(page, f"api-docs-{path.strip('/')}-offline")
+    assert elsewhere == []
+    assert problems == []

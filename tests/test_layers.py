@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.labels",
             "m2m.lifecycle",
             "m2m.logs",
+            "m2m.metrics",
             "m2m.paging",
             "m2m.profile",
             "m2m.sim_edit",
@@ -55,9 +56,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("worker", ("m2m.worker", "m2m.worker_setup")),
-    ("services", ("m2m.services",)),
+    ("services", ("m2m.services", "m2m.health")),
     ("front-ends", ("m2m.api", "m2m.console")),
-    ("application", ("m2m.asgi", "m2m.http_limits", "m2m.http_head", "m2m.security_headers")),
+    (
+        "application",
+        ("m2m.asgi", "m2m.http_limits", "m2m.http_head", "m2m.security_headers", "m2m.observe"),
+    ),
     ("cli", ("m2m.cli",)),
 ]
 SIBLINGS_THAT_NEVER_MEET = ("m2m.api", "m2m.console")

@@ -158,7 +158,9 @@ def test_the_audit_entry_names_the_caller_the_fields_and_the_request(
         {"CostCenter": "c1", "Labels": {"k": "v"}},
         **{"X-Request-ID": "req-42"},
     )
-    patch(api, headers, {"CostCenter": "c2"}, **{"X-Request-ID": "bad id with spaces"})
+    second_answer = patch(
+        api, headers, {"CostCenter": "c2"}, **{"X-Request-ID": "bad id with spaces"}
+    )
     first, second = audit_rows(engine)
     assert first.actor_kind == "application"
     assert first.actor == CLIENT_ID
@@ -169,7 +171,9 @@ def test_the_audit_entry_names_the_caller_the_fields_and_the_request(
     }
     assert first.request_id == "req-42"
     assert second.changes == {"CostCenter": {"before": "c1", "after": "c2"}}
-    assert second.request_id is None
+    # Not the caller's (not one token): the one the server gave the call instead, as answered.
+    assert second.request_id == second_answer.headers["x-request-id"]
+    assert " " not in second.request_id
 
 
 def test_a_permanent_token_is_named_in_the_audit_trail(

@@ -5,6 +5,8 @@ here over one ``Services`` and never import each other."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
-from m2m import logs
+from m2m import logs, metrics
 from m2m.api import callback, oauth_params, sim_updates
 from m2m.api.app import create_api
 from m2m.api.error_handlers import M2M_PREFIX
@@ -23,6 +25,7 @@ from m2m.console.app import create_console
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
+from m2m.observe import Observe
 from m2m.security_headers import SecurityHeaders
 from m2m.services import build_services
 from m2m.settings import Settings
@@ -37,8 +40,11 @@ DEFAULT_BODY_LIMIT = BodyLimit(64 * 1024)
 def app_from_environment() -> FastAPI:
     """The app of one of ``m2m serve --processes N``'s processes: settings from the
     environment, its own engine; the parent process has migrated the database already."""
-    logs.install()
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    if os.environ.get("M2M_SERVE_ACCESS_LOG") == "false":  # serve --no-access-log
+        logging.getLogger("m2m.access").setLevel(logging.WARNING)
+    return create_app(settings)
 
 
 def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
@@ -103,5 +109,12 @@ def create_app(
     app.add_middleware(BodyLimits, routes=body_limits(settings), default=DEFAULT_BODY_LIMIT)
     app.add_middleware(
         SecurityHeaders, hsts_max_age=None if settings.sandbox else settings.hsts_max_age_seconds
+    )
+    # Outermost: every answer, even one refused before any route runs, has its id, its log
+    # line and its count.
+    app.add_middleware(
+        Observe,
+        count=settings.metrics_enabled,
+        pool_in_use=metrics.connections_in_use(services.engine, services.reads),
     )
     return app

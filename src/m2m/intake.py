@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
+from m2m import metrics
 from m2m.audit import Actor, created
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType
@@ -88,7 +89,11 @@ def accept_request_in(
             for d in devices
         ],
         now=now,
+        http_request_id=actor.request_id,
     )
+    # Counted before the commit: the rare acceptance that then fails (the database went away)
+    # is counted all the same, where counting after it would need every caller's help.
+    metrics.ITEMS_ACCEPTED.labels(operation.value).inc(len(devices))
     audit_store.record(
         conn,
         account_id=account_id,

@@ -7,7 +7,7 @@ passed to ``create_app`` and the storage layer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         description="Trust X-Forwarded-Proto/For from forwarded_allow_ips (a TLS proxy).",
     )
     forwarded_allow_ips: str = "127.0.0.1"
+
+    # Operating it: logs and metrics.
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="'text' (readable lines) or 'json' (one object a line, for log shippers).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Count requests and serve /metrics (Prometheus); false: neither.",
+    )
 
     # The audit trail.
     audit_retention_days: int = Field(

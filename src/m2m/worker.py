@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -28,6 +31,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from m2m import logs, metrics
 from m2m.callbacks import dispatch, fanout
 from m2m.callbacks.message import status_message
 from m2m.callbacks.sender import CallbackSender
@@ -35,12 +39,25 @@ from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
 from m2m.network import NetworkAdapter, NetworkResult, SimRef
-from m2m.storage import item_queue, notify, outbox
+from m2m.storage import heartbeats, item_queue, notify, outbox
 from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
 RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long to be recorded
 T = TypeVar("T")
+
+
+def attempt_outcome(record: outbox.AttemptRecord) -> str:
+    """The metrics' word for how an attempt went (a bounded set)."""
+    if record.delivered:
+        return "delivered"
+    if record.status_code is not None:
+        return "rejected"
+    if record.url is None or record.error == "no callback URL configured":
+        return "no_url"
+    if record.error and record.error.startswith("refused"):
+        return "refused"
+    return "unreachable"
 
 
 def _sim_of(item: item_queue.ClaimedItem) -> SimRef | None:
@@ -91,6 +108,17 @@ class Worker:
         self._items_wake = asyncio.Event()
         self._deliveries_wake = asyncio.Event()
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
+        self.started_at = clock.now()
+        # When a loop last went round (time.monotonic): the readiness probe's "is it alive".
+        self.alive_at = time.monotonic()
+        self._items_held = 0  # items of the batch being executed
+        self.running = False  # inside run()
+
+    def is_alive(self) -> bool:
+        """Running, and its loops went round recently: a step may take up to half a lease
+        (the network's timeout) and the database's time besides, never a whole lease."""
+        age = time.monotonic() - self.alive_at
+        return self.running and age < self._lease.total_seconds()
 
     def notify(self) -> None:
         """New items were accepted (call from the worker's event loop)."""
@@ -121,19 +149,32 @@ class Worker:
         if not claimed:
             return 0
         self._items_after = claimed[0].account_id
-        outcomes = await asyncio.gather(*(self._outcome(item) for item in claimed))
+        self._items_held = len(claimed)
+        try:
+            outcomes = await asyncio.gather(*(self._outcome(item) for item in claimed))
 
-        def finish() -> int:
-            with write_transaction(self._engine) as conn:
-                return item_queue.finish_items(conn, claim_id, outcomes, self._clock.now())
+            def finish() -> int:
+                with write_transaction(self._engine) as conn:
+                    return item_queue.finish_items(conn, claim_id, outcomes, self._clock.now())
 
-        finished = await self._db(finish)
+            finished = await self._db(finish)
+        finally:
+            self._items_held = 0
         if finished < len(outcomes):
             log.warning("%s: %d items lost their lease", self.name, len(outcomes) - finished)
+        else:
+            # Counted when the whole batch was recorded (a lost lease's items are counted by
+            # the worker that takes them over).
+            for (operation, result), count in Counter(
+                (o.operation, o.result_status) for o in outcomes
+            ).items():
+                metrics.ITEMS_EXECUTED.labels(operation, result).inc(count)
         self._deliveries_wake.set()
         return finished
 
     async def _outcome(self, item: item_queue.ClaimedItem) -> item_queue.ItemOutcome:
+        # Each item runs in a task of its own (gather): its log lines name its request's call.
+        logs.begin(item.http_request_id, item.account_id)
         operation = Operation(item.operation)
         decision: Decision
         sim = _sim_of(item)
@@ -232,8 +273,19 @@ class Worker:
         self._in_flight[delivery.account_id] += 1
 
         async def attempt() -> tuple[str, outbox.AttemptRecord]:
+            logs.begin(delivery.http_request_id, delivery.account_id)  # this task's log lines
             try:
-                return claim_id, await self._sender.send(delivery)
+                record = await self._sender.send(delivery)
+                metrics.CALLBACK_ATTEMPTS.labels(attempt_outcome(record)).inc()
+                if record.latency_ms is not None:
+                    metrics.CALLBACK_LATENCY.observe(record.latency_ms / 1000)
+                log.debug(
+                    "callback %s attempt %d: %s",
+                    delivery.id,
+                    delivery.attempts + 1,
+                    record.error or record.status_code,
+                )
+                return claim_id, record
             finally:
                 self._in_flight[delivery.account_id] -= 1
                 if not self._in_flight[delivery.account_id]:
@@ -265,6 +317,7 @@ class Worker:
 
         backlog = False  # the last claim left due messages behind
         while not stop.is_set() or tasks or finished or not results.empty():
+            self.alive_at = time.monotonic()
             try:
                 free = self._send_limit - len(tasks)
                 # Claim when a good share of the slots is free, not one message at a time.
@@ -302,6 +355,7 @@ class Worker:
         self, step: Callable[[], Awaitable[int]], wake: asyncio.Event, stop: asyncio.Event
     ) -> None:
         while not stop.is_set():
+            self.alive_at = time.monotonic()
             try:
                 done = await step()
             except Exception:
@@ -320,10 +374,58 @@ class Worker:
         for waiter in pending:
             waiter.cancel()
 
+    def heartbeat(self) -> heartbeats.Heartbeat:
+        """What this worker's heartbeat row says now."""
+        return heartbeats.Heartbeat(
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            seen_at=self._clock.now(),
+            items_held=self._items_held,
+            messages_held=sum(self._in_flight.values()),
+        )
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        """Write the heartbeat every few seconds; remove it when stopping."""
+        while not stop.is_set():
+            try:
+                beat = self.heartbeat()
+
+                def write(beat: heartbeats.Heartbeat = beat) -> None:
+                    with write_transaction(self._engine) as conn:
+                        heartbeats.beat(conn, beat)
+
+                await self._db(write)
+            except Exception:
+                log.exception("%s: heartbeat failed; trying again", self.name)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(heartbeats.HEARTBEAT_SECONDS):
+                    await stop.wait()
+
+        def forget() -> None:
+            with write_transaction(self._engine) as conn:
+                heartbeats.forget(conn, self.name)
+
+        try:
+            await self._db(forget)
+        except Exception:
+            log.exception("%s: could not remove its heartbeat", self.name)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set."""
         log.info("%s started", self.name)
+        self.running = True
+        self.alive_at = time.monotonic()
+        try:
+            await self._run(stop)
+        finally:
+            self.running = False
+        log.info("%s stopped", self.name)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._beat(stop))
             group.create_task(self._loop(self.process_items, self._items_wake, stop))
             group.create_task(self._deliveries_pipeline(stop))
             wake = {
@@ -331,7 +433,6 @@ class Worker:
                 notify.DELIVERIES: self._deliveries_wake.set,
             }
             group.create_task(notify.listen(self._engine, wake, stop))
-        log.info("%s stopped", self.name)
 
     async def drain(self) -> None:
         """Work until nothing is ready or due now (for tests and one-shot runs)."""

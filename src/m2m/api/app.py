@@ -14,7 +14,7 @@ from fastapi.openapi.models import Schema
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2m import __version__
+from m2m import __version__, health, metrics
 from m2m.api import (
     audit_events,
     callback,
@@ -38,18 +38,37 @@ account's `x-api-key`. Errors are JSON: `{"error": code, "error_description": me
 """
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback_probe(scope: Scope) -> bool:
+    """A probe (``/healthz``, ``/readyz``, ``/metrics``) from this machine: a watchdog or a local
+    agent, which talks plain HTTP to the port even where the API itself is HTTPS-only."""
+    client = scope.get("client")
+    return (
+        scope.get("path") in health.PROBE_PATHS
+        and client is not None
+        and (client[0] in LOOPBACK_HOSTS or client[0].startswith("127."))
+    )
+
+
 class RequireHttps:
     """Outside the sandbox, answer plain-HTTP requests with an error instead of serving them.
 
     The scheme is the one uvicorn saw: ``https`` with its own TLS, or the proxy's
-    ``X-Forwarded-Proto`` when it runs behind a trusted TLS-terminating proxy.
+    ``X-Forwarded-Proto`` when it runs behind a trusted TLS-terminating proxy. Probes from
+    loopback are let through (``is_loopback_probe``).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("scheme") != "https":
+        if (
+            scope["type"] == "http"
+            and scope.get("scheme") != "https"
+            and not is_loopback_probe(scope)
+        ):
             response = json_error(
                 403, "https_required", "This API is served over HTTPS only; use https://."
             )
@@ -99,6 +118,15 @@ def create_api(
     )
     add_docs(app)
     app.state.services = services
+    probe = health.Probe(
+        services.engine,
+        services.clock,
+        lambda: services.worker,
+        expects_worker=settings.embedded_worker,
+        serve_metrics=settings.metrics_enabled,
+        pool_in_use=metrics.connections_in_use(services.engine, services.reads),
+    )
+    app.router.routes.extend(health.routes(probe))
     app.include_router(oauth.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
     app.include_router(sim_updates.router, prefix=M2M_PREFIX)

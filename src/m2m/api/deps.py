@@ -10,6 +10,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from m2m import logs
 from m2m.access import Access, actor_of, authenticate
 from m2m.audit import Actor, request_id_from
 from m2m.errors import M2MError, RateLimited, TooManyFailures
@@ -122,6 +123,7 @@ async def authorized(caller: Caller, call: Callable[[], tuple[Access, T]]) -> T:
             if wait is not None:
                 raise TooManyFailures(wait) from error
         raise
+    logs.note_account(access.account_id)
     verdict = services.rate_limits.take(
         access.account_id, access.rate_limit_per_second, access.rate_limit_burst
     )

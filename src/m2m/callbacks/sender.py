@@ -99,8 +99,17 @@ class CallbackSender:
             webhook_id = delivery.id
             signers = [self._signer(delivery.account_id, version) for version in versions]
         signature = " ".join(signer.sign(webhook_id, now, body) for signer in signers)
+        # The X-Request-ID of the call that made the request, so a receiver's logs meet ours;
+        # a customer who configured an x-request-id header of their own keeps theirs.
+        custom = delivery.headers or {}
+        traced = (
+            {"X-Request-ID": delivery.http_request_id}
+            if delivery.http_request_id and not any(h.lower() == "x-request-id" for h in custom)
+            else {}
+        )
         headers = {
-            **(delivery.headers or {}),
+            **traced,
+            **custom,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
         }

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from m2m import accounts, idempotency
 from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
+from m2m.cli import status
 from m2m.cli.common import (
     JsonOption,
     console,
@@ -53,6 +54,7 @@ app.add_typer(sims_app, name="sims")
 app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
 app.add_typer(events_app, name="events")
+app.command("status")(status.status)
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import ssl
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +16,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from m2m import logs, sandbox
+from m2m import logs, metrics, sandbox
 from m2m.asgi import create_app
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
@@ -124,6 +129,9 @@ def serve(
     settings = load_settings(
         sandbox=True if sandbox_mode else None, embedded_worker=embedded_worker
     )
+    logs.configure(settings.log_format, settings.log_level)
+    if not access_log:
+        logging.getLogger("m2m.access").setLevel(logging.WARNING)
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
     if ssl_certfile and ssl_keyfile and (problem := tls_problem(ssl_certfile, ssl_keyfile)):
@@ -154,14 +162,51 @@ def serve(
     options: dict[str, Any] = {}
     if processes == 1:
         app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
-        logs.install()
     else:
         # Each process builds its app from the environment (uvicorn spawns them), so the
         # settings given as options here travel as environment variables.
         engine.dispose()
-        os.environ.update(settings_environment(settings))
+        os.environ.update(settings_environment(settings, access_log=access_log))
         app = "m2m.asgi:app_from_environment"
         options = {"factory": True, "workers": processes}
+    shared = processes > 1 or metrics.multiprocess_dir() is not None
+    with shared_metrics(shared and settings.metrics_enabled):
+        _run_uvicorn(app, options, settings, host, port, ssl_certfile, ssl_keyfile)
+
+
+@contextmanager
+def shared_metrics(enabled: bool) -> Iterator[None]:
+    """For several processes: a fresh directory where each writes its metrics, so that any of
+    them can answer a scrape with the sum (``m2m.metrics``), removed when the server stops.
+    The processes are spawned, so they see the variable before they import the client. An
+    operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used as given, emptied of a previous run's
+    values, which would otherwise be added to this one's (also with one process)."""
+    if not enabled:
+        yield
+        return
+    given = metrics.multiprocess_dir()
+    if given is not None:
+        metrics.forget_other_processes(given)
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="m2m-metrics-")
+    os.environ[metrics.MULTIPROC_DIR] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(metrics.MULTIPROC_DIR, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run_uvicorn(
+    app: FastAPI | str,
+    options: dict[str, Any],
+    settings: Settings,
+    host: str,
+    port: int,
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+) -> None:
     uvicorn.run(
         app,
         **options,
@@ -171,17 +216,25 @@ def serve(
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
         proxy_headers=settings.behind_tls_proxy,
         forwarded_allow_ips=settings.forwarded_allow_ips if settings.behind_tls_proxy else None,
-        log_level="info",
-        access_log=access_log,
+        log_level=settings.log_level.lower(),
+        # Logging is set up by m2m.logs (its format, request ids, no credentials), in each
+        # process; the access log is m2m.observe's, which knows the route and the duration.
+        log_config=None,
+        access_log=False,
         # The request line and headers are bounded while they arrive (see m2m.http_head).
         http=BoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.max_request_head_bytes,
     )
 
 
-def settings_environment(settings: Settings) -> dict[str, str]:
+def settings_environment(settings: Settings, *, access_log: bool = True) -> dict[str, str]:
     """The options ``serve`` takes beside the environment, as the variables that set them."""
     return {
         "M2M_SANDBOX": "true" if settings.sandbox else "false",
         "M2M_EMBEDDED_WORKER": "true" if settings.embedded_worker else "false",
+        ACCESS_LOG_VARIABLE: "true" if access_log else "false",
     }
+
+
+# Not a setting (a command-line choice): how ``--no-access-log`` reaches spawned processes.
+ACCESS_LOG_VARIABLE = "M2M_SERVE_ACCESS_LOG"

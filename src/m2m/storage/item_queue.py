@@ -65,6 +65,7 @@ class ClaimedItem:
     imsi: str | None
     msisdn: str | None
     state: str | None
+    http_request_id: str | None  # the X-Request-ID of the call that made the request
 
 
 # Per account, how many of its oldest open requests a claim shares the account's part across:
@@ -124,6 +125,7 @@ _CLAIMED_ITEMS = (
         sim_cards.c.imsi,
         sim_cards.c.msisdn,
         sim_cards.c.state,
+        lifecycle_requests.c.http_request_id,
     )
     .select_from(
         request_items.join(lifecycle_requests).outerjoin(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, select
 
 from m2m.storage.engine import take_write_lock_at_begin
@@ -53,3 +55,16 @@ def upgrade(engine: Engine, revision: str = "head") -> Migration:
 
 def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The revision this code's schema is at (the newest migration shipped)."""
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: not migrated at all). Raises when the database
+    cannot be reached."""
+    with engine.connect() as connection:
+        return _current_revision(connection)

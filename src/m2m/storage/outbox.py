@@ -53,6 +53,7 @@ class DueDelivery:
     subscription_public_id: str | None = None
     event_id: int | None = None
     breaker: BreakerState | None = None
+    http_request_id: str | None = None  # the X-Request-ID of the call that made the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ def _due_heads(count: int) -> Select[Any]:
         event_subscriptions.c.breaker_trips,
         event_subscriptions.c.breaker_open_until,
         event_subscriptions.c.breaker_probe_id,
+        lifecycle_requests.c.http_request_id,
         heads.c.next_attempt_at,
     ).select_from(
         heads.join(callback_deliveries, callback_deliveries.c.id == heads.c.id)

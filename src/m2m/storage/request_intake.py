@@ -53,9 +53,11 @@ def create_request(
     callback_token: str,
     items: Sequence[dict[str, Any]],
     now: datetime,
+    http_request_id: str | None = None,
 ) -> int:
-    """Insert the request and its items (keys: identifier, identifier_type, sim_id)."""
-    request_id = conn.execute(
+    """Insert the request and its items (keys: identifier, identifier_type, sim_id);
+    ``http_request_id`` is the X-Request-ID of the call that made it."""
+    row_id = conn.execute(
         insert(lifecycle_requests).values(
             tracking_number=tracking_number,
             account_id=account_id,
@@ -63,8 +65,9 @@ def create_request(
             callback_token=callback_token,
             item_count=len(items),
             accepted_at=now,
+            http_request_id=http_request_id,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
-    conn.execute(insert(request_items), [{**item, "request_id": request_id} for item in items])
+    conn.execute(insert(request_items), [{**item, "request_id": row_id} for item in items])
     announce(conn, ITEMS)
-    return int(request_id)
+    return int(row_id)

@@ -211,6 +211,9 @@ lifecycle_requests = Table(
     Column("item_count", Integer, nullable=False),
     Column("accepted_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # The X-Request-ID of the call that made it: its item executions and callback attempts log
+    # it and send it on, so one customer's complaint can be followed through the worker.
+    Column("http_request_id", String(100), nullable=True),
     Index("ix_lifecycle_requests_account_id_accepted_at", "account_id", "accepted_at"),
     # The item claim lists the accounts with open requests, and each one's oldest open requests.
     Index(
@@ -507,4 +510,21 @@ event_subscriptions = Table(
     # The fan-out reads the enabled subscriptions.
     Index("ix_event_subscriptions_status_account_id", "status", "account_id"),
     CheckConstraint("status IN ('enabled', 'paused')", name="status"),
+)
+
+# --- operations -------------------------------------------------------------------------------
+
+# One row per running worker (``m2m.worker``), written every few seconds: ``m2m admin status``
+# tells the live from the dead by ``seen_at``, and what each holds. A worker deletes its row when
+# it stops; a killed one's row stays, and ages.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("items_held", Integer, nullable=False),
+    Column("messages_held", Integer, nullable=False),
 )
