@@ -137,18 +137,18 @@ async def _search(request: Request, caller: Caller) -> Response:
         raise _problem(problem) from None
     engine = caller.services.engine
     if isinstance(query, sim_query.Lookup):
-        document = await run_in_threadpool(inventory.read_sim, engine, account_id, query)
-        if document is None:
+        found = await run_in_threadpool(inventory.read_sim, engine, account_id, query)
+        if found is None:
             name = query.column.upper()
             raise NotFound(f"No SIM card with {name} {query.value} in your account.")
-        return JSONResponse([document])
+        return Response(found, media_type="application/json")
     page = await run_in_threadpool(inventory.list_page, engine, account_id, query)
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
     if page.total is not None:
         headers["X-Total-Count"] = str(page.total)
-    return JSONResponse(page.documents, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 def _next_url(request: Request, cursor: str) -> str:

@@ -24,12 +24,13 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, o
 
 from m2m.sim_query import Order, Position, SimFilters
 from m2m.storage.fleet import starts_with
-from m2m.storage.tables import sim_cards, sim_labels
+from m2m.storage.tables import json_text, sim_cards, sim_labels
 
 
 @dataclass(frozen=True, slots=True)
 class InventorySim:
-    """A SIM as the list reads it: what its answer shows, and its position in either order."""
+    """A SIM as the list reads it: what its answer shows (the profile and labels as their
+    stored JSON text, see ``m2m.profile.listed_sim_json``), and its position in either order."""
 
     id: int
     iccid: str
@@ -37,9 +38,9 @@ class InventorySim:
     msisdn: str
     state: str
     cost_center: str | None
-    profile: dict[str, Any]
+    profile_json: str
     updated_at: datetime
-    labels: dict[str, str]
+    labels_json: str
 
 
 _COLUMNS = (
@@ -49,9 +50,9 @@ _COLUMNS = (
     sim_cards.c.msisdn,
     sim_cards.c.state,
     sim_cards.c.cost_center,
-    sim_cards.c.profile,
+    json_text(sim_cards.c.profile),
     sim_cards.c.updated_at,
-    sim_cards.c.labels,
+    json_text(sim_cards.c.labels),
 )
 LOOKUP_COLUMNS = ("msisdn", "iccid", "imsi")
 
