@@ -8,7 +8,7 @@ account's SIM (or to none: it will fail "Device not found."); workers do the res
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -48,7 +48,7 @@ def accept_request(
     each SIM: see ``m2m.audit``); returns its TrackingNumber."""
     with write_transaction(engine) as conn:
         return accept_request_in(
-            conn, clock, account_id, operation, devices, callback_token, actor=actor
+            conn, clock, account_id, operation, devices, callback_token, actor=lambda _: actor
         )
 
 
@@ -60,10 +60,11 @@ def accept_request_in(
     devices: Sequence[Device],
     callback_token: str,
     *,
-    actor: Actor,
+    actor: Callable[[Connection], Actor],
 ) -> str:
     """``accept_request`` on the caller's write transaction (which may record more with it, such
-    as the answer to an Idempotency-Key); returns the TrackingNumber."""
+    as the answer to an Idempotency-Key); returns the TrackingNumber. ``actor`` names who, asked
+    on that transaction."""
     tracking_number = str(uuid.uuid4())
     request_intake.serialize_acceptance(conn, account_id)
     sim_ids: dict[tuple[IdentifierType, str], int] = {}
@@ -92,7 +93,7 @@ def accept_request_in(
     audit_store.record(
         conn,
         account_id=account_id,
-        actor=actor,
+        actor=actor(conn),
         action=f"request.{operation.value}",
         subject_kind="request",
         subject=tracking_number,
