@@ -296,7 +296,8 @@ def walk_raw(base_url: str, api_key: str, token: str, count: int) -> None:
             response.raise_for_status()
             seen += len(json.loads(response.content))
             link = response.headers.get("link")
-            url = link[1 : link.index(">")] if link else None
+            # The Link is absolute, with the scheme the proxy said (https): keep its path.
+            url = base_url + link[link.index("/m2m/") : link.index(">")] if link else None
     seconds = time.perf_counter() - started
     log(
         f"  walk of every SIM, pages of 1,000, plain HTTP + json.loads: {seen:,} SIMs in"
