@@ -81,7 +81,10 @@ def fill(conn: Connection, account_id: int, count: int) -> None:
                     "iccid": f"89441{n:014d}",
                     "imsi": f"20602{n:010d}",
                     "msisdn": f"3248{n:08d}",
-                    "state": STATES[n % len(STATES)],
+                    # By blocks of SITES ids: every site has SIMs in every state (n % 5 would
+                    # give each site one state, so that a third of the label pages were empty
+                    # after reading every SIM with the label).
+                    "state": STATES[n // SITES % len(STATES)],
                     "cost_center": f"CC-{n % COST_CENTERS}",
                     "profile": bench_http.sim_profile(n),
                     "created_at": now - SPREAD,
