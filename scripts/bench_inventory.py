@@ -12,21 +12,24 @@ mixed, 100 cost centers, each SIM labelled ``site=site-<0..99>`` and every tenth
 ANALYZE, as a deployment's autovacuum (PostgreSQL) or ``m2m db`` maintenance (SQLite) would.
 
 1. The query plan of ``updated_since`` = one hour ago (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN
-   on SQLite): it must be one range scan of ix_sim_cards_account_id_updated_at_id.
+   on SQLite): it must be one range scan of ix_sim_cards_account_id_updated_at_id; and the
+   plans of a custom field's and the plan's filter (they read the profile document).
 2. ``m2m serve --no-worker`` and a FastAPI hello-world served the same way; C concurrent clients
    (default 16, aiohttp, in a process of their own) for S seconds each: the hello-world (the
    ceiling of this machine and stack), then a page of 100 filtered by state and a label, then a
    page of 100 filtered by cost center. p50 and p99 latency, req/s, and the ratio to the
    hello-world. Every answer must be 200.
-3. Walking every SIM through the cursor with the SDK (``client.sims(page_size=1000)``): the
-   time, and the client's peak resident memory after 10%, 50% and 100% of the walk (flat: pages
-   are consumed as they come).
+3. Walking every SIM through the cursor, pages of 1,000: with plain HTTP (httpx following the
+   ``Link`` header, ``json.loads`` of each page: what the server serves), then with the SDK
+   (``client.sims(page_size=1000)``, typed models): the time, and the client's peak resident
+   memory after 10%, 50% and 100% of the SDK's walk (flat: pages are consumed as they come).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
 import resource
@@ -40,7 +43,7 @@ import aiohttp
 import bench_http
 import harness
 import httpx
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from m2m import accounts
 from m2m.audit import ADMIN_CLI
@@ -78,7 +81,10 @@ def fill(conn: Connection, account_id: int, count: int) -> None:
                     "iccid": f"89441{n:014d}",
                     "imsi": f"20602{n:010d}",
                     "msisdn": f"3248{n:08d}",
-                    "state": STATES[n % len(STATES)],
+                    # By blocks of SITES ids: every site has SIMs in every state (n % 5 would
+                    # give each site one state, so that a third of the label pages were empty
+                    # after reading every SIM with the label).
+                    "state": STATES[n // SITES % len(STATES)],
                     "cost_center": f"CC-{n % COST_CENTERS}",
                     "profile": bench_http.sim_profile(n),
                     "created_at": now - SPREAD,
@@ -132,20 +138,43 @@ def populate(space: harness.Workspace, count: int) -> tuple[int, str, str]:
         engine.dispose()
 
 
-def explain_delta_sync(space: harness.Workspace, account_id: int) -> None:
-    """The plan of the first page of ``updated_since`` = an hour ago."""
+def explain(space: harness.Workspace, account_id: int) -> None:
+    """The plans of the first page of a delta sync (``updated_since`` = an hour ago), and of
+    the filters that read the profile document (a custom field, the plan)."""
+    engine = make_engine(space.database_url)
     since = SystemClock().now() - timedelta(hours=1)
-    found: list[int] = []
+    cases = {
+        "updated_since an hour ago": SimFilters(updated_since=since),
+        "custom_field_2=Site 5": SimFilters(custom_fields=(("Custom Field 2", "Site 5"),)),
+        "plan=M2M-DATA-1GB": SimFilters(plan="M2M-DATA-1GB"),
+    }
+    captured: list[tuple[str, Any]] = []
 
-    def first_page(conn: Connection) -> None:
-        page, _ = list_sims(conn, account_id, SimFilters(updated_since=since), None, 100)
-        found.append(len(page))
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
 
-    with space.connect() as conn:
-        plan = harness.query_plan(conn, first_page)
-    log(f"  updated_since an hour ago: {found[0]} SIMs on the first page; the plan:")
-    for line in plan:
-        log(f"    {line}")
+    try:
+        with engine.connect() as conn:
+            for name, filters in cases.items():
+                event.listen(conn, "before_cursor_execute", capture)
+                started = time.perf_counter()
+                page, _ = list_sims(conn, account_id, filters, None, 100)
+                took = (time.perf_counter() - started) * 1000
+                event.remove(conn, "before_cursor_execute", capture)
+                statement, parameters = captured[-1]
+                postgres = engine.dialect.name == "postgresql"
+                prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                cursor = raw.cursor()
+                cursor.execute(prefix + statement, parameters)
+                plan = [" ".join(str(c) for c in row) for row in cursor.fetchall()]
+                cursor.close()
+                log(f"  {name}: {len(page)} SIMs on the first page in {took:.1f} ms; the plan:")
+                for line in plan:
+                    log(f"    {line}")
+    finally:
+        engine.dispose()
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -257,6 +286,30 @@ def walk(base_url: str, api_key: str, token: str, count: int) -> None:
         raise SystemExit(f"the walk saw {seen:,} SIMs, not {count:,}")
 
 
+def walk_raw(base_url: str, api_key: str, token: str, count: int) -> None:
+    """The same walk without the SDK's typed models: following the ``Link`` header and
+    counting what each page holds, which is what the server can serve."""
+    headers = {**bench_http.PROXY_HEADERS, **harness.api_headers(token, api_key)}
+    url: str | None = f"{base_url}{harness.API}/simcards?limit=1000"
+    seen = 0
+    started = time.perf_counter()
+    with httpx.Client(timeout=120, headers=headers) as client:
+        while url is not None:
+            response = client.get(url)
+            response.raise_for_status()
+            seen += len(json.loads(response.content))
+            link = response.headers.get("link")
+            # The Link is absolute, with the scheme the proxy said (https): keep its path.
+            url = base_url + link[link.index("/m2m/") : link.index(">")] if link else None
+    seconds = time.perf_counter() - started
+    log(
+        f"  walk of every SIM, pages of 1,000, plain HTTP + json.loads: {seen:,} SIMs in"
+        f" {seconds:.1f} s ({seen / seconds:,.0f}/s)"
+    )
+    if seen != count:
+        raise SystemExit(f"the walk saw {seen:,} SIMs, not {count:,}")
+
+
 # --- a run ----------------------------------------------------------------------------------
 
 
@@ -264,7 +317,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
     log(f"{kind}: {args.sims:,} SIMs")
     with harness.workspace(kind, args.keep, "bench-inventory", server=args.postgres_url) as space:
         account_id, api_key, token = populate(space, args.sims)
-        explain_delta_sync(space, account_id)
+        explain(space, account_id)
         env = harness.m2m_env(space, bench_http.SERVER_SETTINGS, sandbox=False)
         db = bench_http.Database(kind, space, env, bench_http.Credentials("", "", api_key))
         headers = {**bench_http.PROXY_HEADERS, **harness.api_headers(token, api_key)}
@@ -290,6 +343,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
             for name, paths in cases.items():
                 result = load(server.base_url, paths, headers, args.clients, args.duration)
                 log(line(name, result, ceiling))
+            walk_raw(server.base_url, api_key, token, args.sims)
             walk(server.base_url, api_key, token, args.sims)
         finally:
             server.stop()

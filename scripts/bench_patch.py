@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PATCH /m2m/1.0.0/simcards/{iccid} with an Idempotency-Key: requests/s and what a replay costs.
 
-    .venv/bin/python scripts/bench_patch.py [--requests N] [--postgres-url URL]
+    .venv/bin/python scripts/bench_patch.py [--requests N] [--postgres-url URL] [--profile]
 
 The ASGI app is called in-process, one request after another (as ``bench_asgi.py`` does: no
 sockets and no client competing for the CPU), on the sandbox's 100 SIMs in a fresh SQLite file
@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio.to_thread
 import harness
 from fastapi import FastAPI
 from sqlalchemy import Engine, event
@@ -129,7 +132,27 @@ async def measure(name: str, request: Request, n: int, counter: StatementCounter
     return per_second
 
 
-async def run(database_url: str, n: int) -> bool:
+async def profile(request: Request, n: int) -> None:
+    """``request`` n times under cProfile: where a keyed PATCH's CPU goes (``--profile``). The
+    thread pool's work runs inline, where the profiler sees it (it profiles one thread)."""
+
+    async def inline(func: Callable[..., Any], *args: Any, **_: Any) -> Any:
+        return func(*args)
+
+    threaded = anyio.to_thread.run_sync
+    anyio.to_thread.run_sync = inline  # type: ignore[assignment]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        for i in range(n):
+            await request(10_000_000 + i)
+    finally:
+        profiler.disable()
+        anyio.to_thread.run_sync = threaded
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
+async def run(database_url: str, n: int, profiled: bool = False) -> bool:
     engine = make_engine(database_url)
     upgrade(engine)
     with write_transaction(engine) as conn:
@@ -178,6 +201,10 @@ async def run(database_url: str, n: int) -> bool:
     async def hello_world(_i: int) -> tuple[int, bytes]:
         return await call(hello, "GET", "/")
 
+    if profiled:
+        await profile(keyed, n)
+        engine.dispose()
+        return True
     try:
         ceiling = await measure("hello-world", hello_world, n, counter)
         with_key = await measure("PATCH, new Idempotency-Key", keyed, n, counter)
@@ -195,10 +222,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--postgres-url", help="run on a temporary database of this server")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile keyed PATCHes instead of measuring"
+    )
     args = parser.parse_args()
     database = "postgresql" if args.postgres_url else "sqlite"
     with harness.workspace(database, False, "bench-patch", server=args.postgres_url) as space:
-        reached = asyncio.run(run(space.database_url, args.requests))
+        reached = asyncio.run(run(space.database_url, args.requests, args.profile))
     return 0 if reached else 1
 
 

@@ -438,3 +438,36 @@ def test_the_api_docs_work_with_the_network_cut_off(page: Page, path: str, rende
     shot(page, f"api-docs-{path.strip('/')}-offline")
     assert elsewhere == []
     assert problems == []
+
+
+def test_the_sim_list_filters_by_a_label(page: Page) -> None:
+    """A label given to one SIM on its page finds that SIM, and only it, in the SIM list (as
+    key=value and as the key alone); the filter survives paging; a malformed one is refused
+    next to the form."""
+    log_in(page)
+    go_to(page, "SIM cards")
+    page.get_by_label("MSISDN, ICCID or IMSI").fill("32470000003")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="32470000003").click()
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_label("Label 1 key").fill("depot")
+    page.get_by_label("Label 1 value").fill("antwerp")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+
+    go_to(page, "SIM cards")
+    rows = page.locator("table tbody tr")
+    expect(rows).not_to_have_count(1)  # the whole sandbox fleet first
+    for text in ("depot=antwerp", "depot"):
+        page.get_by_label("Label", exact=True).fill(text)
+        page.get_by_role("button", name="Search").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("32470000003")
+        expect(page.get_by_label("Label", exact=True)).to_have_value(text)
+    shot(page, "sims-label-filter")
+    page.get_by_label("Label", exact=True).fill("depot=ghent")
+    page.get_by_role("button", name="Search").click()
+    expect(rows.filter(has_text="32470000003")).to_have_count(0)
+    page.get_by_label("Label", exact=True).fill("=antwerp")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("Filter by a label as key=value")).to_be_visible()

@@ -191,7 +191,14 @@ def test_tenant_isolation(client: TestClient, tenant: Tenant, other_tenant: Tena
 @pytest.mark.usefixtures("fleet")
 @pytest.mark.parametrize(
     "params",
-    [[], [("state", "Active")], [("cost_center", "fleet-east")], [("label", "tier=gold")]],
+    [
+        [],
+        [("state", "Active")],
+        [("cost_center", "fleet-east")],
+        [("label", "tier=gold")],
+        # Paged by the first label's index (the SIM's id), the second probed for each SIM.
+        [("label", "site"), ("label", "tier=gold"), ("state", "Active")],
+    ],
 )
 @pytest.mark.parametrize("limit", ["1", "4", "7"])
 def test_paging_through_everything(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -73,3 +74,49 @@ def test_concurrent_first_starts_migrate_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_0013_stores_every_profile_whole(tmp_path: Path) -> None:
+    """Profiles stored before 0013 (custom fields sparse or in any order) are rewritten whole,
+    in the documented order, so that the list can answer the stored text; nothing else moves."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'profiles.db'}")
+    upgrade(engine, "0010")
+    sparse = {"DataService": {"DailyTreshold": 5}, "CustomFields": {"Custom Field 3": "x"}}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, name, created_at) VALUES (1, 'a', '2026-01-01 00:00:00')"
+            )
+        )
+        for n, profile in enumerate([sparse, {}]):
+            conn.execute(
+                text(
+                    "INSERT INTO sim_cards (account_id, iccid, imsi, msisdn, state, profile,"
+                    " created_at, updated_at) VALUES (1, :iccid, :imsi, :msisdn, 'Active',"
+                    " :profile, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                ),
+                {
+                    "iccid": f"893201800000000000{n}",
+                    "imsi": f"20601200000000{n}",
+                    "msisdn": f"3247000000{n}",
+                    "profile": json.dumps(profile),
+                },
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT profile FROM sim_cards ORDER BY id")).scalars()
+        stored = [json.loads(p) for p in rows]
+    engine.dispose()
+    blanks = {f"Custom Field {n}": "" for n in range(1, 8)}
+    keys = ["AccessPoints", "CustomFields", "DataService", "SMSService", "VoiceService"]
+    assert [list(p) for p in stored] == [keys, keys]
+    assert stored[0]["CustomFields"] == {**blanks, "Custom Field 3": "x"}
+    assert list(stored[0]["CustomFields"]) == list(blanks)
+    assert stored[0]["DataService"] == {"DailyTreshold": 5}
+    assert stored[1] == {
+        "AccessPoints": [],
+        "CustomFields": blanks,
+        "DataService": {},
+        "SMSService": {},
+        "VoiceService": {},
+    }

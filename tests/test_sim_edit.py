@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from m2m.labels import MAX_LABELS
-from m2m.profile import MAX_THRESHOLD
+from m2m.profile import MAX_THRESHOLD, stored_profile
 from m2m.sim_edit import (
     EditableSim,
     apply_edit,
@@ -16,19 +16,23 @@ from m2m.sim_edit import (
     merge_patch,
 )
 
-PROFILE: dict[str, Any] = {
-    "AccessPoints": [{"Code": "internet", "Properties": {}}],
-    "CustomFields": {"Custom Field 1": "one", "Custom Field 2": "two"},
-    "DataService": {
-        "Plan": {"Code": "P1"},
-        "ServiceAreas": [],
-        "Features": [],
-        "DailyTreshold": 10,
-        "MonthlyTreshold": 100,
-    },
-    "SMSService": {"PlanCode": "S", "DailyTreshold": 1, "MonthlyTreshold": 2},
-    "VoiceService": {"PlanCode": "V", "DailyTreshold": 3, "MonthlyTreshold": 4},
-}
+# As every writer stores a profile (``stored_profile``): all seven custom fields.
+PROFILE: dict[str, Any] = stored_profile(
+    {
+        "AccessPoints": [{"Code": "internet", "Properties": {}}],
+        "CustomFields": {"Custom Field 1": "one", "Custom Field 2": "two"},
+        "DataService": {
+            "Plan": {"Code": "P1"},
+            "ServiceAreas": [],
+            "Features": [],
+            "DailyTreshold": 10,
+            "MonthlyTreshold": 100,
+        },
+        "SMSService": {"PlanCode": "S", "DailyTreshold": 1, "MonthlyTreshold": 2},
+        "VoiceService": {"PlanCode": "V", "DailyTreshold": 3, "MonthlyTreshold": 4},
+    }
+)
+NO_CUSTOM_FIELDS = {f"Custom Field {n}": "" for n in range(1, 8)}
 SIM = EditableSim(PROFILE, "fleet-1", {"site": "ghent", "tier": "gold"})
 
 
@@ -109,19 +113,25 @@ def test_a_patch_sets_and_clears_what_it_names_and_keeps_the_rest() -> None:
         }
     )
     assert sim.cost_center == "fleet-2"
-    assert sim.profile["CustomFields"] == {"Custom Field 3": "x"}  # stored sparse
+    # Stored whole, as the list answers it.
+    assert sim.profile["CustomFields"] == {**NO_CUSTOM_FIELDS, "Custom Field 3": "x"}
+    assert list(sim.profile) == list(PROFILE)
     assert sim.profile["DataService"] == {**PROFILE["DataService"], "DailyTreshold": 20}
     assert sim.profile["SMSService"] == {"PlanCode": "S", "DailyTreshold": 1, "MonthlyTreshold": 0}
     assert sim.profile["VoiceService"] == PROFILE["VoiceService"]
     assert sim.profile["AccessPoints"] == PROFILE["AccessPoints"]
     assert sim.labels == {"tier": "gold", "zone": "b"}
-    assert PROFILE["CustomFields"] == {"Custom Field 1": "one", "Custom Field 2": "two"}
+    assert PROFILE["CustomFields"] == {
+        **NO_CUSTOM_FIELDS,
+        "Custom Field 1": "one",
+        "Custom Field 2": "two",
+    }
 
 
 def test_null_removes_whole_members() -> None:
     sim = edited({"CostCenter": None, "CustomFields": None, "Labels": None})
     assert sim.cost_center is None
-    assert sim.profile["CustomFields"] == {}
+    assert sim.profile["CustomFields"] == NO_CUSTOM_FIELDS
     assert sim.labels == {}
     assert edited({"CostCenter": ""}).cost_center is None
 
@@ -131,7 +141,14 @@ def test_an_edit_does_not_reshape_what_it_leaves_alone() -> None:
     assert sim.profile == PROFILE
     bare = apply_edit(EditableSim({}, None), {"CostCenter": "x"}).sim
     assert bare is not None
-    assert bare.profile == {}
+    # Stored whole (the five keys, seven custom fields), the services as they were (empty).
+    assert bare.profile == {
+        "AccessPoints": [],
+        "CustomFields": NO_CUSTOM_FIELDS,
+        "DataService": {},
+        "SMSService": {},
+        "VoiceService": {},
+    }
 
 
 def test_changed_fields_name_each_field() -> None:

@@ -23,7 +23,7 @@ from m2m.cli import admin
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState, luhn_check_digit
-from m2m.profile import SimProfile
+from m2m.profile import SimProfile, custom_fields_document
 from m2m.simimport import (
     BATCH,
     SHORTHANDS,
@@ -37,7 +37,9 @@ from m2m.storage.sims import StoredSim, count_sims
 from m2m.storage.tables import sim_cards
 
 HEADER = ["iccid", "imsi", "msisdn", "state"]
-EMPTY_PROFILE = SimProfile().model_dump()
+# Stored whole, as the list answers it: all seven custom fields, "" where unset.
+NO_CUSTOM_FIELDS = custom_fields_document({})
+EMPTY_PROFILE = SimProfile(CustomFields=NO_CUSTOM_FIELDS).model_dump()
 STATES_TEXT = "Ready, Active, Deactivated, Terminated"
 Cli = Callable[..., Result]
 
@@ -383,7 +385,11 @@ def test_profile_shorthands_fill_the_stored_profile(
     assert profile["DataService"]["MonthlyTreshold"] == 3000
     assert profile["SMSService"]["PlanCode"] == "SMS-50"
     assert profile["VoiceService"]["PlanCode"] == "VOICE-0"
-    assert profile["CustomFields"] == {"Custom Field 1": "asset 42", "Custom Field 7": "rack B"}
+    assert profile["CustomFields"] == {
+        **NO_CUSTOM_FIELDS,
+        "Custom Field 1": "asset 42",
+        "Custom Field 7": "rack B",
+    }
     # The whole document stays a valid profile, and the row without shorthands stays empty.
     SimProfile.model_validate(profile)
     other = stored(engine, account_id, msisdn(2))
@@ -413,7 +419,9 @@ def test_a_json_profile_column_is_stored_and_shorthands_apply_on_top(
 
     first = stored(engine, account_id, msisdn(1))
     assert first is not None
-    assert first.profile == SimProfile.model_validate(document).model_dump()
+    whole = {**document, "CustomFields": custom_fields_document(document["CustomFields"])}
+    assert first.profile == SimProfile.model_validate(whole).model_dump()
+    assert list(first.profile["CustomFields"]) == list(NO_CUSTOM_FIELDS)  # in order
     assert first.profile["AccessPoints"][0]["Properties"]["UserName"] == "u1"
     second = stored(engine, account_id, msisdn(2))
     assert second is not None
@@ -424,6 +432,7 @@ def test_a_json_profile_column_is_stored_and_shorthands_apply_on_top(
     }
     assert second.profile["DataService"]["Features"] == [{"Code": "roaming", "Enabled": True}]
     assert second.profile["CustomFields"] == {
+        **NO_CUSTOM_FIELDS,
         "Custom Field 2": "from json",
         "Custom Field 3": "from csv",
     }

@@ -8,7 +8,7 @@ account's SIM (or to none: it will fail "Device not found."); workers do the res
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -49,7 +49,7 @@ def accept_request(
     each SIM: see ``m2m.audit``); returns its TrackingNumber."""
     with write_transaction(engine) as conn:
         return accept_request_in(
-            conn, clock, account_id, operation, devices, callback_token, actor=actor
+            conn, clock, account_id, operation, devices, callback_token, actor=lambda _: actor
         )
 
 
@@ -61,10 +61,11 @@ def accept_request_in(
     devices: Sequence[Device],
     callback_token: str,
     *,
-    actor: Actor,
+    actor: Callable[[Connection], Actor],
 ) -> str:
     """``accept_request`` on the caller's write transaction (which may record more with it, such
-    as the answer to an Idempotency-Key); returns the TrackingNumber."""
+    as the answer to an Idempotency-Key); returns the TrackingNumber. ``actor`` names who, asked
+    on that transaction."""
     tracking_number = str(uuid.uuid4())
     request_intake.serialize_acceptance(conn, account_id)
     sim_ids: dict[tuple[IdentifierType, str], int] = {}
@@ -74,6 +75,7 @@ def accept_request_in(
             found = request_intake.resolve_sims(conn, account_id, _COLUMN[kind], wanted)
             sim_ids.update({(kind, k): v for k, v in found.items()})
     now = clock.now()
+    who = actor(conn)
     request_intake.create_request(
         conn,
         tracking_number=tracking_number,
@@ -89,7 +91,7 @@ def accept_request_in(
             for d in devices
         ],
         now=now,
-        http_request_id=actor.request_id,
+        http_request_id=who.request_id,
     )
     # Counted before the commit: the rare acceptance that then fails (the database went away)
     # is counted all the same, where counting after it would need every caller's help.
@@ -97,7 +99,7 @@ def accept_request_in(
     audit_store.record(
         conn,
         account_id=account_id,
-        actor=actor,
+        actor=who,
         action=f"request.{operation.value}",
         subject_kind="request",
         subject=tracking_number,

@@ -7,11 +7,10 @@ account, so another account's SIM is "not found" by any identifier and absent fr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine
 
-from m2m.profile import listed_sim_document
+from m2m.profile import listed_sim_json
 from m2m.sim_query import ListQuery, Lookup, Position, encode_cursor
 from m2m.storage import inventory as inventory_store
 from m2m.storage.inventory import InventorySim
@@ -19,30 +18,31 @@ from m2m.storage.inventory import InventorySim
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    documents: list[dict[str, Any]]  # the listed profiles, as answered
+    body: str  # the page's answer: a JSON array of the listed profiles
     next_cursor: str | None  # None: this is the last page
     total: int | None  # only when the query asked for it
 
 
-def listed_document(sim: InventorySim) -> dict[str, Any]:
+def listed_json(sim: InventorySim) -> str:
     """The documented profile, then which SIM it is (the documented profile names it only by
-    its IMSI, in ``Device``) and its labels."""
-    return listed_sim_document(
-        sim.profile,
+    its IMSI, in ``Device``) and its labels, as JSON text."""
+    return listed_sim_json(
+        sim.profile_json,
         sim.cost_center,
         sim.state,
         sim.imsi,
         iccid=sim.iccid,
         msisdn=sim.msisdn,
-        labels=sim.labels,
+        labels_json=sim.labels_json,
     )
 
 
-def read_sim(engine: Engine, account_id: int, lookup: Lookup) -> dict[str, Any] | None:
-    """The account's SIM with this identifier, as answered; None if the account has none."""
+def read_sim(engine: Engine, account_id: int, lookup: Lookup) -> str | None:
+    """The account's SIM with this identifier, as answered (a one-element JSON array); None if
+    the account has none."""
     with engine.connect() as conn:
         sim = inventory_store.find_sim(conn, account_id, lookup.column, lookup.value)
-    return listed_document(sim) if sim is not None else None
+    return f"[{listed_json(sim)}]" if sim is not None else None
 
 
 def list_page(engine: Engine, account_id: int, query: ListQuery) -> Page:
@@ -56,4 +56,4 @@ def list_page(engine: Engine, account_id: int, query: ListQuery) -> Page:
     if more:
         last = sims[-1]
         next_cursor = encode_cursor(query.filters, Position(last.id, last.updated_at))
-    return Page([listed_document(sim) for sim in sims], next_cursor, total)
+    return Page("[" + ",".join(map(listed_json, sims)) + "]", next_cursor, total)

@@ -38,9 +38,11 @@ def decode_cursor(cursor: str, *fields: str) -> dict[str, Any]:
     return key
 
 
-def next_link(url: str, cursor: str) -> str:
-    """The ``Link`` header of a page that has a next one: the same query with its cursor."""
+def next_link(url: str, cursor: str, parameter: str = "cursor") -> str:
+    """The ``Link`` header of a page that has a next one: the same (absolute) URL, its query
+    with ``parameter`` set to the next page's cursor (RFC 8288 wants a URI; an absolute one is
+    what every HTTP client follows without knowing the base)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "cursor"]
-    next_url = urlunsplit(parts._replace(query=urlencode([*query, ("cursor", cursor)])))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != parameter]
+    next_url = urlunsplit(parts._replace(query=urlencode([*query, (parameter, cursor)])))
     return f'<{next_url}>; rel="next"'

@@ -29,7 +29,13 @@ from typing import Any
 from m2m.audit import changes_between
 from m2m.freetext import text_problem
 from m2m.labels import label_problems
-from m2m.profile import CUSTOM_FIELD_NAMES, MAX_THRESHOLD, TEXT_LENGTH, custom_fields_document
+from m2m.profile import (
+    CUSTOM_FIELD_NAMES,
+    MAX_THRESHOLD,
+    TEXT_LENGTH,
+    custom_fields_document,
+    stored_profile,
+)
 
 SERVICES = ("DataService", "SMSService", "VoiceService")
 THRESHOLDS = ("DailyTreshold", "MonthlyTreshold")
@@ -206,13 +212,12 @@ def _value_problems(document: Mapping[str, Any]) -> list[FieldProblem]:
 
 def _stored(current: EditableSim, document: Mapping[str, Any]) -> EditableSim:
     """The SIM whose editable document is ``document`` (checked), everything else as it was.
-    Only what changed is written into the profile, so an edit never reshapes the rest of it
-    (copied one level down where it changes: the current profile is left as it is)."""
+    Only the thresholds that changed are written into a service, so an edit never reshapes the
+    rest of it (copied one level down where it changes: the current profile is left as it is);
+    the profile comes out as every writer stores it (``stored_profile``)."""
     before = editable_document(current)
     profile = dict(current.profile)
-    custom = {name: value for name, value in document.get("CustomFields", {}).items() if value}
-    if custom_fields_document(custom) != before["CustomFields"]:
-        profile["CustomFields"] = custom  # stored sparse, as the import stores them
+    profile["CustomFields"] = document.get("CustomFields", {})  # completed by stored_profile
     for service in SERVICES:
         thresholds = document.get(service, {})
         changed = {
@@ -223,7 +228,7 @@ def _stored(current: EditableSim, document: Mapping[str, Any]) -> EditableSim:
         if changed:
             profile[service] = {**profile.get(service, {}), **changed}
     return EditableSim(
-        profile=profile,
+        profile=stored_profile(profile),
         cost_center=document.get("CostCenter") or None,
         labels=dict(document.get("Labels", {})),
     )

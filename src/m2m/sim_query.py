@@ -5,16 +5,14 @@ identifier) or a ``ListQuery`` (a filtered, keyset-paged list) out, or a ``Query
 the parameter at fault. Every parameter is known by name: an unknown one (a typo such as
 ``stat=Active``) is refused rather than ignored, because ignoring it would list everything.
 
-The cursor is opaque to clients: base64url of a small JSON document holding the order, the last
-row's key in that order and a fingerprint of the filters. A cursor is refused with other filters
+The cursor is opaque to clients: ``m2m.paging``'s cursor holding the order, the last row's key in
+that order and a fingerprint of the filters. A cursor is refused with other filters
 (it would resume a different walk at a meaningless place); the page size may change between
 pages. A cursor is not signed: forging one only moves the caller within its own account's SIMs.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -23,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from m2m import labels
+from m2m import labels, paging
 from m2m.freetext import text_problem
 from m2m.identifiers import (
     ICCID_FORMAT_PATTERN,
@@ -156,9 +154,7 @@ def encode_cursor(filters: SimFilters, last: Position) -> str:
     if filters.order is Order.UPDATED:
         assert last.updated_at is not None
         key = [last.updated_at.astimezone(UTC).isoformat(), last.id]
-    document = {"o": filters.order.value, "k": key, "f": filters.fingerprint()}
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return paging.encode_cursor({"o": filters.order.value, "k": key, "f": filters.fingerprint()})
 
 
 def decode_cursor(text: str, filters: SimFilters) -> Position:
@@ -167,12 +163,9 @@ def decode_cursor(text: str, filters: SimFilters) -> Position:
     if len(text) > 512:
         raise bad
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        document = json.loads(raw)
-    except (binascii.Error, ValueError):
+        document = paging.decode_cursor(text, "o", "k", "f")
+    except paging.InvalidCursor:
         raise bad from None
-    if not isinstance(document, dict) or set(document) != {"o", "k", "f"}:
-        raise bad
     if document["o"] != filters.order.value or document["f"] != filters.fingerprint():
         raise QueryProblem(
             "cursor",

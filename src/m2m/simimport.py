@@ -40,6 +40,7 @@ from m2m.profile import (
     AccessPoint,
     AccessPointProperties,
     SimProfile,
+    custom_fields_document,
 )
 from m2m.storage import audit as audit_store
 from m2m.storage import sims as sim_store
@@ -67,7 +68,16 @@ _THRESHOLDS = (
 _TEXT_SHORTHANDS = tuple(name for name in SHORTHANDS if name not in dict(_THRESHOLDS))
 BATCH = 10_000
 _STATES = {state.value.lower(): state.value for state in SimState}
-_EMPTY_PROFILE = SimProfile().model_dump_json()
+
+
+def _stored_json(profile: SimProfile) -> str:
+    # As every writer stores a profile (``m2m.profile.stored_profile``): all seven custom
+    # fields, in order, so that the list can answer the stored text as it is.
+    profile.CustomFields = custom_fields_document(profile.CustomFields)
+    return profile.model_dump_json()
+
+
+_EMPTY_PROFILE = _stored_json(SimProfile())
 
 
 class ImportFileError(Exception):
@@ -173,7 +183,7 @@ def _profile(record: dict[str, str], problems: list[str]) -> str:
         problems.extend(found)
         return _EMPTY_PROFILE
     _apply_shorthands(base, record)
-    return base.model_dump_json()
+    return _stored_json(base)
 
 
 def parse_row(record: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.error_handlers import check_parameter_names, query_problem
 from m2m.api.schemas import error_responses
 from m2m.audit import ACTIONS
 from m2m.paging import InvalidCursor, decode_cursor, encode_cursor, next_link
@@ -63,40 +63,7 @@ class AuditEventPublic(BaseModel):
     request_id: str | None
 
 
-def _problem(name: str, message: str, value: str | None = None) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
-    )
-
-
 REPEATABLE = ("action",)
-
-
-def _check_parameter_names(request: Request) -> None:
-    """Unknown parameters, and single ones given twice (FastAPI would keep the last), are 422s
-    that name them: a typo must not silently widen the listing."""
-    query = request.query_params
-    problems = [
-        {
-            "type": "extra_forbidden",
-            "loc": ("query", name),
-            "msg": "unknown parameter; accepted: " + ", ".join(PARAMETERS),
-            "input": None,
-        }
-        for name in sorted({n for n in query if n not in PARAMETERS})
-    ]
-    problems += [
-        {
-            "type": "value_error",
-            "loc": ("query", name),
-            "msg": "given more than once",
-            "input": None,
-        }
-        for name in PARAMETERS
-        if name not in REPEATABLE and len(query.getlist(name)) > 1
-    ]
-    if problems:
-        raise RequestValidationError(problems)
 
 
 def _time(name: str, raw: str | None) -> datetime | None:
@@ -109,16 +76,18 @@ def _time(name: str, raw: str | None) -> datetime | None:
             raise ValueError(raw)
         value = datetime.fromisoformat(raw.upper())  # RFC 3339 allows a lowercase t and z
     except ValueError:
-        raise _problem(name, "an ISO 8601 date and time, e.g. 2026-12-01T04:00:00Z", raw) from None
+        raise query_problem(
+            name, "an ISO 8601 date and time, e.g. 2026-12-01T04:00:00Z", raw
+        ) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _actions(values: list[str]) -> tuple[str, ...]:
     if len(values) > MAX_ACTIONS:
-        raise _problem("action", f"at most {MAX_ACTIONS} actions")
+        raise query_problem("action", f"at most {MAX_ACTIONS} actions")
     for value in values:
         if not value or len(value) > 64 or not all(c.isalnum() or c in "._" for c in value):
-            raise _problem(
+            raise query_problem(
                 "action", "an action (sim.updated) or a prefix ending in . (sim.)", value
             )
     return tuple(values)
@@ -206,19 +175,19 @@ async def audit_events(
     ] = None,
 ) -> JSONResponse:
     """The account's audit trail, newest first; the next page is in the Link header."""
-    _check_parameter_names(request)
+    check_parameter_names(request, PARAMETERS, REPEATABLE)
     before_id: int | None = None
     if cursor is not None:
         try:
             before_id = decode_cursor(cursor, "id")["id"]
         except InvalidCursor as error:
-            raise _problem("cursor", str(error), cursor) from error
+            raise query_problem("cursor", str(error), cursor) from error
         if (
             not isinstance(before_id, int)
             or isinstance(before_id, bool)
             or not 0 < before_id < 2**63
         ):
-            raise _problem("cursor", "not a cursor this server gave", cursor)
+            raise query_problem("cursor", "not a cursor this server gave", cursor)
     wanted = audit_store.AuditFilter(
         subject_kind="sim" if sim is not None else None,
         subject=sim,

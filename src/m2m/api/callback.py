@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -152,17 +151,15 @@ async def _configure(body: CallbackConfigIn, changer: Changer, services: Service
         # Well-formed, but the server will not call it: a policy refusal, not a malformed request.
         raise Forbidden(str(error), code="callback_target_forbidden") from error
 
-    await run_in_threadpool(
-        partial(
-            save_callback,
-            services.engine,
-            services.clock,
-            changer.account_id,
-            body.url,
-            headers,
-            actor=changer.actor,
+    def save() -> None:
+        # Who, asked only now that the change is made (a replay or a refusal never asks).
+        with services.engine.connect() as conn:
+            actor = changer.actor(conn)
+        save_callback(
+            services.engine, services.clock, changer.account_id, body.url, headers, actor=actor
         )
-    )
+
+    await run_in_threadpool(save)
     services.notify_work()
     return Response(status_code=204)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from m2m import logs
@@ -148,11 +149,24 @@ CurrentAccountId = Annotated[int, Depends(current_account_id)]
 
 @dataclass(frozen=True, slots=True)
 class Changer:
-    """An authorized caller about to change something: its account, and who it is for the
-    audit trail (the application or permanent token, with the request's X-Request-ID)."""
+    """An authorized caller about to change something: its account, and what names it for the
+    audit trail (its token, the request's X-Request-ID)."""
 
     account_id: int
-    actor: Actor
+    token: str | None
+    request_id: str | None
+
+    def actor(self, conn: Connection) -> Actor:
+        """Who, for the audit trail: the application or permanent token holding the token,
+        looked up on the change's own connection when the change is made, so that a replayed
+        or refused request never pays for it (as ``storage.sim_updates`` asks for it)."""
+        return actor_of(conn, self.token, self.request_id)
+
+    def actor_from(self, engine: Engine) -> Actor:
+        """``actor``, looked up on a connection of its own (for the changes whose domain
+        function opens its transaction itself; call it off the event loop)."""
+        with engine.connect() as conn:
+            return self.actor(conn)
 
 
 async def current_changer(request: Request, caller: PresentedCaller) -> Changer:
@@ -160,12 +174,7 @@ async def current_changer(request: Request, caller: PresentedCaller) -> Changer:
     # Read from the header by hand, not declared: declaring it would add a parameter to the
     # documented operations' OpenAPI for what is only a label.
     request_id = request_id_from(request.headers.get("x-request-id"))
-
-    def who() -> Actor:
-        with caller.services.engine.connect() as conn:
-            return actor_of(conn, caller.token, request_id)
-
-    return Changer(account_id, await run_in_threadpool(who))
+    return Changer(account_id, caller.token, request_id)
 
 
 CurrentChanger = Annotated[Changer, Depends(current_changer)]

@@ -4,7 +4,7 @@ credentials checked before a request's inputs are described, a busy database as 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -28,6 +28,42 @@ log = logging.getLogger("m2m.api")
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "error_description": message, **extra}, status_code=status)
+
+
+def query_problem(name: str, message: str, value: Any = None) -> RequestValidationError:
+    """A 422 that names the query parameter at fault, answered as FastAPI's own validation."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
+    )
+
+
+def check_parameter_names(
+    request: Request, accepted: Sequence[str], repeatable: Collection[str] = ()
+) -> None:
+    """Unknown parameters, and single ones given twice (FastAPI would keep the last), are 422s
+    that name them: a typo must not silently widen a listing."""
+    query = request.query_params
+    problems = [
+        {
+            "type": "extra_forbidden",
+            "loc": ("query", name),
+            "msg": "unknown parameter; accepted: " + ", ".join(accepted),
+            "input": None,
+        }
+        for name in sorted({n for n in query if n not in accepted})
+    ]
+    problems += [
+        {
+            "type": "value_error",
+            "loc": ("query", name),
+            "msg": "given more than once",
+            "input": None,
+        }
+        for name in accepted
+        if name not in repeatable and len(query.getlist(name)) > 1
+    ]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 async def _on_m2m_error(_request: Request, error: Exception) -> JSONResponse:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.error_handlers import check_parameter_names, query_problem
 from m2m.api.schemas import error_responses
 from m2m.events import (
     CATALOG,
@@ -25,6 +24,7 @@ from m2m.events import (
     typed_envelope,
 )
 from m2m.identifiers import ICCID_FORMAT_PATTERN
+from m2m.paging import next_link
 from m2m.storage import events as event_store
 
 router = APIRouter(tags=["Events"])
@@ -33,6 +33,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_TYPES = 20
 PARAMETERS = ("after", "type", "sim", "limit")
+REPEATABLE = ("type",)
 # Event ids are positive 64-bit integers; "0" (or no cursor) reads from the oldest stored.
 CURSOR_PATTERN = r"^[0-9]{1,19}$"
 LAST_ID = 2**63 - 1
@@ -72,34 +73,6 @@ class EventPage(BaseModel):
         description="Where to read on from: the last event's id, or the `after` sent when the "
         "page is empty."
     )
-
-
-def _problem(name: str, message: str, value: Any = None) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
-    )
-
-
-def _unknown_parameters(request: Request) -> None:
-    unknown = sorted({name for name in request.query_params if name not in PARAMETERS})
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name),
-                    "msg": "unknown parameter; accepted: " + ", ".join(PARAMETERS),
-                    "input": None,
-                }
-                for name in unknown
-            ]
-        )
-
-
-def _next_link(request: Request, cursor: str) -> str:
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-    url = request.url.replace(query=urlencode([*query, ("after", cursor)]))
-    return f'<{url}>; rel="next"'
 
 
 @router.get(
@@ -148,12 +121,12 @@ async def list_events(
     ] = DEFAULT_LIMIT,
 ) -> Response:
     """The account's events after a cursor, oldest first."""
-    _unknown_parameters(request)
+    check_parameter_names(request, PARAMETERS, REPEATABLE)
     patterns = type or []
     try:
         types = selected_types(patterns)
     except InvalidTypePattern as error:
-        raise _problem("type", str(error), patterns) from error
+        raise query_problem("type", str(error), patterns) from error
     # Past the last possible id: nothing after it (an empty page), not an error.
     after_id = min(int(after), LAST_ID) if after is not None else 0
 
@@ -173,7 +146,7 @@ async def list_events(
     # The envelopes come as JSON text around the stored documents (valid by construction: the
     # EventPage model describes the answer in the OpenAPI document, it does not re-check it).
     body = '{"events":[' + ",".join(wire for _, wire in found) + f'],"cursor":"{cursor}"}}'
-    headers = {"Link": _next_link(request, cursor)} if len(found) == limit else {}
+    headers = {"Link": next_link(str(request.url), cursor, "after")} if len(found) == limit else {}
     return Response(body, media_type="application/json", headers=headers)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
@@ -39,7 +39,8 @@ from m2m.profile import (
     ListedSimCard,
     Text,
     Threshold,
-    listed_sim_document,
+    listed_sim_json,
+    stored_profile,
 )
 from m2m.storage import sim_updates
 from m2m.storage.sim_updates import SimRow
@@ -120,15 +121,16 @@ def _parse_patch(request: Request, raw: bytes) -> object:
         raise BadRequest(f"The body is not valid JSON: {str(error)[:200]}.") from error
 
 
-def _document(sim: SimRow) -> dict[str, Any]:
-    return listed_sim_document(
-        sim.profile,
+def _answer(sim: SimRow) -> str:
+    """The SIM as a list answers it (``ListedSimCard``), as JSON text."""
+    return listed_sim_json(
+        json.dumps(stored_profile(sim.profile)),
         sim.cost_center,
         sim.state,
         sim.imsi,
         iccid=sim.iccid,
         msisdn=sim.msisdn,
-        labels=sim.labels,
+        labels_json=json.dumps(sim.labels),
     )
 
 
@@ -257,6 +259,10 @@ async def update_simcard(request: Request) -> Response:
             )
         if outcome.problems:
             raise InvalidFields([(p.field, p.problem) for p in outcome.problems])
-        return JSONResponse(_document(outcome.sim), headers={"ETag": etag(outcome.sim.version)})
+        return Response(
+            _answer(outcome.sim),
+            media_type="application/json",
+            headers={"ETag": etag(outcome.sim.version)},
+        )
 
     return await idempotent_write(request, services, account_id, idempotency_key, raw, work)

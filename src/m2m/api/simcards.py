@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +21,14 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m import access, inventory, sim_query
 from m2m.api.deps import CALLER_SECURITY, Caller, authorized, caller_of, current_account_id
+from m2m.api.error_handlers import query_problem
 from m2m.api.schemas import error_responses
 from m2m.api.simcards_openapi import LIST_PARAMETERS, LIST_RESPONSE_HEADERS
 from m2m.errors import (
     NotFound,
 )
 from m2m.identifiers import MSISDN_PATTERN, normalize_msisdn
+from m2m.paging import next_link
 from m2m.profile import (
     SimCard,
     sim_card_document,
@@ -122,38 +123,24 @@ async def get_simcards(request: Request) -> Response:
     return JSONResponse([document])
 
 
-def _problem(problem: sim_query.QueryProblem) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", problem.parameter), "msg": problem.message}]
-    )
-
-
 async def _search(request: Request, caller: Caller) -> Response:
     """Any query but the documented one: read one SIM by ICCID or IMSI, or list."""
     account_id = await current_account_id(caller)  # credentials before inputs, as everywhere
     try:
         query = sim_query.parse(request.query_params.multi_items())
     except sim_query.QueryProblem as problem:
-        raise _problem(problem) from None
+        raise query_problem(problem.parameter, problem.message) from None
     engine = caller.services.engine
     if isinstance(query, sim_query.Lookup):
-        document = await run_in_threadpool(inventory.read_sim, engine, account_id, query)
-        if document is None:
+        found = await run_in_threadpool(inventory.read_sim, engine, account_id, query)
+        if found is None:
             name = query.column.upper()
             raise NotFound(f"No SIM card with {name} {query.value} in your account.")
-        return JSONResponse([document])
+        return Response(found, media_type="application/json")
     page = await run_in_threadpool(inventory.list_page, engine, account_id, query)
     headers = {}
     if page.next_cursor is not None:
-        headers["Link"] = f'<{_next_url(request, page.next_cursor)}>; rel="next"'
+        headers["Link"] = next_link(str(request.url), page.next_cursor)
     if page.total is not None:
         headers["X-Total-Count"] = str(page.total)
-    return JSONResponse(page.documents, headers=headers)
-
-
-def _next_url(request: Request, cursor: str) -> str:
-    """This request's absolute URL with the next page's cursor (RFC 8288 wants a URI; an
-    absolute one is what every HTTP client follows without knowing the base)."""
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-    pairs.append(("cursor", cursor))
-    return str(request.url.replace(query=urlencode(pairs)))
+    return Response(page.body, media_type="application/json", headers=headers)

@@ -21,7 +21,12 @@ from m2m.cli.remote import (
     remote,
     user_mistakes,
 )
-from m2m.cli.sim_changes import ChangesError, patch_from_options, rows_from_file
+from m2m.cli.sim_changes import (
+    ChangesError,
+    custom_field_options,
+    patch_from_options,
+    rows_from_file,
+)
 from m2m.cli.sim_updates import update_all
 from m2m.client import Device, ListedSimCard, SimCard
 from m2m.client.core import DEFAULT_BATCH_SIZE
@@ -74,17 +79,6 @@ def get(
     print_table(f"SIM {msisdn}", ["Field", "Value"], profile_rows(msisdn, sim))
 
 
-def custom_field_filters(given: list[str]) -> dict[int, str]:
-    """``--custom-field 3=depot`` options as {3: "depot"}."""
-    found: dict[int, str] = {}
-    for text in given:
-        number, separator, value = text.partition("=")
-        if not separator or number not in {str(n) for n in range(1, 8)}:
-            raise ValueError(f"--custom-field {text!r}: write N=VALUE, N from 1 to 7")
-        found[int(number)] = value
-    return found
-
-
 _LIST_COLUMNS = ("ICCID", "MSISDN", "IMSI", "State", "Cost center")
 
 
@@ -129,7 +123,7 @@ def list_sims(
     """List your SIM cards, filtered; pages are followed as they are printed, so any number of
     SIMs prints in flat memory."""
     with user_mistakes():
-        custom_fields = custom_field_filters(custom_field or [])
+        custom_fields = custom_field_options(custom_field or [])
     with remote(profile, config, ca_bundle) as (client, _):
         sims: Iterator[ListedSimCard] = client.sims(
             state=state or None,

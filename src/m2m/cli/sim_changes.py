@@ -60,6 +60,18 @@ def _pair(option: str, value: str) -> tuple[str, str]:
     return key, rest
 
 
+def custom_field_options(given: Sequence[str]) -> dict[int, str]:
+    """``--custom-field N=VALUE`` options (``m2m sim list``'s filters, ``m2m sim update``'s
+    changes) as {N: VALUE}, N from 1 to 7."""
+    found: dict[int, str] = {}
+    for item in given:
+        number, value = _pair("--custom-field", item)
+        if not (number.isascii() and number.isdigit() and 1 <= int(number) <= 7):
+            raise ChangesError(f"--custom-field {item!r}: the field is a number from 1 to 7")
+        found[int(number)] = value
+    return found
+
+
 def _threshold(where: str, value: str) -> int | None:
     if value == "":
         return None  # null: back to 0
@@ -86,11 +98,8 @@ def patch_from_options(
     for item in labels:
         key, value = _pair("--label", item)
         _set(patch, "Labels", key, value or None)
-    for item in custom_fields:
-        number, value = _pair("--custom-field", item)
-        if not (number.isdigit() and 1 <= int(number) <= len(CUSTOM_FIELD_NAMES)):
-            raise ChangesError(f"--custom-field {item!r}: the field is a number from 1 to 7")
-        _set(patch, "CustomFields", CUSTOM_FIELD_NAMES[int(number) - 1], value or None)
+    for number, value in custom_field_options(custom_fields).items():
+        _set(patch, "CustomFields", CUSTOM_FIELD_NAMES[number - 1], value or None)
     for item in thresholds:
         name, value = _pair("--threshold", item)
         service, _, period = name.partition(".")

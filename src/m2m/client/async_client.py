@@ -15,7 +15,7 @@ import httpx
 
 from m2m.client.actions import Exchange, Sleep, step
 from m2m.client.checks import as_devices
-from m2m.client.core import DEFAULT_BATCH_SIZE, EVENT_PAGE_SIZE, audit_query
+from m2m.client.core import DEFAULT_BATCH_SIZE, EVENT_PAGE_SIZE
 from m2m.client.models import (
     AnyEvent,
     AuditEvent,
@@ -29,7 +29,7 @@ from m2m.client.models import (
     TrackingNumber,
 )
 from m2m.client.options import ClientOptions
-from m2m.client.paging import DEFAULT_PAGE_SIZE, list_params
+from m2m.client.paging import DEFAULT_PAGE_SIZE, audit_params, list_params
 
 T = TypeVar("T")
 
@@ -319,14 +319,16 @@ class AsyncM2MClient:
         goes (an m2m extension). Filters: ``sim`` (an ICCID), ``actor`` (as recorded: a client_id,
         a token's name, an email), ``action`` (names, or prefixes ending in "."), ``since``/
         ``until`` (datetimes; naive ones are UTC); ``page_size`` events per request (max 1000)."""
-        query = audit_query(
+        params = audit_params(
             sim=sim, actor=actor, action=action, since=since, until=until, page_size=page_size
         )
-        next_query: str | None = query
-        while next_query is not None:
-            events, next_query = await self._run(self._core.audit_page(next_query))
+        cursor: str | None = None
+        while True:
+            events, cursor = await self._run(self._core.audit_page(params, cursor))
             for event in events:
                 yield event
+            if cursor is None:
+                return
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -343,10 +343,13 @@ class ClientCore:
                 on_batch(number, len(batch))
         return tracking_numbers
 
-    def audit_page(self, query: str) -> Exchange[tuple[list[AuditEvent], str | None]]:
-        """One page of the audit trail for ``query`` (an encoded query string), and the query
-        of the next page (from the Link header; None on the last page)."""
-        send = Send("GET", f"{M2M}/audit-events" + (f"?{query}" if query else ""))
+    def audit_page(
+        self, params: list[tuple[str, str]], cursor: str | None
+    ) -> Exchange[tuple[list[AuditEvent], str | None]]:
+        """One page of the audit trail and the cursor of the next (None: the last page), as
+        ``sims_page`` follows the SIM list. ``params`` from ``paging.audit_params``."""
+        query = [*params, ("cursor", cursor)] if cursor is not None else params
+        send = Send("GET", f"{M2M}/audit-events", params=query)
         try:
             body, response = yield from self._authorized_answer(send, repeatable=True)
         except NotFoundError as error:
@@ -357,8 +360,7 @@ class ClientCore:
         if not isinstance(body, list):
             raise UnexpectedResponse("GET /audit-events answered without a list of events")
         events = [parse(AuditEvent, item, "audit event") for item in body]
-        following = response.links.get("next", {}).get("url")
-        return events, (urlsplit(following).query or None) if following else None
+        return events, next_cursor(response.headers.get("link"))
 
     def get_request(self, tracking_number: str) -> Exchange[RequestStatus]:
         send = Send("GET", f"{M2M}/requests/{quote(tracking_number, safe='')}")
@@ -490,28 +492,3 @@ class ClientCore:
             if timeout is not None and self._clock() - started >= timeout:
                 raise WaitTimeout(statuses)
             yield Sleep(poll_seconds)
-
-
-def audit_query(
-    *,
-    sim: str | None = None,
-    actor: str | None = None,
-    action: str | Sequence[str] | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    page_size: int | None = None,
-) -> str:
-    """The query string of the audit trail's first page (see ``M2MClient.audit_events``)."""
-    pairs: list[tuple[str, str]] = []
-    if sim is not None:
-        pairs.append(("sim", sim))
-    if actor is not None:
-        pairs.append(("actor", actor))
-    actions = [action] if isinstance(action, str) else list(action or [])
-    pairs += [("action", a) for a in actions]
-    for name, when in (("since", since), ("until", until)):
-        if when is not None:
-            pairs.append((name, when.isoformat() if isinstance(when, datetime) else when))
-    if page_size is not None:
-        pairs.append(("limit", str(page_size)))
-    return urlencode(pairs)

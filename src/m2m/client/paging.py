@@ -64,6 +64,30 @@ def list_params(
     return params
 
 
+def audit_params(
+    *,
+    sim: str | None = None,
+    actor: str | None = None,
+    action: str | Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    page_size: int | None = None,
+) -> list[tuple[str, str]]:
+    """The query of ``GET /audit-events`` (see ``M2MClient.audit_events``)."""
+    params: list[tuple[str, str]] = []
+    if sim is not None:
+        params.append(("sim", sim))
+    if actor is not None:
+        params.append(("actor", actor))
+    params += [("action", a) for a in _many(action)]
+    for name, when in (("since", since), ("until", until)):
+        if when is not None:
+            params.append((name, when.isoformat() if isinstance(when, datetime) else when))
+    if page_size is not None:
+        params.append(("limit", str(page_size)))
+    return params
+
+
 def next_cursor(link: str | None) -> str | None:
     """The cursor of the next page named by a ``Link`` header; None on the last page."""
     if not link:

@@ -22,10 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from m2m.console import sim_profile
 from m2m.profile import CUSTOM_FIELD_NAMES
 
-# (form key, the editable document's service) in the documentation's order.
-SERVICES = (("data", "DataService"), ("sms", "SMSService"), ("voice", "VoiceService"))
+# (form key, the editable document's service), as the SIM page shows them (``sim_profile``).
+SERVICES = tuple((key, service) for key, _name, service in sim_profile.SERVICES)
 PERIODS = (("daily", "DailyTreshold"), ("monthly", "MonthlyTreshold"))
 LABELS = "labels"  # the form field (the fieldset) label problems are shown next to
 GENERAL = "form"  # problems that belong to no field, shown above the form

@@ -19,16 +19,14 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
-    Text,
     bindparam,
-    cast,
     func,
     insert,
     or_,
     select,
 )
 
-from m2m.storage.tables import events, sim_cards
+from m2m.storage.tables import events, json_text, sim_cards
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +182,8 @@ _WIRE_COLUMNS = (
     events.c.type,
     events.c.version,
     events.c.occurred_at,
-    # The stored JSON as text: an envelope is assembled around it, not decoded and encoded again
-    # (that was most of what a page of 1,000 cost).
-    cast(events.c.sim, Text),
-    cast(events.c.data, Text),
+    json_text(events.c.sim),
+    json_text(events.c.data),
 )
 
 

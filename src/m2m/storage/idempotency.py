@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from m2m.idempotency import LOCK_DURATION, StoredKey, Verdict, decide
 from m2m.storage.prepared import PreparedRead
@@ -54,7 +54,6 @@ def find(conn: Connection, account_id: int, key: str, *, lock: bool = False) -> 
 
 
 # Built once: building a statement per call cost more than running it.
-_INSERT = insert(idempotency_keys)
 _FINISH = (
     update(idempotency_keys)
     .where(_t.account_id == bindparam("b_account_id"), _t.key == bindparam("b_key"))
@@ -65,6 +64,33 @@ _FINISH = (
         locked_until=None,
     )
 )
+# Taking a new key is one statement: the insert does nothing when the key exists (then the row
+# decides). A read first, then an insert in a savepoint in case another request inserted in
+# between, was four statements, and the savepoint's two cost as much as the rest.
+_TAKE = {
+    dialect: module.insert(idempotency_keys)
+    .on_conflict_do_nothing(index_elements=[_t.account_id, _t.key])
+    # A row back when it inserted (the drivers' rowcount is not reliable here: psycopg's is -1)
+    .returning(_t.account_id)
+    for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_RELEASE = delete(idempotency_keys).where(
+    _t.account_id == bindparam("b_account_id"),
+    _t.key == bindparam("b_key"),
+    _t.status_code.is_(None),
+)
+_RESTART = (
+    update(idempotency_keys)
+    .where(_t.account_id == bindparam("b_account_id"), _t.key == bindparam("b_key"))
+    .values(
+        request_digest=bindparam("b_digest", type_=_t.request_digest.type),
+        created_at=bindparam("b_created_at", type_=_t.created_at.type),
+        locked_until=bindparam("b_locked_until", type_=_t.locked_until.type),
+        status_code=None,
+        response_headers=None,
+        response_body=None,
+    )
+)
 
 
 def claim(
@@ -73,39 +99,33 @@ def claim(
     """Take the key for a request with ``digest``, in ``conn``'s write transaction: RUN when
     taken (the caller then does the work and calls ``finish`` or ``release``), otherwise what
     the row says (see ``m2m.idempotency.decide``) with the row."""
-    stored = find(conn, account_id, key, lock=True)
-    if stored is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    _INSERT,
-                    {
-                        "account_id": account_id,
-                        "key": key,
-                        "request_digest": digest,
-                        "created_at": now,
-                        "locked_until": now + LOCK_DURATION,
-                    },
-                )
-        except IntegrityError:
-            # Another request inserted it after our read (PostgreSQL; SQLite's write lock
-            # serialises claims): decide on its row.
-            stored = find(conn, account_id, key, lock=True)
-        else:
+    row = {
+        "account_id": account_id,
+        "key": key,
+        "request_digest": digest,
+        "created_at": now,
+        "locked_until": now + LOCK_DURATION,
+    }
+    while True:
+        if conn.execute(_TAKE[conn.dialect.name], row).first() is not None:
             return Verdict.RUN, None
+        # The key exists (on PostgreSQL, a concurrent holder's insert made this one wait for
+        # its transaction to end): decide on its row, locked. Gone again (released by a
+        # holder that failed): try to take it again.
+        stored = find(conn, account_id, key, lock=True)
+        if stored is not None:
+            break
     verdict = decide(stored, digest, now)
     if verdict is Verdict.RUN:  # an expired key, or a first attempt that died: start afresh
         conn.execute(
-            update(idempotency_keys)
-            .where(_t.account_id == account_id, _t.key == key)
-            .values(
-                request_digest=digest,
-                created_at=now,
-                locked_until=now + LOCK_DURATION,
-                status_code=None,
-                response_headers=None,
-                response_body=None,
-            )
+            _RESTART,
+            {
+                "b_account_id": account_id,
+                "b_key": key,
+                "b_digest": digest,
+                "b_created_at": now,
+                "b_locked_until": now + LOCK_DURATION,
+            },
         )
     return verdict, stored
 
@@ -133,8 +153,4 @@ def finish(
 
 def release(conn: Connection, account_id: int, key: str) -> None:
     """Give the key up (its request failed without doing anything lasting): a retry runs."""
-    conn.execute(
-        delete(idempotency_keys).where(
-            _t.account_id == account_id, _t.key == key, _t.status_code.is_(None)
-        )
-    )
+    conn.execute(_RELEASE, {"b_account_id": account_id, "b_key": key})

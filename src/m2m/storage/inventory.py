@@ -24,12 +24,13 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, o
 
 from m2m.sim_query import Order, Position, SimFilters
 from m2m.storage.fleet import starts_with
-from m2m.storage.tables import sim_cards, sim_labels
+from m2m.storage.tables import json_text, sim_cards, sim_labels
 
 
 @dataclass(frozen=True, slots=True)
 class InventorySim:
-    """A SIM as the list reads it: what its answer shows, and its position in either order."""
+    """A SIM as the list reads it: what its answer shows (the profile and labels as their
+    stored JSON text, see ``m2m.profile.listed_sim_json``), and its position in either order."""
 
     id: int
     iccid: str
@@ -37,9 +38,9 @@ class InventorySim:
     msisdn: str
     state: str
     cost_center: str | None
-    profile: dict[str, Any]
+    profile_json: str
     updated_at: datetime
-    labels: dict[str, str]
+    labels_json: str
 
 
 _COLUMNS = (
@@ -49,9 +50,9 @@ _COLUMNS = (
     sim_cards.c.msisdn,
     sim_cards.c.state,
     sim_cards.c.cost_center,
-    sim_cards.c.profile,
+    json_text(sim_cards.c.profile),
     sim_cards.c.updated_at,
-    sim_cards.c.labels,
+    json_text(sim_cards.c.labels),
 )
 LOOKUP_COLUMNS = ("msisdn", "iccid", "imsi")
 
@@ -78,9 +79,14 @@ def _empty_or(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
     return column == value
 
 
-def _filtered(account_id: int, filters: SimFilters) -> Select[Any]:
-    """The SIMs matching ``filters`` (no order, no page): ``_COLUMNS`` selected."""
+def _filtered(account_id: int, filters: SimFilters) -> tuple[Select[Any], ColumnElement[int]]:
+    """The SIMs matching ``filters`` (no order, no page): ``_COLUMNS`` selected; and the SIM's
+    id to page by in id order: the first label's ``sim_id`` when a label filters (equal to the
+    SIM's id, and in the order of the label's index, so the database walks that index and stops
+    at the page's end, where ordering by ``sim_cards.id`` made SQLite read and sort every SIM
+    with the label first: 1.7 s a page at a million SIMs)."""
     query = select(*_COLUMNS).where(sim_cards.c.account_id == account_id)
+    page_id: ColumnElement[int] = sim_cards.c.id
     if filters.states:
         query = query.where(sim_cards.c.state.in_(filters.states))
     if filters.cost_center is not None:
@@ -98,6 +104,8 @@ def _filtered(account_id: int, filters: SimFilters) -> Select[Any]:
         if value is not None:
             on.append(label.c.value == value)
         query = query.join(label, and_(*on))
+        if n == 0:
+            page_id = label.c.sim_id
     for field, value in filters.custom_fields:
         query = query.where(_empty_or(_profile_text("CustomFields", field), value))
     if filters.plan is not None:
@@ -118,7 +126,7 @@ def _filtered(account_id: int, filters: SimFilters) -> Select[Any]:
             query = query.where(starts_with(sim_cards.c[column], prefix))
     if filters.updated_since is not None:
         query = query.where(sim_cards.c.updated_at >= filters.updated_since)
-    return query
+    return query, page_id
 
 
 def list_sims(
@@ -130,7 +138,7 @@ def list_sims(
 ) -> tuple[list[InventorySim], bool]:
     """One page of the account's SIMs matching ``filters``, after ``after`` in the filters'
     order, and whether more follow."""
-    query = _filtered(account_id, filters)
+    query, page_id = _filtered(account_id, filters)
     if filters.order is Order.UPDATED:
         if after is not None:
             assert after.updated_at is not None
@@ -142,8 +150,8 @@ def list_sims(
         query = query.order_by(sim_cards.c.updated_at, sim_cards.c.id)
     else:
         if after is not None:
-            query = query.where(sim_cards.c.id > after.id)
-        query = query.order_by(sim_cards.c.id)
+            query = query.where(page_id > after.id)
+        query = query.order_by(page_id)
     # Positional (``_COLUMNS`` is the dataclass's field order): building a mapping per row cost
     # a fifth of a 1,000-row page.
     rows = [InventorySim(*r) for r in conn.execute(query.limit(limit + 1))]
@@ -153,5 +161,5 @@ def list_sims(
 def count_sims(conn: Connection, account_id: int, filters: SimFilters) -> int:
     """How many of the account's SIMs match ``filters`` (asked for with ``count=true`` only:
     it reads every match)."""
-    matching = _filtered(account_id, filters).with_only_columns(sim_cards.c.id).subquery()
+    matching = _filtered(account_id, filters)[0].with_only_columns(sim_cards.c.id).subquery()
     return int(conn.execute(select(func.count()).select_from(matching)).scalar_one())

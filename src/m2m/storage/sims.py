@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
 )
 
+from m2m.profile import stored_profile
 from m2m.storage import accounts
 from m2m.storage.prepared import PreparedRead
 from m2m.storage.tables import Id, UTCDateTime, sim_cards
@@ -96,9 +97,11 @@ def count_sims(conn: Connection, account_id: int | None = None) -> int:
 
 
 def insert_sims(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many SIM rows (keys: the ``sim_cards`` columns) in one statement."""
+    """Insert many SIM rows (keys: the ``sim_cards`` columns) in one statement. Each profile
+    is stored as ``stored_profile`` makes it, as every writer stores one."""
     if rows:
-        conn.execute(insert(sim_cards), rows)
+        stored = [{**row, "profile": stored_profile(row["profile"])} for row in rows]
+        conn.execute(insert(sim_cards), stored)
 
 
 # --- bulk import through a staging table ----------------------------------------------------
