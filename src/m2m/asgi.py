@@ -23,10 +23,11 @@ from m2m.console.app import create_console
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
+from m2m.network_faults import FaultyNetwork
 from m2m.security_headers import SecurityHeaders
 from m2m.services import build_services
 from m2m.settings import Settings
-from m2m.worker_setup import running_worker
+from m2m.worker_setup import build_adapter, running_worker
 
 FAVICON = web.HERE / "static" / "favicon.svg"
 # A body on a route that takes none (a GET, an unknown path) is never read; this only bounds
@@ -78,7 +79,15 @@ def create_app(
         if not settings.embedded_worker:
             yield
             return
-        async with running_worker(settings, engine, clock, adapter) as worker:
+        controls = services.sandbox
+        network = adapter or build_adapter(settings)
+        async with running_worker(
+            settings,
+            engine,
+            services.clock,  # the sandbox's own, which the control API moves
+            FaultyNetwork(network, controls.faults) if controls else network,
+            controls.sent if controls else None,
+        ) as worker:
             services.worker = worker
             try:
                 yield

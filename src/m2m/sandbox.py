@@ -20,6 +20,7 @@ from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs
 from m2m.storage import console as console_store
 from m2m.storage import sims as sim_store
+from m2m.storage.wipe import empty_all_tables
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - public by design
@@ -176,6 +177,13 @@ def seed(conn: Connection, now: datetime) -> bool:
         )
     sim_store.insert_sims(conn, rows)
     return True
+
+
+def reset(conn: Connection, now: datetime) -> None:
+    """Back to the documented demo state (``POST /sandbox/reset``): everything the database
+    holds goes, and the demo data is seeded again as on a fresh sandbox, with the same ids."""
+    empty_all_tables(conn)
+    seed(conn, now)
 
 
 def demo_signing_secret(conn: Connection, secret_key: str) -> str | None:

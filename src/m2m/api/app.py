@@ -15,7 +15,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import audit_events, callback, events, oauth, requests, sim_updates, simcards
+from m2m.api import (
+    audit_events,
+    callback,
+    events,
+    oauth,
+    requests,
+    sandbox,
+    sim_updates,
+    simcards,
+)
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
@@ -99,6 +108,9 @@ def create_api(
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.include_router(events.router, prefix=M2M_PREFIX)
     events.add_webhooks(app)
+    if settings.sandbox:
+        # Absent, not refused, outside the sandbox: a production server has no such paths.
+        app.include_router(sandbox.router)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
