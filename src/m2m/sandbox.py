@@ -6,6 +6,7 @@ started without it refuses a database that holds the sandbox account.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -124,6 +125,13 @@ def demo_profile(index: int) -> dict[str, Any]:
     return profile.model_dump()
 
 
+@functools.cache
+def _demo_profiles() -> tuple[dict[str, Any], ...]:
+    """The demo SIMs' profiles, validated once per process: the sandbox's reset seeds them
+    again and again (stored as JSON, never changed in place)."""
+    return tuple(demo_profile(index) for index in range(1, SIM_COUNT + 1))
+
+
 def check_can_seed(conn: Connection) -> None:
     """Refuse to add the sandbox, whose credentials are public, beside real accounts: the
     sandbox starts on an empty database (or one it made, where accounts may have been added
@@ -170,7 +178,7 @@ def seed(conn: Connection, now: datetime) -> bool:
                 "msisdn": str(FIRST_MSISDN + index - 1),
                 "state": demo_state(index).value,
                 "cost_center": f"CC-{1000 + index % 5 * 100}",
-                "profile": demo_profile(index),
+                "profile": _demo_profiles()[index - 1],
                 "created_at": now,
                 "updated_at": now,
             }
