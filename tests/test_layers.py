@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.network_faults",
             "m2m.simimport",
             "m2m.sandbox",
+            "m2m.scenario",
         ),
     ),
     ("worker", ("m2m.worker", "m2m.worker_setup")),

@@ -85,6 +85,7 @@ def test_the_sandbox_documents_its_control_api(sandbox: TestClient) -> None:
         "/sandbox/faults",
         "/sandbox/deliveries",
         "/sandbox/reset",
+        "/sandbox/scenario",
     }
     for path in paths:
         for operation in document["paths"][path].values():

@@ -33,6 +33,7 @@ FAVICON = web.HERE / "static" / "favicon.svg"
 # A body on a route that takes none (a GET, an unknown path) is never read; this only bounds
 # what a Content-Length may announce.
 DEFAULT_BODY_LIMIT = BodyLimit(64 * 1024)
+SCENARIO_MAX_BYTES = 4 * 1024 * 1024  # a sandbox scenario: up to some 10,000 SIMs
 
 
 def app_from_environment() -> FastAPI:
@@ -59,6 +60,7 @@ def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
         (f"{M2M_PREFIX}/simcards", BodyLimit(sim_updates.MAX_PATCH_BYTES)),
         *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
         (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
+        ("/sandbox/scenario", BodyLimit(SCENARIO_MAX_BYTES)),
     ]
 
 

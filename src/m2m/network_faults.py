@@ -15,7 +15,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
@@ -43,6 +45,46 @@ class Fault:
         return self.identifier in (sim.iccid, sim.imsi, sim.msisdn) and self.operation in (
             ANY_OPERATION,
             operation.value,
+        )
+
+
+class SandboxFault(BaseModel):
+    """A fault to set (``POST /sandbox/faults``, a scenario's ``faults``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str = Field(
+        min_length=1, max_length=32, description="The SIM's ICCID, IMSI or MSISDN."
+    )
+    operation: Operation | Literal["*"] = Field(
+        default=ANY_OPERATION, description='The operation that meets the fault, or "*" for all.'
+    )
+    kind: FaultKind = Field(
+        default=FaultKind.FAILURE,
+        description="failure: the operation fails with `message`; timeout: it fails as when "
+        "the network does not answer; latency: it is delayed by `latency_ms`.",
+    )
+    message: str | None = Field(
+        default=None, max_length=500, description="A failure's message (the callback's messages)."
+    )
+    latency_ms: StrictInt = Field(
+        default=0, ge=0, le=60_000, description="A latency fault's delay."
+    )
+    count: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Apply to the next N operations only; null: until cleared.",
+    )
+
+    def fault(self) -> Fault:
+        operation = self.operation.value if isinstance(self.operation, Operation) else "*"
+        return Fault(
+            identifier=self.identifier,
+            operation=operation,
+            kind=self.kind,
+            message=self.message,
+            latency_ms=self.latency_ms,
+            count=self.count,
         )
 
 

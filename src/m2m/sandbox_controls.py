@@ -20,6 +20,8 @@ from m2m.callbacks.sent import SentLog
 from m2m.clock import SandboxClock
 from m2m.network_faults import FaultStore
 from m2m.rate_limits import AccountBuckets
+from m2m.scenario import Scenario
+from m2m.scenario import apply as apply_scenario
 from m2m.storage.engine import write_transaction
 
 
@@ -31,12 +33,17 @@ class SandboxControls:
     faults: FaultStore = field(default_factory=FaultStore)
     sent: SentLog = field(default_factory=SentLog)
 
-    def reset(self) -> None:
+    def reset(self, scenario: Scenario | None = None) -> None:
         """Back to the documented demo state: real time, no faults, nothing sent, the demo
-        account, credentials and SIMs as a fresh sandbox has them (and nothing else)."""
+        account, credentials and SIMs as a fresh sandbox has them (and nothing else); then
+        ``scenario`` (``scenario.checked``) over it, when given."""
         self.clock.realtime()
         self.faults.clear()
         self.sent.clear()
         with write_transaction(self.engine) as conn:
             sandbox.reset(conn, self.clock.now())
+            if scenario is not None:
+                apply_scenario(conn, scenario, self.clock.now())
         self.rate_limits.clear()
+        for fault in scenario.faults if scenario else ():
+            self.faults.add(fault.fault())

@@ -23,7 +23,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictFloat,
-    StrictInt,
     StrictStr,
     model_validator,
 )
@@ -35,9 +34,9 @@ from m2m.api.schemas import error_responses
 from m2m.callbacks.sent import SentMessage
 from m2m.clock import parse_duration
 from m2m.errors import BadRequest, Forbidden
-from m2m.lifecycle import Operation
-from m2m.network_faults import ANY_OPERATION, Fault, FaultKind
+from m2m.network_faults import Fault, FaultKind, SandboxFault
 from m2m.sandbox_controls import SandboxControls
+from m2m.scenario import Scenario, ScenarioError, checked
 from m2m.services import services_of
 
 TAG = "Sandbox control"
@@ -170,31 +169,6 @@ async def move_sandbox_clock(
 # --- faults ---------------------------------------------------------------------------------
 
 
-class SandboxFaultCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    identifier: str = Field(
-        min_length=1, max_length=32, description="The SIM's ICCID, IMSI or MSISDN."
-    )
-    operation: Operation | Literal["*"] = Field(
-        default=ANY_OPERATION, description='The operation that meets the fault, or "*" for all.'
-    )
-    kind: FaultKind = Field(
-        default=FaultKind.FAILURE,
-        description="failure: the operation fails with `message`; timeout: it fails as when "
-        "the network does not answer; latency: it is delayed by `latency_ms`.",
-    )
-    message: str | None = Field(
-        default=None, max_length=500, description="A failure's message (the callback's messages)."
-    )
-    latency_ms: StrictInt = Field(
-        default=0, ge=0, le=60_000, description="A latency fault's delay."
-    )
-    count: StrictInt | None = Field(
-        default=None, ge=1, description="Apply to the next N operations only; null: until cleared."
-    )
-
-
 class SandboxFaultPublic(BaseModel):
     identifier: str
     operation: str
@@ -216,17 +190,9 @@ def _fault_answer(fault: Fault) -> SandboxFaultPublic:
 
 
 @router.post("/faults", status_code=201, responses=error_responses(400, 422))
-async def add_sandbox_fault(body: SandboxFaultCreate, sandbox: Controls) -> SandboxFaultPublic:
+async def add_sandbox_fault(body: SandboxFault, sandbox: Controls) -> SandboxFaultPublic:
     """Make operations on a SIM fail, time out or slow down (checked before the simulator)."""
-    operation = body.operation.value if isinstance(body.operation, Operation) else body.operation
-    fault = Fault(
-        identifier=body.identifier,
-        operation=operation,
-        kind=body.kind,
-        message=body.message,
-        latency_ms=body.latency_ms,
-        count=body.count,
-    )
+    fault = body.fault()
     if len(sandbox.faults.all()) >= MAX_FAULTS:
         raise BadRequest(f"at most {MAX_FAULTS} faults at once; DELETE /sandbox/faults first")
     sandbox.faults.add(fault)
@@ -307,4 +273,24 @@ async def sandbox_deliveries(
 async def reset_sandbox(sandbox: Controls) -> Response:
     """Back to the documented demo state: data, credentials, clock, faults, what was sent."""
     await run_in_threadpool(sandbox.reset)
+    return Response(status_code=204)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+@router.post("/scenario", status_code=204, responses=error_responses(400, 413, 422))
+async def load_sandbox_scenario(
+    body: Scenario, sandbox: Controls, services: ServicesDep
+) -> Response:
+    """Reset, then add the scenario's SIMs, accounts, callback configuration and faults."""
+
+    def load() -> None:
+        try:
+            scenario = checked(body, services.address_policy)
+        except ScenarioError as error:
+            raise BadRequest(str(error)) from None
+        sandbox.reset(scenario)
+
+    await run_in_threadpool(load)
     return Response(status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from pathlib import Path
@@ -11,8 +12,9 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from m2m import logs, sandbox
+from m2m import logs, sandbox, scenario
 from m2m.asgi import create_app
+from m2m.callbacks.outbound import AddressPolicy
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
 from m2m.http_head import BoundedHttpToolsProtocol
@@ -119,11 +121,20 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = True,
+    scenario_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario",
+            help="With --sandbox: start from the demo state plus this scenario (JSON: SIMs, "
+            "accounts, callback, faults; see docs/testing-your-integration.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrating the database first)."""
     settings = load_settings(
         sandbox=True if sandbox_mode else None, embedded_worker=embedded_worker
     )
+    loaded = load_scenario(scenario_file, settings, processes) if scenario_file else None
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
     if ssl_certfile and ssl_keyfile and (problem := tls_problem(ssl_certfile, ssl_keyfile)):
@@ -138,7 +149,11 @@ def serve(
         if settings.sandbox:
             with user_errors():
                 sandbox.check_can_seed(conn)
-            sandbox.seed(conn, clock.now())
+            if loaded is None:
+                sandbox.seed(conn, clock.now())
+            else:  # the scenario describes the whole state: the demo one, then its own
+                sandbox.reset(conn, clock.now())
+                scenario.apply(conn, loaded, clock.now())
             assert settings.secret_key is not None  # the sandbox's public key at least
             signing = sandbox.demo_signing_secret(conn, settings.secret_key.get_secret_value())
         elif account_store.find_sandbox_account(conn) is not None:
@@ -153,7 +168,10 @@ def serve(
         console.print(shown, highlight=False, soft_wrap=True)
     options: dict[str, Any] = {}
     if processes == 1:
-        app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
+        built = create_app(settings, engine=engine, clock=clock)
+        for fault in loaded.faults if loaded else ():
+            built.state.services.sandbox.faults.add(fault.fault())
+        app: FastAPI | str = built
         logs.install()
     else:
         # Each process builds its app from the environment (uvicorn spawns them), so the
@@ -177,6 +195,25 @@ def serve(
         http=BoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.max_request_head_bytes,
     )
+
+
+def load_scenario(path: Path, settings: Settings, processes: int) -> scenario.Scenario:
+    """The scenario of ``--scenario``, checked before anything starts."""
+    if not settings.sandbox:
+        raise fail("--scenario is for the sandbox: add --sandbox")
+    if processes > 1:
+        # Its faults live in the memory of the process that serves the control API.
+        raise fail("--scenario runs with one process: drop --processes")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise fail(f"--scenario {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise fail(f"--scenario {path} is not JSON: {error}") from None
+    try:
+        return scenario.checked(scenario.parse(document), AddressPolicy.from_settings(settings))
+    except scenario.ScenarioError as error:
+        raise fail(f"--scenario {path}: {error}") from None
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
