@@ -19,6 +19,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from m2m.freetext import WITHOUT_CONTROL_CHARACTERS
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
 from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef
@@ -54,7 +55,10 @@ class SandboxFault(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(
-        min_length=1, max_length=32, description="The SIM's ICCID, IMSI or MSISDN."
+        min_length=1,
+        max_length=32,
+        pattern=WITHOUT_CONTROL_CHARACTERS,
+        description="The SIM's ICCID, IMSI or MSISDN.",
     )
     operation: Operation | Literal["*"] = Field(
         default=ANY_OPERATION, description='The operation that meets the fault, or "*" for all.'
@@ -65,7 +69,11 @@ class SandboxFault(BaseModel):
         "the network does not answer; latency: it is delayed by `latency_ms`.",
     )
     message: str | None = Field(
-        default=None, max_length=500, description="A failure's message (the callback's messages)."
+        default=None,
+        max_length=500,
+        # It is stored with the item's outcome: PostgreSQL cannot store NUL.
+        pattern=WITHOUT_CONTROL_CHARACTERS,
+        description="A failure's message (the callback's messages).",
     )
     latency_ms: StrictInt = Field(
         default=0, ge=0, le=60_000, description="A latency fault's delay."

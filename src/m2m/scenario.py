@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from m2m import credentials, sandbox
 from m2m.callbacks.configuration import checked_callback
 from m2m.callbacks.outbound import AddressPolicy, ForbiddenTarget
+from m2m.freetext import WITHOUT_CONTROL_CHARACTERS
 from m2m.identifiers import SimState, iccid_problem, imsi_problem, msisdn_problem
 from m2m.network_faults import SandboxFault
 from m2m.storage import accounts as account_store
@@ -42,6 +43,7 @@ from m2m.storage import callback_configs
 from m2m.storage import sims as sim_store
 
 MAX_SIMS = 10_000
+PRINTABLE = WITHOUT_CONTROL_CHARACTERS  # PostgreSQL cannot store NUL; no text here needs any
 
 
 class ScenarioError(ValueError):
@@ -55,7 +57,7 @@ class ScenarioSim(BaseModel):
     iccid: str | None = None
     imsi: str | None = None
     state: SimState = SimState.READY
-    cost_center: str | None = Field(default=None, max_length=200)
+    cost_center: str | None = Field(default=None, max_length=200, pattern=PRINTABLE)
 
     @model_validator(mode="after")
     def _valid_identifiers(self) -> ScenarioSim:
@@ -81,10 +83,10 @@ class ScenarioCallback(BaseModel):
 class ScenarioAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    client_id: str = Field(min_length=1, max_length=200)
-    client_secret: str = Field(min_length=8, max_length=200)
-    api_key: str = Field(min_length=8, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
+    client_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._~-]+$")
+    client_secret: str = Field(min_length=8, max_length=200, pattern=PRINTABLE)
+    api_key: str = Field(min_length=8, max_length=200, pattern=PRINTABLE)
     sims: list[ScenarioSim] = Field(default_factory=list, max_length=MAX_SIMS)
     callback: ScenarioCallback | None = None
 
@@ -156,7 +158,7 @@ def apply(conn: Connection, scenario: Scenario, now: datetime) -> None:
         account_store.add_app(
             conn,
             account_id,
-            f"{account.name} application",
+            "Scenario application",
             account.client_id,
             credentials.digest(account.client_secret),
             now,
