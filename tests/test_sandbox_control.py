@@ -68,6 +68,8 @@ def test_outside_the_sandbox_the_control_api_does_not_exist(
             ("GET", "/sandbox/faults"),
             ("POST", "/sandbox/reset"),
             ("GET", "/sandbox/deliveries"),
+            ("DELETE", "/sandbox/faults"),
+            ("POST", "/sandbox/scenario"),
         ]:
             answer = client.request(method, path, json={"advance": "1h"})
             assert answer.status_code == 404, (method, path)
@@ -379,3 +381,12 @@ def test_durations(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "1", "h", "1y", "-1h", "1h-", "one hour"])
 def test_not_durations(text: str) -> None:
     assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_every_loopback_address_is_served(
+    settings: Settings, engine: Engine, clock: ManualClock, address: str
+) -> None:
+    app = create_app(settings, engine=engine, clock=clock)
+    with TestClient(app, client=(address, 40000)) as client:
+        assert client.get("/sandbox/clock").status_code == 200

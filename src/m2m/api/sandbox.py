@@ -48,7 +48,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def controls(request: Request) -> SandboxControls:
+async def controls(request: Request) -> SandboxControls:
     """The sandbox's controls, for a caller allowed to use them."""
     services = services_of(request)
     assert services.sandbox is not None  # the router is only included in sandbox mode
@@ -65,9 +65,12 @@ def controls(request: Request) -> SandboxControls:
 
 def _is_loopback(address: str) -> bool:
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # a dual-stack socket's
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 Controls = Annotated[SandboxControls, Depends(controls)]
