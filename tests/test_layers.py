@@ -51,18 +51,21 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.inventory",
             "m2m.callbacks",
             "m2m.network",
+            "m2m.network_faults",
             "m2m.simimport",
             "m2m.sandbox",
+            "m2m.scenario",
         ),
     ),
     ("worker", ("m2m.worker", "m2m.worker_setup")),
-    ("services", ("m2m.services", "m2m.health")),
+    ("services", ("m2m.services", "m2m.health", "m2m.sandbox_controls")),
     ("front-ends", ("m2m.api", "m2m.console")),
     (
         "application",
         ("m2m.asgi", "m2m.http_limits", "m2m.http_head", "m2m.security_headers", "m2m.observe"),
     ),
     ("cli", ("m2m.cli",)),
+    ("testing", ("m2m.testing",)),  # drives a sandbox from outside, through HTTP
 ]
 SIBLINGS_THAT_NEVER_MEET = ("m2m.api", "m2m.console")
 

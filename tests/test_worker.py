@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from m2m.callbacks.retry import JITTER
 from m2m.clock import ManualClock
 from m2m.settings import DEFAULT_RETRY_SCHEDULE, Settings
-from m2m.storage import item_queue
+from m2m.storage import item_queue, outbox
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import callback_attempts, callback_deliveries, request_items, sim_history
 from tests.support.api import auth, configure, msisdn, request
@@ -268,3 +268,37 @@ def test_m2m_worker_refuses_a_sqlite_database_that_does_not_exist(tmp_path: Path
     assert line.startswith(f"error: there is no database at {tmp_path / 'data' / 'm2m.db'}: ")
     assert "`m2m db upgrade`" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_attempt_on_a_message_deleted_meanwhile_is_dropped_not_a_stuck_round(
+    api: TestClient,
+    quiet: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    receiver: Receiver,
+) -> None:
+    """A sandbox reset (or a deleted account) removes messages while their attempts are in
+    flight: recording those attempts must not fail the round (the worker would retry it for
+    ever), and the other attempts of the round are recorded."""
+    headers = auth(api)
+    configure(api, headers, receiver.url)
+    request(api, headers, "deactivation", [msisdn(5), msisdn(6)])
+    drain(quiet, engine, clock)
+    kept, gone = (row.id for row in _deliveries(engine))
+    with write_transaction(engine) as conn:
+        conn.execute(callback_deliveries.delete().where(callback_deliveries.c.id == gone))
+    now = clock.now()
+    records = [
+        ("claim", outbox.AttemptRecord(d, 1, now, receiver.url, 200, None, 3, True, None))
+        for d in (kept, gone)
+    ]
+    with write_transaction(engine) as conn:
+        outbox.record_attempts(conn, records)
+    with engine.connect() as conn:
+        recorded = conn.execute(select(callback_attempts.c.delivery_id)).scalars().all()
+    assert sorted(recorded) == sorted([kept, kept])  # its first attempt, and this one
+
+
+def _deliveries(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(callback_deliveries).order_by(callback_deliveries.c.id)))

@@ -25,16 +25,18 @@ from m2m.console.app import create_console
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
+from m2m.network_faults import FaultyNetwork
 from m2m.observe import Observe
 from m2m.security_headers import SecurityHeaders
 from m2m.services import build_services
 from m2m.settings import Settings
-from m2m.worker_setup import running_worker
+from m2m.worker_setup import build_adapter, running_worker
 
 FAVICON = web.HERE / "static" / "favicon.svg"
 # A body on a route that takes none (a GET, an unknown path) is never read; this only bounds
 # what a Content-Length may announce.
 DEFAULT_BODY_LIMIT = BodyLimit(64 * 1024)
+SCENARIO_MAX_BYTES = 4 * 1024 * 1024  # a sandbox scenario: up to some 10,000 SIMs
 
 
 def app_from_environment() -> FastAPI:
@@ -64,6 +66,7 @@ def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
         (f"{M2M_PREFIX}/simcards", BodyLimit(sim_updates.MAX_PATCH_BYTES)),
         *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
         (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
+        ("/sandbox/scenario", BodyLimit(SCENARIO_MAX_BYTES)),
     ]
 
 
@@ -84,7 +87,15 @@ def create_app(
         if not settings.embedded_worker:
             yield
             return
-        async with running_worker(settings, engine, clock, adapter) as worker:
+        controls = services.sandbox
+        network = adapter or build_adapter(settings)
+        async with running_worker(
+            settings,
+            engine,
+            services.clock,  # the sandbox's own, which the control API moves
+            FaultyNetwork(network, controls.faults) if controls else network,
+            controls.sent if controls else None,
+        ) as worker:
             services.worker = worker
             try:
                 yield

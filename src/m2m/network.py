@@ -20,6 +20,9 @@ from typing import Protocol
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
 
+# What an operation reports when the network does not answer in time (the worker's time limit).
+TIMEOUT_MESSAGE = "Network error: the network did not answer in time."
+
 
 @dataclass(frozen=True, slots=True)
 class SimRef:

@@ -91,6 +91,10 @@ class AccountBuckets:
             self._forget_idle(now)
         return verdict
 
+    def clear(self) -> None:
+        """Every account starts again with a full bucket (the sandbox's reset)."""
+        self._buckets.clear()
+
     def _forget_idle(self, now: float) -> None:
         for account_id, bucket in list(self._buckets.items()):
             if bucket.full_at <= now:

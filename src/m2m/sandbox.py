@@ -6,6 +6,7 @@ started without it refuses a database that holds the sandbox account.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs
 from m2m.storage import console as console_store
 from m2m.storage import sims as sim_store
+from m2m.storage.wipe import empty_all_tables
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - public by design
@@ -123,6 +125,13 @@ def demo_profile(index: int) -> dict[str, Any]:
     return profile.model_dump()
 
 
+@functools.cache
+def _demo_profiles() -> tuple[dict[str, Any], ...]:
+    """The demo SIMs' profiles, validated once per process: the sandbox's reset seeds them
+    again and again (stored as JSON, never changed in place)."""
+    return tuple(demo_profile(index) for index in range(1, SIM_COUNT + 1))
+
+
 def check_can_seed(conn: Connection) -> None:
     """Refuse to add the sandbox, whose credentials are public, beside real accounts: the
     sandbox starts on an empty database (or one it made, where accounts may have been added
@@ -169,13 +178,20 @@ def seed(conn: Connection, now: datetime) -> bool:
                 "msisdn": str(FIRST_MSISDN + index - 1),
                 "state": demo_state(index).value,
                 "cost_center": f"CC-{1000 + index % 5 * 100}",
-                "profile": demo_profile(index),
+                "profile": _demo_profiles()[index - 1],
                 "created_at": now,
                 "updated_at": now,
             }
         )
     sim_store.insert_sims(conn, rows)
     return True
+
+
+def reset(conn: Connection, now: datetime) -> None:
+    """Back to the documented demo state (``POST /sandbox/reset``): everything the database
+    holds goes, and the demo data is seeded again as on a fresh sandbox, with the same ids."""
+    empty_all_tables(conn)
+    seed(conn, now)
 
 
 def demo_signing_secret(conn: Connection, secret_key: str) -> str | None:

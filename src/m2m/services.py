@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from m2m.callbacks.outbound import AddressPolicy
-from m2m.clock import Clock
+from m2m.clock import Clock, SandboxClock
 from m2m.failure_budget import Budget, FailureBudget
 from m2m.rate_limits import AccountBuckets, RateLimit
+from m2m.sandbox_controls import SandboxControls
 from m2m.settings import Settings
 from m2m.storage.engine import single_statement_reads
 from m2m.tokens import TokenService
@@ -37,10 +38,16 @@ class Services:
     tokens: TokenService
     address_policy: AddressPolicy  # where callbacks may be sent
     worker: Worker | None = None  # the in-process worker, when there is one
+    sandbox: SandboxControls | None = None  # the control API's objects, in sandbox mode only
     reads: Engine = field(init=False)  # ``engine`` for single-statement reads (the hot path)
 
     def __post_init__(self) -> None:
         self.reads = single_statement_reads(self.engine)
+
+    def wake_worker(self) -> None:
+        """Make the in-process worker look for ready items and due messages now."""
+        if self.worker is not None:
+            self.worker.wake()
 
     def notify_work(self) -> None:
         """Wake the in-process worker; standalone workers notice new work by polling."""
@@ -49,7 +56,16 @@ class Services:
 
 
 def build_services(settings: Settings, engine: Engine, clock: Clock) -> Services:
+    """The services over ``clock``; in the sandbox, over a ``SandboxClock`` that follows it
+    (moved through the control API), which the worker must then be given too
+    (``services.clock``)."""
     window = timedelta(seconds=settings.auth_failure_window_seconds)
+    sandbox_clock = SandboxClock(clock) if settings.sandbox else None
+    if sandbox_clock is not None:
+        clock = sandbox_clock
+    rate_limits = AccountBuckets(
+        RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst), clock
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -60,11 +76,10 @@ def build_services(settings: Settings, engine: Engine, clock: Clock) -> Services
             credential_budget=Budget(settings.auth_max_failures, window),
             address_budget=Budget(settings.auth_address_max_failures, window),
         ),
-        rate_limits=AccountBuckets(
-            RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst), clock
-        ),
+        rate_limits=rate_limits,
         tokens=TokenService(engine, clock, settings.token_ttl_seconds),
         address_policy=AddressPolicy.from_settings(settings),
+        sandbox=SandboxControls(engine, sandbox_clock, rate_limits) if sandbox_clock else None,
     )
 
 

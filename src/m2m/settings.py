@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="M2M_", extra="ignore")
 
     sandbox: bool = False
+    sandbox_control_from_anywhere: bool = Field(
+        default=False,
+        description="Serve the sandbox's control API (/sandbox/...: clock, faults, reset) to "
+        "callers beyond loopback, e.g. a test suite in another container.",
+    )
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None,

@@ -38,7 +38,7 @@ from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
-from m2m.network import NetworkAdapter, NetworkResult, SimRef
+from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef
 from m2m.storage import heartbeats, item_queue, notify, outbox
 from m2m.storage.engine import write_transaction
 
@@ -123,6 +123,12 @@ class Worker:
     def notify(self) -> None:
         """New items were accepted (call from the worker's event loop)."""
         self._items_wake.set()
+
+    def wake(self) -> None:
+        """Look for ready items and due messages now (the sandbox's clock moved, say); call
+        from the worker's event loop."""
+        self._items_wake.set()
+        self._deliveries_wake.set()
 
     async def _db(self, function: Callable[[], T]) -> T:
         return await asyncio.to_thread(function)
@@ -214,7 +220,7 @@ class Worker:
                 return await self._adapter.apply(sim, operation, target)
         except TimeoutError:
             log.warning("%s: network adapter timed out on %s", self.name, sim.iccid)
-            return NetworkResult(False, "Network error: the network did not answer in time.")
+            return NetworkResult(False, TIMEOUT_MESSAGE)
         except Exception as error:
             # A broken adapter must not leave the item to be retried forever: report it.
             log.exception("%s: network adapter failed on %s", self.name, sim.iccid)

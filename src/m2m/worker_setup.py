@@ -15,6 +15,7 @@ from m2m.callbacks.breaker import BreakerPolicy
 from m2m.callbacks.dispatch import DeliveryPolicy
 from m2m.callbacks.outbound import AddressPolicy, make_session
 from m2m.callbacks.sender import CallbackSender
+from m2m.callbacks.sent import SentLog
 from m2m.clock import Clock
 from m2m.network import NetworkAdapter, Simulator
 from m2m.settings import Settings
@@ -49,9 +50,14 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
 
 @asynccontextmanager
 async def worker_parts(
-    settings: Settings, engine: Engine, clock: Clock, adapter: NetworkAdapter | None = None
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    adapter: NetworkAdapter | None = None,
+    sent: SentLog | None = None,
 ) -> AsyncIterator[Worker]:
-    """A ready worker (not running), with its HTTP session closed on exit."""
+    """A ready worker (not running), with its HTTP session closed on exit. (``sent``: the
+    sandbox's record of what the callbacks sent.)"""
     assert settings.secret_key is not None
     session = make_session(
         AddressPolicy.from_settings(settings),
@@ -68,6 +74,7 @@ async def worker_parts(
             timeout_seconds=settings.callback_timeout_seconds,
             connect_timeout_seconds=settings.callback_connect_timeout_seconds,
             rotation_overlap=timedelta(hours=settings.signing_rotation_overlap_hours),
+            sent=sent,
         )
         yield Worker(
             engine,
@@ -87,10 +94,14 @@ async def worker_parts(
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, engine: Engine, clock: Clock, adapter: NetworkAdapter | None = None
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    adapter: NetworkAdapter | None = None,
+    sent: SentLog | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker running in the background of the current event loop until exit."""
-    async with worker_parts(settings, engine, clock, adapter) as worker:
+    async with worker_parts(settings, engine, clock, adapter, sent) as worker:
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:

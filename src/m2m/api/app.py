@@ -22,6 +22,7 @@ from m2m.api import (
     events,
     oauth,
     requests,
+    sandbox,
     sim_updates,
     simcards,
 )
@@ -137,6 +138,9 @@ def create_api(
     app.include_router(events.router, prefix=M2M_PREFIX)
     app.include_router(event_subscriptions.router, prefix=M2M_PREFIX)
     events.add_webhooks(app)
+    if settings.sandbox:
+        # Absent, not refused, outside the sandbox: a production server has no such paths.
+        app.include_router(sandbox.router)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:
         app.add_middleware(RequireHttps)
@@ -212,11 +216,14 @@ def _exact_integer_bounds(node: Any) -> None:
 def _state_what_fastapi_cannot(paths: dict[str, Any]) -> None:
     """- Every M2M API call needs the bearer token *and* the API key: one security requirement
       naming both (FastAPI lists each scheme as an alternative, which generated clients and
-      Swagger UI read as "either").
+      Swagger UI read as "either"). The sandbox's control API needs none, said explicitly.
     - ``GET /requests/{tracking_number}`` never answers 422: its path only matches a UUID, and
       anything else is a 404.
     """
     for path, operations in paths.items():
+        if path.startswith("/sandbox/"):
+            for operation in operations.values():
+                operation["security"] = []  # none: loopback only (see m2m.api.sandbox)
         if not path.startswith(M2M_PREFIX + "/"):
             continue
         for operation in operations.values():

@@ -26,6 +26,7 @@ from m2m import __version__
 from m2m.callbacks.breaker import healthy
 from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
 from m2m.callbacks.retry import next_attempt_at
+from m2m.callbacks.sent import SentLog
 from m2m.callbacks.signing import (
     signing_secret,
     signing_versions,
@@ -63,6 +64,7 @@ class CallbackSender:
         connect_timeout_seconds: float | None = None,
         rotation_overlap: timedelta = timedelta(hours=24),
         rng: random.Random | None = None,
+        sent: SentLog | None = None,
     ) -> None:
         self._session = session
         self._secret_key = secret_key
@@ -72,6 +74,7 @@ class CallbackSender:
         self._connect_timeout = connect_timeout_seconds or timeout_seconds
         self._rotation_overlap = rotation_overlap
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._sent = sent  # the sandbox's record of what went out; None elsewhere
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one sender per worker, bounded cache
     def _signer(self, account_id: int, version: int) -> Webhook:
@@ -126,13 +129,15 @@ class CallbackSender:
         latency_ms: int | None = None
         error: str | None = None
         unreachable = False
+        headers: dict[str, str] = {}
         if not delivery.url:
             error = "no callback URL configured"
         else:
             body = json.dumps(delivery.payload, separators=(",", ":"))
+            headers = self.headers(delivery, body)
             try:
                 status, latency = await post_json(
-                    self._session, delivery.url, body.encode(), self.headers(delivery, body)
+                    self._session, delivery.url, body.encode(), headers
                 )
                 latency_ms = round(latency * 1000)
             except ForbiddenTarget as refused:
@@ -165,6 +170,18 @@ class CallbackSender:
         if status is not None and not delivered:
             kind = "redirect (not followed)" if 300 <= status < 400 else "non-2xx answer"
             error = f"HTTP {status}: {kind}"
+        if self._sent is not None:
+            self._sent.record(
+                kind="callback",
+                reference=delivery.payload.get("trackingNumber"),
+                attempted_at=attempted_at,
+                url=delivery.url,
+                headers=headers,
+                body=delivery.payload,
+                status_code=status,
+                error=error,
+                delivered=delivered,
+            )
         retry_at = (
             None
             if delivered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -16,8 +17,9 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from m2m import logs, metrics, sandbox
+from m2m import logs, metrics, sandbox, scenario
 from m2m.asgi import create_app
+from m2m.callbacks.outbound import AddressPolicy
 from m2m.cli.common import console, fail, load_settings, migrated_engine, user_errors
 from m2m.clock import SystemClock
 from m2m.http_head import BoundedHttpToolsProtocol
@@ -124,6 +126,14 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = True,
+    scenario_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario",
+            help="With --sandbox: start from the demo state plus this scenario (JSON: SIMs, "
+            "accounts, callback, faults; see docs/testing-your-integration.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrating the database first)."""
     settings = load_settings(
@@ -132,6 +142,7 @@ def serve(
     logs.configure(settings.log_format, settings.log_level)
     if not access_log:
         logging.getLogger("m2m.access").setLevel(logging.WARNING)
+    loaded = load_scenario(scenario_file, settings, processes) if scenario_file else None
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
     if ssl_certfile and ssl_keyfile and (problem := tls_problem(ssl_certfile, ssl_keyfile)):
@@ -146,7 +157,11 @@ def serve(
         if settings.sandbox:
             with user_errors():
                 sandbox.check_can_seed(conn)
-            sandbox.seed(conn, clock.now())
+            if loaded is None:
+                sandbox.seed(conn, clock.now())
+            else:  # the scenario describes the whole state: the demo one, then its own
+                sandbox.reset(conn, clock.now())
+                scenario.apply(conn, loaded, clock.now())
             assert settings.secret_key is not None  # the sandbox's public key at least
             signing = sandbox.demo_signing_secret(conn, settings.secret_key.get_secret_value())
         elif account_store.find_sandbox_account(conn) is not None:
@@ -161,7 +176,10 @@ def serve(
         console.print(shown, highlight=False, soft_wrap=True)
     options: dict[str, Any] = {}
     if processes == 1:
-        app: FastAPI | str = create_app(settings, engine=engine, clock=clock)
+        built = create_app(settings, engine=engine, clock=clock)
+        for fault in loaded.faults if loaded else ():
+            built.state.services.sandbox.faults.add(fault.fault())
+        app: FastAPI | str = built
     else:
         # Each process builds its app from the environment (uvicorn spawns them), so the
         # settings given as options here travel as environment variables.
@@ -225,6 +243,25 @@ def _run_uvicorn(
         http=BoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.max_request_head_bytes,
     )
+
+
+def load_scenario(path: Path, settings: Settings, processes: int) -> scenario.Scenario:
+    """The scenario of ``--scenario``, checked before anything starts."""
+    if not settings.sandbox:
+        raise fail("--scenario is for the sandbox: add --sandbox")
+    if processes > 1:
+        # Its faults live in the memory of the process that serves the control API.
+        raise fail("--scenario runs with one process: drop --processes")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise fail(f"--scenario {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise fail(f"--scenario {path} is not JSON: {error}") from None
+    try:
+        return scenario.checked(scenario.parse(document), AddressPolicy.from_settings(settings))
+    except scenario.ScenarioError as error:
+        raise fail(f"--scenario {path}: {error}") from None
 
 
 def settings_environment(settings: Settings, *, access_log: bool = True) -> dict[str, str]:

@@ -252,18 +252,20 @@ class AttemptRecord:
 
 def record_attempts(conn: Connection, records: Sequence[tuple[str, AttemptRecord]]) -> None:
     """Record attempts, each under the claim it was made with (a stale claim records nothing
-    on the message, only the attempt)."""
-    if any(r.subscription_id is not None for _claim, r in records):
-        # A subscription deleted while its message was in flight took the message with it:
-        # its attempt has nothing left to be recorded on (and would break the foreign key).
-        kept = set(
-            conn.execute(
-                select(callback_deliveries.c.id).where(
-                    callback_deliveries.c.id.in_([r.delivery_id for _claim, r in records])
-                )
-            ).scalars()
-        )
-        records = [(claim, r) for claim, r in records if r.delivery_id in kept]
+    on the message, only the attempt). An attempt on a message deleted while it was in flight
+    (its account deleted, the sandbox reset) is dropped: its row would break the foreign key,
+    fail the whole round, and the worker would retry that round for ever."""
+    if not records:
+        return
+    existing = select(callback_deliveries.c.id).where(
+        callback_deliveries.c.id.in_({r.delivery_id for _claim, r in records})
+    )
+    if conn.dialect.name == "postgresql":
+        # Held to the commit, so a concurrent delete cannot remove a message between this read
+        # and the attempt's insert (a key-share lock blocks nothing else).
+        existing = existing.with_for_update(key_share=True)
+    kept = set(conn.execute(existing).scalars())
+    records = [(claim, r) for claim, r in records if r.delivery_id in kept]
     if not records:
         return
     conn.execute(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    update,
 )
 
 from m2m.profile import stored_profile
@@ -94,6 +95,19 @@ def count_sims(conn: Connection, account_id: int | None = None) -> int:
     if account_id is not None:
         query = query.where(sim_cards.c.account_id == account_id)
     return int(conn.execute(query).scalar_one())
+
+
+def set_state_by_msisdn(
+    conn: Connection, account_id: int, msisdn: str, state: str, now: datetime
+) -> bool:
+    """Put a SIM in ``state`` as seeded data (a sandbox scenario), not as a lifecycle change:
+    no history, no event. False if the account has no such SIM."""
+    result = conn.execute(
+        update(sim_cards)
+        .where(sim_cards.c.account_id == account_id, sim_cards.c.msisdn == msisdn)
+        .values(state=state, updated_at=now)
+    )
+    return bool(result.rowcount)
 
 
 def insert_sims(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
