@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -81,7 +82,14 @@ accounts = Table(
     # The account's request-rate limit on the M2M API; NULL: the operator's default.
     Column("rate_limit_per_second", Float, nullable=True),
     Column("rate_limit_burst", Integer, nullable=True),
+    # Usage (``m2m.usage``): the zone of the account's days and months, and the percentage of a
+    # threshold at which it is warned.
+    Column("time_zone", String(64), nullable=False, server_default="UTC"),
+    Column("usage_warning_percent", Integer, nullable=False, server_default="80"),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
+    CheckConstraint(
+        "usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"
+    ),
     CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),
     CheckConstraint("rate_limit_burst >= 1", name="rate_limit_burst"),
 )
@@ -456,4 +464,70 @@ events = Table(
     Index("ix_events_account_id_type_id", "account_id", "type", "id"),
     Index("ix_events_sim_id_id", "sim_id", "id"),
     Index("ix_events_occurred_at", "occurred_at"),
+)
+
+
+def _usage_counters() -> list[Column[int]]:
+    """The counters of ``m2m.usage.Totals``, in their natural units."""
+    return [
+        Column(name, BigInteger, nullable=False, server_default="0")
+        for name in ("data_up_bytes", "data_down_bytes", "sms_out", "sms_in", "voice_seconds")
+    ]
+
+
+# Usage aggregates, kept as records arrive (``storage.usage``): per SIM and UTC hour, and per
+# SIM and the account's day and month (the thresholds' periods, and the reads by day and month
+# without summing hours). Only hours with usage have rows. ``account_id`` is copied in so that
+# an account's usage over a period is one index range.
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Column("records", Integer, nullable=False, server_default="0"),
+    # Records of a SIM that was not Active when they arrived: counted, and flagged.
+    Column("inactive_records", Integer, nullable=False, server_default="0"),
+    Index("ix_usage_hourly_account_id_hour", "account_id", "hour"),
+)
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Index("ix_usage_daily_account_id_day", "account_id", "day"),
+)
+usage_monthly = Table(
+    "usage_monthly",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("month", Date, primary_key=True),  # the month's first day
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Index("ix_usage_monthly_account_id_month", "account_id", "month"),
+)
+# A threshold crossing is reported once per SIM, service, period and level: its row is the
+# proof it was (inserted with the event, in one transaction).
+usage_alerts = Table(
+    "usage_alerts",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("service", String(8), primary_key=True),
+    Column("period", String(8), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("level", String(8), primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("reached_at", UTCDateTime, nullable=False),
+)
+# Batches of usage records already counted (a file's digest, or the mediation system's batch
+# id): the same batch sent again is counted once.
+usage_batches = Table(
+    "usage_batches",
+    metadata,
+    Column("batch_id", String(100), primary_key=True),
+    Column("records", Integer, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
 )

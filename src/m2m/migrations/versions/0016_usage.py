@@ -1,0 +1,136 @@
+"""usage (issue 15): hourly, daily and monthly aggregates, threshold crossings, counted batches,
+and the account's time zone and warning percentage
+
+Revision ID: 0016
+Revises: 0010
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from m2m.storage.tables import Id, UTCDateTime
+
+revision: str = "0016"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+COUNTERS = ("data_up_bytes", "data_down_bytes", "sms_out", "sms_in", "voice_seconds")
+
+
+def _counters() -> list[sa.Column]:
+    return [
+        sa.Column(name, sa.BigInteger(), server_default="0", nullable=False) for name in COUNTERS
+    ]
+
+
+def _owners(table: str) -> list[sa.ForeignKeyConstraint]:
+    return [
+        sa.ForeignKeyConstraint(
+            ["sim_id"],
+            ["sim_cards.id"],
+            name=op.f(f"fk_{table}_sim_id_sim_cards"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f(f"fk_{table}_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+    ]
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(
+            sa.Column("time_zone", sa.String(length=64), server_default="UTC", nullable=False)
+        )
+        batch.add_column(
+            sa.Column(
+                "usage_warning_percent", sa.Integer(), server_default="80", nullable=False
+            )
+        )
+        batch.create_check_constraint(
+            "usage_warning_percent", "usage_warning_percent BETWEEN 1 AND 100"
+        )
+    op.create_table(
+        "usage_hourly",
+        sa.Column("sim_id", Id, nullable=False),
+        sa.Column("hour", UTCDateTime(), nullable=False),
+        sa.Column("account_id", Id, nullable=False),
+        *_counters(),
+        sa.Column("records", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("inactive_records", sa.Integer(), server_default="0", nullable=False),
+        *_owners("usage_hourly"),
+        sa.PrimaryKeyConstraint("sim_id", "hour", name=op.f("pk_usage_hourly")),
+    )
+    op.create_index(
+        "ix_usage_hourly_account_id_hour", "usage_hourly", ["account_id", "hour"], unique=False
+    )
+    op.create_table(
+        "usage_daily",
+        sa.Column("sim_id", Id, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("account_id", Id, nullable=False),
+        *_counters(),
+        *_owners("usage_daily"),
+        sa.PrimaryKeyConstraint("sim_id", "day", name=op.f("pk_usage_daily")),
+    )
+    op.create_index(
+        "ix_usage_daily_account_id_day", "usage_daily", ["account_id", "day"], unique=False
+    )
+    op.create_table(
+        "usage_monthly",
+        sa.Column("sim_id", Id, nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("account_id", Id, nullable=False),
+        *_counters(),
+        *_owners("usage_monthly"),
+        sa.PrimaryKeyConstraint("sim_id", "month", name=op.f("pk_usage_monthly")),
+    )
+    op.create_index(
+        "ix_usage_monthly_account_id_month",
+        "usage_monthly",
+        ["account_id", "month"],
+        unique=False,
+    )
+    op.create_table(
+        "usage_alerts",
+        sa.Column("sim_id", Id, nullable=False),
+        sa.Column("service", sa.String(length=8), nullable=False),
+        sa.Column("period", sa.String(length=8), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("level", sa.String(length=8), nullable=False),
+        sa.Column("account_id", Id, nullable=False),
+        sa.Column("reached_at", UTCDateTime(), nullable=False),
+        *_owners("usage_alerts"),
+        sa.PrimaryKeyConstraint(
+            "sim_id", "service", "period", "period_start", "level", name=op.f("pk_usage_alerts")
+        ),
+    )
+    op.create_table(
+        "usage_batches",
+        sa.Column("batch_id", sa.String(length=100), nullable=False),
+        sa.Column("records", sa.Integer(), nullable=False),
+        sa.Column("received_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("batch_id", name=op.f("pk_usage_batches")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("usage_batches")
+    op.drop_table("usage_alerts")
+    op.drop_index("ix_usage_monthly_account_id_month", table_name="usage_monthly")
+    op.drop_table("usage_monthly")
+    op.drop_index("ix_usage_daily_account_id_day", table_name="usage_daily")
+    op.drop_table("usage_daily")
+    op.drop_index("ix_usage_hourly_account_id_hour", table_name="usage_hourly")
+    op.drop_table("usage_hourly")
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_constraint("usage_warning_percent", type_="check")
+        batch.drop_column("usage_warning_percent")
+        batch.drop_column("time_zone")
