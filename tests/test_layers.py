@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.profile",
             "m2m.sim_edit",
             "m2m.sim_query",
+            "m2m.usage",
+            "m2m.usage_records",
         ),
     ),
     ("sdk", ("m2m.client",)),

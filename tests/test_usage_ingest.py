@@ -60,7 +60,8 @@ def test_a_batch_adds_to_the_hour_day_and_month_and_counts_once(
     ]
     assert ingest(engine, "file-1", batch).counted == 3
     again = ingest(engine, "file-1", batch)
-    assert again.duplicate and again.counted == 0
+    assert again.duplicate
+    assert again.counted == 0
     with engine.connect() as conn:
         hours = conn.execute(
             select(

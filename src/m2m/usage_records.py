@@ -51,9 +51,7 @@ def parse_record(
     imsi = _text(fields.get("imsi"))
     if bool(iccid) == bool(imsi):
         problems.append("give the SIM's iccid or its imsi (one of them)")
-    elif iccid and (problem := iccid_format_problem(iccid)):
-        problems.append(problem)
-    elif imsi and (problem := imsi_problem(imsi)):
+    elif problem := (iccid_format_problem(iccid) if iccid else imsi_problem(imsi)):
         problems.append(problem)
     started_at = _time("start", fields.get("start"), problems, required=True)
     ended_at = _time("end", fields.get("end"), problems, required=False)

@@ -87,9 +87,7 @@ accounts = Table(
     Column("time_zone", String(64), nullable=False, server_default="UTC"),
     Column("usage_warning_percent", Integer, nullable=False, server_default="80"),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
-    CheckConstraint(
-        "usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"
-    ),
+    CheckConstraint("usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"),
     CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),
     CheckConstraint("rate_limit_burst >= 1", name="rate_limit_burst"),
 )

@@ -91,7 +91,7 @@ def ingest(
 ) -> IngestResult:
     """Count ``records`` as batch ``batch_id`` in ``conn``'s transaction (see the module)."""
     sims = _sims_of(conn, records)
-    unknown = [n for n, r in enumerate(records) if _key(r) not in sims]
+    unknown = [n for n, r in enumerate(records) if sim_key(r) not in sims]
     if unknown:
         return IngestResult(unknown=unknown)
     if not _claim_batch(conn, batch_id, len(records), now):
@@ -102,7 +102,7 @@ def ingest(
     monthly: dict[tuple[int, date], Totals] = defaultdict(Totals)
     result = IngestResult(counted=len(records))
     for record in records:
-        sim = sims[_key(record)]
+        sim = sims[sim_key(record)]
         hour = hour_of(record.started_at)
         hourly[(sim.id, hour)] += record.totals
         count = counts[(sim.id, hour)]
@@ -163,8 +163,24 @@ def ingest(
     return result
 
 
-def _key(record: UsageRecord) -> tuple[str, str]:
+def sim_key(record: UsageRecord) -> tuple[str, str]:
+    """How the record names its SIM: ("iccid", …) or ("imsi", …)."""
     return ("iccid", record.iccid) if record.iccid else ("imsi", record.imsi or "")
+
+
+def unknown_sims(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the SIMs named (as ``sim_key`` names them) do not exist."""
+    wanted: dict[str, list[str]] = {"iccid": [], "imsi": []}
+    for kind, value in keys:
+        wanted[kind].append(value)
+    missing = set(keys)
+    for kind, values in wanted.items():
+        column = sim_cards.c[kind]
+        for start in range(0, len(values), LOOKUP_CHUNK):
+            chunk = values[start : start + LOOKUP_CHUNK]
+            found = conn.execute(select(column).where(column.in_(chunk))).scalars()
+            missing -= {(kind, value) for value in found}
+    return missing
 
 
 _SIM_COLUMNS = (
@@ -192,12 +208,10 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _sims_of(
-    conn: Connection, records: Iterable[UsageRecord]
-) -> dict[tuple[str, str], UsageSim]:
+def _sims_of(conn: Connection, records: Iterable[UsageRecord]) -> dict[tuple[str, str], UsageSim]:
     wanted: dict[str, set[str]] = {"iccid": set(), "imsi": set()}
     for record in records:
-        kind, value = _key(record)
+        kind, value = sim_key(record)
         wanted[kind].add(value)
     found: dict[tuple[str, str], UsageSim] = {}
     for kind, values in wanted.items():

@@ -50,9 +50,7 @@ def upgrade() -> None:
             sa.Column("time_zone", sa.String(length=64), server_default="UTC", nullable=False)
         )
         batch.add_column(
-            sa.Column(
-                "usage_warning_percent", sa.Integer(), server_default="80", nullable=False
-            )
+            sa.Column("usage_warning_percent", sa.Integer(), server_default="80", nullable=False)
         )
         batch.create_check_constraint(
             "usage_warning_percent", "usage_warning_percent BETWEEN 1 AND 100"
