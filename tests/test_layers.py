@@ -53,6 +53,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.callbacks",
             "m2m.network",
             "m2m.simimport",
+            "m2m.usage_import",
+            "m2m.usage_views",
             "m2m.sandbox",
         ),
     ),

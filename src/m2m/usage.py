@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -136,3 +136,57 @@ def month_of(at: datetime, zone: ZoneInfo) -> date:
 
 def period_start(period: Period, at: datetime, zone: ZoneInfo) -> date:
     return day_of(at, zone) if period is Period.DAILY else month_of(at, zone)
+
+
+class Granularity(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+
+
+# The longest range one read may ask for, per granularity (an answer of at most ~750 periods).
+MAX_SPAN = {Granularity.HOUR: 31, Granularity.DAY: 366, Granularity.MONTH: 120}
+SPAN_UNITS = {Granularity.HOUR: "days", Granularity.DAY: "days", Granularity.MONTH: "months"}
+
+
+def months_between(first: date, last: date) -> int:
+    """How many months ``first``'s month to ``last``'s, both counted."""
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+def span_problem(granularity: Granularity, first: date, last: date) -> str | None:
+    """What is wrong with reading ``first`` to ``last`` (the account's days, both included)."""
+    if last < first:
+        return "to is before from"
+    if granularity is Granularity.MONTH:
+        span = months_between(first, last)
+    else:
+        span = (last - first).days + 1
+    if span > MAX_SPAN[granularity]:
+        limit = MAX_SPAN[granularity]
+        return f"at most {limit} {SPAN_UNITS[granularity]} by {granularity.value}"
+    return None
+
+
+def period_keys(
+    granularity: Granularity, first: date, last: date, zone: ZoneInfo
+) -> list[datetime | date]:
+    """Every period from the account's day ``first`` to its day ``last`` (both included), in
+    order: UTC hours, the account's days, or its months (as their first day)."""
+    if granularity is Granularity.DAY:
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    if granularity is Granularity.MONTH:
+        months: list[datetime | date] = []
+        month = first.replace(day=1)
+        while month <= last:
+            months.append(month)
+            month = (month + timedelta(days=32)).replace(day=1)
+        return months
+    start = datetime.combine(first, time(), zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
+    hours: list[datetime | date] = []
+    hour = start
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours

@@ -15,7 +15,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from m2m import __version__
-from m2m.api import audit_events, callback, events, oauth, requests, sim_updates, simcards
+from m2m.api import (
+    audit_events,
+    callback,
+    events,
+    oauth,
+    requests,
+    sim_updates,
+    simcards,
+    usage,
+)
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
@@ -98,6 +107,7 @@ def create_api(
     app.include_router(audit_events.router, prefix=M2M_PREFIX)
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.include_router(events.router, prefix=M2M_PREFIX)
+    app.include_router(usage.router, prefix=M2M_PREFIX)
     events.add_webhooks(app)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:

@@ -208,6 +208,37 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _usage_sim(row: Any) -> UsageSim:
+    return UsageSim(
+        id=row.id,
+        account_id=row.account_id,
+        iccid=row.iccid,
+        imsi=row.imsi,
+        msisdn=row.msisdn,
+        state=row.state,
+        labels=dict(row.labels or {}),
+        thresholds=thresholds_of(row.profile or {}),
+        zone=_zone(row.time_zone),
+        warning_percent=row.usage_warning_percent,
+    )
+
+
+_ACCOUNT_SIM = (
+    select(*_SIM_COLUMNS)
+    .select_from(sim_cards.join(accounts))
+    .where(
+        sim_cards.c.account_id == bindparam("account_id"),
+        sim_cards.c.iccid == bindparam("iccid"),
+    )
+)
+
+
+def find_sim(conn: Connection, account_id: int, iccid: str) -> UsageSim | None:
+    """The account's SIM ``iccid`` with what its usage is judged by, or None."""
+    row = conn.execute(_ACCOUNT_SIM, {"account_id": account_id, "iccid": iccid}).one_or_none()
+    return _usage_sim(row) if row is not None else None
+
+
 def _sims_of(conn: Connection, records: Iterable[UsageRecord]) -> dict[tuple[str, str], UsageSim]:
     wanted: dict[str, set[str]] = {"iccid": set(), "imsi": set()}
     for record in records:
@@ -219,19 +250,7 @@ def _sims_of(conn: Connection, records: Iterable[UsageRecord]) -> dict[tuple[str
         for start in range(0, len(ordered), LOOKUP_CHUNK):
             chunk = ordered[start : start + LOOKUP_CHUNK]
             for row in conn.execute(_SIMS_BY[kind], {"values": chunk}):
-                sim = UsageSim(
-                    id=row.id,
-                    account_id=row.account_id,
-                    iccid=row.iccid,
-                    imsi=row.imsi,
-                    msisdn=row.msisdn,
-                    state=row.state,
-                    labels=dict(row.labels or {}),
-                    thresholds=thresholds_of(row.profile or {}),
-                    zone=_zone(row.time_zone),
-                    warning_percent=row.usage_warning_percent,
-                )
-                found[(kind, row.iccid if kind == "iccid" else row.imsi)] = sim
+                found[(kind, row.iccid if kind == "iccid" else row.imsi)] = _usage_sim(row)
     return found
 
 

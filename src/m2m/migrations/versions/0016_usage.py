@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 COUNTERS = ("data_up_bytes", "data_down_bytes", "sms_out", "sms_in", "voice_seconds")
 
 
-def _counters() -> list[sa.Column]:
+def _counters() -> list[sa.Column[int]]:
     return [
         sa.Column(name, sa.BigInteger(), server_default="0", nullable=False) for name in COUNTERS
     ]

@@ -1,0 +1,132 @@
+"""GET /m2m/1.0.0/simcards/{iccid}/usage on both databases: every period listed, the current
+day and month against the profile's thresholds, the account's own SIMs only, clear 422s."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from m2m.clock import ManualClock
+from m2m.sandbox import ACCOUNT_NAME
+from m2m.storage import usage as usage_store
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import accounts, sim_cards
+from m2m.usage import Totals
+from m2m.usage_records import UsageRecord
+from tests.support.api import M2M, auth
+from tests.support.sims import add_active_sims
+from tests.support.tenants import Tenant
+
+
+def sandbox_sim(engine: Engine, n: int = 0) -> tuple[str, dict[str, object]]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(sim_cards.c.iccid, sim_cards.c.profile)
+            .join(accounts)
+            .where(accounts.c.name == ACCOUNT_NAME)
+            .order_by(sim_cards.c.id)
+            .offset(n)
+            .limit(1)
+        ).one()
+    return row.iccid, row.profile
+
+
+def count(engine: Engine, clock: ManualClock, iccid: str, *records: tuple[int, Totals]) -> None:
+    """Usage of ``iccid`` ``hours_ago`` before the clock's time, one batch."""
+    batch = [
+        UsageRecord(iccid, None, clock.now() - timedelta(hours=hours_ago), None, totals)
+        for hours_ago, totals in records
+    ]
+    with write_transaction(engine) as conn:
+        usage_store.ingest(conn, f"test-{len(batch)}-{iccid}", batch, clock.now())
+
+
+def test_a_sims_usage_by_day_lists_every_day_and_stands_against_its_thresholds(
+    api: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    iccid, profile = sandbox_sim(engine)
+    count(
+        engine,
+        clock,
+        iccid,
+        (0, Totals(data_up_bytes=2_000_000, sms_out=3)),
+        (48, Totals(data_down_bytes=500, voice_seconds=120)),
+    )
+    today = clock.now().date()
+    answer = api.get(f"{M2M}/simcards/{iccid}/usage", headers=auth(api))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["granularity"] == "day"
+    assert body["time_zone"] == "UTC"
+    assert body["to"] == today.isoformat()
+    assert len(body["usage"]) == 30
+    by_day = {day["start"]: day for day in body["usage"]}
+    assert by_day[today.isoformat()]["data_up_bytes"] == 2_000_000
+    two_days_ago = (clock.now() - timedelta(hours=48)).date().isoformat()
+    assert by_day[two_days_ago]["voice_seconds"] == 120
+    assert sum(day["sms_out"] for day in body["usage"]) == 3
+    data = profile["DataService"]
+    assert isinstance(data, dict)
+    daily_data = next(
+        t for t in body["thresholds"] if (t["service"], t["period"]) == ("data", "daily")
+    )
+    assert daily_data == {
+        "service": "data",
+        "period": "daily",
+        "period_start": today.isoformat(),
+        "threshold": data["DailyTreshold"],
+        "unit": "MB",
+        "used": 2.0,
+        "percent_used": round(200 / data["DailyTreshold"], 1),
+    }
+
+
+def test_by_hour_and_by_month(api: TestClient, engine: Engine, clock: ManualClock) -> None:
+    iccid, _ = sandbox_sim(engine)
+    count(engine, clock, iccid, (0, Totals(sms_in=1)))
+    headers = auth(api)
+    today = clock.now().date().isoformat()
+    hours = api.get(
+        f"{M2M}/simcards/{iccid}/usage",
+        params={"granularity": "hour", "from": today, "to": today},
+        headers=headers,
+    ).json()["usage"]
+    assert len(hours) == 24
+    assert [h["sms_in"] for h in hours].count(1) == 1
+    months = api.get(
+        f"{M2M}/simcards/{iccid}/usage", params={"granularity": "month"}, headers=headers
+    ).json()["usage"]
+    assert len(months) == 12
+    assert months[-1]["start"] == clock.now().date().replace(day=1).isoformat()
+    assert months[-1]["sms_in"] == 1
+
+
+def test_another_accounts_sim_is_not_found(
+    api: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id, first=500)
+    with engine.connect() as conn:
+        theirs = conn.execute(
+            select(sim_cards.c.iccid).where(sim_cards.c.account_id == tenant.account_id)
+        ).scalar_one()
+    answer = api.get(f"{M2M}/simcards/{theirs}/usage", headers=auth(api))
+    assert answer.status_code == 404
+    assert theirs in answer.json()["error_description"]
+
+
+def test_bad_ranges_are_422s_that_say_what_is_wrong(api: TestClient, engine: Engine) -> None:
+    iccid, _ = sandbox_sim(engine)
+    headers = auth(api)
+    url = f"{M2M}/simcards/{iccid}/usage"
+    for params, expected in [
+        ({"from": "2026-12-10", "to": "2026-12-01"}, "to is before from"),
+        ({"from": "2026-01-01", "to": "2026-12-01", "granularity": "hour"}, "at most 31 days"),
+        ({"from": "2026-02-30"}, "not a date"),
+        ({"granularity": "week"}, "granularity"),
+        ({"from": "yesterday"}, "from"),
+    ]:
+        answer = api.get(url, params=params, headers=headers)
+        assert answer.status_code == 422, (params, answer.text)
+        assert expected in answer.text, (params, answer.text)
