@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from m2m.clock import ManualClock
 from m2m.sandbox import ACCOUNT_NAME
-from m2m.storage import usage as usage_store
+from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import accounts, sim_cards
 from m2m.usage import Totals
@@ -40,7 +40,7 @@ def count(engine: Engine, clock: ManualClock, iccid: str, *records: tuple[int, T
         for hours_ago, totals in records
     ]
     with write_transaction(engine) as conn:
-        usage_store.ingest(conn, f"test-{len(batch)}-{iccid}", batch, clock.now())
+        usage_ingest.ingest(conn, f"test-{len(batch)}-{iccid}", batch, clock.now())
 
 
 def test_a_sims_usage_by_day_lists_every_day_and_stands_against_its_thresholds(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from m2m.clock import ManualClock
-from m2m.storage import usage as usage_store
+from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import accounts, events, sim_cards, usage_daily, usage_hourly
 from m2m.usage import Totals
@@ -33,9 +33,9 @@ def record(iccid: str, at: datetime, **counters: int) -> UsageRecord:
     )
 
 
-def ingest(engine: Engine, batch: str, records: list[UsageRecord]) -> usage_store.IngestResult:
+def ingest(engine: Engine, batch: str, records: list[UsageRecord]) -> usage_ingest.IngestResult:
     with write_transaction(engine) as conn:
-        return usage_store.ingest(conn, batch, records, NOON)
+        return usage_ingest.ingest(conn, batch, records, NOON)
 
 
 def usage_events(engine: Engine) -> list[dict[str, Any]]:

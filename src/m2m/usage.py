@@ -56,6 +56,12 @@ _PROFILE_SERVICES = {
     Service.VOICE: "VoiceService",
 }
 _PROFILE_PERIODS = {Period.DAILY: "DailyTreshold", Period.MONTHLY: "MonthlyTreshold"}
+# Where each threshold is in a stored profile: (service section, field).
+THRESHOLD_PATHS: dict[tuple[Service, Period], tuple[str, str]] = {
+    (service, period): (section, name)
+    for service, section in _PROFILE_SERVICES.items()
+    for period, name in _PROFILE_PERIODS.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +106,22 @@ COUNTERS = tuple(Totals.__dataclass_fields__)
 
 def thresholds_of(profile: Mapping[str, Any]) -> dict[tuple[Service, Period], int]:
     """The profile's thresholds that are set (above 0), by service and period."""
-    found: dict[tuple[Service, Period], int] = {}
-    for service, key in _PROFILE_SERVICES.items():
+    values = {}
+    for threshold, (key, name) in THRESHOLD_PATHS.items():
         section = profile.get(key)
-        if not isinstance(section, Mapping):
-            continue
-        for period, name in _PROFILE_PERIODS.items():
-            value = section.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                found[(service, period)] = value
-    return found
+        values[threshold] = section.get(name) if isinstance(section, Mapping) else None
+    return set_thresholds(values)
+
+
+def set_thresholds(
+    values: Mapping[tuple[Service, Period], object],
+) -> dict[tuple[Service, Period], int]:
+    """Of the thresholds' values, those that are set: whole numbers above 0."""
+    return {
+        threshold: value
+        for threshold, value in values.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+    }
 
 
 def crossed(threshold: int, warning_percent: int, before: float, after: float) -> list[Level]:

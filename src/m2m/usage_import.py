@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from m2m.clock import Clock
 from m2m.storage import usage as usage_store
+from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
 from m2m.usage_records import UsageRecord, parse_record, read_csv
 
@@ -37,7 +38,7 @@ class UsageReport:
     crossings: int = 0  # threshold marks reached (one event each)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line or index, message)
 
-    def add(self, result: usage_store.IngestResult, size: int) -> None:
+    def add(self, result: usage_ingest.IngestResult, size: int) -> None:
         if result.duplicate:
             self.already_counted += size
         self.counted += result.counted
@@ -64,7 +65,7 @@ def import_file(
         for number, chunk in enumerate(_chunks(_records(stream, clock))):
             batch_id = f"file:{digest}:{number}"
             with write_transaction(engine) as conn:
-                result = usage_store.ingest(conn, batch_id, chunk, clock.now())
+                result = usage_ingest.ingest(conn, batch_id, chunk, clock.now())
             if result.unknown:  # a SIM deleted since the check: stop, the rest can follow
                 report.problems.append((0, "a SIM of the file was deleted during the import"))
                 return report
@@ -90,7 +91,7 @@ def ingest_batch(
     if report.problems:
         return report
     with write_transaction(engine) as conn:
-        result = usage_store.ingest(conn, batch_id, records, now)
+        result = usage_ingest.ingest(conn, batch_id, records, now)
     report.problems += [(index, _no_sim(records[index])) for index in result.unknown]
     report.add(result, len(records))
     return report
