@@ -130,3 +130,82 @@ def test_bad_ranges_are_422s_that_say_what_is_wrong(api: TestClient, engine: Eng
         answer = api.get(url, params=params, headers=headers)
         assert answer.status_code == 422, (params, answer.text)
         assert expected in answer.text, (params, answer.text)
+
+
+def sandbox_iccids(engine: Engine, count: int) -> list[str]:
+    return [sandbox_sim(engine, n)[0] for n in range(count)]
+
+
+def test_top_consumers_this_month_are_one_call_and_pages_follow_the_link(
+    api: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    iccids = sandbox_iccids(engine, 5)
+    for n, iccid in enumerate(iccids):
+        count(engine, clock, iccid, (0, Totals(data_down_bytes=(n + 1) * 1000, sms_out=5 - n)))
+    headers = auth(api)
+    first = api.get(f"{M2M}/usage", params={"limit": 2}, headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["group_by"] == "sim"
+    assert body["sort"] == "data"
+    assert [row["ICCID"] for row in body["usage"]] == [iccids[4], iccids[3]]
+    assert body["usage"][0]["data_down_bytes"] == 5000
+    seen = [row["ICCID"] for row in body["usage"]]
+    link = first.headers["link"]
+    while link:
+        url = link.split(";")[0].strip("<>")
+        page = api.get(url, headers=headers)
+        seen += [row["ICCID"] for row in page.json()["usage"]]
+        link = page.headers.get("link", "")
+    assert seen == list(reversed(iccids))
+    by_sms = api.get(f"{M2M}/usage", params={"sort": "sms", "limit": 1}, headers=headers)
+    assert by_sms.json()["usage"][0]["ICCID"] == iccids[0]
+
+
+def test_usage_by_cost_center_label_and_day(
+    api: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    first, second, third = sandbox_iccids(engine, 3)
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sim_cards.update()
+            .where(sim_cards.c.iccid.in_([first, second]))
+            .values(cost_center="Trucks")
+        )
+    for iccid in (first, second, third):
+        count(engine, clock, iccid, (0, Totals(sms_in=2)))
+    headers = auth(api)
+    by_cost_center = api.get(
+        f"{M2M}/usage", params={"group_by": "cost_center", "sort": "sms"}, headers=headers
+    ).json()["usage"]
+    trucks = next(row for row in by_cost_center if row["cost_center"] == "Trucks")
+    assert (trucks["sims"], trucks["sms_in"]) == (2, 4)
+    by_day = api.get(f"{M2M}/usage", params={"group_by": "day"}, headers=headers).json()
+    assert by_day["sort"] == "key"
+    assert by_day["usage"] == [
+        {
+            "start": clock.now().date().isoformat(),
+            "sims": 3,
+            "data_up_bytes": 0,
+            "data_down_bytes": 0,
+            "sms_out": 0,
+            "sms_in": 6,
+            "voice_seconds": 0,
+        }
+    ]
+    refused = api.get(f"{M2M}/usage", params={"group_by": "label:"}, headers=headers)
+    assert refused.status_code == 422
+    assert "label:<key>" in refused.text
+
+
+def test_an_account_sees_only_its_own_usage(
+    api: TestClient, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [theirs] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id, first=700)
+    with engine.connect() as conn:
+        iccid = conn.execute(
+            select(sim_cards.c.iccid).where(sim_cards.c.msisdn == theirs)
+        ).scalar_one()
+    count(engine, clock, iccid, (0, Totals(voice_seconds=60)))
+    body = api.get(f"{M2M}/usage", headers=auth(api)).json()
+    assert body["usage"] == []

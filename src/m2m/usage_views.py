@@ -5,13 +5,18 @@ its profile sets in the current day and month."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from m2m.errors import InvalidFields, NotFound
+from m2m.labels import KEY_PATTERN as LABEL_KEY_PATTERN
+from m2m.paging import InvalidCursor, decode_cursor, encode_cursor
+from m2m.storage import accounts as account_store
 from m2m.storage import usage as usage_store
 from m2m.usage import (
     COUNTERS,
@@ -22,6 +27,7 @@ from m2m.usage import (
     Totals,
     day_of,
     month_of,
+    months_between,
     period_keys,
     span_problem,
 )
@@ -142,3 +148,151 @@ def usage_document(usage: SimUsage) -> dict[str, Any]:
             for s in usage.standings
         ],
     }
+
+
+# --- an account's usage, grouped ------------------------------------------------------------------
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_DAYS = 366
+MAX_MONTHS = 120
+SORTS = ("data", "sms", "voice", "key")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    time_zone: str
+    first: date
+    last: date
+    group_by: str
+    sort: str
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def account_usage(
+    engine: Engine,
+    account_id: int,
+    *,
+    group_by: str,
+    first: date | None,
+    last: date | None,
+    sort: str | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+) -> AccountUsage:
+    """The account's usage over its days ``first`` to ``last`` (default: this month so far),
+    summed per SIM, cost center, value of one label, day or month, sorted by a service's usage
+    (the largest first: "top consumers") or by the key; a page and the next page's cursor."""
+    group, label_key = _group(group_by)
+    sort = sort or ("key" if group in ("day", "month") else "data")
+    if sort not in SORTS:
+        raise InvalidFields([("sort", f"one of {', '.join(SORTS)}")])
+    with engine.connect() as conn:
+        account = account_store.get_account(conn, account_id)
+        if account is None:  # deleted while the call was in flight
+            raise NotFound("No such account.")
+        zone = ZoneInfo(account.time_zone)
+        today = day_of(now, zone)
+        first = first or today.replace(day=1)
+        last = last or max(today, first)
+        monthly = _monthly(group, first, last, today)
+        problem = _range_problem(first, last, monthly)
+        if problem:
+            raise InvalidFields([("from", problem)])
+        start = first.replace(day=1) if monthly else first
+        after = _after(cursor, group) if cursor else None
+        groups = usage_store.account_usage(
+            conn,
+            account_id,
+            group=group,
+            label_key=label_key,
+            monthly=monthly,
+            start=start,
+            end=last,
+            sort=sort,
+            limit=limit + 1,
+            after=after,
+        )
+        page, more = groups[:limit], len(groups) > limit
+        names = (
+            usage_store.sim_names(conn, account_id, [g.key for g in page]) if group == "sim" else {}
+        )
+    rows = [_row(group, label_key, g, names) for g in page]
+    next_cursor = None
+    if more and page:
+        last_group = page[-1]
+        next_cursor = encode_cursor({"m": last_group.measure, "k": _wire_key(last_group.key)})
+    return AccountUsage(zone.key, first, last, group_by, sort, rows, next_cursor)
+
+
+def _group(group_by: str) -> tuple[str, str | None]:
+    if group_by.startswith("label:"):
+        key = group_by.removeprefix("label:")
+        if not re.fullmatch(LABEL_KEY_PATTERN, key):
+            raise InvalidFields([("group_by", "label:<key>, the key as labels spell them")])
+        return "label", key
+    if group_by not in ("sim", "cost_center", "day", "month"):
+        raise InvalidFields([("group_by", "sim, cost_center, label:<key>, day or month")])
+    return group_by, None
+
+
+def _monthly(group: str, first: date, last: date, today: date) -> bool:
+    """Whether the range is read from the monthly aggregates: by month (whole months), or when
+    it is whole months anyway (ending with a month's last day, or today)."""
+    if group == "month":
+        return True
+    if group == "day" or first.day != 1:
+        return False
+    return last == today or (last + timedelta(days=1)).day == 1
+
+
+def _range_problem(first: date, last: date, monthly: bool) -> str | None:
+    if last < first:
+        return "to is before from"
+    if monthly and months_between(first, last) > MAX_MONTHS:
+        return f"at most {MAX_MONTHS} months"
+    if not monthly and (last - first).days + 1 > MAX_DAYS:
+        return f"at most {MAX_DAYS} days, or whole months (from a month's first day)"
+    return None
+
+
+def _wire_key(key: Any) -> Any:
+    return key.isoformat() if isinstance(key, date) else key
+
+
+def _after(cursor: str, group: str) -> tuple[int | None, Any]:
+    try:
+        fields = decode_cursor(cursor, "m", "k")
+    except InvalidCursor:
+        raise InvalidFields([("cursor", "not a cursor of this listing")]) from None
+    key = fields["k"]
+    try:
+        if group in ("day", "month"):
+            key = date.fromisoformat(key)
+        elif group == "sim" and not isinstance(key, int):
+            raise ValueError(key)
+    except (TypeError, ValueError):
+        raise InvalidFields([("cursor", "not a cursor of this listing")]) from None
+    measure = fields["m"]
+    if measure is not None and not isinstance(measure, int):
+        raise InvalidFields([("cursor", "not a cursor of this listing")])
+    return measure, key
+
+
+def _row(
+    group: str,
+    label_key: str | None,
+    usage: usage_store.GroupUsage,
+    names: dict[int, tuple[str, str]],
+) -> dict[str, Any]:
+    counters = {name: getattr(usage.totals, name) for name in COUNTERS}
+    if group == "sim":
+        iccid, msisdn = names.get(usage.key, ("", ""))
+        return {"ICCID": iccid, "MSISDN": msisdn, **counters}
+    if group == "cost_center":
+        return {"cost_center": usage.key, "sims": usage.sims, **counters}
+    if group == "label":
+        return {"label": {"key": label_key, "value": usage.key}, "sims": usage.sims, **counters}
+    return {"start": _wire_key(usage.key), "sims": usage.sims, **counters}

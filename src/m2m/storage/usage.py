@@ -11,11 +11,12 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select
 
 from m2m.storage.tables import (
     accounts,
     sim_cards,
+    sim_labels,
     usage_daily,
     usage_hourly,
     usage_monthly,
@@ -152,3 +153,105 @@ def sim_usage(
     )
     for row in conn.execute(query):
         yield UsageRow(row[0], Totals(*row[1:]))
+
+
+# --- an account's usage, grouped ------------------------------------------------------------------
+
+# What a group is keyed by, and what the rows are sorted by (usage measures: descending).
+GROUPS = ("sim", "cost_center", "label", "day", "month")
+MEASURES = {
+    "data": ("data_up_bytes", "data_down_bytes"),
+    "sms": ("sms_out", "sms_in"),
+    "voice": ("voice_seconds",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUsage:
+    key: Any  # a SIM id, a cost center, a label's value, a day or a month
+    sims: int
+    totals: Totals
+    measure: int | None  # the sorted-by measure (None when sorted by key)
+
+
+def account_usage(
+    conn: Connection,
+    account_id: int,
+    *,
+    group: str,
+    label_key: str | None,
+    monthly: bool,
+    start: date,
+    end: date,
+    sort: str,
+    limit: int,
+    after: tuple[int | None, Any] | None,
+) -> list[GroupUsage]:
+    """The account's usage from ``start`` to ``end`` (both included; months by their first day
+    when ``monthly``), summed per group, sorted by a measure (descending, then by key) or by the
+    key; keyset-paged after (measure, key) of the previous page's last row."""
+    table, period = (usage_monthly, "month") if monthly else (usage_daily, "day")
+    source: Any = table
+    key: ColumnElement[Any]
+    if group == "sim":
+        key = table.c.sim_id
+    elif group == "cost_center":
+        source = table.join(sim_cards, sim_cards.c.id == table.c.sim_id)
+        key = func.coalesce(sim_cards.c.cost_center, "")
+    elif group == "label":
+        source = table.join(
+            sim_labels, and_(sim_labels.c.sim_id == table.c.sim_id, sim_labels.c.key == label_key)
+        )
+        key = sim_labels.c.value
+    else:
+        key = table.c[period]
+    sums = [func.sum(table.c[c]).label(c) for c in COUNTERS]
+    query = (
+        select(key.label("key"), func.count(table.c.sim_id.distinct()).label("sims"), *sums)
+        .select_from(source)
+        .where(
+            table.c.account_id == account_id,
+            table.c[period] >= start,
+            table.c[period] <= end,
+        )
+        .group_by(key)
+    )
+    if sort == "key":
+        measure = None
+        if after is not None:
+            query = query.having(key > after[1])
+        query = query.order_by(key)
+    else:
+        parts = [func.sum(table.c[c]) for c in MEASURES[sort]]
+        measure = sum(parts[1:], parts[0])
+        query = query.add_columns(measure.label("measure"))
+        if after is not None:
+            last_measure, last_key = after
+            query = query.having(
+                or_(measure < last_measure, and_(measure == last_measure, key > last_key))
+            )
+        query = query.order_by(measure.desc(), key)
+    rows = conn.execute(query.limit(limit)).all()
+    return [
+        GroupUsage(
+            row.key,
+            row.sims,
+            Totals(*(int(getattr(row, c) or 0) for c in COUNTERS)),
+            int(row.measure) if measure is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def sim_names(
+    conn: Connection, account_id: int, sim_ids: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """The account's SIMs ``sim_ids`` by (ICCID, MSISDN)."""
+    if not sim_ids:
+        return {}
+    rows = conn.execute(
+        select(sim_cards.c.id, sim_cards.c.iccid, sim_cards.c.msisdn).where(
+            sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids))
+        )
+    )
+    return {row.id: (row.iccid, row.msisdn) for row in rows}
