@@ -9,28 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from m2m.clock import ManualClock
-from m2m.sandbox import ACCOUNT_NAME
 from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import accounts, sim_cards
+from m2m.storage.tables import sim_cards
 from m2m.usage import Totals
 from m2m.usage_records import UsageRecord
 from tests.support.api import M2M, auth
 from tests.support.sims import add_active_sims
 from tests.support.tenants import Tenant
-
-
-def sandbox_sim(engine: Engine, n: int = 0) -> tuple[str, dict[str, object]]:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(sim_cards.c.iccid, sim_cards.c.profile)
-            .join(accounts)
-            .where(accounts.c.name == ACCOUNT_NAME)
-            .order_by(sim_cards.c.id)
-            .offset(n)
-            .limit(1)
-        ).one()
-    return row.iccid, row.profile
+from tests.support.usage import sandbox_sim
 
 
 def count(engine: Engine, clock: ManualClock, iccid: str, *records: tuple[int, Totals]) -> None:

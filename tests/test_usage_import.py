@@ -124,3 +124,15 @@ def test_the_accounts_time_zone_decides_the_day_usage_belongs_to(
     admin("usage", "import", str(path))
     with engine.connect() as conn:
         assert str(conn.execute(select(usage_daily.c.day)).scalar()) == "2026-11-30"
+
+
+def test_operator_tokens_are_shown_once_listed_by_hint_and_revoked(admin: Any) -> None:
+    created = json.loads(admin("usage", "tokens", "create", "mediation", "--json").stdout)
+    assert created["token"].startswith("m2mo_")
+    listed = json.loads(admin("usage", "tokens", "list", "--json").stdout)
+    assert [(t["name"], t["revoked_at"]) for t in listed] == [("mediation", None)]
+    assert created["token"] not in json.dumps(listed)
+    assert created["token"].startswith(listed[0]["hint"])
+    admin("usage", "tokens", "revoke", str(created["token_id"]))
+    again = admin("usage", "tokens", "revoke", str(created["token_id"]), exit_code=1)
+    assert "No live operator token" in again.output

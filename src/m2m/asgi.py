@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from m2m import logs
-from m2m.api import callback, oauth_params, sim_updates
+from m2m.api import callback, oauth_params, operator_usage, sim_updates
 from m2m.api.app import create_api
 from m2m.api.error_handlers import M2M_PREFIX
 from m2m.api.requests import max_body_bytes
@@ -58,6 +58,7 @@ def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
         (f"{M2M_PREFIX}/simcards", BodyLimit(sim_updates.MAX_PATCH_BYTES)),
         *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
         (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
+        (f"{operator_usage.PREFIX}/usage", BodyLimit(operator_usage.MAX_BODY_BYTES)),
     ]
 
 

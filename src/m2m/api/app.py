@@ -20,6 +20,7 @@ from m2m.api import (
     callback,
     events,
     oauth,
+    operator_usage,
     requests,
     sim_updates,
     simcards,
@@ -108,6 +109,7 @@ def create_api(
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.include_router(events.router, prefix=M2M_PREFIX)
     app.include_router(usage.router, prefix=M2M_PREFIX)
+    app.include_router(operator_usage.router)
     events.add_webhooks(app)
     app.add_middleware(RateLimitHeaders)
     if not settings.sandbox:

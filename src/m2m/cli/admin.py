@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.spinner import Spinner
 from sqlalchemy import Engine
 
-from m2m import accounts, idempotency
+from m2m import accounts, idempotency, operator_tokens
 from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.cli.common import (
@@ -48,6 +48,11 @@ requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users (log in to /console).", no_args_is_help=True)
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 usage_app = typer.Typer(help="Usage records from the network.", no_args_is_help=True)
+usage_tokens_app = typer.Typer(
+    help="Operator tokens for POST /operator/1.0.0/usage (the mediation system).",
+    no_args_is_help=True,
+)
+usage_app.add_typer(usage_tokens_app, name="tokens")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
@@ -574,6 +579,43 @@ def usage_import(
         )
     if report.problems:
         raise fail("nothing was counted; fix the lines above and import the file again", code=1)
+
+
+@usage_tokens_app.command("create")
+def usage_tokens_create(name: str, as_json: bool = JsonOption) -> None:
+    """A token for the operator's mediation system to post usage with (shown once)."""
+    with user_errors():
+        token_id, secret = operator_tokens.create(_database(), clock, name)
+    _show_secret(as_json, {"token_id": token_id, "token": secret}, "operator token")
+
+
+@usage_tokens_app.command("list")
+def usage_tokens_list(as_json: bool = JsonOption) -> None:
+    """The operator tokens, live and revoked (never the secrets)."""
+    tokens = operator_tokens.list_all(_database())
+    if as_json:
+        print_json([_named_id(t, "token_id") for t in tokens])
+        return
+    print_table(
+        "Operator tokens",
+        ["id", "name", "starts with", "created", "revoked"],
+        [[t.id, t.name, t.hint, _when(t.created_at), _when(t.revoked_at)] for t in tokens],
+    )
+
+
+@usage_tokens_app.command("revoke")
+def usage_tokens_revoke(token_id: int, as_json: bool = JsonOption) -> None:
+    """Revoke an operator token: the next batch posted with it is refused."""
+    with user_errors():
+        operator_tokens.revoke(_database(), clock, token_id)
+    if as_json:
+        print_json({"token_id": token_id, "revoked": True})
+    else:
+        console.print(f"Operator token {token_id} revoked.", highlight=False)
+
+
+def _when(moment: Any) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
 PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs

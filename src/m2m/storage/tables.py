@@ -520,6 +520,18 @@ usage_alerts = Table(
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("reached_at", UTCDateTime, nullable=False),
 )
+# The operator's own tokens for its systems (the mediation system posting usage), not a
+# customer's: stored as digests, like every secret.
+operator_tokens = Table(
+    "operator_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("token_digest", LargeBinary(32), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
 # Batches of usage records already counted (a file's digest, or the mediation system's batch
 # id): the same batch sent again is counted once.
 usage_batches = Table(

@@ -1,5 +1,5 @@
 """usage (issue 15): hourly, daily and monthly aggregates, threshold crossings, counted batches,
-and the account's time zone and warning percentage
+the operator's ingestion tokens, and the account's time zone and warning percentage
 
 Revision ID: 0016
 Revises: 0010
@@ -111,6 +111,17 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "operator_tokens",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("token_digest", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("hint", sa.String(length=16), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_tokens")),
+        sa.UniqueConstraint("token_digest", name=op.f("uq_operator_tokens_token_digest")),
+    )
+    op.create_table(
         "usage_batches",
         sa.Column("batch_id", sa.String(length=100), nullable=False),
         sa.Column("records", sa.Integer(), nullable=False),
@@ -121,6 +132,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("usage_batches")
+    op.drop_table("operator_tokens")
     op.drop_table("usage_alerts")
     op.drop_index("ix_usage_monthly_account_id_month", table_name="usage_monthly")
     op.drop_table("usage_monthly")
