@@ -3,6 +3,7 @@ nothing, periods in the account's zone, and each threshold crossing raised once 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -171,3 +172,29 @@ def test_days_follow_the_accounts_time_zone(
     )
     with engine.connect() as conn:
         assert conn.execute(select(usage_daily.c.day)).scalar() == date(2026, 12, 2)
+
+
+def test_concurrent_batches_add_up_and_raise_each_mark_once(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    change_sim(engine, msisdn, clock.now(), profile={"SMSService": {"DailyTreshold": 10}})
+    iccid = iccid_of(engine, msisdn)
+    ready = threading.Barrier(4)
+
+    def post(n: int) -> None:
+        ready.wait()
+        # Each batch alone reaches the limit: four at once must still raise each mark once.
+        ingest(engine, f"parallel-{n}", [record(iccid, NOON, sms_out=10)])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as conn:
+        assert conn.execute(select(usage_daily.c.sms_out)).scalar() == 40
+    assert [e["type"] for e in usage_events(engine)] == [
+        "usage.threshold_reached",
+        "usage.limit_exceeded",
+    ]

@@ -13,6 +13,8 @@ loop in Python with an upsert per aggregate row ran at a tenth of the target (do
 - **Concurrent batches add up**: an upsert adds to the stored row atomically, and the row stays
   locked until the commit, so the totals a batch reads back after its upsert already include
   every earlier batch and no later one: "before" is that total less the batch's own share.
+  Each upsert takes its rows in (SIM, period) order, so two batches sharing SIMs wait for each
+  other rather than deadlock.
 - **Periods**: hours are UTC; days and months are the account's, in its time zone. The zone's
   date of every quarter hour the batch touches is computed once here (every zone's offset is a
   whole number of quarter hours) and joined in, since SQLite has no time zones.
@@ -198,7 +200,8 @@ class _Statements:
             "hour",
             f"SELECT s.sim_id, {hour}, s.account_id, {sums}, COUNT(*), SUM(s.inactive) "
             "FROM usage_staging s WHERE true "
-            "GROUP BY s.sim_id, s.epoch / 3600 * 3600, s.account_id",
+            "GROUP BY s.sim_id, s.epoch / 3600 * 3600, s.account_id "
+            "ORDER BY s.sim_id, s.epoch / 3600 * 3600",
             extra=("records", "inactive_records"),
         )
         by_period = (
@@ -213,13 +216,13 @@ class _Statements:
             "usage_daily",
             "day",
             f"SELECT s.sim_id, p.day, s.account_id, {sums} {by_period}"
-            "GROUP BY s.sim_id, p.day, s.account_id",
+            "GROUP BY s.sim_id, p.day, s.account_id ORDER BY s.sim_id, p.day",
         )
         self.add_months = _upsert(
             "usage_monthly",
             "month",
             f"SELECT s.sim_id, p.month, s.account_id, {sums} {by_period}"
-            "GROUP BY s.sim_id, p.month, s.account_id",
+            "GROUP BY s.sim_id, p.month, s.account_id ORDER BY s.sim_id, p.month",
         )
 
 
