@@ -51,6 +51,7 @@ from m2m.client.models import (
 )
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
 from m2m.client.sync_client import M2MClient
+from m2m.client.usage import SimUsage, ThresholdStanding, UsageGroup, UsagePeriod
 
 __all__ = [
     "APIError",
@@ -81,9 +82,13 @@ __all__ = [
     "RequestStatus",
     "ServerError",
     "SimCard",
+    "SimUsage",
     "StatusMessage",
+    "ThresholdStanding",
     "TooManyDevicesError",
     "TrackingNumber",
     "UnexpectedResponse",
+    "UsageGroup",
+    "UsagePeriod",
     "WaitTimeout",
 ]
