@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.network",
             "m2m.simimport",
             "m2m.usage_import",
+            "m2m.usage_policy",
             "m2m.operator_tokens",
             "m2m.usage_views",
             "m2m.sandbox",

@@ -188,6 +188,9 @@ def set_rate_limit(
         _record(conn, clock, actor, account_id, action, _account(account_id), changes)
 
 
+USAGE_POLICIES = ("notify", "deactivate")
+
+
 def set_usage_settings(
     engine: Engine,
     clock: Clock,
@@ -195,10 +198,14 @@ def set_usage_settings(
     *,
     time_zone: str | None,
     warning_percent: int | None,
+    policy: str | None = None,
     actor: Actor,
 ) -> account_store.Account:
     """Set the zone of the account's usage days and months (an IANA name such as
-    ``Europe/Berlin``) and the percentage of a threshold at which it is warned; None keeps."""
+    ``Europe/Berlin``), the percentage of a threshold at which it is warned, and its policy
+    (``notify``, or ``deactivate`` a SIM that reaches a threshold); None keeps."""
+    if policy is not None and policy not in USAGE_POLICIES:
+        raise BadRequest(f"The usage policy is one of {', '.join(USAGE_POLICIES)}.")
     if time_zone is not None and time_zone not in zoneinfo.available_timezones():
         raise BadRequest(
             f"Unknown time zone {time_zone!r}: give an IANA name such as Europe/Berlin."
@@ -209,18 +216,29 @@ def set_usage_settings(
         account = _require_account(conn, account_id)
         new_zone = account.time_zone if time_zone is None else time_zone
         new_percent = account.usage_warning_percent if warning_percent is None else warning_percent
-        account_store.set_usage_settings(conn, account_id, new_zone, new_percent)
+        new_policy = account.usage_policy if policy is None else policy
+        account_store.set_usage_settings(conn, account_id, new_zone, new_percent, new_policy)
         changes = changes_between(
             {
                 "time_zone": account.time_zone,
                 "usage_warning_percent": account.usage_warning_percent,
+                "usage_policy": account.usage_policy,
             },
-            {"time_zone": new_zone, "usage_warning_percent": new_percent},
+            {
+                "time_zone": new_zone,
+                "usage_warning_percent": new_percent,
+                "usage_policy": new_policy,
+            },
         )
         if changes:
             action = "account.usage_settings_set"
             _record(conn, clock, actor, account_id, action, _account(account_id), changes)
-        return replace(account, time_zone=new_zone, usage_warning_percent=new_percent)
+        return replace(
+            account,
+            time_zone=new_zone,
+            usage_warning_percent=new_percent,
+            usage_policy=new_policy,
+        )
 
 
 def create_app(

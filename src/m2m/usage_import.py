@@ -18,6 +18,7 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
+from m2m import usage_policy
 from m2m.clock import Clock
 from m2m.storage import usage as usage_store
 from m2m.storage import usage_ingest
@@ -36,6 +37,8 @@ class UsageReport:
     already_counted: int = 0  # records of batches counted before (sent again)
     inactive: int = 0  # counted for SIMs that were not Active
     crossings: int = 0  # threshold marks reached (one event each)
+    # The deactivation requests the accounts' usage policies made (TrackingNumbers).
+    deactivations: list[str] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line or index, message)
 
     def add(self, result: usage_ingest.IngestResult, size: int) -> None:
@@ -66,6 +69,7 @@ def import_file(
             batch_id = f"file:{digest}:{number}"
             with write_transaction(engine) as conn:
                 result = usage_ingest.ingest(conn, batch_id, chunk, clock.now())
+                report.deactivations += usage_policy.enforce(conn, clock, result.crossings)
             if result.unknown:  # a SIM deleted since the check: stop, the rest can follow
                 report.problems.append((0, "a SIM of the file was deleted during the import"))
                 return report
@@ -92,6 +96,7 @@ def ingest_batch(
         return report
     with write_transaction(engine) as conn:
         result = usage_ingest.ingest(conn, batch_id, records, now)
+        report.deactivations += usage_policy.enforce(conn, clock, result.crossings)
     report.problems += [(index, _no_sim(records[index])) for index in result.unknown]
     report.add(result, len(records))
     return report

@@ -255,9 +255,17 @@ def accounts_usage_settings(
             "--warning-percent", help="Of a threshold, when usage.threshold_reached is raised."
         ),
     ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="notify (events only) or deactivate (also deactivate a SIM that reaches a "
+            "threshold, through a lifecycle request).",
+        ),
+    ] = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show or set an account's usage settings (time zone, warning percentage)."""
+    """Show or set an account's usage settings (time zone, warning percentage, policy)."""
     with user_errors():
         account = accounts.set_usage_settings(
             _database(),
@@ -265,6 +273,7 @@ def accounts_usage_settings(
             account_id,
             time_zone=time_zone,
             warning_percent=warning_percent,
+            policy=policy,
             actor=ADMIN_CLI,
         )
     if as_json:
@@ -273,12 +282,14 @@ def accounts_usage_settings(
                 "account_id": account_id,
                 "time_zone": account.time_zone,
                 "usage_warning_percent": account.usage_warning_percent,
+                "usage_policy": account.usage_policy,
             }
         )
     else:
         console.print(
             f"Account {account_id}: usage days in {account.time_zone}, "
-            f"warned at {account.usage_warning_percent}% of a threshold.",
+            f"warned at {account.usage_warning_percent}% of a threshold, "
+            f"policy {account.usage_policy}.",
             highlight=False,
         )
 

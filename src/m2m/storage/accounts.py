@@ -47,6 +47,7 @@ class Account:
     rate_limit_burst: int | None
     time_zone: str = "UTC"  # the zone of its usage days and months
     usage_warning_percent: int = 80  # of a threshold, when usage.threshold_reached is raised
+    usage_policy: str = "notify"  # or "deactivate": what reaching a threshold does
 
 
 # The columns an ``Account`` holds (the table has more, e.g. its rate limits).
@@ -177,12 +178,12 @@ def set_rate_limit(
 
 
 def set_usage_settings(
-    conn: Connection, account_id: int, time_zone: str, warning_percent: int
+    conn: Connection, account_id: int, time_zone: str, warning_percent: int, policy: str
 ) -> bool:
     result = conn.execute(
         update(accounts)
         .where(accounts.c.id == account_id)
-        .values(time_zone=time_zone, usage_warning_percent=warning_percent)
+        .values(time_zone=time_zone, usage_warning_percent=warning_percent, usage_policy=policy)
     )
     return result.rowcount == 1
 

@@ -86,6 +86,8 @@ accounts = Table(
     # threshold at which it is warned.
     Column("time_zone", String(64), nullable=False, server_default="UTC"),
     Column("usage_warning_percent", Integer, nullable=False, server_default="80"),
+    # What reaching a threshold does: notify (events only) or also deactivate the SIM.
+    Column("usage_policy", String(16), nullable=False, server_default="notify"),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
     CheckConstraint("usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"),
     CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),

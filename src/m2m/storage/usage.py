@@ -46,6 +46,7 @@ class UsageSim:
     thresholds: dict[tuple[Service, Period], int]
     zone: ZoneInfo
     warning_percent: int
+    policy: str  # the account's: notify, or deactivate
 
 
 def sim_key(record: UsageRecord) -> tuple[str, str]:
@@ -84,6 +85,7 @@ USAGE_SIM_COLUMNS = (
     sim_cards.c.state,
     accounts.c.time_zone,
     accounts.c.usage_warning_percent,
+    accounts.c.usage_policy,
 )
 
 
@@ -105,6 +107,7 @@ def usage_sim(row: Any) -> UsageSim:
         thresholds=set_thresholds(values),
         zone=_zone(row.time_zone),
         warning_percent=row.usage_warning_percent,
+        policy=row.usage_policy,
     )
 
 

@@ -1,5 +1,5 @@
 """usage (issue 15): hourly, daily and monthly aggregates, threshold crossings, counted batches,
-the operator's ingestion tokens, and the account's time zone and warning percentage
+the operator's ingestion tokens, and the account's time zone, warning percentage and policy
 
 Revision ID: 0016
 Revises: 0010
@@ -52,9 +52,13 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("usage_warning_percent", sa.Integer(), server_default="80", nullable=False)
         )
+        batch.add_column(
+            sa.Column("usage_policy", sa.String(length=16), server_default="notify", nullable=False)
+        )
         batch.create_check_constraint(
             "usage_warning_percent", "usage_warning_percent BETWEEN 1 AND 100"
         )
+        batch.create_check_constraint("usage_policy", "usage_policy IN ('notify', 'deactivate')")
     op.create_table(
         "usage_hourly",
         sa.Column("sim_id", Id, nullable=False),
@@ -141,6 +145,8 @@ def downgrade() -> None:
     op.drop_index("ix_usage_hourly_account_id_hour", table_name="usage_hourly")
     op.drop_table("usage_hourly")
     with op.batch_alter_table("accounts") as batch:
+        batch.drop_constraint("usage_policy", type_="check")
         batch.drop_constraint("usage_warning_percent", type_="check")
+        batch.drop_column("usage_policy")
         batch.drop_column("usage_warning_percent")
         batch.drop_column("time_zone")
