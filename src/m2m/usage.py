@@ -92,6 +92,10 @@ class Totals:
             self.voice_seconds - other.voice_seconds,
         )
 
+    @property
+    def data_bytes(self) -> int:
+        return self.data_up_bytes + self.data_down_bytes
+
     def in_threshold_units(self, service: Service) -> float:
         """What counts against a ``service`` threshold, in that threshold's unit."""
         if service is Service.DATA:
