@@ -94,8 +94,21 @@ def ingest_batch(
             records.append(record)
     if report.problems:
         return report
+    return count_batch(engine, clock, batch_id, records, report)
+
+
+def count_batch(
+    engine: Engine,
+    clock: Clock,
+    batch_id: str,
+    records: Sequence[UsageRecord],
+    report: UsageReport | None = None,
+) -> UsageReport:
+    """Count checked records as one batch, in one transaction, with what the accounts' usage
+    policies do about the thresholds they reach; a record naming no SIM counts nothing."""
+    report = report or UsageReport(records=len(records))
     with write_transaction(engine) as conn:
-        result = usage_ingest.ingest(conn, batch_id, records, now)
+        result = usage_ingest.ingest(conn, batch_id, records, clock.now())
         report.deactivations += usage_policy.enforce(conn, clock, result.crossings)
     report.problems += [(index, _no_sim(records[index])) for index in result.unknown]
     report.add(result, len(records))

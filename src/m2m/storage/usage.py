@@ -258,3 +258,19 @@ def sim_names(
         )
     )
     return {row.id: (row.iccid, row.msisdn) for row in rows}
+
+
+def active_sims_with_thresholds(
+    conn: Connection, account_id: int
+) -> list[tuple[str, int | None, int | None]]:
+    """The account's Active SIMs: (ICCID, daily data threshold, daily voice threshold)."""
+    data_daily, voice_daily = (
+        sim_cards.c.profile[THRESHOLD_PATHS[key]].as_integer()
+        for key in ((Service.DATA, Period.DAILY), (Service.VOICE, Period.DAILY))
+    )
+    rows = conn.execute(
+        select(sim_cards.c.iccid, data_daily, voice_daily)
+        .where(sim_cards.c.account_id == account_id, sim_cards.c.state == "Active")
+        .order_by(sim_cards.c.id)
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
