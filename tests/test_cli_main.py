@@ -69,6 +69,7 @@ def test_help_lists_every_subcommand_once_loaded_or_not() -> None:
         "token",
         "audit",
         "events",
+        "usage",
     ]
     for shown in (fresh, after_loading):
         assert re.findall(r"^│ (\w+) ", shown, flags=re.MULTILINE) == expected

@@ -6,7 +6,8 @@ application by its client_id, a token by its name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -185,6 +186,59 @@ def set_rate_limit(
         )
         action = "account.rate_limit_set"
         _record(conn, clock, actor, account_id, action, _account(account_id), changes)
+
+
+USAGE_POLICIES = ("notify", "deactivate")
+
+
+def set_usage_settings(
+    engine: Engine,
+    clock: Clock,
+    account_id: int,
+    *,
+    time_zone: str | None,
+    warning_percent: int | None,
+    policy: str | None = None,
+    actor: Actor,
+) -> account_store.Account:
+    """Set the zone of the account's usage days and months (an IANA name such as
+    ``Europe/Berlin``), the percentage of a threshold at which it is warned, and its policy
+    (``notify``, or ``deactivate`` a SIM that reaches a threshold); None keeps."""
+    if policy is not None and policy not in USAGE_POLICIES:
+        raise BadRequest(f"The usage policy is one of {', '.join(USAGE_POLICIES)}.")
+    if time_zone is not None and time_zone not in zoneinfo.available_timezones():
+        raise BadRequest(
+            f"Unknown time zone {time_zone!r}: give an IANA name such as Europe/Berlin."
+        )
+    if warning_percent is not None and not 1 <= warning_percent <= 100:
+        raise BadRequest("The warning percentage must be from 1 to 100.")
+    with write_transaction(engine) as conn:
+        account = _require_account(conn, account_id)
+        new_zone = account.time_zone if time_zone is None else time_zone
+        new_percent = account.usage_warning_percent if warning_percent is None else warning_percent
+        new_policy = account.usage_policy if policy is None else policy
+        account_store.set_usage_settings(conn, account_id, new_zone, new_percent, new_policy)
+        changes = changes_between(
+            {
+                "time_zone": account.time_zone,
+                "usage_warning_percent": account.usage_warning_percent,
+                "usage_policy": account.usage_policy,
+            },
+            {
+                "time_zone": new_zone,
+                "usage_warning_percent": new_percent,
+                "usage_policy": new_policy,
+            },
+        )
+        if changes:
+            action = "account.usage_settings_set"
+            _record(conn, clock, actor, account_id, action, _account(account_id), changes)
+        return replace(
+            account,
+            time_zone=new_zone,
+            usage_warning_percent=new_percent,
+            usage_policy=new_policy,
+        )
 
 
 def create_app(

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from m2m import logs, metrics
-from m2m.api import callback, oauth_params, sim_updates
+from m2m.api import callback, oauth_params, operator_usage, sim_updates
 from m2m.api.app import create_api
 from m2m.api.error_handlers import M2M_PREFIX
 from m2m.api.requests import max_body_bytes
@@ -67,6 +67,7 @@ def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
         *((f"{M2M_PREFIX}/requests/{operation.value}", lifecycle) for operation in Operation),
         (web.PREFIX, BodyLimit(web.MAX_FORM_BYTES)),
         ("/sandbox/scenario", BodyLimit(SCENARIO_MAX_BYTES)),
+        (f"{operator_usage.PREFIX}/usage", BodyLimit(operator_usage.MAX_BODY_BYTES)),
     ]
 
 

@@ -53,6 +53,7 @@ ACTIONS: dict[str, str] = {
     "account.suspended": "the account's subscription was suspended (admin CLI)",
     "account.resumed": "the account's subscription was made active again (admin CLI)",
     "account.rate_limit_set": "the account's request-rate limit was set or reset (admin CLI)",
+    "account.usage_settings_set": "the account's usage time zone or warning percentage was set",
     "api_key.created": "an API key was created; named by its first characters",
     "api_key.revoked": "an API key was revoked",
     "application.created": "an OAuth2 application was created; named by its client_id",

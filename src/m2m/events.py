@@ -7,11 +7,10 @@ consumers must ignore fields they do not know.
 
 - ``sim.state_changed`` (1): a SIM's state changed (``from``, ``to``, ``cause``, ...);
 - ``sim.updated`` (1): a SIM's profile, cost center or labels changed (``fields``, ``changes``);
-- ``request.completed`` (1): a lifecycle request's last device is done (results counted).
-
-The usage events (``usage.threshold_reached``, ``usage.limit_exceeded``) belong here when the
-usage issue lands: one model each below ``RequestCompleted``, one ``EventType`` member each, and
-``CATALOG`` lists them; nothing else in the log needs to change.
+- ``request.completed`` (1): a lifecycle request's last device is done (results counted);
+- ``usage.threshold_reached`` (1): a SIM's usage of a service in a day or month reached the
+  account's warning percentage of its threshold (``m2m.usage``);
+- ``usage.limit_exceeded`` (1): ... reached the threshold itself.
 
 Events are stored by the code that makes their change, in its transaction
 (``m2m.storage.events``), so an event exists exactly when its change committed.
@@ -20,19 +19,22 @@ Events are stored by the code that makes their change, in its transaction
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from m2m.identifiers import SimState
+from m2m.usage import UNITS, Period, Service
 
 
 class EventType(StrEnum):
     SIM_STATE_CHANGED = "sim.state_changed"
     SIM_UPDATED = "sim.updated"
     REQUEST_COMPLETED = "request.completed"
+    USAGE_THRESHOLD_REACHED = "usage.threshold_reached"
+    USAGE_LIMIT_EXCEEDED = "usage.limit_exceeded"
 
 
 class Cause(StrEnum):
@@ -89,10 +91,29 @@ class RequestCompleted(_Data):
     )
 
 
+class UsageThreshold(_Data):
+    """``usage.threshold_reached`` and ``usage.limit_exceeded``: a SIM's usage of one service
+    in one day or month reached a mark of its profile's threshold (once per mark and period)."""
+
+    service: Service = Field(description="data, sms or voice.")
+    period: Period = Field(description="daily or monthly: which of the profile's thresholds.")
+    period_start: date = Field(
+        description="The day, or the month's first day, in the account's time zone."
+    )
+    threshold: int = Field(description="The profile's threshold, in ``unit``.")
+    unit: str = Field(description="MB (1,000,000 bytes) for data, messages, minutes.")
+    used: float = Field(description="The period's usage when the mark was reached, in ``unit``.")
+    percent: int = Field(
+        description="The mark: the account's warning percentage, or 100 for the limit."
+    )
+
+
 CATALOG: dict[EventType, tuple[int, type[_Data]]] = {
     EventType.SIM_STATE_CHANGED: (1, SimStateChanged),
     EventType.SIM_UPDATED: (1, SimUpdated),
     EventType.REQUEST_COMPLETED: (1, RequestCompleted),
+    EventType.USAGE_THRESHOLD_REACHED: (1, UsageThreshold),
+    EventType.USAGE_LIMIT_EXCEEDED: (1, UsageThreshold),
 }
 
 
@@ -173,6 +194,27 @@ def summary(event_type: str, data: Mapping[str, Any]) -> str:
         counts = ", ".join(f"{status} {n}" for status, n in sorted(results.items()))
         return f"{data.get('operation')} of {data.get('devices')} device(s): {counts}"
     return ""
+
+
+def usage_data(
+    service: Service,
+    period: Period,
+    period_start: date,
+    threshold: int,
+    used: float,
+    warning_percent: int,
+    *,
+    limit: bool,
+) -> dict[str, Any]:
+    return {
+        "service": service.value,
+        "period": period.value,
+        "period_start": period_start.isoformat(),
+        "threshold": threshold,
+        "unit": UNITS[service],
+        "used": round(used, 3),
+        "percent": 100 if limit else warning_percent,
+    }
 
 
 # --- selecting types ---------------------------------------------------------------------------

@@ -21,10 +21,12 @@ from m2m.api import (
     event_subscriptions,
     events,
     oauth,
+    operator_usage,
     requests,
     sandbox,
     sim_updates,
     simcards,
+    usage,
 )
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
@@ -137,6 +139,8 @@ def create_api(
     app.include_router(requests.request_router(settings.max_devices_per_request), prefix=M2M_PREFIX)
     app.include_router(events.router, prefix=M2M_PREFIX)
     app.include_router(event_subscriptions.router, prefix=M2M_PREFIX)
+    app.include_router(usage.router, prefix=M2M_PREFIX)
+    app.include_router(operator_usage.router)
     events.add_webhooks(app)
     if settings.sandbox:
         # Absent, not refused, outside the sandbox: a production server has no such paths.

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.spinner import Spinner
 from sqlalchemy import Engine
 
-from m2m import accounts, idempotency
+from m2m import accounts, idempotency, operator_tokens
 from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
 from m2m.cli import status
@@ -36,6 +36,8 @@ from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs, retention
 from m2m.storage.engine import write_transaction
+from m2m.usage_import import UsageFileError
+from m2m.usage_import import import_file as import_usage_file
 
 app = typer.Typer(help="Manage accounts, credentials and SIM inventory.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
@@ -46,6 +48,12 @@ sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
 requests_app = typer.Typer(help="Lifecycle requests.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users (log in to /console).", no_args_is_help=True)
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
+usage_app = typer.Typer(help="Usage records from the network.", no_args_is_help=True)
+usage_tokens_app = typer.Typer(
+    help="Operator tokens for POST /operator/1.0.0/usage (the mediation system).",
+    no_args_is_help=True,
+)
+usage_app.add_typer(usage_tokens_app, name="tokens")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(apps_app, name="apps")
@@ -55,6 +63,7 @@ app.add_typer(requests_app, name="requests")
 app.add_typer(users_app, name="users")
 app.add_typer(events_app, name="events")
 app.command("status")(status.status)
+app.add_typer(usage_app, name="usage")
 
 AccountOption = Annotated[int, typer.Option("--account", help="The account's id.")]
 clock = SystemClock()
@@ -233,6 +242,58 @@ def accounts_rate_limit(
         )
     else:
         console.print(f"Account {account_id}: {_rate_limit_text(account)}.", highlight=False)
+
+
+@accounts_app.command("usage-settings")
+def accounts_usage_settings(
+    account_id: int,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="Where its usage days and months begin (Europe/Berlin)."),
+    ] = None,
+    warning_percent: Annotated[
+        int | None,
+        typer.Option(
+            "--warning-percent", help="Of a threshold, when usage.threshold_reached is raised."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="notify (events only) or deactivate (also deactivate a SIM that reaches a "
+            "threshold, through a lifecycle request).",
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show or set an account's usage settings (time zone, warning percentage, policy)."""
+    with user_errors():
+        account = accounts.set_usage_settings(
+            _database(),
+            clock,
+            account_id,
+            time_zone=time_zone,
+            warning_percent=warning_percent,
+            policy=policy,
+            actor=ADMIN_CLI,
+        )
+    if as_json:
+        print_json(
+            {
+                "account_id": account_id,
+                "time_zone": account.time_zone,
+                "usage_warning_percent": account.usage_warning_percent,
+                "usage_policy": account.usage_policy,
+            }
+        )
+    else:
+        console.print(
+            f"Account {account_id}: usage days in {account.time_zone}, "
+            f"warned at {account.usage_warning_percent}% of a threshold, "
+            f"policy {account.usage_policy}.",
+            highlight=False,
+        )
 
 
 def _rate_limit_text(account: account_store.Account) -> str:
@@ -491,6 +552,83 @@ def sims_import(
         )
     if report.errors and not skip_invalid:
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)
+
+
+@usage_app.command("import")
+def usage_import(
+    file: Annotated[Path, typer.Argument(help="CSV with iccid or imsi, start, counters …")],
+    as_json: bool = JsonOption,
+) -> None:
+    """Count usage records from a CSV file: all of them or, if one is wrong or names no SIM,
+    none. The same file imported again counts nothing twice (docs/usage.md)."""
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    try:
+        report = import_usage_file(_database(), clock, file)
+    except UsageFileError as error:
+        raise fail(f"{file}: {error}") from error
+    problems = [{"line": line, "error": message} for line, message in report.problems]
+    if as_json:
+        print_json(
+            {
+                "records": report.records,
+                "counted": report.counted,
+                "already_counted": report.already_counted,
+                "inactive": report.inactive,
+                "threshold_events": report.crossings,
+                "errors": problems,
+            }
+        )
+    else:
+        for line, message in report.problems[:50]:
+            console.print(f"line {line}: {message}", highlight=False, markup=False)
+        if len(report.problems) > 50:
+            console.print(f"… and {_count(len(report.problems) - 50, 'more problem')}.")
+        console.print(
+            f"{_count(report.records, 'record')} read, {report.counted} counted, "
+            f"{report.already_counted} counted before, {report.inactive} for SIMs not Active, "
+            f"{_count(report.crossings, 'threshold event')}.",
+            highlight=False,
+        )
+    if report.problems:
+        raise fail("nothing was counted; fix the lines above and import the file again", code=1)
+
+
+@usage_tokens_app.command("create")
+def usage_tokens_create(name: str, as_json: bool = JsonOption) -> None:
+    """A token for the operator's mediation system to post usage with (shown once)."""
+    with user_errors():
+        token_id, secret = operator_tokens.create(_database(), clock, name)
+    _show_secret(as_json, {"token_id": token_id, "token": secret}, "operator token")
+
+
+@usage_tokens_app.command("list")
+def usage_tokens_list(as_json: bool = JsonOption) -> None:
+    """The operator tokens, live and revoked (never the secrets)."""
+    tokens = operator_tokens.list_all(_database())
+    if as_json:
+        print_json([_named_id(t, "token_id") for t in tokens])
+        return
+    print_table(
+        "Operator tokens",
+        ["id", "name", "starts with", "created", "revoked"],
+        [[t.id, t.name, t.hint, _when(t.created_at), _when(t.revoked_at)] for t in tokens],
+    )
+
+
+@usage_tokens_app.command("revoke")
+def usage_tokens_revoke(token_id: int, as_json: bool = JsonOption) -> None:
+    """Revoke an operator token: the next batch posted with it is refused."""
+    with user_errors():
+        operator_tokens.revoke(_database(), clock, token_id)
+    if as_json:
+        print_json({"token_id": token_id, "revoked": True})
+    else:
+        console.print(f"Operator token {token_id} revoked.", highlight=False)
+
+
+def _when(moment: Any) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
 PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs

@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "token": "m2m.cli.token:app",
     "audit": "m2m.cli.audit:audit",
     "events": "m2m.cli.events:app",
+    "usage": "m2m.cli.usage:app",
 }
 
 

@@ -61,6 +61,7 @@ from m2m.client.models import (
 )
 from m2m.client.receiving import CallbackVerifier, EventVerifier, InvalidCallback, parse_event
 from m2m.client.sync_client import M2MClient
+from m2m.client.usage import SimUsage, ThresholdStanding, UsageGroup, UsagePeriod
 
 __all__ = [
     "APIError",
@@ -102,10 +103,14 @@ __all__ = [
     "SimStateChangedEvent",
     "SimUpdatedData",
     "SimUpdatedEvent",
+    "SimUsage",
     "StatusMessage",
+    "ThresholdStanding",
     "TooManyDevicesError",
     "TrackingNumber",
     "UnexpectedResponse",
+    "UsageGroup",
+    "UsagePeriod",
     "WaitTimeout",
     "parse_event",
 ]

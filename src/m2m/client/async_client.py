@@ -6,7 +6,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -30,6 +30,7 @@ from m2m.client.models import (
 )
 from m2m.client.options import ClientOptions
 from m2m.client.paging import DEFAULT_PAGE_SIZE, audit_params, list_params
+from m2m.client.usage import SimUsage, UsageGroup, sim_usage_params, usage_params
 
 T = TypeVar("T")
 
@@ -329,6 +330,41 @@ class AsyncM2MClient:
                 yield event
             if cursor is None:
                 return
+
+    async def sim_usage(
+        self,
+        iccid: str,
+        *,
+        granularity: str = "day",
+        start: date | str | None = None,
+        end: date | str | None = None,
+    ) -> SimUsage:
+        """One SIM's usage by ``granularity`` (hour, day, month) over the account's days
+        ``start`` to ``end`` (both included; default: the last 30 days by day), every period
+        listed, and where it stands against its thresholds now (an m2m extension)."""
+        params = sim_usage_params(granularity, start, end)
+        return await self._run(self._core.sim_usage(iccid, params))
+
+    async def usage(
+        self,
+        *,
+        group_by: str = "sim",
+        start: date | str | None = None,
+        end: date | str | None = None,
+        sort: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[UsageGroup]:
+        """The account's usage over its days ``start`` to ``end`` (default: this month so far)
+        per ``group_by`` (sim, cost_center, label:<key>, day, month), sorted by ``sort`` (data,
+        sms, voice: largest first; or key), fetched a page at a time as you iterate (an m2m
+        extension). ``itertools.islice(client.usage(sort="data"), 20)``: the top 20."""
+        params: dict[str, str] | None = usage_params(group_by, start, end, sort, page_size)
+        url: str | None = None
+        while params is not None or url is not None:
+            groups, url = await self._run(self._core.usage_page(params, url))
+            params = None
+            for group in groups:
+                yield group
 
     async def aclose(self) -> None:
         await self._http.aclose()

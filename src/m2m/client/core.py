@@ -46,6 +46,7 @@ from m2m.client.models import (
 from m2m.client.paging import next_cursor
 from m2m.client.retries import retry_delay
 from m2m.client.tokens import CachedToken, cache_token
+from m2m.client.usage import SimUsage, UsageGroup
 
 M2M = "/m2m/1.0.0"
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -56,6 +57,7 @@ NO_EVENTS = "this server has no event log (GET /m2m/1.0.0/events, an m2m extensi
 NO_SUBSCRIPTIONS = (
     "this server has no event subscriptions (/m2m/1.0.0/event-subscriptions, an m2m extension)"
 )
+NO_USAGE = "this server does not report usage (GET /m2m/1.0.0/usage, an m2m extension)"
 NO_REQUEST_STATUS = (
     "this server does not offer request status (GET /m2m/1.0.0/requests/{TrackingNumber}, "
     "an m2m extension)"
@@ -361,6 +363,28 @@ class ClientCore:
             raise UnexpectedResponse("GET /audit-events answered without a list of events")
         events = [parse(AuditEvent, item, "audit event") for item in body]
         return events, next_cursor(response.headers.get("link"))
+
+    def sim_usage(self, iccid: str, params: dict[str, str]) -> Exchange[SimUsage]:
+        """One SIM's usage (an m2m extension); ``params`` from ``usage.sim_usage_params``. A
+        SIM that is not the account's is a ``NotFoundError``, as is a server without usage."""
+        send = Send("GET", f"{M2M}/simcards/{quote(iccid, safe='')}/usage", params=params)
+        body = yield from self._authorized(send, repeatable=True)
+        return parse(SimUsage, body, "SIM usage")
+
+    def usage_page(
+        self, params: dict[str, str] | None, url: str | None
+    ) -> Exchange[tuple[list[UsageGroup], str | None]]:
+        """One page of the account's usage (an m2m extension): the first for ``params`` (from
+        ``usage.usage_params``), or the one at ``url`` (a Link); and the next page's URL."""
+        send = Send("GET", url) if url is not None else Send("GET", f"{M2M}/usage", params=params)
+        try:
+            body, response = yield from self._authorized_answer(send, repeatable=True)
+        except NotFoundError as error:
+            raise ExtensionUnavailable(NO_USAGE) from error
+        if not isinstance(body, dict) or not isinstance(body.get("usage"), list):
+            raise UnexpectedResponse("GET /usage answered without its usage")
+        groups = [parse(UsageGroup, item, "usage") for item in body["usage"]]
+        return groups, response.links.get("next", {}).get("url")
 
     def get_request(self, tracking_number: str) -> Exchange[RequestStatus]:
         send = Send("GET", f"{M2M}/requests/{quote(tracking_number, safe='')}")

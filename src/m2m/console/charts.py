@@ -91,6 +91,19 @@ def hourly_columns(counts: Sequence[tuple[str, str, int]], now: datetime) -> lis
     return columns
 
 
+def daily_columns(days: Sequence[tuple[str, int]], name: str) -> list[Column]:
+    """One column per (day label, value), in order: a month of one SIM's usage."""
+    top = max((value for _, value in days), default=0) or 1
+    plot = HEIGHT - 20  # room for the day labels
+    width = WIDTH / max(1, len(days))
+    columns = []
+    for i, (label, value) in enumerate(days):
+        height = plot * value / top
+        segment = Segment(name, value, y=plot - height, height=height)
+        columns.append(Column(label, x=i * width, width=width, segments=[segment]))
+    return columns
+
+
 def latency_histogram(latencies_ms: Sequence[int]) -> list[tuple[str, int]]:
     """(bucket label, attempts) for the buckets of ``LATENCY_BUCKETS_MS``."""
     labels = []

@@ -45,6 +45,9 @@ class Account:
     created_at: datetime
     rate_limit_per_second: float | None  # None: the operator's default
     rate_limit_burst: int | None
+    time_zone: str = "UTC"  # the zone of its usage days and months
+    usage_warning_percent: int = 80  # of a threshold, when usage.threshold_reached is raised
+    usage_policy: str = "notify"  # or "deactivate": what reaching a threshold does
 
 
 # The columns an ``Account`` holds (the table has more, e.g. its rate limits).
@@ -170,6 +173,17 @@ def set_rate_limit(
         update(accounts)
         .where(accounts.c.id == account_id)
         .values(rate_limit_per_second=per_second, rate_limit_burst=burst)
+    )
+    return result.rowcount == 1
+
+
+def set_usage_settings(
+    conn: Connection, account_id: int, time_zone: str, warning_percent: int, policy: str
+) -> bool:
+    result = conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(time_zone=time_zone, usage_warning_percent=warning_percent, usage_policy=policy)
     )
     return result.rowcount == 1
 

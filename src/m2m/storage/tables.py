@@ -18,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ColumnElement,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -92,7 +93,14 @@ accounts = Table(
     # The account's request-rate limit on the M2M API; NULL: the operator's default.
     Column("rate_limit_per_second", Float, nullable=True),
     Column("rate_limit_burst", Integer, nullable=True),
+    # Usage (``m2m.usage``): the zone of the account's days and months, and the percentage of a
+    # threshold at which it is warned.
+    Column("time_zone", String(64), nullable=False, server_default="UTC"),
+    Column("usage_warning_percent", Integer, nullable=False, server_default="80"),
+    # What reaching a threshold does: notify (events only) or also deactivate the SIM.
+    Column("usage_policy", String(16), nullable=False, server_default="notify"),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
+    CheckConstraint("usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"),
     CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),
     CheckConstraint("rate_limit_burst >= 1", name="rate_limit_burst"),
 )
@@ -538,4 +546,82 @@ worker_heartbeats = Table(
     Column("seen_at", UTCDateTime, nullable=False),
     Column("items_held", Integer, nullable=False),
     Column("messages_held", Integer, nullable=False),
+)
+
+
+def _usage_counters() -> list[Column[int]]:
+    """The counters of ``m2m.usage.Totals``, in their natural units."""
+    return [
+        Column(name, BigInteger, nullable=False, server_default="0")
+        for name in ("data_up_bytes", "data_down_bytes", "sms_out", "sms_in", "voice_seconds")
+    ]
+
+
+# Usage aggregates, kept as records arrive (``storage.usage``): per SIM and UTC hour, and per
+# SIM and the account's day and month (the thresholds' periods, and the reads by day and month
+# without summing hours). Only hours with usage have rows. ``account_id`` is copied in so that
+# an account's usage over a period is one index range.
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Column("records", Integer, nullable=False, server_default="0"),
+    # Records of a SIM that was not Active when they arrived: counted, and flagged.
+    Column("inactive_records", Integer, nullable=False, server_default="0"),
+    Index("ix_usage_hourly_account_id_hour", "account_id", "hour"),
+)
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Index("ix_usage_daily_account_id_day", "account_id", "day"),
+)
+usage_monthly = Table(
+    "usage_monthly",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("month", Date, primary_key=True),  # the month's first day
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    *_usage_counters(),
+    Index("ix_usage_monthly_account_id_month", "account_id", "month"),
+)
+# A threshold crossing is reported once per SIM, service, period and level: its row is the
+# proof it was (inserted with the event, in one transaction).
+usage_alerts = Table(
+    "usage_alerts",
+    metadata,
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
+    Column("service", String(8), primary_key=True),
+    Column("period", String(8), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("level", String(8), primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("reached_at", UTCDateTime, nullable=False),
+)
+# The operator's own tokens for its systems (the mediation system posting usage), not a
+# customer's: stored as digests, like every secret.
+operator_tokens = Table(
+    "operator_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("token_digest", LargeBinary(32), nullable=False, unique=True),
+    Column("hint", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+# Batches of usage records already counted (a file's digest, or the mediation system's batch
+# id): the same batch sent again is counted once.
+usage_batches = Table(
+    "usage_batches",
+    metadata,
+    Column("batch_id", String(100), primary_key=True),
+    Column("records", Integer, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
 )

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from m2m import labels
+from m2m import labels, usage_views
+from m2m.console import charts
 from m2m.console.sim_profile import profile_view
 from m2m.console.web import PREFIX, CheckedForm, ConsoleError, SignedIn, Visitor, render
 from m2m.freetext import text_problem
@@ -18,6 +19,7 @@ from m2m.intake import Device, accept_request
 from m2m.lifecycle import Operation, allowed_operations
 from m2m.profile import sim_card_document
 from m2m.storage import fleet
+from m2m.usage import BYTES_PER_MB, UNITS, Granularity
 
 router = APIRouter()
 
@@ -127,6 +129,17 @@ async def sim_page(request: Request, visitor: SignedIn, sim_id: int, edit: str =
         raise ConsoleError(404, "No such SIM card in your account.")
     history = await visitor.read(fleet.sim_history_of, sim_id)
     row = sim.row
+    services = visitor.services
+    usage = await run_in_threadpool(
+        usage_views.sim_usage,
+        services.engine,
+        visitor.account_id,
+        row.iccid,
+        Granularity.DAY,
+        None,
+        None,
+        services.clock.now(),
+    )
     document = sim_card_document(sim.profile, row.cost_center, row.state, row.imsi)
     return render(
         request,
@@ -139,6 +152,14 @@ async def sim_page(request: Request, visitor: SignedIn, sim_id: int, edit: str =
         history=history,
         allowed=allowed_operations(SimState(row.state)),
         default_callback_token=DEFAULT_CALLBACK_TOKEN,
+        usage=usage,
+        chart=charts,
+        units=UNITS,
+        usage_total_mb=sum(t.data_bytes for _, t in usage.periods) / BYTES_PER_MB,
+        usage_days=charts.daily_columns(
+            [(str(day)[8:10], totals.data_bytes) for day, totals in usage.periods],
+            "Data",
+        ),
     )
 
 

@@ -1,0 +1,276 @@
+"""Usage storage: what the aggregates are read with (a SIM and what its usage is judged by,
+its aggregates over a range), and the batch checks the importer makes before counting. Counting
+itself is ``storage.usage_ingest``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select
+
+from m2m.storage.tables import (
+    accounts,
+    sim_cards,
+    sim_labels,
+    usage_daily,
+    usage_hourly,
+    usage_monthly,
+)
+from m2m.usage import (
+    COUNTERS,
+    THRESHOLD_PATHS,
+    Period,
+    Service,
+    Totals,
+    set_thresholds,
+)
+from m2m.usage_records import UsageRecord
+
+# Identifiers looked up per statement: far below both databases' limits on parameters.
+LOOKUP_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSim:
+    id: int
+    account_id: int
+    iccid: str
+    imsi: str
+    msisdn: str
+    state: str
+    thresholds: dict[tuple[Service, Period], int]
+    zone: ZoneInfo
+    warning_percent: int
+    policy: str  # the account's: notify, or deactivate
+
+
+def sim_key(record: UsageRecord) -> tuple[str, str]:
+    """How the record names its SIM: ("iccid", …) or ("imsi", …)."""
+    return ("iccid", record.iccid) if record.iccid else ("imsi", record.imsi or "")
+
+
+def unknown_sims(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the SIMs named (as ``sim_key`` names them) do not exist."""
+    wanted: dict[str, list[str]] = {"iccid": [], "imsi": []}
+    for kind, value in keys:
+        wanted[kind].append(value)
+    missing = set(keys)
+    for kind, values in wanted.items():
+        column = sim_cards.c[kind]
+        for start in range(0, len(values), LOOKUP_CHUNK):
+            chunk = values[start : start + LOOKUP_CHUNK]
+            found = conn.execute(select(column).where(column.in_(chunk))).scalars()
+            missing -= {(kind, value) for value in found}
+    return missing
+
+
+# The six thresholds read out of the profile by the database: decoding whole profiles cost more
+# than the rest of an ingested batch.
+THRESHOLD_COLUMNS = tuple(
+    sim_cards.c.profile[path].as_integer().label(f"threshold_{n}")
+    for n, path in enumerate(THRESHOLD_PATHS.values())
+)
+# What ``usage_sim`` reads, with ``THRESHOLD_COLUMNS`` last.
+USAGE_SIM_COLUMNS = (
+    sim_cards.c.id,
+    sim_cards.c.account_id,
+    sim_cards.c.iccid,
+    sim_cards.c.imsi,
+    sim_cards.c.msisdn,
+    sim_cards.c.state,
+    accounts.c.time_zone,
+    accounts.c.usage_warning_percent,
+    accounts.c.usage_policy,
+)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def usage_sim(row: Any) -> UsageSim:
+    """A row of the SIM's columns, its account's usage settings and ``THRESHOLD_COLUMNS``."""
+    values = dict(zip(THRESHOLD_PATHS, row[-len(THRESHOLD_COLUMNS) :], strict=True))
+    return UsageSim(
+        id=row.id,
+        account_id=row.account_id,
+        iccid=row.iccid,
+        imsi=row.imsi,
+        msisdn=row.msisdn,
+        state=row.state,
+        thresholds=set_thresholds(values),
+        zone=_zone(row.time_zone),
+        warning_percent=row.usage_warning_percent,
+        policy=row.usage_policy,
+    )
+
+
+_ACCOUNT_SIM = (
+    select(*USAGE_SIM_COLUMNS, *THRESHOLD_COLUMNS)
+    .select_from(sim_cards.join(accounts))
+    .where(
+        sim_cards.c.account_id == bindparam("account_id"),
+        sim_cards.c.iccid == bindparam("iccid"),
+    )
+)
+
+
+def find_sim(conn: Connection, account_id: int, iccid: str) -> UsageSim | None:
+    """The account's SIM ``iccid`` with what its usage is judged by, or None."""
+    row = conn.execute(_ACCOUNT_SIM, {"account_id": account_id, "iccid": iccid}).one_or_none()
+    return usage_sim(row) if row is not None else None
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+_GRANULARITIES = {"hour": (usage_hourly, "hour"), "day": (usage_daily, "day")}
+_GRANULARITIES["month"] = (usage_monthly, "month")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    start: datetime | date
+    totals: Totals
+
+
+def sim_usage(
+    conn: Connection,
+    sim_id: int,
+    granularity: str,
+    start: datetime | date,
+    end: datetime | date,
+) -> Iterator[UsageRow]:
+    """One SIM's aggregates of ``granularity`` (hour, day, month) from ``start`` (included) to
+    ``end`` (excluded), in time order: an index range of the aggregate's primary key."""
+    table, key = _GRANULARITIES[granularity]
+    query = (
+        select(table.c[key], *(table.c[n] for n in COUNTERS))
+        .where(and_(table.c.sim_id == sim_id, table.c[key] >= start, table.c[key] < end))
+        .order_by(table.c[key])
+    )
+    for row in conn.execute(query):
+        yield UsageRow(row[0], Totals(*row[1:]))
+
+
+# --- an account's usage, grouped ------------------------------------------------------------------
+
+# What a group is keyed by, and what the rows are sorted by (usage measures: descending).
+GROUPS = ("sim", "cost_center", "label", "day", "month")
+MEASURES = {
+    "data": ("data_up_bytes", "data_down_bytes"),
+    "sms": ("sms_out", "sms_in"),
+    "voice": ("voice_seconds",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUsage:
+    key: Any  # a SIM id, a cost center, a label's value, a day or a month
+    sims: int
+    totals: Totals
+    measure: int | None  # the sorted-by measure (None when sorted by key)
+
+
+def account_usage(
+    conn: Connection,
+    account_id: int,
+    *,
+    group: str,
+    label_key: str | None,
+    monthly: bool,
+    start: date,
+    end: date,
+    sort: str,
+    limit: int,
+    after: tuple[int | None, Any] | None,
+) -> list[GroupUsage]:
+    """The account's usage from ``start`` to ``end`` (both included; months by their first day
+    when ``monthly``), summed per group, sorted by a measure (descending, then by key) or by the
+    key; keyset-paged after (measure, key) of the previous page's last row."""
+    table, period = (usage_monthly, "month") if monthly else (usage_daily, "day")
+    source: Any = table
+    key: ColumnElement[Any]
+    if group == "sim":
+        key = table.c.sim_id
+    elif group == "cost_center":
+        source = table.join(sim_cards, sim_cards.c.id == table.c.sim_id)
+        key = func.coalesce(sim_cards.c.cost_center, "")
+    elif group == "label":
+        source = table.join(
+            sim_labels, and_(sim_labels.c.sim_id == table.c.sim_id, sim_labels.c.key == label_key)
+        )
+        key = sim_labels.c.value
+    else:
+        key = table.c[period]
+    sums = [func.sum(table.c[c]).label(c) for c in COUNTERS]
+    query = (
+        select(key.label("key"), func.count(table.c.sim_id.distinct()).label("sims"), *sums)
+        .select_from(source)
+        .where(
+            table.c.account_id == account_id,
+            table.c[period] >= start,
+            table.c[period] <= end,
+        )
+        .group_by(key)
+    )
+    if sort == "key":
+        measure = None
+        if after is not None:
+            query = query.having(key > after[1])
+        query = query.order_by(key)
+    else:
+        parts = [func.sum(table.c[c]) for c in MEASURES[sort]]
+        measure = sum(parts[1:], parts[0])
+        query = query.add_columns(measure.label("measure"))
+        if after is not None:
+            last_measure, last_key = after
+            query = query.having(
+                or_(measure < last_measure, and_(measure == last_measure, key > last_key))
+            )
+        query = query.order_by(measure.desc(), key)
+    rows = conn.execute(query.limit(limit)).all()
+    return [
+        GroupUsage(
+            row.key,
+            row.sims,
+            Totals(*(int(getattr(row, c) or 0) for c in COUNTERS)),
+            int(row.measure) if measure is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def sim_names(
+    conn: Connection, account_id: int, sim_ids: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """The account's SIMs ``sim_ids`` by (ICCID, MSISDN)."""
+    if not sim_ids:
+        return {}
+    rows = conn.execute(
+        select(sim_cards.c.id, sim_cards.c.iccid, sim_cards.c.msisdn).where(
+            sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids))
+        )
+    )
+    return {row.id: (row.iccid, row.msisdn) for row in rows}
+
+
+def active_sims_with_thresholds(
+    conn: Connection, account_id: int
+) -> list[tuple[str, int | None, int | None]]:
+    """The account's Active SIMs: (ICCID, daily data threshold, daily voice threshold)."""
+    data_daily, voice_daily = (
+        sim_cards.c.profile[THRESHOLD_PATHS[key]].as_integer()
+        for key in ((Service.DATA, Period.DAILY), (Service.VOICE, Period.DAILY))
+    )
+    rows = conn.execute(
+        select(sim_cards.c.iccid, data_daily, voice_daily)
+        .where(sim_cards.c.account_id == account_id, sim_cards.c.state == "Active")
+        .order_by(sim_cards.c.id)
+    )
+    return [(row[0], row[1], row[2]) for row in rows]

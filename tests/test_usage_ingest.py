@@ -1,0 +1,200 @@
+"""Counting usage records into the aggregates, on both databases: each batch once, all or
+nothing, periods in the account's zone, and each threshold crossing raised once as an event."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from m2m.clock import ManualClock
+from m2m.storage import usage_ingest
+from m2m.storage.engine import write_transaction
+from m2m.storage.tables import accounts, events, sim_cards, usage_daily, usage_hourly
+from m2m.usage import Totals
+from m2m.usage_records import UsageRecord
+from tests.support.sims import add_active_sims, change_sim
+from tests.support.tenants import Tenant
+
+NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def iccid_of(engine: Engine, msisdn: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(select(sim_cards.c.iccid).where(sim_cards.c.msisdn == msisdn)).scalar()
+        )
+
+
+def record(iccid: str, at: datetime, **counters: int) -> UsageRecord:
+    return UsageRecord(
+        iccid=iccid, imsi=None, started_at=at, ended_at=None, totals=Totals(**counters)
+    )
+
+
+def ingest(engine: Engine, batch: str, records: list[UsageRecord]) -> usage_ingest.IngestResult:
+    with write_transaction(engine) as conn:
+        return usage_ingest.ingest(conn, batch, records, NOON)
+
+
+def usage_events(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(events.c.type, events.c.data, events.c.sim)
+            .where(events.c.type.like("usage.%"))
+            .order_by(events.c.id)
+        )
+        return [{"type": r.type, **r.data, "iccid": r.sim["ICCID"]} for r in rows]
+
+
+def test_a_batch_adds_to_the_hour_day_and_month_and_counts_once(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    iccid = iccid_of(engine, msisdn)
+    batch = [
+        record(iccid, NOON - timedelta(minutes=50), data_up_bytes=100, sms_out=1),
+        record(iccid, NOON - timedelta(minutes=10), data_down_bytes=50, voice_seconds=30),
+        record(iccid, NOON + timedelta(minutes=5), data_up_bytes=7),
+    ]
+    assert ingest(engine, "file-1", batch).counted == 3
+    again = ingest(engine, "file-1", batch)
+    assert again.duplicate
+    assert again.counted == 0
+    with engine.connect() as conn:
+        hours = conn.execute(
+            select(
+                usage_hourly.c.hour, usage_hourly.c.data_up_bytes, usage_hourly.c.records
+            ).order_by(usage_hourly.c.hour)
+        ).all()
+        day = conn.execute(
+            select(
+                usage_daily.c.day,
+                usage_daily.c.data_up_bytes,
+                usage_daily.c.data_down_bytes,
+                usage_daily.c.sms_out,
+                usage_daily.c.voice_seconds,
+            )
+        ).one()
+    assert [tuple(h) for h in hours] == [
+        (datetime(2026, 12, 1, 11, tzinfo=UTC), 100, 2),
+        (datetime(2026, 12, 1, 12, tzinfo=UTC), 7, 1),
+    ]
+    assert tuple(day) == (date(2026, 12, 1), 107, 50, 1, 30)
+    with engine.connect() as conn:
+        [(from_sql,)] = conn.execute(select(usage_daily.c.data_up_bytes)).all()
+    assert from_sql == 107
+
+
+def test_a_record_naming_no_sim_counts_nothing_of_its_batch(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    result = ingest(
+        engine,
+        "file-2",
+        [record(iccid_of(engine, msisdn), NOON, sms_in=1), record("89320199999999999990", NOON)],
+    )
+    assert result.unknown == [1]
+    assert result.counted == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(usage_hourly)).all() == []
+    # Nothing was counted, so the batch can be sent again once it is fixed.
+    assert ingest(engine, "file-2", [record(iccid_of(engine, msisdn), NOON)]).counted == 1
+
+
+def test_usage_of_a_sim_that_is_not_active_is_counted_and_flagged(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    change_sim(engine, msisdn, clock.now(), state="Deactivated")
+    result = ingest(engine, "b", [record(iccid_of(engine, msisdn), NOON, data_up_bytes=10)])
+    assert result.inactive == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(usage_hourly.c.inactive_records, usage_hourly.c.records)).one()
+    assert tuple(row) == (1, 1)
+
+
+def test_thresholds_raise_each_mark_once_per_period_and_re_arm_the_next_day(
+    engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    # A neighbour's SIM with the same threshold, whose usage stays low.
+    [calm] = add_active_sims(engine, 1, clock.now(), account_id=other_tenant.account_id, first=1)
+    profile = {"DataService": {"DailyTreshold": 10, "MonthlyTreshold": 0}}
+    change_sim(engine, msisdn, clock.now(), profile=profile)
+    change_sim(engine, calm, clock.now(), profile=profile)
+    iccid = iccid_of(engine, msisdn)
+    megabyte = 1_000_000
+    ingest(engine, "1", [record(iccid, NOON, data_down_bytes=7 * megabyte)])
+    assert usage_events(engine) == []
+    ingest(
+        engine,
+        "2",
+        [
+            record(iccid, NOON, data_down_bytes=megabyte),
+            record(iccid_of(engine, calm), NOON, data_up_bytes=megabyte),
+        ],
+    )
+    ingest(engine, "3", [record(iccid, NOON, data_up_bytes=megabyte)])  # 9 MB: no new mark
+    ingest(engine, "4", [record(iccid, NOON, data_up_bytes=5 * megabyte)])  # 14 MB
+    ingest(engine, "5", [record(iccid, NOON, data_up_bytes=5 * megabyte)])  # still over
+    tomorrow = NOON + timedelta(days=1)
+    ingest(engine, "6", [record(iccid, tomorrow - timedelta(hours=1), data_up_bytes=20 * megabyte)])
+    found = [(e["type"], e["period_start"], e["used"], e["percent"]) for e in usage_events(engine)]
+    assert found == [
+        ("usage.threshold_reached", "2026-12-01", 8.0, 80),
+        ("usage.limit_exceeded", "2026-12-01", 14.0, 100),
+        ("usage.threshold_reached", "2026-12-02", 20.0, 80),
+        ("usage.limit_exceeded", "2026-12-02", 20.0, 100),
+    ]
+    assert {e["iccid"] for e in usage_events(engine)} == {iccid}
+    assert usage_events(engine)[0]["unit"] == "MB"
+
+
+def test_days_follow_the_accounts_time_zone(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == tenant.account_id)
+            .values(time_zone="Asia/Tokyo")
+        )
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    # 16:00 UTC on 1 December is 01:00 on 2 December in Tokyo.
+    ingest(
+        engine,
+        "tz",
+        [record(iccid_of(engine, msisdn), datetime(2026, 12, 1, 16, tzinfo=UTC), sms_out=1)],
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(usage_daily.c.day)).scalar() == date(2026, 12, 2)
+
+
+def test_concurrent_batches_add_up_and_raise_each_mark_once(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    change_sim(engine, msisdn, clock.now(), profile={"SMSService": {"DailyTreshold": 10}})
+    iccid = iccid_of(engine, msisdn)
+    ready = threading.Barrier(4)
+
+    def post(n: int) -> None:
+        ready.wait()
+        # Each batch alone reaches the limit: four at once must still raise each mark once.
+        ingest(engine, f"parallel-{n}", [record(iccid, NOON, sms_out=10)])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as conn:
+        assert conn.execute(select(usage_daily.c.sms_out)).scalar() == 40
+    assert [e["type"] for e in usage_events(engine)] == [
+        "usage.threshold_reached",
+        "usage.limit_exceeded",
+    ]
