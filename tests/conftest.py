@@ -128,6 +128,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=SECRET_KEY,
         simulator_latency_seconds=0,
         worker_poll_seconds=0.05,
+        # Usage the tests write themselves: none simulated beside it.
+        sandbox_usage=False,
     )
 
 

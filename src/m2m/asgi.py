@@ -27,6 +27,7 @@ from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
 from m2m.network_faults import FaultyNetwork
 from m2m.observe import Observe
+from m2m.sandbox_usage import simulated_usage
 from m2m.security_headers import SecurityHeaders
 from m2m.services import build_services
 from m2m.settings import Settings
@@ -84,7 +85,16 @@ def create_app(
     services = build_services(settings, engine, clock)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.sandbox and settings.sandbox_usage:
+            async with simulated_usage(engine, services.clock), with_worker(app):
+                yield
+        else:
+            async with with_worker(app):
+                yield
+
+    @asynccontextmanager
+    async def with_worker(_app: FastAPI) -> AsyncIterator[None]:
         if not settings.embedded_worker:
             yield
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -56,3 +57,15 @@ class SandboxUsage:
                 log.exception("sandbox usage: a round failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), ROUND_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def simulated_usage(engine: Engine, clock: Clock) -> AsyncIterator[None]:
+    """The sandbox's usage, produced while the block runs (``m2m serve --sandbox``)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(SandboxUsage(engine, clock).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

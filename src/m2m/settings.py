@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="M2M_", extra="ignore")
 
     sandbox: bool = False
+    sandbox_usage: bool = Field(
+        default=True,
+        description="In sandbox mode, the network simulates the SIMs' usage (every quarter hour "
+        "of the sandbox's clock: docs/usage.md), so that usage grows and thresholds are crossed.",
+    )
     sandbox_control_from_anywhere: bool = Field(
         default=False,
         description="Serve the sandbox's control API (/sandbox/...: clock, faults, reset) to "
