@@ -55,6 +55,10 @@ def fuzzed_server(
 # only as this API wrote it): no schema can say so, and the generated ones are refused with a 422
 # naming ``cursor``; tests/test_inventory_api.py checks that every filter and combination is
 # accepted.
+# GET /usage and GET /simcards/{iccid}/usage: a range is at most so many days or months by
+# granularity, and ``to`` is not before ``from`` — relations between parameters that no schema
+# states; a range past them is a 422 naming ``from`` (tests/test_usage_api.py), as is a cursor
+# the server did not make.
 SCHEMATHESIS_CONFIG = """
 [[operations]]
 include-path = "/m2m/1.0.0/audit-events"
@@ -63,6 +67,14 @@ checks.ignored_auth.enabled = false
 
 [[operations]]
 include-path = "/m2m/1.0.0/simcards"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+[[operations]]
+include-path = "/m2m/1.0.0/usage"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+[[operations]]
+include-path = "/m2m/1.0.0/simcards/{iccid}/usage"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 """
 
@@ -188,6 +200,8 @@ def test_every_m2m_operation_needs_the_token_and_the_api_key_together(client: Te
                 assert operation["security"] == [{"HTTPBearer": [], "APIKeyHeader": []}], path
             elif path.startswith("/sandbox/"):  # the control API: loopback, no credentials
                 assert operation["security"] == [], path
+            elif path.startswith("/operator/"):  # the operator's systems: an operator token
+                assert operation["security"] == [{"OperatorToken": []}], path
             else:
                 assert operation["security"] == [{"clientBasic": []}], path
 

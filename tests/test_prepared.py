@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, String, bindparam, select, text
 
 from m2m.clock import ManualClock
+from m2m.profile import stored_profile
 from m2m.storage.engine import single_statement_reads, write_transaction
 from m2m.storage.prepared import PreparedRead
 from m2m.storage.sims import insert_sims
@@ -47,8 +48,9 @@ def test_row_with_the_columns_types_applied(engine: Engine, clock: ManualClock) 
     add_sim(engine, clock)
     reads = single_statement_reads(engine)
     row = by_msisdn.one_or_none(reads, {"msisdn": "32499000001"})
-    # The JSON document parsed and the aware UTC timestamp, as through a Connection.
-    assert row == ("32499000001", PROFILE, clock.now())
+    # The JSON document parsed (as stored: whole) and the aware UTC timestamp, as through a
+    # Connection.
+    assert row == ("32499000001", stored_profile(PROFILE), clock.now())
     assert by_msisdn.one_or_none(reads, {"msisdn": "32499000002"}) is None
 
 

@@ -163,6 +163,7 @@ def _due_delivery(row: Any) -> DueDelivery:
             row.headers,
             row.signing_key_version,
             row.signing_key_rotated_at,
+            http_request_id=row.http_request_id,
         )
     return DueDelivery(
         row.id,
