@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from m2m import logs
@@ -161,12 +161,6 @@ class Changer:
         looked up on the change's own connection when the change is made, so that a replayed
         or refused request never pays for it (as ``storage.sim_updates`` asks for it)."""
         return actor_of(conn, self.token, self.request_id)
-
-    def actor_from(self, engine: Engine) -> Actor:
-        """``actor``, looked up on a connection of its own (for the changes whose domain
-        function opens its transaction itself; call it off the event loop)."""
-        with engine.connect() as conn:
-            return self.actor(conn)
 
 
 async def current_changer(request: Request, caller: PresentedCaller) -> Changer:

@@ -297,7 +297,7 @@ async def create_subscription(
                     event_types=checked["event_types"],
                     label_filter=checked["label_filter"],
                     status=checked["status"],
-                    actor=await run_in_threadpool(changer.actor_from, services.engine),
+                    actor=changer.actor,
                 )
             )
         except subscription_store.TooManySubscriptions:
@@ -420,7 +420,7 @@ async def _change(
             changer.account_id,
             public_id,
             changes,
-            actor=await run_in_threadpool(changer.actor_from, services.engine),
+            actor=changer.actor,
         )
     )
     if after is None:
@@ -447,7 +447,7 @@ async def delete_subscription(
             services.clock,
             changer.account_id,
             subscription_id,
-            actor=await run_in_threadpool(changer.actor_from, services.engine),
+            actor=changer.actor,
         )
     )
     if not deleted:
@@ -480,7 +480,7 @@ async def rotate_secret(
                 _secret_key(services),
                 changer.account_id,
                 subscription_id,
-                actor=await run_in_threadpool(changer.actor_from, services.engine),
+                actor=changer.actor,
             )
         )
         if made is None:
@@ -554,7 +554,7 @@ async def replay(
                 changer.account_id,
                 subscription_id,
                 since,
-                actor=await run_in_threadpool(changer.actor_from, services.engine),
+                actor=changer.actor,
             )
         )
         if after is None:

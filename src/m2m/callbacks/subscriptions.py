@@ -10,11 +10,12 @@ it is created and when it is rotated; the audit trail never holds it, nor a head
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from m2m.audit import Actor, callback_changes, changes_between, created
 from m2m.callbacks.configuration import checked_callback
@@ -91,12 +92,16 @@ class WithSecret:
 
 
 def _audit(
-    conn: Any, subscription: Subscription, actor: Actor, action: str, changes: dict[str, Any]
+    conn: Connection,
+    subscription: Subscription,
+    actor: Callable[[Connection], Actor],
+    action: str,
+    changes: dict[str, Any],
 ) -> None:
     audit_store.record(
         conn,
         account_id=subscription.account_id,
-        actor=actor,
+        actor=actor(conn),
         action=action,
         subject_kind="event_subscription",
         subject=subscription.public_id,
@@ -125,7 +130,7 @@ def create_subscription(
     event_types: list[str],
     label_filter: dict[str, str],
     status: str,
-    actor: Actor,
+    actor: Callable[[Connection], Actor],
 ) -> WithSecret:
     """Save a checked subscription; it gets the events stored from now on. Raises
     ``storage.event_subscriptions.TooManySubscriptions``."""
@@ -153,7 +158,7 @@ def change_subscription(
     public_id: str,
     changes: dict[str, Any],
     *,
-    actor: Actor,
+    actor: Callable[[Connection], Actor],
 ) -> Subscription | None:
     """Apply checked changes; None when the account has no such subscription."""
     with write_transaction(engine) as conn:
@@ -172,7 +177,12 @@ def change_subscription(
 
 
 def delete_subscription(
-    engine: Engine, clock: Clock, account_id: int, public_id: str, *, actor: Actor
+    engine: Engine,
+    clock: Clock,
+    account_id: int,
+    public_id: str,
+    *,
+    actor: Callable[[Connection], Actor],
 ) -> bool:
     """Delete it with its waiting messages; False when the account has no such subscription."""
     with write_transaction(engine) as conn:
@@ -184,7 +194,7 @@ def delete_subscription(
         audit_store.record(
             conn,
             account_id=account_id,
-            actor=actor,
+            actor=actor(conn),
             action="event_subscription.deleted",
             subject_kind="event_subscription",
             subject=public_id,
@@ -195,7 +205,13 @@ def delete_subscription(
 
 
 def rotate_secret(
-    engine: Engine, clock: Clock, secret_key: str, account_id: int, public_id: str, *, actor: Actor
+    engine: Engine,
+    clock: Clock,
+    secret_key: str,
+    account_id: int,
+    public_id: str,
+    *,
+    actor: Callable[[Connection], Actor],
 ) -> WithSecret | None:
     """A new signing secret, used from now on; for the overlap after a rotation messages carry
     the previous secret's signature too. None when the account has no such subscription."""
@@ -222,7 +238,7 @@ def replay(
     public_id: str,
     since: datetime,
     *,
-    actor: Actor,
+    actor: Callable[[Connection], Actor],
 ) -> Subscription | None:
     """Deliver again the events kept since ``since`` (the cursor moves back to just before the
     first of them, never forward); None when the account has no such subscription."""

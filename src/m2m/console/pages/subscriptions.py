@@ -137,7 +137,7 @@ async def create(request: Request, visitor: SignedIn, form: CheckedForm) -> Resp
                 event_types=event_types,
                 label_filter=label_filter,
                 status=subscription_store.ENABLED,
-                actor=visitor.actor,
+                actor=lambda _conn: visitor.actor,
             )
         )
     except subscription_store.TooManySubscriptions:
@@ -201,7 +201,7 @@ async def _set_status(visitor: Visitor, public_id: str, status: str) -> Response
             visitor.account_id,
             public_id,
             {"status": status},
-            actor=visitor.actor,
+            actor=lambda _conn: visitor.actor,
         )
     )
     if changed is None:
@@ -225,7 +225,11 @@ async def delete(visitor: SignedIn, _form: CheckedForm, public_id: str) -> Respo
     services = visitor.services
     deleted = await run_in_threadpool(
         lambda: subscriptions.delete_subscription(
-            services.engine, services.clock, visitor.account_id, public_id, actor=visitor.actor
+            services.engine,
+            services.clock,
+            visitor.account_id,
+            public_id,
+            actor=lambda _conn: visitor.actor,
         )
     )
     if not deleted:
@@ -245,7 +249,7 @@ async def rotate(
             _secret_key(visitor),
             visitor.account_id,
             public_id,
-            actor=visitor.actor,
+            actor=lambda _conn: visitor.actor,
         )
     )
     if rotated is None:
@@ -287,7 +291,7 @@ async def replay(
             visitor.account_id,
             public_id,
             since,
-            actor=visitor.actor,
+            actor=lambda _conn: visitor.actor,
         )
     )
     if replayed is None:
