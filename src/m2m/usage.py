@@ -150,10 +150,6 @@ def month_of(at: datetime, zone: ZoneInfo) -> date:
     return at.astimezone(zone).date().replace(day=1)
 
 
-def period_start(period: Period, at: datetime, zone: ZoneInfo) -> date:
-    return day_of(at, zone) if period is Period.DAILY else month_of(at, zone)
-
-
 class Granularity(StrEnum):
     HOUR = "hour"
     DAY = "day"

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from m2m.errors import InvalidFields, NotFound
 from m2m.labels import KEY_PATTERN as LABEL_KEY_PATTERN
@@ -112,7 +112,7 @@ def sim_usage(
     return SimUsage(sim, granularity, first, last, periods, standings)
 
 
-def _one(conn: Any, sim_id: int, granularity: Granularity, start: date) -> Totals:
+def _one(conn: Connection, sim_id: int, granularity: Granularity, start: date) -> Totals:
     rows = usage_store.sim_usage(conn, sim_id, granularity.value, start, start + timedelta(1))
     return next((row.totals for row in rows), Totals())
 

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
+from m2m.api.error_handlers import query_problem
 from m2m.api.schemas import error_responses
-from m2m.errors import InvalidFields
 from m2m.identifiers import ICCID_FORMAT_PATTERN
 from m2m.paging import next_link
 from m2m.usage import MAX_SPAN, Granularity
@@ -58,7 +58,7 @@ def _day(name: str, raw: str | None) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidFields([(name, "not a date such as 2026-12-01")]) from None
+        raise query_problem(name, "not a date such as 2026-12-01", raw) from None
 
 
 @router.get(

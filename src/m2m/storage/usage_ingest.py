@@ -367,41 +367,40 @@ def _candidates(period: Period) -> Select[Any]:
 _CANDIDATES = {period: _candidates(period) for period in Period}
 
 
-def _dialect_insert(conn: Connection, table: Any) -> Any:
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table)
+# Claiming a batch id, and an alert row, is one statement each that inserts nothing when the row
+# exists; a row comes back when it inserted (RETURNING: psycopg's rowcount is -1 here). Built
+# once per dialect, as ``storage.idempotency`` builds its claim.
+_CLAIM_BATCH = {
+    dialect: module.insert(usage_batches)
+    .on_conflict_do_nothing(index_elements=[usage_batches.c.batch_id])
+    .returning(usage_batches.c.batch_id)
+    for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_CLAIM_ALERT = {
+    dialect: module.insert(usage_alerts).on_conflict_do_nothing().returning(usage_alerts.c.sim_id)
+    for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 def _claim_batch(conn: Connection, batch_id: str, records: int, now: datetime) -> bool:
-    statement = (
-        _dialect_insert(conn, usage_batches)
-        .values(batch_id=batch_id, records=records, received_at=now)
-        .on_conflict_do_nothing(index_elements=["batch_id"])
-        .returning(usage_batches.c.batch_id)
-    )
-    # RETURNING, not rowcount: psycopg reported no row for an INSERT … ON CONFLICT DO NOTHING.
-    return conn.execute(statement).first() is not None
+    values = {"batch_id": batch_id, "records": records, "received_at": now}
+    return conn.execute(_CLAIM_BATCH[conn.dialect.name], values).first() is not None
 
 
 def _first_time(conn: Connection, crossings: Iterable[Crossing], now: datetime) -> list[Crossing]:
     """The crossings not reported before (each claims its alert row; rare: one statement each)."""
     first = []
     for c in crossings:
-        statement = (
-            _dialect_insert(conn, usage_alerts)
-            .values(
-                sim_id=c.sim.id,
-                service=c.service.value,
-                period=c.period.value,
-                period_start=c.period_start,
-                level=c.level.value,
-                account_id=c.sim.account_id,
-                reached_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(usage_alerts.c.sim_id)
-        )
-        if conn.execute(statement).first() is not None:
+        values = {
+            "sim_id": c.sim.id,
+            "service": c.service.value,
+            "period": c.period.value,
+            "period_start": c.period_start,
+            "level": c.level.value,
+            "account_id": c.sim.account_id,
+            "reached_at": now,
+        }
+        if conn.execute(_CLAIM_ALERT[conn.dialect.name], values).first() is not None:
             first.append(c)
     return first
 
