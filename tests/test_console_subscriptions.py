@@ -243,3 +243,13 @@ def test_changes_need_the_form_s_csrf_token(
     assert stored(engine, public_id).status == "enabled"
     made = console.post("/console/callback/subscriptions", data={"url": URL, "event_type": "*"})
     assert made.status_code == 403
+
+
+def test_the_callback_page_lists_subscriptions_once_under_a_plain_title(
+    console: TestClient, csrf: str
+) -> None:
+    public_id, _ = subscribe(console, csrf)
+    page = console.get("/console/callback").text
+    assert "<title>Callback · M2M Cockpit</title>" in page
+    assert page.count("<h2>Event subscriptions</h2>") == 1
+    assert page.count(f">{public_id}</a>") == 1
