@@ -120,3 +120,30 @@ def test_0013_stores_every_profile_whole(tmp_path: Path) -> None:
         "SMSService": {},
         "VoiceService": {},
     }
+
+
+def test_upgrading_from_before_the_account_columns_keeps_every_sim(tmp_path: Path) -> None:
+    """0006 and 0014 add columns to ``accounts``; a rebuild of that table on SQLite had deleted
+    everything that refers to an account (ON DELETE CASCADE)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, name, created_at) VALUES (1, 'a', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO sim_cards (account_id, iccid, imsi, msisdn, state, profile,"
+                " created_at, updated_at) VALUES (1, '8932018000000000000', '206012000000000',"
+                " '32470000000', 'Active', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        sims = conn.execute(text("SELECT count(*) FROM sim_cards")).scalar_one()
+        limits = conn.execute(text("SELECT rate_limit_per_second FROM accounts")).scalar_one()
+    engine.dispose()
+    assert sims == 1
+    assert limits is None

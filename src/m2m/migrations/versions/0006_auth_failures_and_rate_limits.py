@@ -10,12 +10,19 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from m2m.migrations.columns import add_checked_columns, drop_checked_columns
 from m2m.storage.tables import Id, UTCDateTime
 
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+_ACCOUNT_COLUMNS = (
+    ("rate_limit_per_second", "FLOAT", "rate_limit_per_second > 0"),
+    ("rate_limit_burst", "INTEGER", "rate_limit_burst >= 1"),
+)
 
 
 def upgrade() -> None:
@@ -42,23 +49,13 @@ def upgrade() -> None:
         "ix_console_login_failures_throttle_key_failed_at", table_name="console_login_failures"
     )
     op.drop_table("console_login_failures")
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("rate_limit_per_second", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("rate_limit_burst", sa.Integer(), nullable=True))
-        batch_op.create_check_constraint(
-            op.f("ck_accounts_rate_limit_per_second"), "rate_limit_per_second > 0"
-        )
-        batch_op.create_check_constraint(
-            op.f("ck_accounts_rate_limit_burst"), "rate_limit_burst >= 1"
-        )
+    # In place: a batch rebuild of ``accounts`` deleted every SIM, key and token of a SQLite
+    # database through ON DELETE CASCADE (see ``m2m.migrations.columns``).
+    add_checked_columns("accounts", _ACCOUNT_COLUMNS)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.drop_constraint(op.f("ck_accounts_rate_limit_burst"), type_="check")
-        batch_op.drop_constraint(op.f("ck_accounts_rate_limit_per_second"), type_="check")
-        batch_op.drop_column("rate_limit_burst")
-        batch_op.drop_column("rate_limit_per_second")
+    drop_checked_columns("accounts", _ACCOUNT_COLUMNS)
     op.create_table(
         "console_login_failures",
         sa.Column("id", Id, nullable=False),

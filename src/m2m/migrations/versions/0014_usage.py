@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from m2m.migrations.columns import add_checked_columns, drop_checked_columns
 from m2m.storage.tables import Id, UTCDateTime
 
 revision: str = "0014"
@@ -44,9 +45,7 @@ def _owners(table: str) -> list[sa.ForeignKeyConstraint]:
     ]
 
 
-# The account's new columns, each with its check. Added in place: on SQLite, Alembic's batch
-# mode would rebuild ``accounts`` (copy, drop, rename), and dropping it with foreign keys on
-# deletes every row that references an account (ON DELETE CASCADE): every SIM, every key.
+# The account's new columns, each with its check, added in place (see ``m2m.migrations.columns``).
 _ACCOUNT_COLUMNS = (
     ("time_zone", "VARCHAR(64) NOT NULL DEFAULT 'UTC'", None),
     (
@@ -62,20 +61,8 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _add_account_columns() -> None:
-    for name, definition, check in _ACCOUNT_COLUMNS:
-        constraint = f" CONSTRAINT ck_accounts_{name} CHECK ({check})" if check else ""
-        if op.get_bind().dialect.name == "sqlite":
-            # SQLite takes a column's check in ADD COLUMN, not as a table constraint after.
-            op.execute(f"ALTER TABLE accounts ADD COLUMN {name} {definition}{constraint}")
-        else:
-            op.execute(f"ALTER TABLE accounts ADD COLUMN {name} {definition}")
-            if check:
-                op.create_check_constraint(op.f(f"ck_accounts_{name}"), "accounts", check)
-
-
 def upgrade() -> None:
-    _add_account_columns()
+    add_checked_columns("accounts", _ACCOUNT_COLUMNS)
     op.create_table(
         "usage_hourly",
         sa.Column("sim_id", Id, nullable=False),
@@ -161,10 +148,4 @@ def downgrade() -> None:
     op.drop_table("usage_daily")
     op.drop_index("ix_usage_hourly_account_id_hour", table_name="usage_hourly")
     op.drop_table("usage_hourly")
-    # SQLite (3.35+) drops a column in place, unless a constraint names it: there the columns
-    # stay (unused by older code), rather than rebuild ``accounts`` and lose what refers to it.
-    if op.get_bind().dialect.name != "sqlite":
-        for name, _definition, check in reversed(_ACCOUNT_COLUMNS):
-            if check:
-                op.drop_constraint(op.f(f"ck_accounts_{name}"), "accounts", type_="check")
-            op.drop_column("accounts", name)
+    drop_checked_columns("accounts", _ACCOUNT_COLUMNS)
