@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from m2m import metrics
+from m2m import metrics, request_tally
 from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.settings import Settings
@@ -175,14 +176,22 @@ def test_serve_with_two_processes_adds_them_up(tmp_path: Path) -> None:
                 status="200",
             )
 
-        base = sent_to_openapi()  # serving() asked for it while waiting for the server
+        # serving() asked for it while waiting for the server; each process writes its
+        # tally at most FLUSH_SECONDS later (a scrape flushes only the process it lands on).
+        time.sleep(request_tally.FLUSH_SECONDS * 1.5)
+        base = sent_to_openapi()
         for _ in range(40):
             # A connection each: the kernel hands them to either process.
             assert httpx.get(f"{server.base_url}/openapi.json", timeout=10).status_code == 200
-        # Both processes wrote values, and every scrape (whichever process answers) says 40.
+        # Both processes wrote values, and every scrape (whichever process answers) says 40
+        # once the other process's tally has been written (no scrape needed for that).
+        wait_for(
+            lambda: {sent_to_openapi() - base for _ in range(8)} == {40},
+            10,
+            "every scrape to count the 40 requests",
+        )
         writers = {p.stem.rsplit("_", 1)[-1] for p in shared.glob("counter_*.db")}
         assert len(writers & {str(pid) for pid in first_children}) == 2
-        assert {sent_to_openapi() - base for _ in range(8)} == {40}
         # A process killed and restarted: its counts stay counted.
         victim = sorted(first_children)[0]
         os.kill(victim, signal.SIGKILL)
@@ -196,3 +205,29 @@ def test_serve_with_two_processes_adds_them_up(tmp_path: Path) -> None:
         # Its live gauge (connections in use) was dropped, not added to the living ones'.
         assert not list(shared.glob(f"gauge_live*_{victim}.db"))
     assert shared.exists()  # the operator's directory is kept; serve's own is removed
+
+
+def test_a_tally_of_latencies_writes_what_observing_each_one_would() -> None:
+    """The tally writes a histogram's totals at once (``request_tally``): the same buckets and
+    sum as observing each latency, bounds included (a bucket takes what is <= its bound)."""
+    latencies = [0.0, 0.005, 0.0051, 0.01, 0.3, 2.5, 9.99, 10.0, 42.0, 0.005]
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    observed = Histogram("latency", "", buckets=metrics.LATENCY_BUCKETS, registry=one_by_one)
+    tallied = Histogram("latency", "", buckets=metrics.LATENCY_BUCKETS, registry=batched)
+    for latency in latencies:
+        observed.observe(latency)
+    tally = request_tally.RequestTally()
+    for latency in latencies:
+        tally.add("/r", "GET", 200, latency)
+    request_tally._observe_all(tallied, tally._latencies[("/r", "GET")])
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (sample.name, sample.labels.get("le", "")): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    assert samples(batched) == samples(one_by_one)
+    assert samples(batched)[("latency_bucket", "0.005")] == 3  # 0.0 and 0.005 twice

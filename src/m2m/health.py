@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from m2m import metrics
+from m2m import metrics, request_tally
 from m2m.clock import Clock
 from m2m.storage import backlog as backlog_store
 from m2m.storage import heartbeats as heartbeat_store
@@ -158,6 +158,7 @@ def routes(probe: Probe) -> list[Route]:
 
     async def metrics_page(_request: Request) -> Response:
         metrics.DB_CONNECTIONS_IN_USE.set(probe.pool_in_use())
+        request_tally.REQUESTS.flush()  # this process's requests up to now
         body, content_type = await run_in_threadpool(metrics.exposition, [collector])
         return Response(body, media_type=content_type, headers=_NO_CACHE)
 

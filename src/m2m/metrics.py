@@ -53,7 +53,7 @@ if (_shared := multiprocess_dir()) is not None:
 # Fewer buckets than the client's default (15): each one is a value to write per observation
 # (a file write in multi-process mode) and a series to store. These cover a cached lookup
 # (~1 ms) to a timed-out call.
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 HTTP_REQUESTS = Counter(
     "m2m_http_requests",
@@ -64,7 +64,7 @@ HTTP_DURATION = Histogram(
     "m2m_http_request_duration_seconds",
     "Time from the request's arrival to its answer's last byte, by route template and method.",
     ("route", "method"),
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 AUTH_FAILURES = Counter(
     "m2m_auth_failures",
@@ -95,7 +95,7 @@ CALLBACK_ATTEMPTS = Counter(
 CALLBACK_LATENCY = Histogram(
     "m2m_callback_attempt_duration_seconds",
     "Time a receiver took to answer a callback attempt (attempts that got an answer).",
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 DB_CONNECTIONS_IN_USE = Gauge(
     "m2m_db_connections_in_use",

@@ -10,26 +10,25 @@ lines, its metrics.
   template. Probes (``/healthz`` …) are logged at DEBUG, not INFO: a load balancer probing every
   second would drown everything else.
 - **Metrics.** Requests by route *template* (never the raw path: a label per ICCID would be
-  unbounded), method and status; their latency; 401s and 429s (``m2m.metrics``).
+  unbounded), method and status; their latency; 401s and 429s (``m2m.metrics``), tallied and
+  written in batches (``m2m.request_tally``: at most a second later, at each scrape, at stop).
 
 It is the outermost layer, so an answer refused before any route runs (a body too large, plain
-HTTP) has an id, a log line and a count too. It costs per request, so the label objects are
-looked up once per (route, method, status) and kept (see docs/benchmarks.md for the
+HTTP) has an id, a log line and a count too. It costs per request (see docs/benchmarks.md for the
 measurement).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2m import logs, metrics
+from m2m import logs, metrics, request_tally
 from m2m.audit import request_id_from
 from m2m.health import PROBE_PATHS
 
@@ -65,13 +64,6 @@ def route_template(scope: Scope) -> str:
     return "/".join(segments)
 
 
-def _labelled(metric: MetricWrapperBase, cache: dict[Any, Any], *labels: str) -> Any:
-    child = cache.get(labels)
-    if child is None:
-        child = cache[labels] = metric.labels(*labels)
-    return child
-
-
 POOL_SAMPLE_SECONDS = 1.0  # how often the connections in use are sampled, at most
 
 
@@ -90,14 +82,12 @@ class Observe:
         self.count = count
         self._pool_in_use = pool_in_use
         self._pool_sampled_at = 0.0
-        self._requests: dict[Any, Any] = {}
-        self._durations: dict[Any, Any] = {}
-        self._auth_failures: dict[Any, Any] = {}
-        self._throttled: dict[Any, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            if scope["type"] == "lifespan" and self.count:
+                request_tally.REQUESTS.flush()  # the app has stopped: its last requests
             return
         started = time.perf_counter()
         headers = scope["headers"]
@@ -131,21 +121,16 @@ class Observe:
             route = route_template(scope)
             method = scope["method"]
             if self.count:
-                self._count(route, method, status, duration)
+                if request_tally.REQUESTS.add(route, method, status, duration):
+                    asyncio.get_running_loop().call_later(
+                        request_tally.FLUSH_SECONDS, request_tally.REQUESTS.flush
+                    )
                 if started - self._pool_sampled_at > POOL_SAMPLE_SECONDS:
                     self._pool_sampled_at = started
                     metrics.DB_CONNECTIONS_IN_USE.set(self._pool_in_use())
             level = logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO
             if access_log.isEnabledFor(level):
                 self._log(scope, level, route, status, duration, context.account_id)
-
-    def _count(self, route: str, method: str, status: int, duration: float) -> None:
-        _labelled(metrics.HTTP_REQUESTS, self._requests, route, method, str(status)).inc()
-        _labelled(metrics.HTTP_DURATION, self._durations, route, method).observe(duration)
-        if status == 401:
-            _labelled(metrics.AUTH_FAILURES, self._auth_failures, route).inc()
-        elif status == 429:
-            _labelled(metrics.THROTTLED, self._throttled, route).inc()
 
     def _log(
         self,
