@@ -559,19 +559,21 @@ def _usage_counters() -> list[Column[int]]:
 
 # Usage aggregates, kept as records arrive (``storage.usage``): per SIM and UTC hour, and per
 # SIM and the account's day and month (the thresholds' periods, and the reads by day and month
-# without summing hours). Only hours with usage have rows. ``account_id`` is copied in so that
-# an account's usage over a period is one index range.
+# without summing hours). Only hours with usage have rows. Days and months copy ``account_id``
+# in, so that an account's usage over a period is one index range; hours are read per SIM only,
+# so they carry no account and no second index (the largest table, and the most written: each
+# index is a B-tree written per row). On SQLite they are WITHOUT ROWID tables: the primary key
+# is the table, not an index beside it.
 usage_hourly = Table(
     "usage_hourly",
     metadata,
     Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), primary_key=True),
     Column("hour", UTCDateTime, primary_key=True),
-    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     *_usage_counters(),
     Column("records", Integer, nullable=False, server_default="0"),
     # Records of a SIM that was not Active when they arrived: counted, and flagged.
     Column("inactive_records", Integer, nullable=False, server_default="0"),
-    Index("ix_usage_hourly_account_id_hour", "account_id", "hour"),
+    sqlite_with_rowid=False,
 )
 usage_daily = Table(
     "usage_daily",
@@ -581,6 +583,7 @@ usage_daily = Table(
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     *_usage_counters(),
     Index("ix_usage_daily_account_id_day", "account_id", "day"),
+    sqlite_with_rowid=False,
 )
 usage_monthly = Table(
     "usage_monthly",
@@ -590,6 +593,7 @@ usage_monthly = Table(
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     *_usage_counters(),
     Index("ix_usage_monthly_account_id_month", "account_id", "month"),
+    sqlite_with_rowid=False,
 )
 # A threshold crossing is reported once per SIM, service, period and level: its row is the
 # proof it was (inserted with the event, in one transaction).

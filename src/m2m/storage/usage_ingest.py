@@ -26,14 +26,14 @@ loop in Python with an upsert per aggregate row ran at a tenth of the target (do
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Float, Select, and_, cast, column, func, or_, select, table
+from sqlalchemy import Connection, Date, Float, Select, and_, cast, column, or_, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from m2m.events import EventType, usage_data, version_of
@@ -100,8 +100,11 @@ def ingest(
     result.inactive = int(conn.exec_driver_sql(sql.inactive).scalar() or 0)
     conn.exec_driver_sql(sql.add_hours)
     _stage_periods(conn, sql)
-    for period, add in ((Period.DAILY, sql.add_days), (Period.MONTHLY, sql.add_months)):
-        conn.exec_driver_sql(add)
+    conn.exec_driver_sql(sql.create_shares)
+    for period in (Period.DAILY, Period.MONTHLY):
+        conn.exec_driver_sql(sql.clear_shares)
+        conn.exec_driver_sql(sql.shares[period])
+        conn.exec_driver_sql(sql.add[period])
         for row in conn.execute(_CANDIDATES[period]):
             sim = usage_sim(row)
             start = _date(row.start)
@@ -140,6 +143,7 @@ def _statements(postgresql: bool) -> _Statements:
 class _Statements:
     def __init__(self, postgresql: bool) -> None:
         self.postgresql = postgresql
+        integer = "bigint" if postgresql else "INTEGER"
         sums = ", ".join(f"SUM(s.{c})" for c in COUNTERS)
         if postgresql:
             self.create = (
@@ -158,7 +162,7 @@ class _Statements:
             hour = "to_timestamp(s.epoch / 3600 * 3600)"
             self.create_periods = (
                 "CREATE TEMPORARY TABLE IF NOT EXISTS usage_local_periods (slot bigint, "
-                "zone text, day date, month date) ON COMMIT DELETE ROWS"
+                "zone text, day date, month date, PRIMARY KEY (slot, zone)) ON COMMIT DELETE ROWS"
             )
             self.clear_periods = "TRUNCATE usage_local_periods"
             self.insert_periods = (
@@ -181,7 +185,7 @@ class _Statements:
             hour = "strftime('%Y-%m-%d %H:00:00.000000', s.epoch / 3600 * 3600, 'unixepoch')"
             self.create_periods = (
                 "CREATE TEMPORARY TABLE IF NOT EXISTS usage_local_periods (slot INTEGER, "
-                "zone TEXT, day TEXT, month TEXT)"
+                "zone TEXT, day TEXT, month TEXT, PRIMARY KEY (slot, zone))"
             )
             self.clear_periods = "DELETE FROM usage_local_periods"
             self.insert_periods = (
@@ -198,36 +202,60 @@ class _Statements:
         self.add_hours = _upsert(
             "usage_hourly",
             "hour",
-            f"SELECT s.sim_id, {hour}, s.account_id, {sums}, COUNT(*), SUM(s.inactive) "
+            f"SELECT s.sim_id, {hour}, {sums}, COUNT(*), SUM(s.inactive) "
             "FROM usage_staging s WHERE true "
-            "GROUP BY s.sim_id, s.epoch / 3600 * 3600, s.account_id "
+            "GROUP BY s.sim_id, s.epoch / 3600 * 3600 "
             "ORDER BY s.sim_id, s.epoch / 3600 * 3600",
+            owner=False,
             extra=("records", "inactive_records"),
-        )
-        by_period = (
-            "FROM usage_staging s JOIN accounts a ON a.id = s.account_id "
-            "JOIN usage_local_periods p ON p.slot = s.slot AND p.zone = a.time_zone WHERE true "
         )
         self.zones = (
             "SELECT DISTINCT s.slot, a.time_zone FROM usage_staging s "
             "JOIN accounts a ON a.id = s.account_id"
         )
-        self.add_days = _upsert(
-            "usage_daily",
-            "day",
-            f"SELECT s.sim_id, p.day, s.account_id, {sums} {by_period}"
-            "GROUP BY s.sim_id, p.day, s.account_id ORDER BY s.sim_id, p.day",
+        # The batch's share of each (SIM, day) and (SIM, month), grouped once per period: the
+        # aggregate is added to from it, and the thresholds are judged with it.
+        self.create_shares = (
+            "CREATE TEMPORARY TABLE IF NOT EXISTS usage_shares (sim_id "
+            + integer
+            + ", start "
+            + ("date" if postgresql else "TEXT")
+            + ", account_id "
+            + integer
+            + ", "
+            + ", ".join(f"{c} {integer}" for c in COUNTERS)
+            + ", PRIMARY KEY (sim_id, start))"
+            + (" ON COMMIT DELETE ROWS" if postgresql else "")
         )
-        self.add_months = _upsert(
-            "usage_monthly",
-            "month",
-            f"SELECT s.sim_id, p.month, s.account_id, {sums} {by_period}"
-            "GROUP BY s.sim_id, p.month, s.account_id ORDER BY s.sim_id, p.month",
-        )
+        self.clear_shares = "TRUNCATE usage_shares" if postgresql else "DELETE FROM usage_shares"
+        self.shares = {
+            period: (
+                f"INSERT INTO usage_shares (sim_id, start, account_id, {', '.join(COUNTERS)}) "
+                f"SELECT s.sim_id, p.{key}, s.account_id, {sums} "
+                "FROM usage_staging s JOIN accounts a ON a.id = s.account_id "
+                "JOIN usage_local_periods p ON p.slot = s.slot AND p.zone = a.time_zone "
+                f"GROUP BY s.sim_id, p.{key}, s.account_id"
+            )
+            for period, key in ((Period.DAILY, "day"), (Period.MONTHLY, "month"))
+        }
+        self.add = {
+            period: _upsert(
+                table,
+                key,
+                f"SELECT sim_id, start, account_id, {', '.join(COUNTERS)} FROM usage_shares "
+                "WHERE true ORDER BY sim_id, start",
+            )
+            for period, table, key in (
+                (Period.DAILY, "usage_daily", "day"),
+                (Period.MONTHLY, "usage_monthly", "month"),
+            )
+        }
 
 
-def _upsert(table: str, key: str, source: str, *, extra: tuple[str, ...] = ()) -> str:
-    columns = ("sim_id", key, "account_id", *COUNTERS, *extra)
+def _upsert(
+    table: str, key: str, source: str, *, owner: bool = True, extra: tuple[str, ...] = ()
+) -> str:
+    columns = ("sim_id", key, *(("account_id",) if owner else ()), *COUNTERS, *extra)
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in (*COUNTERS, *extra))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) {source} "
@@ -290,18 +318,11 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-# The staging tables as Core sees them (created by the statements above), for the one query
+# The shares table as Core sees it (created by the statements above), for the one query
 # built with Core: the candidates' thresholds are read out of profiles with JSON paths, which
 # each database spells its own way.
-_STAGED = table(
-    "usage_staging",
-    column("sim_id"),
-    column("account_id"),
-    column("slot"),
-    *(column(c) for c in COUNTERS),
-)
-_LOCAL = table(
-    "usage_local_periods", column("slot"), column("zone"), column("day"), column("month")
+_SHARES = table(
+    "usage_shares", column("sim_id"), column("start", Date), *(column(c) for c in COUNTERS)
 )
 # A pre-filter, in floating point with a margin (the exact judgement is ``m2m.usage.crossed``,
 # in Python): the period total is at least near a warning mark, and was below the limit before.
@@ -315,21 +336,7 @@ _UNITS = {
 
 def _candidates(period: Period) -> Select[Any]:
     aggregate, key = (usage_daily, "day") if period is Period.DAILY else (usage_monthly, "month")
-    shares = (
-        select(
-            _STAGED.c.sim_id,
-            _LOCAL.c[key].label("start"),
-            *(func.sum(_STAGED.c[c]).label(c) for c in COUNTERS),
-        )
-        .select_from(
-            _STAGED.join(accounts, accounts.c.id == _STAGED.c.account_id).join(
-                _LOCAL,
-                and_(_LOCAL.c.slot == _STAGED.c.slot, _LOCAL.c.zone == accounts.c.time_zone),
-            )
-        )
-        .group_by(_STAGED.c.sim_id, _LOCAL.c[key])
-        .subquery("shares")
-    )
+    shares = _SHARES
     thresholds = dict(zip(THRESHOLD_PATHS, THRESHOLD_COLUMNS, strict=True))
     maybe = []
     for service, (counters, per_unit) in _UNITS.items():
@@ -367,8 +374,8 @@ def _candidates(period: Period) -> Select[Any]:
 _CANDIDATES = {period: _candidates(period) for period in Period}
 
 
-# Claiming a batch id, and an alert row, is one statement each that inserts nothing when the row
-# exists; a row comes back when it inserted (RETURNING: psycopg's rowcount is -1 here). Built
+# Claiming a batch id, and alert rows, is one statement that inserts nothing when a row exists;
+# a row comes back for each it inserted (RETURNING: psycopg's rowcount is -1 here). Built
 # once per dialect, as ``storage.idempotency`` builds its claim.
 _CLAIM_BATCH = {
     dialect: module.insert(usage_batches)
@@ -377,7 +384,15 @@ _CLAIM_BATCH = {
     for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _CLAIM_ALERT = {
-    dialect: module.insert(usage_alerts).on_conflict_do_nothing().returning(usage_alerts.c.sim_id)
+    dialect: module.insert(usage_alerts)
+    .on_conflict_do_nothing()
+    .returning(
+        usage_alerts.c.sim_id,
+        usage_alerts.c.service,
+        usage_alerts.c.period,
+        usage_alerts.c.period_start,
+        usage_alerts.c.level,
+    )
     for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 
@@ -387,11 +402,14 @@ def _claim_batch(conn: Connection, batch_id: str, records: int, now: datetime) -
     return conn.execute(_CLAIM_BATCH[conn.dialect.name], values).first() is not None
 
 
-def _first_time(conn: Connection, crossings: Iterable[Crossing], now: datetime) -> list[Crossing]:
-    """The crossings not reported before (each claims its alert row; rare: one statement each)."""
-    first = []
-    for c in crossings:
-        values = {
+def _first_time(conn: Connection, crossings: Sequence[Crossing], now: datetime) -> list[Crossing]:
+    """The crossings not reported before: each claims its alert row, all in one statement
+    (``insertmanyvalues``: a batch crossing thousands of thresholds at once, the first hours of
+    a month, made a statement each a third of the batch's time)."""
+    if not crossings:
+        return []
+    rows = [
+        {
             "sim_id": c.sim.id,
             "service": c.service.value,
             "period": c.period.value,
@@ -400,9 +418,14 @@ def _first_time(conn: Connection, crossings: Iterable[Crossing], now: datetime) 
             "account_id": c.sim.account_id,
             "reached_at": now,
         }
-        if conn.execute(_CLAIM_ALERT[conn.dialect.name], values).first() is not None:
-            first.append(c)
-    return first
+        for c in crossings
+    ]
+    claimed = {tuple(row) for row in conn.execute(_CLAIM_ALERT[conn.dialect.name], rows)}
+    return [
+        c
+        for c in crossings
+        if (c.sim.id, c.service.value, c.period.value, c.period_start, c.level.value) in claimed
+    ]
 
 
 _EVENT_TYPES = {

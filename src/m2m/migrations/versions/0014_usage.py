@@ -28,14 +28,15 @@ def _counters() -> list[sa.Column[int]]:
     ]
 
 
+def _sim(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["sim_id"], ["sim_cards.id"], name=op.f(f"fk_{table}_sim_id_sim_cards"), ondelete="CASCADE"
+    )
+
+
 def _owners(table: str) -> list[sa.ForeignKeyConstraint]:
     return [
-        sa.ForeignKeyConstraint(
-            ["sim_id"],
-            ["sim_cards.id"],
-            name=op.f(f"fk_{table}_sim_id_sim_cards"),
-            ondelete="CASCADE",
-        ),
+        _sim(table),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
@@ -67,15 +68,12 @@ def upgrade() -> None:
         "usage_hourly",
         sa.Column("sim_id", Id, nullable=False),
         sa.Column("hour", UTCDateTime(), nullable=False),
-        sa.Column("account_id", Id, nullable=False),
         *_counters(),
         sa.Column("records", sa.Integer(), server_default="0", nullable=False),
         sa.Column("inactive_records", sa.Integer(), server_default="0", nullable=False),
-        *_owners("usage_hourly"),
+        _sim("usage_hourly"),
         sa.PrimaryKeyConstraint("sim_id", "hour", name=op.f("pk_usage_hourly")),
-    )
-    op.create_index(
-        "ix_usage_hourly_account_id_hour", "usage_hourly", ["account_id", "hour"], unique=False
+        sqlite_with_rowid=False,  # the aggregates' primary key is the table (storage.tables)
     )
     op.create_table(
         "usage_daily",
@@ -85,6 +83,7 @@ def upgrade() -> None:
         *_counters(),
         *_owners("usage_daily"),
         sa.PrimaryKeyConstraint("sim_id", "day", name=op.f("pk_usage_daily")),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_usage_daily_account_id_day", "usage_daily", ["account_id", "day"], unique=False
@@ -97,6 +96,7 @@ def upgrade() -> None:
         *_counters(),
         *_owners("usage_monthly"),
         sa.PrimaryKeyConstraint("sim_id", "month", name=op.f("pk_usage_monthly")),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_usage_monthly_account_id_month",
@@ -146,6 +146,5 @@ def downgrade() -> None:
     op.drop_table("usage_monthly")
     op.drop_index("ix_usage_daily_account_id_day", table_name="usage_daily")
     op.drop_table("usage_daily")
-    op.drop_index("ix_usage_hourly_account_id_hour", table_name="usage_hourly")
     op.drop_table("usage_hourly")
     drop_checked_columns("accounts", _ACCOUNT_COLUMNS)
