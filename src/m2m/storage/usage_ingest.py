@@ -100,9 +100,9 @@ def ingest(
     result.inactive = int(conn.exec_driver_sql(sql.inactive).scalar() or 0)
     conn.exec_driver_sql(sql.add_hours)
     _stage_periods(conn, sql)
-    conn.exec_driver_sql(sql.create_shares)
     for period in (Period.DAILY, Period.MONTHLY):
-        conn.exec_driver_sql(sql.clear_shares)
+        conn.exec_driver_sql(sql.create_shares[period])
+        conn.exec_driver_sql(sql.clear_shares[period])
         conn.exec_driver_sql(sql.shares[period])
         conn.exec_driver_sql(sql.add[period])
         for row in conn.execute(_CANDIDATES[period]):
@@ -131,6 +131,7 @@ def _date(value: object) -> date:
 
 # --- the statements ------------------------------------------------------------------------------
 
+_SHARE_TABLES = {Period.DAILY: "usage_day_shares", Period.MONTHLY: "usage_month_shares"}
 _STAGING_COLUMNS = ("n", "iccid", "imsi", "epoch", "slot", *COUNTERS)
 
 
@@ -213,37 +214,49 @@ class _Statements:
             "SELECT DISTINCT s.slot, a.time_zone FROM usage_staging s "
             "JOIN accounts a ON a.id = s.account_id"
         )
-        # The batch's share of each (SIM, day) and (SIM, month), grouped once per period: the
-        # aggregate is added to from it, and the thresholds are judged with it.
-        self.create_shares = (
-            "CREATE TEMPORARY TABLE IF NOT EXISTS usage_shares (sim_id "
-            + integer
-            + ", start "
-            + ("date" if postgresql else "TEXT")
-            + ", account_id "
-            + integer
-            + ", "
-            + ", ".join(f"{c} {integer}" for c in COUNTERS)
-            + ", PRIMARY KEY (sim_id, start))"
-            + (" ON COMMIT DELETE ROWS" if postgresql else "")
+        # The batch's share of each (SIM, day), grouped once from the records, and of each
+        # (SIM, month), grouped from the days (a handful of rows per SIM, not every record): the
+        # aggregates are added to from them, and the thresholds are judged with them.
+        month_of = (
+            "date_trunc('month', d.start)::date" if postgresql else "substr(d.start, 1, 8) || '01'"
         )
-        self.clear_shares = "TRUNCATE usage_shares" if postgresql else "DELETE FROM usage_shares"
-        self.shares = {
+        self.create_shares = {
             period: (
-                f"INSERT INTO usage_shares (sim_id, start, account_id, {', '.join(COUNTERS)}) "
-                f"SELECT s.sim_id, p.{key}, s.account_id, {sums} "
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_SHARE_TABLES[period]} (sim_id {integer}, "
+                f"start {'date' if postgresql else 'TEXT'}, account_id {integer}, "
+                + ", ".join(f"{c} {integer}" for c in COUNTERS)
+                + ", PRIMARY KEY (sim_id, start))"
+                + (" ON COMMIT DELETE ROWS" if postgresql else "")
+            )
+            for period in Period
+        }
+        self.clear_shares = {
+            period: ("TRUNCATE " if postgresql else "DELETE FROM ") + _SHARE_TABLES[period]
+            for period in Period
+        }
+        share_columns = f"(sim_id, start, account_id, {', '.join(COUNTERS)})"
+        self.shares = {
+            Period.DAILY: (
+                f"INSERT INTO {_SHARE_TABLES[Period.DAILY]} {share_columns} "
+                f"SELECT s.sim_id, p.day, s.account_id, {sums} "
                 "FROM usage_staging s JOIN accounts a ON a.id = s.account_id "
                 "JOIN usage_local_periods p ON p.slot = s.slot AND p.zone = a.time_zone "
-                f"GROUP BY s.sim_id, p.{key}, s.account_id"
-            )
-            for period, key in ((Period.DAILY, "day"), (Period.MONTHLY, "month"))
+                "GROUP BY s.sim_id, p.day, s.account_id"
+            ),
+            Period.MONTHLY: (
+                f"INSERT INTO {_SHARE_TABLES[Period.MONTHLY]} {share_columns} "
+                f"SELECT d.sim_id, {month_of}, d.account_id, "
+                + ", ".join(f"SUM(d.{c})" for c in COUNTERS)
+                + f" FROM {_SHARE_TABLES[Period.DAILY]} d "
+                f"GROUP BY d.sim_id, {month_of}, d.account_id"
+            ),
         }
         self.add = {
             period: _upsert(
                 table,
                 key,
-                f"SELECT sim_id, start, account_id, {', '.join(COUNTERS)} FROM usage_shares "
-                "WHERE true ORDER BY sim_id, start",
+                f"SELECT sim_id, start, account_id, {', '.join(COUNTERS)} "
+                f"FROM {_SHARE_TABLES[period]} WHERE true ORDER BY sim_id, start",
             )
             for period, table, key in (
                 (Period.DAILY, "usage_daily", "day"),
@@ -318,12 +331,13 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-# The shares table as Core sees it (created by the statements above), for the one query
+# The shares tables as Core sees them (created by the statements above), for the one query
 # built with Core: the candidates' thresholds are read out of profiles with JSON paths, which
 # each database spells its own way.
-_SHARES = table(
-    "usage_shares", column("sim_id"), column("start", Date), *(column(c) for c in COUNTERS)
-)
+_SHARES = {
+    period: table(name, column("sim_id"), column("start", Date), *(column(c) for c in COUNTERS))
+    for period, name in _SHARE_TABLES.items()
+}
 # A pre-filter, in floating point with a margin (the exact judgement is ``m2m.usage.crossed``,
 # in Python): the period total is at least near a warning mark, and was below the limit before.
 _MARGIN = 0.999
@@ -336,7 +350,7 @@ _UNITS = {
 
 def _candidates(period: Period) -> Select[Any]:
     aggregate, key = (usage_daily, "day") if period is Period.DAILY else (usage_monthly, "month")
-    shares = _SHARES
+    shares = _SHARES[period]
     thresholds = dict(zip(THRESHOLD_PATHS, THRESHOLD_COLUMNS, strict=True))
     maybe = []
     for service, (counters, per_unit) in _UNITS.items():
