@@ -3,11 +3,14 @@
 aggregates, thresholds judged, beside the ceiling of the same database in the same run.
 
     .venv/bin/python scripts/bench_usage.py [--database sqlite|postgresql] [--sims N]
-                                            [--records N] [--batch N] [--keep]
+                                            [--records N] [--batch N] [--interim-minutes M]
+                                            [--runs N] [--keep]
 
 A fresh database with N Active SIMs of one account (half of them with data thresholds, so the
 crossings are judged for them), then R records spread over the SIMs and over the 24 hours of
-one day (each SIM in several hours, as a mediation system's hourly records are), counted with
+one day at random moments (nearly every record its own SIM and hour: the worst case), or with
+``--interim-minutes M`` one record per SIM every M minutes in time order (a network's interim
+accounting, delivered as it happens), counted with
 ``storage.usage.ingest`` in batches of B (each its own transaction, as the importer does).
 
 The ceiling: the same records written as rows, as fast as the driver writes them (executemany on
@@ -66,11 +69,20 @@ def add_sims(conn: Connection, count: int) -> list[str]:
     return iccids
 
 
-def records(iccids: list[str], total: int, seed: int = 15) -> list[UsageRecord]:
+def records(
+    iccids: list[str], total: int, seed: int = 15, interim_minutes: int = 0
+) -> list[UsageRecord]:
+    """``total`` records: at random moments of the day (every record its own SIM and hour,
+    nearly: the worst case for the aggregates), or with ``interim_minutes`` as a network's
+    interim accounting sends them, a record per SIM every so many minutes, in time order."""
     rng = random.Random(seed)
     found = []
     for n in range(total):
-        started = DAY + timedelta(seconds=rng.randrange(86_400))
+        if interim_minutes:
+            interval = n // len(iccids)
+            started = DAY + timedelta(minutes=interval * interim_minutes, seconds=n % 60)
+        else:
+            started = DAY + timedelta(seconds=rng.randrange(86_400))
         found.append(
             UsageRecord(
                 iccid=iccids[n % len(iccids)],
@@ -139,6 +151,12 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=100_000)
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument(
+        "--interim-minutes",
+        type=int,
+        default=0,
+        help="records in time order, one per SIM every N minutes (default: random moments)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -150,7 +168,7 @@ def main() -> None:
             with engine.begin() as conn:
                 iccids = add_sims(conn, args.sims)
             engine.dispose()
-            found = records(iccids, args.records)
+            found = records(iccids, args.records, interim_minutes=args.interim_minutes)
             batches = [found[i : i + args.batch] for i in range(0, len(found), args.batch)]
             bare_seconds = ceiling(space, batches)
             our_seconds, raised = ingest(space, batches)

@@ -149,6 +149,30 @@ def test_top_consumers_this_month_are_one_call_and_pages_follow_the_link(
     assert by_sms.json()["usage"][0]["ICCID"] == iccids[0]
 
 
+def test_top_consumers_over_several_months_add_each_sims_months_up(
+    api: TestClient, engine: Engine, clock: ManualClock
+) -> None:
+    light, heavy = sandbox_iccids(engine, 2)
+    count(engine, clock, light, (0, Totals(data_up_bytes=300)), (40 * 24, Totals(data_up_bytes=1)))
+    count(
+        engine, clock, heavy, (0, Totals(data_up_bytes=200)), (40 * 24, Totals(data_up_bytes=200))
+    )
+    since = (clock.now() - timedelta(days=40)).date().isoformat()
+    headers = auth(api)
+    this_month = api.get(f"{M2M}/usage", headers=headers).json()["usage"]
+    assert [(row["ICCID"], row["data_up_bytes"]) for row in this_month] == [
+        (light, 300),
+        (heavy, 200),
+    ]
+    both = api.get(f"{M2M}/usage", params={"from": since}, headers=headers)
+    assert both.status_code == 200, both.text
+    rows = both.json()["usage"]
+    assert [(row["ICCID"], row["data_up_bytes"]) for row in rows] == [
+        (heavy, 400),
+        (light, 301),
+    ]
+
+
 def test_usage_by_cost_center_label_and_day(
     api: TestClient, engine: Engine, clock: ManualClock
 ) -> None:

@@ -25,7 +25,7 @@ from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
 from m2m.usage_records import UsageRecord, parse_record, read_csv
 
-CHUNK = 20_000  # records per transaction: short write locks, and little memory
+CHUNK = 50_000  # records per transaction: a write lock of about half a second (docs/benchmarks.md)
 MAX_PROBLEMS = 1_000  # problems reported at most (a wrong file has them on every line)
 BATCH_ID_LENGTH = 100
 

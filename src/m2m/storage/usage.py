@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, func, literal, or_, select
 
 from m2m.storage.tables import (
     accounts,
@@ -194,6 +194,9 @@ def account_usage(
     when ``monthly``), summed per group, sorted by a measure (descending, then by key) or by the
     key; keyset-paged after (measure, key) of the previous page's last row."""
     table, period = (usage_monthly, "month") if monthly else (usage_daily, "day")
+    one_period = (end.replace(day=1) == start) if monthly else (end == start)
+    if group == "sim" and one_period:
+        return _sims_of_one_period(conn, account_id, table, period, start, sort, limit, after)
     source: Any = table
     key: ColumnElement[Any]
     if group == "sim":
@@ -210,7 +213,11 @@ def account_usage(
         key = table.c[period]
     sums = [func.sum(table.c[c]).label(c) for c in COUNTERS]
     query = (
-        select(key.label("key"), func.count(table.c.sim_id.distinct()).label("sims"), *sums)
+        select(
+            key.label("key"),
+            (literal(1) if group == "sim" else func.count(table.c.sim_id.distinct())).label("sims"),
+            *sums,
+        )
         .select_from(source)
         .where(
             table.c.account_id == account_id,
@@ -243,6 +250,49 @@ def account_usage(
             int(row.measure) if measure is not None else None,
         )
         for row in rows
+    ]
+
+
+def _sims_of_one_period(
+    conn: Connection,
+    account_id: int,
+    table: Table,
+    period: str,
+    start: date,
+    sort: str,
+    limit: int,
+    after: tuple[int | None, Any] | None,
+) -> list[GroupUsage]:
+    """``account_usage`` per SIM over one day or month: each SIM has one row of it, so the rows
+    are the groups — no GROUP BY (a top 20 of 1,000,000 SIMs for a month was 1.6 s with it on
+    PostgreSQL, docs/benchmarks.md)."""
+    key = table.c.sim_id
+    query = select(key.label("key"), *(table.c[c] for c in COUNTERS)).where(
+        table.c.account_id == account_id, table.c[period] == start
+    )
+    measure: ColumnElement[Any] | None = None
+    if sort == "key":
+        if after is not None:
+            query = query.where(key > after[1])
+        query = query.order_by(key)
+    else:
+        parts = [table.c[c] for c in MEASURES[sort]]
+        measure = sum(parts[1:], parts[0])
+        query = query.add_columns(measure.label("measure"))
+        if after is not None:
+            last_measure, last_key = after
+            query = query.where(
+                or_(measure < last_measure, and_(measure == last_measure, key > last_key))
+            )
+        query = query.order_by(measure.desc(), key)
+    return [
+        GroupUsage(
+            row.key,
+            1,
+            Totals(*(int(getattr(row, c)) for c in COUNTERS)),
+            int(row.measure) if measure is not None else None,
+        )
+        for row in conn.execute(query.limit(limit))
     ]
 
 
