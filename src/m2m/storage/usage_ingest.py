@@ -104,6 +104,10 @@ def ingest(
         conn.exec_driver_sql(sql.create_shares[period])
         conn.exec_driver_sql(sql.clear_shares[period])
         conn.exec_driver_sql(sql.shares[period])
+        if sql.postgresql:
+            # Temporary tables have no statistics until analysed (autovacuum never sees them):
+            # without, the planner guessed the judging query's join wrong (250 ms, 20 ms after).
+            conn.exec_driver_sql(f"ANALYZE {_SHARE_TABLES[period]}")
         conn.exec_driver_sql(sql.add[period])
         for row in conn.execute(_CANDIDATES[period]):
             sim = usage_sim(row)
