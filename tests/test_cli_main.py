@@ -70,6 +70,7 @@ def test_help_lists_every_subcommand_once_loaded_or_not() -> None:
         "audit",
         "events",
         "usage",
+        "sandbox",
     ]
     for shown in (fresh, after_loading):
         assert re.findall(r"^│ (\w+) ", shown, flags=re.MULTILINE) == expected

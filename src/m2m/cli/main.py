@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "audit": "m2m.cli.audit:audit",
     "events": "m2m.cli.events:app",
     "usage": "m2m.cli.usage:app",
+    "sandbox": "m2m.cli.sandbox:app",
 }
 
 
