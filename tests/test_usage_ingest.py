@@ -12,7 +12,14 @@ from sqlalchemy import Engine, select, update
 from m2m.clock import ManualClock
 from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import accounts, events, sim_cards, usage_daily, usage_hourly
+from m2m.storage.tables import (
+    accounts,
+    events,
+    sim_cards,
+    usage_daily,
+    usage_hourly,
+    usage_monthly,
+)
 from m2m.usage import Totals
 from m2m.usage_records import UsageRecord
 from tests.support.sims import add_active_sims, change_sim
@@ -198,3 +205,69 @@ def test_concurrent_batches_add_up_and_raise_each_mark_once(
         "usage.threshold_reached",
         "usage.limit_exceeded",
     ]
+
+
+def _set_zone(engine: Engine, account_id: int, zone: str) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(update(accounts).where(accounts.c.id == account_id).values(time_zone=zone))
+
+
+def _months(engine: Engine) -> dict[tuple[int, date], tuple[int, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                usage_monthly.c.sim_id,
+                usage_monthly.c.month,
+                usage_monthly.c.data_up_bytes,
+                usage_monthly.c.sms_out,
+            )
+        )
+        return {(r.sim_id, r.month): (r.data_up_bytes, r.sms_out) for r in rows}
+
+
+def _sim_id(engine: Engine, iccid: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(sim_cards.c.id).where(sim_cards.c.iccid == iccid)).scalar_one()
+        )
+
+
+def test_a_month_adds_up_every_day_of_a_batch_and_a_month_end_splits_it(
+    engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A batch spanning several days of a SIM's month adds them all to its month; one within
+    a single day of each account's zone (another path: no grouping) still gives each account
+    its own month when the zones' dates differ."""
+    _set_zone(engine, other_tenant.account_id, "Asia/Tokyo")
+    [a] = [
+        iccid_of(engine, m)
+        for m in add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    ]
+    [b] = [
+        iccid_of(engine, m)
+        for m in add_active_sims(
+            engine, 1, clock.now(), account_id=other_tenant.account_id, first=1
+        )
+    ]
+    late_november = datetime(2026, 11, 30, 15, 30, tzinfo=UTC)  # 00:30 on 1 December in Tokyo
+    ingest(
+        engine,
+        "days",
+        [
+            record(a, datetime(2026, 12, 1, 1, tzinfo=UTC), data_up_bytes=1),
+            record(a, datetime(2026, 12, 2, 1, tzinfo=UTC), data_up_bytes=10, sms_out=1),
+            record(a, datetime(2026, 12, 3, 1, tzinfo=UTC), data_up_bytes=100),
+            record(a, datetime(2026, 11, 30, 23, tzinfo=UTC), data_up_bytes=1000),
+        ],
+    )
+    ingest(
+        engine,
+        "one day each",
+        [record(a, late_november, sms_out=2), record(b, late_november, sms_out=3)],
+    )
+    months = _months(engine)
+    assert months == {
+        (_sim_id(engine, a), date(2026, 12, 1)): (111, 1),
+        (_sim_id(engine, a), date(2026, 11, 1)): (1000, 2),
+        (_sim_id(engine, b), date(2026, 12, 1)): (0, 3),
+    }

@@ -89,8 +89,9 @@ def ingest(
     """Count ``records`` as batch ``batch_id`` in ``conn``'s transaction (see the module)."""
     sql = _statements(conn.dialect.name == "postgresql")
     _stage(conn, sql, records)
-    for statement in sql.resolve:
-        conn.exec_driver_sql(statement)
+    for kind, statement in sql.resolve.items():
+        if any(getattr(record, kind) is not None for record in records):
+            conn.exec_driver_sql(statement)
     unknown = [n for (n,) in conn.exec_driver_sql(sql.unknown)]
     if unknown:
         return IngestResult(unknown=unknown)
@@ -99,11 +100,13 @@ def ingest(
     result = IngestResult(counted=len(records))
     result.inactive = int(conn.exec_driver_sql(sql.inactive).scalar() or 0)
     conn.exec_driver_sql(sql.add_hours)
-    _stage_periods(conn, sql)
+    one_day = _stage_periods(conn, sql)
     for period in (Period.DAILY, Period.MONTHLY):
         conn.exec_driver_sql(sql.create_shares[period])
         conn.exec_driver_sql(sql.clear_shares[period])
-        conn.exec_driver_sql(sql.shares[period])
+        conn.exec_driver_sql(
+            sql.one_day_months if period is Period.MONTHLY and one_day else sql.shares[period]
+        )
         if sql.postgresql:
             # Temporary tables have no statistics until analysed (autovacuum never sees them):
             # without, the planner guessed the judging query's join wrong (250 ms, 20 ms after).
@@ -190,18 +193,20 @@ class _Statements:
             hour = "strftime('%Y-%m-%d %H:00:00.000000', s.epoch / 3600 * 3600, 'unixepoch')"
             self.create_periods = (
                 "CREATE TEMPORARY TABLE IF NOT EXISTS usage_local_periods (slot INTEGER, "
-                "zone TEXT, day TEXT, month TEXT, PRIMARY KEY (slot, zone))"
+                "zone TEXT, day TEXT, month TEXT, PRIMARY KEY (slot, zone)) WITHOUT ROWID"
             )
             self.clear_periods = "DELETE FROM usage_local_periods"
             self.insert_periods = (
                 "INSERT INTO usage_local_periods (slot, zone, day, month) VALUES (?, ?, ?, ?)"
             )
-        self.resolve = [
-            "UPDATE usage_staging SET sim_id = c.id, account_id = c.account_id, "
+        # A statement per kind of identifier, run only when a record of the batch names a SIM so
+        # (each reads the whole staging table).
+        self.resolve = {
+            kind: "UPDATE usage_staging SET sim_id = c.id, account_id = c.account_id, "
             f"inactive = CASE WHEN c.state = 'Active' THEN 0 ELSE 1 END "
             f"FROM sim_cards c WHERE c.{kind} = usage_staging.{kind}"
             for kind in ("iccid", "imsi")
-        ]
+        }
         self.unknown = "SELECT n FROM usage_staging WHERE sim_id IS NULL ORDER BY n"
         self.inactive = "SELECT SUM(inactive) FROM usage_staging"
         self.add_hours = _upsert(
@@ -230,7 +235,7 @@ class _Statements:
                 f"start {'date' if postgresql else 'TEXT'}, account_id {integer}, "
                 + ", ".join(f"{c} {integer}" for c in COUNTERS)
                 + ", PRIMARY KEY (sim_id, start))"
-                + (" ON COMMIT DELETE ROWS" if postgresql else "")
+                + (" ON COMMIT DELETE ROWS" if postgresql else " WITHOUT ROWID")
             )
             for period in Period
         }
@@ -255,6 +260,14 @@ class _Statements:
                 f"GROUP BY d.sim_id, {month_of}, d.account_id"
             ),
         }
+        # A batch within one day of each account's zone (most are: records arrive in time order)
+        # has a day share per SIM, each its SIM's month share as it is: no grouping.
+        self.one_day_months = (
+            f"INSERT INTO {_SHARE_TABLES[Period.MONTHLY]} {share_columns} "
+            f"SELECT d.sim_id, {month_of}, d.account_id, "
+            + ", ".join(f"d.{c}" for c in COUNTERS)
+            + f" FROM {_SHARE_TABLES[Period.DAILY]} d"
+        )
         self.add = {
             period: _upsert(
                 table,
@@ -304,19 +317,23 @@ def _stage(conn: Connection, sql: _Statements, records: Sequence[UsageRecord]) -
     _insert_rows(conn, sql, sql.insert, rows)
 
 
-def _stage_periods(conn: Connection, sql: _Statements) -> None:
-    """The account's day and month of every quarter hour the batch touches, per zone."""
+def _stage_periods(conn: Connection, sql: _Statements) -> bool:
+    """The account's day and month of every quarter hour the batch touches, per zone; whether
+    the batch falls within one day of each zone."""
     conn.exec_driver_sql(sql.create_periods)
     conn.exec_driver_sql(sql.clear_periods)
     rows: list[tuple[Any, ...]] = []
+    days: dict[str, set[date]] = {}
     for slot, zone in conn.exec_driver_sql(sql.zones):
         local = datetime.fromtimestamp(slot * QUARTER_HOUR, _zone(zone)).date()
+        days.setdefault(zone, set()).add(local)
         day, month = local, local.replace(day=1)
         if sql.postgresql:
             rows.append((slot, zone, day, month))
         else:
             rows.append((slot, zone, day.isoformat(), month.isoformat()))
     _insert_rows(conn, sql, sql.insert_periods, rows)
+    return all(len(found) == 1 for found in days.values())
 
 
 def _insert_rows(
