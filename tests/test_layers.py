@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.scenario",
         ),
     ),
-    ("worker", ("m2m.worker", "m2m.worker_setup")),
+    ("worker", ("m2m.worker", "m2m.worker_setup", "m2m.usage_feed")),
     ("services", ("m2m.services", "m2m.health", "m2m.sandbox_controls")),
     ("front-ends", ("m2m.api", "m2m.console")),
     (

@@ -7,15 +7,18 @@ outcome leaves the item to another worker, which calls again), so ``apply`` must
 
 ``Simulator`` is the default: configurable latency and failure rate, plus test SIMs whose
 operations always fail, so that integrators can exercise their error paths.
+
+An adapter may also report the network's usage (``UsageSource``): each worker runs its
+``feed_usage`` and counts every batch it reports (``m2m.usage_feed``; docs/usage.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
@@ -41,6 +44,34 @@ class NetworkResult:
 class NetworkAdapter(Protocol):
     async def apply(self, sim: SimRef, operation: Operation, target: SimState) -> NetworkResult:
         """Bring ``sim`` to ``target`` on the network; idempotent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReceipt:
+    """What became of a batch of usage records an adapter reported."""
+
+    counted: int  # records counted by this report
+    already_counted: int  # records of a batch id counted before (reported again): not again
+    # (record's index, what is wrong): with any, nothing of the batch was counted; correct and
+    # report it again under the same id.
+    problems: tuple[tuple[int, str], ...] = ()
+
+
+# ``await report(batch_id, records)``: each record a mapping with the fields of the usage CSV
+# (docs/usage.md: "iccid" or "imsi", "start", "end", the counters, "network", "country"),
+# times as datetimes or RFC 3339 text. The batch is counted in one transaction, or not at all.
+ReportUsage = Callable[[str, Sequence[Mapping[str, object]]], Awaitable[UsageReceipt]]
+
+
+@runtime_checkable
+class UsageSource(Protocol):
+    async def feed_usage(self, report: ReportUsage) -> None:
+        """Report the network's usage for as long as the worker runs (it is cancelled when the
+        worker stops): await ``report`` with each batch, under an id unique to the batch (the
+        mediation's own), and acknowledge it upstream only once ``report`` has returned. A
+        batch reported again under its id (after a crash, or by another worker running the same
+        feed) is not counted twice. Should it raise, it is started again a little later."""
         ...
 
 

@@ -79,6 +79,18 @@ def import_file(
     return report
 
 
+def batch_id_problem(batch_id: object) -> str | None:
+    """What is wrong with a batch id the mediation system or the adapter gives, if anything."""
+    if (
+        isinstance(batch_id, str)
+        and 0 < len(batch_id) <= BATCH_ID_LENGTH
+        and batch_id.isprintable()
+        and batch_id.isascii()
+    ):
+        return None
+    return f"1 to {BATCH_ID_LENGTH} printable ASCII characters"
+
+
 def ingest_batch(
     engine: Engine, clock: Clock, batch_id: str, raw: Sequence[Mapping[str, object]]
 ) -> UsageReport:

@@ -31,14 +31,14 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from m2m import logs, metrics
+from m2m import logs, metrics, usage_feed
 from m2m.callbacks import dispatch, fanout
 from m2m.callbacks.message import status_message
 from m2m.callbacks.sender import CallbackSender
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
-from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef
+from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef, UsageSource
 from m2m.storage import heartbeats, item_queue, notify, outbox
 from m2m.storage.engine import write_transaction
 
@@ -439,6 +439,8 @@ class Worker:
                 notify.DELIVERIES: self._deliveries_wake.set,
             }
             group.create_task(notify.listen(self._engine, wake, stop))
+            if isinstance(self._adapter, UsageSource):
+                group.create_task(usage_feed.run(self._adapter, self._engine, self._clock, stop))
 
     async def drain(self) -> None:
         """Work until nothing is ready or due now (for tests and one-shot runs)."""

@@ -17,7 +17,7 @@ from m2m.api.schemas import error_responses
 from m2m.errors import BadRequest, InvalidFields, TooManyFailures, Unauthenticated
 from m2m.failure_budget import address_key, credential_key
 from m2m.services import services_of
-from m2m.usage_import import BATCH_ID_LENGTH, ingest_batch
+from m2m.usage_import import BATCH_ID_LENGTH, batch_id_problem, ingest_batch
 
 PREFIX = "/operator/1.0.0"
 MAX_RECORDS = 10_000
@@ -71,13 +71,8 @@ def _batch(raw: bytes) -> tuple[str, list[Any]]:
         raise InvalidFields([("body", 'an object: {"batch_id": …, "records": […]}')])
     problems = []
     batch_id = body.get("batch_id")
-    if not (
-        isinstance(batch_id, str)
-        and 0 < len(batch_id) <= BATCH_ID_LENGTH
-        and batch_id.isprintable()
-        and batch_id.isascii()
-    ):
-        problems.append(("batch_id", f"1 to {BATCH_ID_LENGTH} printable ASCII characters"))
+    if problem := batch_id_problem(batch_id):
+        problems.append(("batch_id", problem))
     records = body.get("records")
     if not isinstance(records, list) or not records:
         problems.append(("records", "a non-empty list of records"))

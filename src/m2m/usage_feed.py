@@ -1,0 +1,86 @@
+"""Usage reported by the network adapter (``m2m.network.UsageSource``): a worker whose adapter
+has a ``feed_usage`` runs it beside its loops and counts each batch it reports as the ingestion
+endpoint does (``usage_import.ingest_batch``: every record checked, then the batch counted in
+one transaction with what the accounts' usage policies do, once per batch id).
+
+The adapter is somebody else's code, so its failures are contained here: a feed that raises is
+logged and started again after ``RESTART_SECONDS``; one that returns has nothing more to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Engine
+
+from m2m.clock import Clock
+from m2m.network import UsageReceipt, UsageSource
+from m2m.usage_import import batch_id_problem, ingest_batch
+
+RESTART_SECONDS = 5.0
+log = logging.getLogger("m2m.usage_feed")
+
+
+class UsageReporter:
+    """The ``report`` an adapter's feed is given."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def __call__(
+        self, batch_id: str, records: Sequence[Mapping[str, object]]
+    ) -> UsageReceipt:
+        if problem := batch_id_problem(batch_id):
+            raise ValueError(f"batch id {batch_id!r}: {problem}")
+        raw = [_as_fields(record) for record in records]
+        report = await asyncio.to_thread(ingest_batch, self._engine, self._clock, batch_id, raw)
+        return UsageReceipt(
+            counted=report.counted,
+            already_counted=report.already_counted,
+            problems=tuple(report.problems),
+        )
+
+
+def _as_fields(record: Mapping[str, object]) -> Mapping[str, object]:
+    # The checks read times as RFC 3339 text (as the CSV and JSON give them); an adapter in
+    # Python has datetimes.
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in record.items()
+    }
+
+
+async def run(
+    source: UsageSource,
+    engine: Engine,
+    clock: Clock,
+    stop: asyncio.Event,
+    *,
+    restart_seconds: float = RESTART_SECONDS,
+) -> None:
+    """Run ``source``'s feed until ``stop`` is set (see the module)."""
+    report = UsageReporter(engine, clock)
+    while not stop.is_set():
+        feed = asyncio.create_task(source.feed_usage(report))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({feed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not feed.done():  # stopping
+            feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feed
+            return
+        if feed.cancelled() or feed.exception() is None:
+            log.info("the network adapter's usage feed ended")
+            return
+        log.error(
+            "the network adapter's usage feed failed; starting it again in %g s",
+            restart_seconds,
+            exc_info=feed.exception(),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), restart_seconds)
