@@ -23,12 +23,13 @@ from typer.testing import CliRunner, Result
 
 from m2m.audit import ADMIN_CLI
 from m2m.callbacks import signing_secret
+from m2m.cli import admin
 from m2m.cli.main import app
 from m2m.clock import ManualClock
 from m2m.identifiers import luhn_check_digit
 from m2m.settings import Settings
 from m2m.storage import audit as audit_store
-from m2m.storage import request_intake
+from m2m.storage import request_intake, usage_ingest
 from m2m.storage.engine import make_engine, write_transaction
 from m2m.storage.migrate import alembic_config, upgrade
 from m2m.storage.tables import (
@@ -39,12 +40,19 @@ from m2m.storage.tables import (
     lifecycle_requests,
     oauth_apps,
     request_items,
+    sim_cards,
+    usage_daily,
+    usage_hourly,
 )
 from m2m.storage.tables import accounts as accounts_table
+from m2m.usage import Totals
+from m2m.usage_records import UsageRecord
 from tests.support.api import get_sim
 from tests.support.audit import AuditWatch, audit_rows, stored_text
 from tests.support.console import console_client, log_in
 from tests.support.constants import SECRET_KEY
+from tests.support.sims import add_active_sims
+from tests.support.tenants import Tenant
 
 Cli = Callable[..., Result]
 
@@ -1088,3 +1096,43 @@ def test_purge_deletes_audit_events_past_retention_and_day_old_idempotency_keys(
     assert "Deleted 0 requests" in result.output
     assert "Deleted 1 audit event recorded before" in result.output
     assert [row["action"] for row in audit_rows(engine)] == ["account.created", "test.10"]
+
+
+def test_purge_deletes_hourly_usage_past_its_retention_only_when_set(
+    engine: Engine, database_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin, "USAGE_PURGE_SIMS", 2)  # several ranges of SIMs
+    now = datetime.now(UTC)
+    msisdns = add_active_sims(engine, 5, now, account_id=tenant.account_id)
+    with engine.connect() as conn:
+        iccids = list(
+            conn.execute(select(sim_cards.c.iccid).where(sim_cards.c.msisdn.in_(msisdns))).scalars()
+        )
+    records = [
+        UsageRecord(iccid, None, now - timedelta(days=age), None, Totals(sms_out=1))
+        for iccid in iccids
+        for age in (40, 2)
+    ]
+    with write_transaction(engine) as conn:
+        usage_ingest.ingest(conn, "hours", records, now)
+
+    def hours() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(usage_hourly)).scalar_one())
+
+    runner = CliRunner()
+    kept = runner.invoke(app, ["admin", "purge", "--json"], env={"M2M_DATABASE_URL": database_url})
+    assert kept.exit_code == 0, kept.output
+    assert "deleted_usage_hours" not in json.loads(kept.output)  # not set: hours are kept
+    assert hours() == 10
+
+    env = {"M2M_DATABASE_URL": database_url, "M2M_USAGE_HOURLY_RETENTION_DAYS": "30"}
+    result = runner.invoke(app, ["admin", "purge"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Deleted 5 hours of SIMs' usage before" in result.output
+    assert hours() == 5
+    with engine.connect() as conn:
+        oldest = conn.execute(select(func.min(usage_hourly.c.hour))).scalar_one()
+        days = conn.execute(select(func.count()).select_from(usage_daily)).scalar_one()
+    assert oldest > now - timedelta(days=30)
+    assert days == 10  # days (and months) are kept

@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         description="After a signing-secret rotation, messages carry the previous secret's "
         "signature too for this long, so receivers can switch secrets without losing any.",
     )
+    usage_hourly_retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36_500,
+        description="Days a SIM's hourly usage is kept (0: for as long as the database is); "
+        "`m2m admin purge` deletes older hours. Days and months are kept.",
+    )
     event_retention_days: int = Field(
         default=30,
         ge=1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -633,6 +633,8 @@ def _when(moment: Any) -> str:
 
 PURGE_BATCH = 200  # rows per transaction: short write locks while the server runs
 EVENT_PURGE_BATCH = 5_000  # events per transaction: plain rows, no cascade
+# SIMs whose old hours one transaction deletes: a month of hours is ~720 rows a SIM.
+USAGE_PURGE_SIMS = 100
 
 
 def _purge_in_batches(delete_batch: Callable[[Any, int], int], size: int = PURGE_BATCH) -> int:
@@ -645,6 +647,17 @@ def _purge_in_batches(delete_batch: Callable[[Any, int], int], size: int = PURGE
         deleted += batch
         if batch < size:
             return deleted
+
+
+def _purge_usage_hours(before: datetime) -> int:
+    """The hours before ``before``, a range of SIMs per transaction (see the storage's)."""
+    deleted = 0
+    next_sim: int | None = 0
+    while next_sim is not None:
+        with write_transaction(_database()) as conn:
+            batch, next_sim = retention.purge_usage_hours(conn, before, next_sim, USAGE_PURGE_SIMS)
+        deleted += batch
+    return deleted
 
 
 def _purge(requests_older_than: int | None, as_json: bool) -> None:
@@ -680,6 +693,16 @@ def _purge(requests_older_than: int | None, as_json: bool) -> None:
         lambda conn, size: retention.purge_event_messages(conn, events_cutoff, size),
         EVENT_PURGE_BATCH,
     )
+    hours_days = load_settings().usage_hourly_retention_days
+    if hours_days:
+        hours_cutoff = now - timedelta(days=hours_days)
+        hours = _purge_usage_hours(hours_cutoff)
+        report["deleted_usage_hours"] = hours
+        report["usage_hours_before"] = hours_cutoff.isoformat()
+        lines.append(
+            f"Deleted {_count(hours, 'hour')} of SIMs' usage before "
+            f"{hours_cutoff:%Y-%m-%d %H:%M} UTC (M2M_USAGE_HOURLY_RETENTION_DAYS)."
+        )
     report["deleted_events"] = events
     report["deleted_event_messages"] = messages
     report["events_before"] = events_cutoff.isoformat()
@@ -732,7 +755,8 @@ def purge(
 ) -> None:
     """Delete what is past its retention: audit events older than M2M_AUDIT_RETENTION_DAYS
     (default 365), events older than M2M_EVENT_RETENTION_DAYS (30), idempotency keys older than
-    24 hours and, with --requests-older-than,
+    24 hours, SIMs' hourly usage older than M2M_USAGE_HOURLY_RETENTION_DAYS (when set) and, with
+    --requests-older-than,
     settled requests (as `m2m admin requests purge`). Run it from a daily timer."""
     _purge(requests_older_than, as_json)
 

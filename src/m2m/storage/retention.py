@@ -17,6 +17,8 @@ from m2m.storage.tables import (
     idempotency_keys,
     lifecycle_requests,
     request_items,
+    sim_cards,
+    usage_hourly,
 )
 
 
@@ -118,3 +120,30 @@ def purge_event_messages(conn: Connection, created_before: datetime, limit: int)
     if doomed:
         conn.execute(delete(callback_deliveries).where(callback_deliveries.c.id.in_(doomed)))
     return len(doomed)
+
+
+def purge_usage_hours(
+    conn: Connection, hour_before: datetime, first_sim_id: int, sims: int
+) -> tuple[int, int | None]:
+    """Delete the hourly usage before ``hour_before`` of the SIMs with ids from
+    ``first_sim_id`` to the next ``sims`` SIMs'. Returns how many rows were deleted and the
+    first SIM id after them (None: no SIM left). By ranges of SIMs, so that each delete reads a
+    range of the primary key (SIM, hour): the hours have no index of their own, which every
+    ingested record would pay for."""
+    ids = list(
+        conn.execute(
+            select(sim_cards.c.id)
+            .where(sim_cards.c.id >= first_sim_id)
+            .order_by(sim_cards.c.id)
+            .limit(sims + 1)
+        ).scalars()
+    )
+    if not ids:
+        return 0, None
+    last = ids[min(sims, len(ids)) - 1]
+    result = conn.execute(
+        delete(usage_hourly).where(
+            usage_hourly.c.sim_id.between(first_sim_id, last), usage_hourly.c.hour < hour_before
+        )
+    )
+    return result.rowcount, ids[sims] if len(ids) > sims else None
