@@ -1,8 +1,10 @@
-"""The overview's chart geometry."""
+"""The console's chart geometry, and how it shows amounts of data."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
 
 from m2m.console import charts
 
@@ -54,3 +56,53 @@ def test_latency_histogram_and_percentiles() -> None:
 def test_success_rate_ignores_messages_still_pending() -> None:
     assert charts.success_rate(9, 1) == 0.9
     assert charts.success_rate(0, 0) is None
+
+
+def test_data_reads_in_decimal_mb_then_gb() -> None:
+    assert charts.data_amount(0) == "0 MB"
+    assert charts.data_amount(1_500_000) == "1.5 MB"
+    assert charts.data_amount(123_456_789) == "123.457 MB"
+    assert charts.data_amount(999_999_999) == "1,000 MB"
+    assert charts.data_amount(1_000_000_000) == "1 GB"
+    assert charts.data_amount(2_345_600_000_000) == "2,345.6 GB"
+    assert charts.data_amount(300) == "< 0.001 MB"  # a few bytes are not nothing
+
+
+def test_the_scale_tops_at_a_round_amount_above_the_largest_day() -> None:
+    assert charts.scale_top(0) == 10_000
+    assert charts.scale_top(11_000_000) == 20_000_000
+    assert charts.scale_top(20_000_000) == 20_000_000
+    assert charts.scale_top(20_000_001) == 50_000_000
+    assert charts.scale_top(3_100_000_000) == 5_000_000_000
+
+
+def test_data_per_day_columns_stand_on_the_scale_with_mondays_labelled() -> None:
+    first = date(2026, 11, 3)  # a Tuesday
+    days = [(first + timedelta(n), 0) for n in range(30)]
+    days[0] = (first, 400_000_000)
+    days[5] = (days[5][0], 1_000_000_000)
+    chart = charts.data_per_day(days)
+    assert len(chart.columns) == 30
+    assert [t.label for t in chart.ticks] == ["0", "500 MB", "1 GB"]
+    bottom, _, top = (t.y for t in chart.ticks)
+    tallest = chart.columns[5]
+    assert (tallest.y, tallest.y + tallest.height) == (top, bottom)  # 1 GB reaches the top
+    assert chart.columns[0].height == pytest.approx(tallest.height * 0.4)
+    assert chart.columns[0].title == "Tue 3 Nov: 400 MB"
+    assert chart.columns[1].height == 0
+    assert chart.columns[0].x >= charts.SCALE_WIDTH  # the scale's labels are left of them
+    assert chart.columns[-1].x + chart.columns[-1].width == charts.WIDTH
+    assert [label.text for label in chart.labels] == ["9 Nov", "16 Nov", "23 Nov", "30 Nov"]
+    assert {label.anchor for label in chart.labels} == {"middle"}
+
+
+def test_day_labels_at_the_charts_edges_stay_inside_it() -> None:
+    monday = date(2026, 11, 2)
+    labels = charts.data_per_day([(monday + timedelta(n), 1) for n in range(15)]).labels
+    assert [(label.text, label.anchor) for label in labels] == [
+        ("2 Nov", "start"),
+        ("9 Nov", "middle"),
+        ("16 Nov", "end"),
+    ]
+    assert labels[0].x == charts.SCALE_WIDTH
+    assert labels[-1].x == charts.WIDTH

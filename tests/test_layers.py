@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.sandbox_usage",
             "m2m.operator_tokens",
             "m2m.usage_views",
+            "m2m.usage_overview",
             "m2m.sandbox",
             "m2m.scenario",
         ),

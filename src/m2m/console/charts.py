@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from m2m.usage import BYTES_PER_MB
 
 WIDTH = 300
 HEIGHT = 120
@@ -102,6 +104,101 @@ def daily_columns(days: Sequence[tuple[str, int]], name: str) -> list[Column]:
         segment = Segment(name, value, y=plot - height, height=height)
         columns.append(Column(label, x=i * width, width=width, segments=[segment]))
     return columns
+
+
+# --- data per day, against a scale ----------------------------------------------------------------
+
+BYTES_PER_GB = 1000 * BYTES_PER_MB  # decimal, as MB are (docs/usage.md, "Units")
+SCALE_WIDTH = 48  # left of the columns: the scale's labels
+PLOT_TOP = 8  # room above the top gridline for its label
+PLOT_BOTTOM = HEIGHT - 20  # room below for the day labels
+SMALLEST_SCALE = 10_000  # bytes: 0.01 MB, so that a chart of a few bytes still reads sensibly
+DAY_LABEL_HALF_WIDTH = 16  # about half of "30 Nov" at the labels' size
+
+
+def data_amount(n_bytes: int) -> str:
+    """Data as the console shows it: MB (1,000,000 bytes), from 1 GB on GB (1,000 MB); at most
+    three decimals, trailing zeros dropped ("1.5 GB", "250 MB")."""
+    if n_bytes >= BYTES_PER_GB:
+        return _decimal(n_bytes / BYTES_PER_GB) + " GB"
+    text = _decimal(n_bytes / BYTES_PER_MB)
+    if n_bytes and text == "0":
+        return "< 0.001 MB"  # a few bytes are not nothing
+    return text + " MB"
+
+
+def _decimal(value: float) -> str:
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def scale_top(value: int) -> int:
+    """The scale's top: the smallest 1, 2 or 5 times a power of ten at or above ``value``, so
+    that its gridlines read as round amounts."""
+    step = SMALLEST_SCALE
+    while True:
+        for multiple in (1, 2, 5):
+            if step * multiple >= value:
+                return step * multiple
+        step *= 10
+
+
+@dataclass(frozen=True, slots=True)
+class DayColumn:
+    title: str  # "Mon 30 Nov: 1.5 GB"
+    value: int  # bytes
+    x: float
+    width: float
+    y: float
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    y: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class DayLabel:
+    x: float
+    anchor: str  # SVG text-anchor: kept inside the chart at its edges
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataChart:
+    columns: list[DayColumn]
+    ticks: list[Tick]  # the scale: 0, half and the top, as gridlines with their amounts
+    labels: list[DayLabel]  # under each Monday's column: weeks are how people count days back
+
+
+def data_per_day(days: Sequence[tuple[date, int]]) -> DataChart:
+    """One column per (day, bytes), in order, against a scale of round amounts."""
+    top = scale_top(max((value for _, value in days), default=0))
+    plot = PLOT_BOTTOM - PLOT_TOP
+    width = (WIDTH - SCALE_WIDTH) / max(1, len(days))
+    columns = []
+    labels = []
+    for i, (day, value) in enumerate(days):
+        height = plot * value / top
+        x = SCALE_WIDTH + i * width
+        title = f"{day:%a} {day.day} {day:%b}: {data_amount(value)}"
+        columns.append(DayColumn(title, value, x, width, PLOT_BOTTOM - height, height))
+        if day.weekday() == 0:
+            labels.append(_day_label(x + width / 2, f"{day.day} {day:%b}"))
+    ticks = [
+        Tick(PLOT_BOTTOM - plot * halves / 2, data_amount(top * halves // 2) if halves else "0")
+        for halves in (0, 1, 2)
+    ]
+    return DataChart(columns, ticks, labels)
+
+
+def _day_label(centre: float, text: str) -> DayLabel:
+    if centre + DAY_LABEL_HALF_WIDTH > WIDTH:
+        return DayLabel(WIDTH, "end", text)
+    if centre - DAY_LABEL_HALF_WIDTH < SCALE_WIDTH:
+        return DayLabel(SCALE_WIDTH, "start", text)
+    return DayLabel(centre, "middle", text)
 
 
 def latency_histogram(latencies_ms: Sequence[int]) -> list[tuple[str, int]]:

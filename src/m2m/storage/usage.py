@@ -310,6 +310,25 @@ def sim_names(
     return {row.id: (row.iccid, row.msisdn) for row in rows}
 
 
+def account_sims(conn: Connection, account_id: int, sim_ids: Sequence[int]) -> dict[int, UsageSim]:
+    """The account's SIMs ``sim_ids`` (another account's are left out) with what their usage is
+    judged by, by id."""
+    if not sim_ids:
+        return {}
+    rows = conn.execute(
+        select(*USAGE_SIM_COLUMNS, *THRESHOLD_COLUMNS)
+        .select_from(sim_cards.join(accounts))
+        .where(sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids)))
+    )
+    return {row.id: usage_sim(row) for row in rows}
+
+
+def account_has_usage(conn: Connection, account_id: int) -> bool:
+    """Whether the account has ever used anything (a monthly row: the index's first entry)."""
+    query = select(usage_monthly.c.sim_id).where(usage_monthly.c.account_id == account_id).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def active_sims_with_thresholds(
     conn: Connection, account_id: int
 ) -> list[tuple[str, int | None, int | None]]:

@@ -1,4 +1,5 @@
-"""The overview: SIMs by state, the last day's requests by outcome, callback delivery."""
+"""The overview: SIMs by state, the last day's requests by outcome, callback delivery, and the
+account's usage (its last 30 days of data, this month's totals and largest data users)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from m2m import usage_overview
 from m2m.console import charts
 from m2m.console.web import SignedIn, render
 from m2m.identifiers import SimState
 from m2m.storage import activity, fleet
+from m2m.usage import SECONDS_PER_MINUTE
 
 router = APIRouter()
 
@@ -22,6 +25,7 @@ async def overview(request: Request, visitor: SignedIn) -> Response:
     by_state = await visitor.read(fleet.sims_by_state, visitor.account_id)
     outcomes = await visitor.read(activity.outcomes_since, visitor.account_id, since)
     deliveries = await visitor.read(activity.deliveries_since, visitor.account_id, since)
+    usage = await visitor.read(usage_overview.usage_overview, visitor.account_id, now)
     state_bars = charts.horizontal_bars([(s.value, by_state.get(s.value, 0)) for s in SimState])
     latency_bars = charts.horizontal_bars(charts.latency_histogram(deliveries.latencies_ms))
     return render(
@@ -40,4 +44,8 @@ async def overview(request: Request, visitor: SignedIn) -> Response:
         p50=charts.percentile(deliveries.latencies_ms, 0.5),
         p95=charts.percentile(deliveries.latencies_ms, 0.95),
         latency_bars=latency_bars,
+        usage=usage,
+        usage_chart=charts.data_per_day(usage.days),
+        usage_30_days=sum(used for _, used in usage.days),
+        seconds_per_minute=SECONDS_PER_MINUTE,
     )

@@ -1,0 +1,110 @@
+"""An account's usage at a glance (the console's overview): its data per day over its last 30
+days, this month's totals, and this month's largest data users against their monthly data
+threshold. Days and months are the account's, in its time zone (docs/usage.md, "Periods").
+
+Read with the account's grouped reads of ``storage.usage`` (those of the API's ``GET /usage``),
+every one of them limited to the account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
+
+from m2m.errors import NotFound
+from m2m.storage import accounts as account_store
+from m2m.storage import usage as usage_store
+from m2m.usage import Period, Service, Totals, day_of
+from m2m.usage_views import ThresholdStanding
+
+DAYS = 30
+TOP_CONSUMERS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """One of the month's largest data users."""
+
+    sim_id: int
+    iccid: str
+    msisdn: str
+    totals: Totals  # this month's
+    monthly_data: ThresholdStanding | None  # None: the profile sets no monthly data threshold
+
+
+@dataclass(frozen=True, slots=True)
+class UsageOverview:
+    time_zone: str
+    month: date  # this month's first day
+    days: list[tuple[date, int]]  # data bytes per day, the last ``DAYS`` of the account's, in order
+    month_totals: Totals
+    top: list[Consumer]  # the largest data users first; only SIMs that used data
+    ever_used: bool  # whether the account has any usage at all, in any month
+
+    @property
+    def shown(self) -> bool:
+        """Whether there is anything to show (otherwise: no usage in the days and month read)."""
+        return any(used for _, used in self.days) or self.month_totals != Totals()
+
+
+def usage_overview(conn: Connection, account_id: int, now: datetime) -> UsageOverview:
+    """The account's overview (see the module), as of ``now``."""
+    account = account_store.get_account(conn, account_id)
+    if account is None:  # deleted while the page was asked for
+        raise NotFound("No such account.")
+    zone = ZoneInfo(account.time_zone)
+    today = day_of(now, zone)
+    first = today - timedelta(days=DAYS - 1)
+    month = today.replace(day=1)
+    per_day = {
+        group.key: group.totals.data_bytes
+        for group in _grouped(conn, account_id, "day", first, today, sort="key", limit=DAYS)
+    }
+    this_month = _grouped(conn, account_id, "month", month, today, sort="key", limit=1)
+    month_totals = this_month[0].totals if this_month else Totals()
+    # Sorted by data, largest first: the first SIM that used no data ends the list.
+    largest = [
+        group
+        for group in _grouped(
+            conn, account_id, "sim", month, today, sort="data", limit=TOP_CONSUMERS
+        )
+        if group.measure
+    ]
+    sims = usage_store.account_sims(conn, account_id, [group.key for group in largest])
+    top = [
+        _consumer(sims[group.key], group.totals, month) for group in largest if group.key in sims
+    ]
+    days = [(day, per_day.get(day, 0)) for day in (first + timedelta(n) for n in range(DAYS))]
+    recent = any(per_day.values()) or month_totals != Totals()
+    ever_used = recent or usage_store.account_has_usage(conn, account_id)
+    return UsageOverview(zone.key, month, days, month_totals, top, ever_used)
+
+
+def _grouped(
+    conn: Connection, account_id: int, group: str, start: date, end: date, *, sort: str, limit: int
+) -> list[usage_store.GroupUsage]:
+    """``storage.usage.account_usage`` over the account's days ``start`` to ``end``: by day from
+    the daily totals, by month and by SIM from this month's monthly totals."""
+    return usage_store.account_usage(
+        conn,
+        account_id,
+        group=group,
+        label_key=None,
+        monthly=group != "day",
+        start=start,
+        end=end,
+        sort=sort,
+        limit=limit,
+        after=None,
+    )
+
+
+def _consumer(sim: usage_store.UsageSim, totals: Totals, month: date) -> Consumer:
+    threshold = sim.thresholds.get((Service.DATA, Period.MONTHLY))
+    standing = None
+    if threshold is not None:
+        used = totals.in_threshold_units(Service.DATA)
+        standing = ThresholdStanding(Service.DATA, Period.MONTHLY, month, threshold, used)
+    return Consumer(sim.id, sim.iccid, sim.msisdn, totals, standing)
