@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from playwright.sync_api import (
 from sqlalchemy import Engine
 
 from m2m.clock import ManualClock
-from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD
+from m2m.sandbox import API_KEY, DEMO_EMAIL, DEMO_PASSWORD, demo_iccid
 from m2m.storage import events as event_store
+from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
+from m2m.usage import Totals
+from m2m.usage_records import UsageRecord
 from tests.support.sims import add_sim
 from tests.support.tenants import make_tenant
 
@@ -471,3 +475,44 @@ def test_the_sim_list_filters_by_a_label(page: Page) -> None:
     page.get_by_label("Label", exact=True).fill("=antwerp")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_text("Filter by a label as key=value")).to_be_visible()
+
+
+def test_the_overview_shows_the_accounts_usage_and_its_largest_users_on_a_phone_too(
+    page: Page, engine: Engine, clock: ManualClock
+) -> None:
+    """Twelve SIMs used data today (the twelfth the most): the overview charts the account's 30
+    days, and lists ten of them, the largest first, each a link to the SIM's page. Nothing on it
+    is refused by the CSP, and it fits a phone's width."""
+    refused: list[str] = []  # a CSP violation is reported as "Refused to …" in the console
+
+    def keep(message: ConsoleMessage) -> None:
+        if message.type == "error" and message.text.startswith("Refused"):
+            refused.append(message.text)
+
+    page.on("console", keep)
+    used = clock.now() - timedelta(minutes=5)
+    records = [
+        UsageRecord(demo_iccid(n), None, used, None, Totals(data_down_bytes=n * 45_000_000))
+        for n in range(1, 13)
+    ]
+    with write_transaction(engine) as conn:
+        assert usage_ingest.ingest(conn, "browser-overview", records, clock.now()).counted == 12
+    log_in(page)
+    expect(page.locator("svg.chart.data-days")).to_be_visible()
+    expect(page.locator("#usage-30-days")).to_have_text("3.51 GB")  # 45 MB times 1 + 2 + … + 12
+    rows = page.locator("table.consumers tbody tr")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("540 MB")
+    expect(rows.first).to_contain_text("32470000012")
+    shot(page, "overview-usage")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    expect(rows).to_have_count(10)
+    assert_on_screen(page, page.locator("table.consumers th", has_text="Used"))
+    assert_on_screen(page, page.locator("svg.chart.data-days"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "overview-usage-phone")
+    rows.first.get_by_role("link", name=demo_iccid(12)).click()
+    expect(page.get_by_role("heading", name="SIM 32470000012")).to_be_visible()
+    assert refused == []
