@@ -44,9 +44,13 @@ class UsageOverview:
     ever_used: bool  # whether the account has any usage at all, in any month
 
     @property
-    def shown(self) -> bool:
-        """Whether there is anything to show (otherwise: no usage in the days and month read)."""
-        return any(used for _, used in self.days) or self.month_totals != Totals()
+    def has_recent_usage(self) -> bool:
+        """Whether anything was used in the days or the month shown."""
+        return _has_recent_usage(self.days, self.month_totals)
+
+
+def _has_recent_usage(days: list[tuple[date, int]], month_totals: Totals) -> bool:
+    return any(used for _, used in days) or month_totals != Totals()
 
 
 def usage_overview(conn: Connection, account_id: int, now: datetime) -> UsageOverview:
@@ -73,12 +77,15 @@ def usage_overview(conn: Connection, account_id: int, now: datetime) -> UsageOve
         if group.measure
     ]
     sims = usage_store.account_sims(conn, account_id, [group.key for group in largest])
+    # A SIM deleted since its usage was read is left out (its usage went with it).
     top = [
         _consumer(sims[group.key], group.totals, month) for group in largest if group.key in sims
     ]
     days = [(day, per_day.get(day, 0)) for day in (first + timedelta(n) for n in range(DAYS))]
-    recent = any(per_day.values()) or month_totals != Totals()
-    ever_used = recent or usage_store.account_has_usage(conn, account_id)
+    # Only an account without recent usage is asked whether it ever had any.
+    ever_used = _has_recent_usage(days, month_totals) or usage_store.account_has_usage(
+        conn, account_id
+    )
     return UsageOverview(zone.key, month, days, month_totals, top, ever_used)
 
 
