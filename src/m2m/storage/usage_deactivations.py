@@ -1,8 +1,11 @@
 """The usage policy's deactivations (``tables.usage_deactivations``): recorded with the
 deactivation request, and taken up by the worker when their period has ended.
 
-A SIM is due when one of its open rows' period has ended and none of its open rows' still runs
-(a SIM deactivated for its day and its month is back at the month's end). Taking a SIM up
+A SIM is due when one of its open rows' period has ended, none of its open rows' still runs
+(a SIM deactivated for its day and its month is back at the month's end), and it has no
+lifecycle item waiting: its state is then the one its requests left (a deactivation executed
+after the period ended, because the worker was behind, must not find it still Active and leave
+it off for good). Taking a SIM up
 closes all its open rows that have ended, in one ``UPDATE … WHERE closed_at IS NULL``: of two
 workers that saw the same SIM due, the second's update finds the rows closed (PostgreSQL
 re-reads a row a concurrent transaction changed before updating it; SQLite's writers take
@@ -19,7 +22,8 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, exists, insert, select, update
 
-from m2m.storage.tables import accounts, sim_cards, usage_deactivations
+from m2m.storage.leases import DONE
+from m2m.storage.tables import accounts, request_items, sim_cards, usage_deactivations
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +98,19 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
         _later.c.closed_at.is_(None),
         _later.c.period_ends_at > now,
     )
+    # The literal, not a bound value: PostgreSQL then sees the open items' partial index apply.
+    items_waiting = exists().where(
+        request_items.c.sim_id == d.c.sim_id, request_items.c.status != DONE
+    )
     due = (
         conn.execute(
             select(d.c.sim_id)
-            .where(d.c.closed_at.is_(None), d.c.period_ends_at <= now, ~still_running)
+            .where(
+                d.c.closed_at.is_(None),
+                d.c.period_ends_at <= now,
+                ~still_running,
+                ~items_waiting,
+            )
             .distinct()
             .limit(limit)
         )
