@@ -11,9 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
 from m2m import accounts
+from m2m.asgi import create_app
 from m2m.audit import ADMIN_CLI, Actor, ActorKind
 from m2m.clock import ManualClock
 from m2m.identifiers import IdentifierType
@@ -22,14 +24,16 @@ from m2m.lifecycle import Operation
 from m2m.settings import Settings
 from m2m.storage import callback_configs
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import audit_events, usage_daily, usage_deactivations
+from m2m.storage.tables import audit_events, sim_cards, usage_daily, usage_deactivations
 from m2m.usage import Period
 from m2m.usage_policy import reactivate_due
 from m2m.usage_reactivation import period_end, should_reactivate
 from m2m.worker_setup import worker_parts
 from tests.support.receiver import Receiver
+from tests.support.sims import change_sim
 from tests.support.tenants import Tenant
 from tests.support.usage_policy import (
+    DAILY_SMS_LIMIT,
     move_to,
     post,
     requests,
@@ -407,3 +411,36 @@ def test_another_accounts_deactivations_are_left_alone(
             )
         )
         assert still_open.scalars().all() == [other_tenant.account_id]
+
+
+def test_moving_the_sandboxs_clock_a_day_brings_the_sim_back_with_its_callback(
+    settings: Settings, engine: Engine, clock: ManualClock, seeded: None, receiver: Receiver
+) -> None:
+    """An integrator trying the policy out: the served sandbox's worker follows its clock."""
+    served = settings.model_copy(update={"sandbox_control_from_anywhere": True})
+    with engine.connect() as conn:
+        account_id, msisdn, iccid = conn.execute(
+            select(sim_cards.c.account_id, sim_cards.c.msisdn, sim_cards.c.iccid)
+            .where(sim_cards.c.state == "Active")
+            .order_by(sim_cards.c.id)
+            .limit(1)
+        ).one()
+    with write_transaction(engine) as conn:
+        callback_configs.set_callback_config(conn, account_id, receiver.url, {}, clock.now())
+    set_policy(engine, clock, account_id, reactivate=True)
+    change_sim(engine, msisdn, clock.now(), profile=DAILY_SMS_LIMIT)
+
+    def results() -> list[tuple[str, str]]:
+        return [(m["trackingNumber"], m["resultStatus"]) for m in receiver.messages()]
+
+    with TestClient(create_app(served, engine=engine, clock=clock)) as client:
+        [deactivation] = post(engine, clock, iccid, "sandbox")
+        wait_for(lambda: results() == [(deactivation, "Success")], 30, "the deactivation")
+        assert state_of(engine, msisdn) == "Deactivated"
+        moved = client.post("/sandbox/clock", json={"advance": "1d"})
+        assert moved.status_code == 200, moved.text
+        wait_for(lambda: len(results()) == 2, 30, "the reactivation's status message")
+    [_, (operation, reactivation, _)] = requests(engine, account_id)
+    assert operation == "reactivation"
+    assert results()[1] == (reactivation, "Success")
+    assert state_of(engine, msisdn) == "Active"
