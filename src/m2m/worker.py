@@ -1,6 +1,6 @@
 """The worker: executes accepted lifecycle items and delivers their callbacks.
 
-Two loops run side by side in one asyncio task group:
+Three loops run side by side in one asyncio task group:
 
 - **items**: lease a batch of ready items (first in line for their SIM, shared fairly across
   accounts and their requests), decide each (``lifecycle.decide``), ask the network adapter for
