@@ -102,7 +102,10 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
     items_waiting = exists().where(
         request_items.c.sim_id == d.c.sim_id, request_items.c.status != DONE
     )
-    due = (
+    # In the order of the open rows' index, the oldest first; not DISTINCT, which had
+    # PostgreSQL walk the SIM index through every closed row instead (a SIM's few rows that
+    # repeat it are folded here).
+    due = set(
         conn.execute(
             select(d.c.sim_id)
             .where(
@@ -111,11 +114,9 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
                 ~still_running,
                 ~items_waiting,
             )
-            .distinct()
+            .order_by(d.c.period_ends_at)
             .limit(limit)
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
     if not due:
         return []
