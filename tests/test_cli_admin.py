@@ -620,6 +620,31 @@ def test_an_accounts_own_rate_limit_is_set_shown_applied_and_cleared(
     assert "default rate limit" in cli("accounts", "list").stdout
 
 
+def test_reactivation_at_the_next_period_is_set_shown_and_turned_off(cli: Cli) -> None:
+    account_id = new_account(cli)["account_id"]
+    assert account_row(cli, account_id)["usage_reactivate"] is False  # the default
+    shown = as_json(
+        cli(
+            "accounts",
+            "usage-settings",
+            str(account_id),
+            "--policy",
+            "deactivate",
+            "--reactivate-next-period",
+            "--json",
+        )
+    )
+    assert (shown["usage_policy"], shown["usage_reactivate"]) == ("deactivate", True)
+    assert account_row(cli, account_id)["usage_reactivate"] is True
+    # Shown without changing it; the other settings do not touch it.
+    text = cli("accounts", "usage-settings", str(account_id), "--warning-percent", "90").stdout
+    assert "SIMs it deactivated reactivated at the next period" in text
+    cli("accounts", "usage-settings", str(account_id), "--no-reactivate-next-period")
+    assert account_row(cli, account_id)["usage_reactivate"] is False
+    text = cli("accounts", "usage-settings", str(account_id)).stdout
+    assert "SIMs it deactivated not reactivated at the next period" in text
+
+
 @pytest.mark.parametrize(
     ("args", "exit_code", "message"),
     [

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.sim_edit",
             "m2m.sim_query",
             "m2m.usage",
+            "m2m.usage_reactivation",
             "m2m.usage_records",
             "m2m.usage_simulator",
         ),

@@ -4,8 +4,6 @@ audited as "usage policy"); with the default ``notify``, only the events are rai
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import Engine, select
 
@@ -15,25 +13,9 @@ from m2m.clock import ManualClock
 from m2m.errors import BadRequest
 from m2m.settings import Settings
 from m2m.storage.tables import audit_events, lifecycle_requests, request_items, sim_cards
-from m2m.usage_import import ingest_batch
-from tests.support.sims import add_active_sims, change_sim
 from tests.support.tenants import Tenant
+from tests.support.usage_policy import post, sim_over_its_limit
 from tests.support.worker import drain
-
-
-def sim_over_its_limit(engine: Engine, clock: ManualClock, tenant: Tenant) -> tuple[str, str]:
-    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
-    change_sim(engine, msisdn, clock.now(), profile={"SMSService": {"DailyTreshold": 5}})
-    with engine.connect() as conn:
-        iccid = conn.execute(select(sim_cards.c.iccid).where(sim_cards.c.msisdn == msisdn)).scalar()
-    return str(iccid), msisdn
-
-
-def post(engine: Engine, clock: ManualClock, iccid: str, batch: str) -> list[str]:
-    start = (clock.now() - timedelta(minutes=1)).isoformat()
-    report = ingest_batch(engine, clock, batch, [{"iccid": iccid, "start": start, "sms_out": 5}])
-    assert report.problems == []
-    return report.deactivations
 
 
 def test_by_default_reaching_a_threshold_only_notifies(

@@ -199,11 +199,13 @@ def set_usage_settings(
     time_zone: str | None,
     warning_percent: int | None,
     policy: str | None = None,
+    reactivate: bool | None = None,
     actor: Actor,
 ) -> account_store.Account:
     """Set the zone of the account's usage days and months (an IANA name such as
-    ``Europe/Berlin``), the percentage of a threshold at which it is warned, and its policy
-    (``notify``, or ``deactivate`` a SIM that reaches a threshold); None keeps."""
+    ``Europe/Berlin``), the percentage of a threshold at which it is warned, its policy
+    (``notify``, or ``deactivate`` a SIM that reaches a threshold) and whether the SIMs the
+    policy deactivated are reactivated when their period ends; None keeps."""
     if policy is not None and policy not in USAGE_POLICIES:
         raise BadRequest(f"The usage policy is one of {', '.join(USAGE_POLICIES)}.")
     if time_zone is not None and time_zone not in zoneinfo.available_timezones():
@@ -214,31 +216,37 @@ def set_usage_settings(
         raise BadRequest("The warning percentage must be from 1 to 100.")
     with write_transaction(engine) as conn:
         account = _require_account(conn, account_id)
-        new_zone = account.time_zone if time_zone is None else time_zone
-        new_percent = account.usage_warning_percent if warning_percent is None else warning_percent
-        new_policy = account.usage_policy if policy is None else policy
-        account_store.set_usage_settings(conn, account_id, new_zone, new_percent, new_policy)
-        changes = changes_between(
-            {
-                "time_zone": account.time_zone,
-                "usage_warning_percent": account.usage_warning_percent,
-                "usage_policy": account.usage_policy,
-            },
-            {
-                "time_zone": new_zone,
-                "usage_warning_percent": new_percent,
-                "usage_policy": new_policy,
-            },
+        new = replace(
+            account,
+            time_zone=account.time_zone if time_zone is None else time_zone,
+            usage_warning_percent=(
+                account.usage_warning_percent if warning_percent is None else warning_percent
+            ),
+            usage_policy=account.usage_policy if policy is None else policy,
+            usage_reactivate=account.usage_reactivate if reactivate is None else reactivate,
         )
+        account_store.set_usage_settings(
+            conn,
+            account_id,
+            new.time_zone,
+            new.usage_warning_percent,
+            new.usage_policy,
+            new.usage_reactivate,
+        )
+        changes = changes_between(_usage_settings(account), _usage_settings(new))
         if changes:
             action = "account.usage_settings_set"
             _record(conn, clock, actor, account_id, action, _account(account_id), changes)
-        return replace(
-            account,
-            time_zone=new_zone,
-            usage_warning_percent=new_percent,
-            usage_policy=new_policy,
-        )
+        return new
+
+
+def _usage_settings(account: account_store.Account) -> dict[str, Any]:
+    return {
+        "time_zone": account.time_zone,
+        "usage_warning_percent": account.usage_warning_percent,
+        "usage_policy": account.usage_policy,
+        "usage_reactivate": account.usage_reactivate,
+    }
 
 
 def create_app(

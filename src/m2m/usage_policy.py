@@ -4,10 +4,17 @@ through the normal lifecycle pipeline, in the same transaction as the usage that
 deactivation request per batch and account (a TrackingNumber, items the worker executes, the
 documented status message to the account's callback URL, an audit entry by "usage policy").
 
+Each deactivation is recorded per SIM and period that reached its limit, in the same
+transaction; when the period ends, the worker's step (``reactivate_due``) reactivates the SIM
+the same way if the account asks for it (``usage_reactivate``, see
+``m2m.usage_reactivation``). A SIM the policy deactivated that reaches another period's limit
+(its month's, say, while off for its day) gets no second request: its deactivation is recorded
+for that period too, so that it is back only when the later period ends.
+
 The status messages of these requests carry ``x-callback-token: usage-policy``: nobody sent a
 token for them, and the value tells a receiver what caused them. A SIM that is not Active when
-its limit is reached is left as it is (a request for it would only fail). Reactivating at the
-next period is not automatic yet: the customer (or the operator) reactivates.
+its limit is reached (and not kept off by the policy already) is left as it is: a request for
+it would only fail.
 """
 
 from __future__ import annotations
@@ -22,33 +29,89 @@ from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.intake import Device, accept_request_in
 from m2m.lifecycle import Operation
+from m2m.storage import usage_deactivations as deactivation_store
+from m2m.storage.usage_deactivations import NewDeactivation
 from m2m.storage.usage_ingest import Crossing
 from m2m.usage import Level
+from m2m.usage_reactivation import period_end, should_reactivate
 
 POLICY_CALLBACK_TOKEN = "usage-policy"  # noqa: S105 - a label, not a secret
 USAGE_POLICY = Actor(ActorKind.SYSTEM, "usage policy")
+# SIMs taken up per step of the worker: a transaction of a bounded size (the step repeats
+# while it finds as many).
+REACTIVATION_BATCH = 500
+
+
+def _deactivation(crossing: Crossing) -> NewDeactivation:
+    sim = crossing.sim
+    return NewDeactivation(
+        sim_id=sim.id,
+        account_id=sim.account_id,
+        period=crossing.period.value,
+        period_start=crossing.period_start,
+        period_ends_at=period_end(crossing.period, crossing.period_start, sim.zone),
+    )
 
 
 def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> list[str]:
     """Deactivate what the accounts' policies say (see the module); the TrackingNumbers."""
-    by_account: dict[int, dict[str, None]] = defaultdict(dict)
-    for crossing in crossings:
+    limits = [c for c in crossings if c.level is Level.LIMIT and c.sim.policy == "deactivate"]
+    to_deactivate: dict[int, dict[str, list[NewDeactivation]]] = defaultdict(dict)
+    kept_off = deactivation_store.open_deactivations(
+        conn, (c.sim.id for c in limits if c.sim.state == SimState.DEACTIVATED.value)
+    )
+    extended: dict[str, list[NewDeactivation]] = defaultdict(list)
+    for crossing in limits:
         sim = crossing.sim
-        if (
-            crossing.level is Level.LIMIT
-            and sim.policy == "deactivate"
-            and sim.state == SimState.ACTIVE.value
-        ):
-            by_account[sim.account_id][sim.iccid] = None  # once, in order
-    return [
-        accept_request_in(
+        if sim.state == SimState.ACTIVE.value:
+            # once per SIM, in order; a row per period that reached its limit
+            to_deactivate[sim.account_id].setdefault(sim.iccid, []).append(_deactivation(crossing))
+        elif sim.id in kept_off:
+            extended[kept_off[sim.id]].append(_deactivation(crossing))
+    now = clock.now()
+    for tracking_number, deactivations in extended.items():
+        deactivation_store.record(conn, tracking_number, deactivations, now)
+    tracking_numbers = []
+    for account_id, by_iccid in sorted(to_deactivate.items()):
+        tracking_number = accept_request_in(
             conn,
             clock,
             account_id,
             Operation.DEACTIVATION,
-            [Device(iccid, IdentifierType.ICCID) for iccid in iccids],
+            [Device(iccid, IdentifierType.ICCID) for iccid in by_iccid],
             POLICY_CALLBACK_TOKEN,
             actor=lambda _conn: USAGE_POLICY,
         )
-        for account_id, iccids in sorted(by_account.items())
-    ]
+        deactivations = [d for rows in by_iccid.values() for d in rows]
+        deactivation_store.record(conn, tracking_number, deactivations, now)
+        tracking_numbers.append(tracking_number)
+    return tracking_numbers
+
+
+def reactivate_due(
+    conn: Connection, clock: Clock, limit: int = REACTIVATION_BATCH
+) -> tuple[int, list[str]]:
+    """Take up the SIMs whose deactivation period has ended (at most ``limit``) and reactivate
+    those the accounts still want back, one request per account, on ``conn``'s transaction:
+    (how many SIMs were taken up, the TrackingNumbers). A SIM no longer Deactivated, or of an
+    account that no longer asks, has its rows closed without a request."""
+    due = deactivation_store.claim_due(conn, clock.now(), limit)
+    wanted: dict[int, list[deactivation_store.DueSim]] = defaultdict(list)
+    for sim in due:
+        if should_reactivate(sim.state, sim.account_reactivates):
+            wanted[sim.account_id].append(sim)
+    tracking_numbers = []
+    for account_id, sims in sorted(wanted.items()):
+        tracking_number = accept_request_in(
+            conn,
+            clock,
+            account_id,
+            Operation.REACTIVATION,
+            [Device(sim.iccid, IdentifierType.ICCID) for sim in sims],
+            POLICY_CALLBACK_TOKEN,
+            actor=lambda _conn: USAGE_POLICY,
+        )
+        row_ids = [row_id for sim in sims for row_id in sim.row_ids]
+        deactivation_store.set_reactivation(conn, row_ids, tracking_number)
+        tracking_numbers.append(tracking_number)
+    return len(due), tracking_numbers

@@ -1,6 +1,6 @@
 """The worker: executes accepted lifecycle items and delivers their callbacks.
 
-Two loops run side by side in one asyncio task group:
+Three loops run side by side in one asyncio task group:
 
 - **items**: lease a batch of ready items (first in line for their SIM, shared fairly across
   accounts and their requests), decide each (``lifecycle.decide``), ask the network adapter for
@@ -11,6 +11,9 @@ Two loops run side by side in one asyncio task group:
   lease due callback messages (``callbacks.dispatch``: fair shares per account,
   each account within its in-flight allowance, circuit breakers), POST them concurrently, record
   each attempt, the next retry (``callbacks.retry.next_attempt_at``) and the breakers' moves.
+- **usage reactivations**: once a minute (and when the sandbox's clock moves), take up the SIMs
+  the usage policy deactivated whose period has ended and reactivate them through a request
+  (``usage_policy.reactivate_due``); one indexed query when nothing is due.
 
 Database calls are synchronous (see docs/design-notes.md) and run in threads.
 """
@@ -31,7 +34,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
-from m2m import logs, metrics, usage_feed
+from m2m import logs, metrics, usage_feed, usage_policy
 from m2m.callbacks import dispatch, fanout
 from m2m.callbacks.message import status_message
 from m2m.callbacks.sender import CallbackSender
@@ -44,6 +47,9 @@ from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
 RECORD_EVERY = 0.05  # seconds: finished attempts wait at most about this long to be recorded
+# Seconds between looks for SIMs due back from the usage policy: periods end at midnights, and a
+# minute late is on time for a day's worth of SMS; a look when nothing is due is one index probe.
+REACTIVATION_EVERY = 60.0
 T = TypeVar("T")
 
 
@@ -107,6 +113,7 @@ class Worker:
         self._network_timeout = lease_seconds / 2
         self._items_wake = asyncio.Event()
         self._deliveries_wake = asyncio.Event()
+        self._reactivations_wake = asyncio.Event()
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
         self.started_at = clock.now()
         # When a loop last went round (time.monotonic): the readiness probe's "is it alive".
@@ -129,6 +136,7 @@ class Worker:
         from the worker's event loop."""
         self._items_wake.set()
         self._deliveries_wake.set()
+        self._reactivations_wake.set()  # a period may have ended
 
     async def _db(self, function: Callable[[], T]) -> T:
         return await asyncio.to_thread(function)
@@ -227,6 +235,33 @@ class Worker:
             return NetworkResult(
                 False, f"Network error: the adapter failed ({type(error).__name__})."
             )
+
+    # --- usage reactivations --------------------------------------------------------------
+
+    async def reactivate_usage(self) -> int:
+        """One step of the usage policy's reactivations at the clock's time (see the module);
+        returns how many SIMs it took up (each reactivated, or left as it was found)."""
+
+        def step() -> tuple[int, list[str]]:
+            with write_transaction(self._engine) as conn:
+                return usage_policy.reactivate_due(conn, self._clock)
+
+        taken, tracking_numbers = await self._db(step)
+        if tracking_numbers:
+            log.info("%s: usage reactivations %s", self.name, ", ".join(tracking_numbers))
+            self._items_wake.set()
+        return taken
+
+    async def _reactivations_loop(self, stop: asyncio.Event) -> None:
+        # Not counted as the worker's liveness (``alive_at``): the items and deliveries loops
+        # say whether it is alive; a loop that goes round once a minute would hide them stalling.
+        while not stop.is_set():
+            try:
+                while await self.reactivate_usage() and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("%s: usage reactivation step failed; trying again", self.name)
+            await self._idle(self._reactivations_wake, stop, REACTIVATION_EVERY)
 
     # --- deliveries -----------------------------------------------------------------------
 
@@ -370,12 +405,16 @@ class Worker:
             if not done:
                 await self._idle(wake, stop)
 
-    async def _idle(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+    async def _idle(
+        self, wake: asyncio.Event, stop: asyncio.Event, seconds: float | None = None
+    ) -> None:
         """Wait for a wake-up, a stop, or the polling interval (work of other processes)."""
         wake.clear()
         waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
         _, pending = await asyncio.wait(
-            waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+            waiters,
+            timeout=self._poll if seconds is None else seconds,
+            return_when=asyncio.FIRST_COMPLETED,
         )
         for waiter in pending:
             waiter.cancel()
@@ -434,6 +473,7 @@ class Worker:
             group.create_task(self._beat(stop))
             group.create_task(self._loop(self.process_items, self._items_wake, stop))
             group.create_task(self._deliveries_pipeline(stop))
+            group.create_task(self._reactivations_loop(stop))
             wake = {
                 notify.ITEMS: self._items_wake.set,
                 notify.DELIVERIES: self._deliveries_wake.set,
@@ -444,5 +484,9 @@ class Worker:
 
     async def drain(self) -> None:
         """Work until nothing is ready or due now (for tests and one-shot runs)."""
-        while await self.process_items() or await self.deliver_callbacks():
+        while (
+            await self.process_items()
+            or await self.deliver_callbacks()
+            or await self.reactivate_usage()
+        ):
             pass

@@ -265,9 +265,18 @@ def accounts_usage_settings(
             "threshold, through a lifecycle request).",
         ),
     ] = None,
+    reactivate: Annotated[
+        bool | None,
+        typer.Option(
+            "--reactivate-next-period/--no-reactivate-next-period",
+            help="Reactivate the SIMs the deactivate policy deactivated when their day or month "
+            "ends (through a lifecycle request), or leave that to the customer (the default).",
+        ),
+    ] = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show or set an account's usage settings (time zone, warning percentage, policy)."""
+    """Show or set an account's usage settings (time zone, warning percentage, policy,
+    reactivation at the next period)."""
     with user_errors():
         account = accounts.set_usage_settings(
             _database(),
@@ -276,6 +285,7 @@ def accounts_usage_settings(
             time_zone=time_zone,
             warning_percent=warning_percent,
             policy=policy,
+            reactivate=reactivate,
             actor=ADMIN_CLI,
         )
     if as_json:
@@ -285,13 +295,16 @@ def accounts_usage_settings(
                 "time_zone": account.time_zone,
                 "usage_warning_percent": account.usage_warning_percent,
                 "usage_policy": account.usage_policy,
+                "usage_reactivate": account.usage_reactivate,
             }
         )
     else:
+        back = "reactivated" if account.usage_reactivate else "not reactivated"
         console.print(
             f"Account {account_id}: usage days in {account.time_zone}, "
             f"warned at {account.usage_warning_percent}% of a threshold, "
-            f"policy {account.usage_policy}.",
+            f"policy {account.usage_policy}, "
+            f"SIMs it deactivated {back} at the next period.",
             highlight=False,
         )
 

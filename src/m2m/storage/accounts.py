@@ -48,6 +48,7 @@ class Account:
     time_zone: str = "UTC"  # the zone of its usage days and months
     usage_warning_percent: int = 80  # of a threshold, when usage.threshold_reached is raised
     usage_policy: str = "notify"  # or "deactivate": what reaching a threshold does
+    usage_reactivate: bool = False  # the SIMs the policy deactivated back at the period's end
 
 
 # The columns an ``Account`` holds (the table has more, e.g. its rate limits).
@@ -178,12 +179,22 @@ def set_rate_limit(
 
 
 def set_usage_settings(
-    conn: Connection, account_id: int, time_zone: str, warning_percent: int, policy: str
+    conn: Connection,
+    account_id: int,
+    time_zone: str,
+    warning_percent: int,
+    policy: str,
+    reactivate: bool,
 ) -> bool:
     result = conn.execute(
         update(accounts)
         .where(accounts.c.id == account_id)
-        .values(time_zone=time_zone, usage_warning_percent=warning_percent, usage_policy=policy)
+        .values(
+            time_zone=time_zone,
+            usage_warning_percent=warning_percent,
+            usage_policy=policy,
+            usage_reactivate=reactivate,
+        )
     )
     return result.rowcount == 1
 

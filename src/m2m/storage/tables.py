@@ -99,6 +99,8 @@ accounts = Table(
     Column("usage_warning_percent", Integer, nullable=False, server_default="80"),
     # What reaching a threshold does: notify (events only) or also deactivate the SIM.
     Column("usage_policy", String(16), nullable=False, server_default="notify"),
+    # Whether the SIMs the policy deactivated are reactivated when their period ends.
+    Column("usage_reactivate", Boolean, nullable=False, server_default=false()),
     CheckConstraint("subscription IN ('active', 'suspended')", name="subscription"),
     CheckConstraint("usage_warning_percent BETWEEN 1 AND 100", name="usage_warning_percent"),
     CheckConstraint("rate_limit_per_second > 0", name="rate_limit_per_second"),
@@ -628,4 +630,34 @@ usage_batches = Table(
     Column("batch_id", String(100), primary_key=True),
     Column("records", Integer, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+)
+# Each deactivation the usage policy made (``usage_policy``), per SIM and period that reached its
+# limit: the SIM is due back when ``period_ends_at`` has passed (the account's next midnight or
+# first of the month) and no other of its deactivations still runs. ``closed_at`` is set when the
+# worker took the row up, with the reactivation's TrackingNumber if it made one (NULL: the SIM
+# was no longer Deactivated, or the account no longer asked for it).
+usage_deactivations = Table(
+    "usage_deactivations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("sim_id", Id, ForeignKey("sim_cards.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_ends_at", UTCDateTime, nullable=False),
+    Column("deactivation_tracking_number", String(36), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("reactivation_tracking_number", String(36), nullable=True),
+    # The worker's step, once a minute: the open rows whose period has ended, and nothing else.
+    Index(
+        "ix_usage_deactivations_open_period_ends_at",
+        "period_ends_at",
+        sqlite_where=text("closed_at IS NULL"),
+        postgresql_where=text("closed_at IS NULL"),
+    ),
+    # "Does another deactivation of this SIM still run?", and the SIM's deletion.
+    Index("ix_usage_deactivations_sim_id_period_ends_at", "sim_id", "period_ends_at"),
+    Index("ix_usage_deactivations_account_id", "account_id"),
+    CheckConstraint("period IN ('daily', 'monthly')", name="period"),
 )
