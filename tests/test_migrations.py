@@ -147,3 +147,57 @@ def test_upgrading_from_before_the_account_columns_keeps_every_sim(tmp_path: Pat
     engine.dispose()
     assert sims == 1
     assert limits is None
+
+
+def test_0016_fills_each_accounts_days_from_the_usage_counted_before(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0015")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, name, created_at) VALUES "
+                "(1, 'a', '2026-01-01 00:00:00'), (2, 'b', '2026-01-01 00:00:00')"
+            )
+        )
+        for n, account in enumerate((1, 1, 2)):
+            conn.execute(
+                text(
+                    "INSERT INTO sim_cards (id, account_id, iccid, imsi, msisdn, state, profile,"
+                    " created_at, updated_at) VALUES (:id, :account, :iccid, :imsi, :msisdn,"
+                    " 'Active', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                ),
+                {
+                    "id": n + 1,
+                    "account": account,
+                    "iccid": f"893201800000000000{n}",
+                    "imsi": f"20601200000000{n}",
+                    "msisdn": f"3247000000{n}",
+                },
+            )
+        for sim, account, day, data, sms in [
+            (1, 1, "2026-11-30", 100, 1),
+            (2, 1, "2026-11-30", 20, 0),
+            (1, 1, "2026-12-01", 5, 2),
+            (3, 2, "2026-11-30", 7, 0),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO usage_daily (sim_id, day, account_id, data_up_bytes, sms_out)"
+                    " VALUES (:sim, :day, :account, :data, :sms)"
+                ),
+                {"sim": sim, "day": day, "account": account, "data": data, "sms": sms},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT account_id, day, data_up_bytes, sms_out FROM usage_account_daily"
+                " ORDER BY account_id, day"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        (1, "2026-11-30", 120, 1),
+        (1, "2026-12-01", 5, 2),
+        (2, "2026-11-30", 7, 0),
+    ]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from m2m.clock import ManualClock
+from m2m.storage import usage as usage_store
 from m2m.storage import usage_ingest
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import (
@@ -271,3 +272,38 @@ def test_a_month_adds_up_every_day_of_a_batch_and_a_month_end_splits_it(
         (_sim_id(engine, a), date(2026, 11, 1)): (1000, 2),
         (_sim_id(engine, b), date(2026, 12, 1)): (0, 3),
     }
+
+
+def test_an_accounts_days_add_up_its_sims_and_keep_a_deleted_sims_usage(
+    engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    _set_zone(engine, other_tenant.account_id, "Asia/Tokyo")
+    a, b = (
+        iccid_of(engine, m)
+        for m in add_active_sims(engine, 2, clock.now(), account_id=tenant.account_id)
+    )
+    [c] = [
+        iccid_of(engine, m)
+        for m in add_active_sims(
+            engine, 1, clock.now(), account_id=other_tenant.account_id, first=2
+        )
+    ]
+    evening = datetime(2026, 11, 30, 20, tzinfo=UTC)  # 1 December in Tokyo
+    ingest(engine, "1", [record(a, evening, data_up_bytes=1), record(b, evening, data_up_bytes=10)])
+    ingest(
+        engine, "2", [record(a, NOON, data_up_bytes=100, sms_out=1), record(c, evening, sms_in=3)]
+    )
+    with write_transaction(engine) as conn:
+        conn.execute(sim_cards.delete().where(sim_cards.c.iccid == b))
+    with engine.connect() as conn:
+        days = usage_store.account_days(
+            conn, tenant.account_id, date(2026, 11, 1), date(2026, 12, 31)
+        )
+        theirs = usage_store.account_days(
+            conn, other_tenant.account_id, date(2026, 11, 1), date(2026, 12, 31)
+        )
+    assert days == {
+        date(2026, 11, 30): Totals(data_up_bytes=11),  # b's usage stays in its account's history
+        date(2026, 12, 1): Totals(data_up_bytes=100, sms_out=1),
+    }
+    assert theirs == {date(2026, 12, 1): Totals(sms_in=3)}

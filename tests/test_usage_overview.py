@@ -65,7 +65,7 @@ def use(engine: Engine, *records: tuple[str, datetime, Totals]) -> None:
 
 def set_time_zone(engine: Engine, account_id: int, zone: str) -> None:
     with write_transaction(engine) as conn:
-        assert account_store.set_usage_settings(conn, account_id, zone, 80, "notify")
+        assert account_store.set_usage_settings(conn, account_id, zone, 80, "notify", False)
 
 
 def demo_account(engine: Engine) -> int:

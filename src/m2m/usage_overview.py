@@ -2,8 +2,9 @@
 days, this month's totals, and this month's largest data users against their monthly data
 threshold. Days and months are the account's, in its time zone (docs/usage.md, "Periods").
 
-Read with the account's grouped reads of ``storage.usage`` (those of the API's ``GET /usage``),
-every one of them limited to the account."""
+The days and the month's totals are read from the account's own day rows (``usage_account_daily``,
+a few dozen rows whatever the fleet's size), the largest users with the API's per-SIM read of
+the month; every read is limited to the account."""
 
 from __future__ import annotations
 
@@ -62,26 +63,22 @@ def usage_overview(conn: Connection, account_id: int, now: datetime) -> UsageOve
     today = day_of(now, zone)
     first = today - timedelta(days=DAYS - 1)
     month = today.replace(day=1)
-    per_day = {
-        group.key: group.totals.data_bytes
-        for group in _grouped(conn, account_id, "day", first, today, sort="key", limit=DAYS)
-    }
-    this_month = _grouped(conn, account_id, "month", month, today, sort="key", limit=1)
-    month_totals = this_month[0].totals if this_month else Totals()
+    # The account's own day rows: a few dozen whatever the fleet's size.
+    per_day = usage_store.account_days(conn, account_id, min(first, month), today)
+    month_totals = sum((t for day, t in per_day.items() if day >= month), Totals())
     # Sorted by data, largest first: the first SIM that used no data ends the list.
     largest = [
-        group
-        for group in _grouped(
-            conn, account_id, "sim", month, today, sort="data", limit=TOP_CONSUMERS
-        )
-        if group.measure
+        group for group in _largest_data_users(conn, account_id, month, today) if group.measure
     ]
     sims = usage_store.account_sims(conn, account_id, [group.key for group in largest])
     # A SIM deleted since its usage was read is left out (its usage went with it).
     top = [
         _consumer(sims[group.key], group.totals, month) for group in largest if group.key in sims
     ]
-    days = [(day, per_day.get(day, 0)) for day in (first + timedelta(n) for n in range(DAYS))]
+    days = [
+        (day, per_day[day].data_bytes if day in per_day else 0)
+        for day in (first + timedelta(n) for n in range(DAYS))
+    ]
     # Only an account without recent usage is asked whether it ever had any.
     ever_used = _has_recent_usage(days, month_totals) or usage_store.account_has_usage(
         conn, account_id
@@ -89,21 +86,20 @@ def usage_overview(conn: Connection, account_id: int, now: datetime) -> UsageOve
     return UsageOverview(zone.key, month, days, month_totals, top, ever_used)
 
 
-def _grouped(
-    conn: Connection, account_id: int, group: str, start: date, end: date, *, sort: str, limit: int
+def _largest_data_users(
+    conn: Connection, account_id: int, month: date, today: date
 ) -> list[usage_store.GroupUsage]:
-    """``storage.usage.account_usage`` over the account's days ``start`` to ``end``: by day from
-    the daily totals, by month and by SIM from this month's monthly totals."""
+    """The month's largest data users, from its monthly totals (the API's per-SIM read)."""
     return usage_store.account_usage(
         conn,
         account_id,
-        group=group,
+        group="sim",
         label_key=None,
-        monthly=group != "day",
-        start=start,
-        end=end,
-        sort=sort,
-        limit=limit,
+        monthly=True,
+        start=month,
+        end=today,
+        sort="data",
+        limit=TOP_CONSUMERS,
         after=None,
     )
 

@@ -597,6 +597,17 @@ usage_monthly = Table(
     Index("ix_usage_monthly_account_id_month", "account_id", "month"),
     sqlite_with_rowid=False,
 )
+# The account's usage per day of its own, added to with each batch (from the batch's day shares):
+# the account's days read without summing every SIM's (30 days of a million SIMs were 30,000,000
+# rows). History: it keeps the usage of SIMs deleted since.
+usage_account_daily = Table(
+    "usage_account_daily",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *_usage_counters(),
+    sqlite_with_rowid=False,
+)
 # A threshold crossing is reported once per SIM, service, period and level: its row is the
 # proof it was (inserted with the event, in one transaction).
 usage_alerts = Table(

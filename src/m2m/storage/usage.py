@@ -17,6 +17,7 @@ from m2m.storage.tables import (
     accounts,
     sim_cards,
     sim_labels,
+    usage_account_daily,
     usage_daily,
     usage_hourly,
     usage_monthly,
@@ -321,6 +322,16 @@ def account_sims(conn: Connection, account_id: int, sim_ids: Sequence[int]) -> d
         .where(sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids)))
     )
     return {row.id: usage_sim(row) for row in rows}
+
+
+def account_days(conn: Connection, account_id: int, first: date, last: date) -> dict[date, Totals]:
+    """The account's usage per day from ``first`` to ``last`` (both included) that has any: a
+    range of its own day rows (``usage_account_daily``), whatever the number of SIMs."""
+    table = usage_account_daily
+    query = select(table.c.day, *(table.c[c] for c in COUNTERS)).where(
+        table.c.account_id == account_id, table.c.day >= first, table.c.day <= last
+    )
+    return {row[0]: Totals(*row[1:]) for row in conn.execute(query)}
 
 
 def account_has_usage(conn: Connection, account_id: int) -> bool:

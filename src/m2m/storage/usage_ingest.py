@@ -127,6 +127,9 @@ def ingest(
                     result.crossings.append(
                         Crossing(sim, service, period, start, level, threshold, used)
                     )
+    # Last of the aggregates: on PostgreSQL the account's day row is one all its batches share,
+    # held from here to the commit.
+    conn.exec_driver_sql(sql.add_account_days)
     result.crossings = _first_time(conn, result.crossings, now)
     _record_events(conn, result.crossings, now)
     return result
@@ -267,6 +270,14 @@ class _Statements:
             f"SELECT d.sim_id, {month_of}, d.account_id, "
             + ", ".join(f"d.{c}" for c in COUNTERS)
             + f" FROM {_SHARE_TABLES[Period.DAILY]} d"
+        )
+        self.add_account_days = (
+            "INSERT INTO usage_account_daily (account_id, day, "
+            + ", ".join(COUNTERS)
+            + f") SELECT account_id, start, {', '.join(f'SUM({c})' for c in COUNTERS)} "
+            f"FROM {_SHARE_TABLES[Period.DAILY]} WHERE true GROUP BY account_id, start "
+            "ORDER BY account_id, start ON CONFLICT (account_id, day) DO UPDATE SET "
+            + ", ".join(f"{c} = usage_account_daily.{c} + excluded.{c}" for c in COUNTERS)
         )
         self.add = {
             period: _upsert(
