@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from m2m.asgi import create_app
 from m2m.clock import ManualClock
 from m2m.sandbox import demo_iccid
 from m2m.settings import Settings
+from m2m.storage.tables import accounts
 from tests.support.api import M2M, access_token, auth
 from tests.support.server_process import serving
 from tests.support.servers import M2M_BIN
@@ -107,6 +108,9 @@ def test_a_scenario_replaces_the_previous_one(sandbox: TestClient) -> None:
         ({"accounts": [{**SCENARIO["accounts"][0], "client_id": "sandbox-client"}]}, "client_id"),
         ({"faults": [{"identifier": "1", "kind": "boom"}]}, "kind"),
         ({"unknown": 1}, "unknown"),
+        ({"usage": {"policy": "suspend"}}, "policy"),
+        ({"usage": {"time_zone": "Mars/Olympus"}}, "time zone"),
+        ({"usage": {"warning_percent": 0}}, "warning_percent"),
     ],
 )
 def test_a_wrong_scenario_is_a_422_naming_it_and_changes_nothing(
@@ -162,3 +166,40 @@ def test_serve_refuses_a_wrong_scenario_file_in_one_line(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "not a demo SIM" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_scenario_sets_the_accounts_usage_settings(sandbox: TestClient, engine: Engine) -> None:
+    """An integrator's suite turns the usage policy on (and its reactivation) in the scenario,
+    for the demo account and for another tenant; a reset puts the defaults back."""
+    scenario = {
+        **SCENARIO,
+        "usage": {"policy": "deactivate", "reactivate_next_period": True},
+        "accounts": [
+            {
+                **SCENARIO["accounts"][0],
+                "usage": {"time_zone": "America/New_York", "warning_percent": 90},
+            }
+        ],
+    }
+    assert sandbox.post("/sandbox/scenario", json=scenario).status_code == 204
+
+    def settings() -> dict[str, tuple[str, int, str, bool]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    accounts.c.name,
+                    accounts.c.time_zone,
+                    accounts.c.usage_warning_percent,
+                    accounts.c.usage_policy,
+                    accounts.c.usage_reactivate,
+                )
+            )
+            return {row.name: tuple(row[1:]) for row in rows}
+
+    found = settings()
+    assert found["Second tenant"] == ("America/New_York", 90, "notify", False)
+    assert [v for k, v in found.items() if k != "Second tenant"] == [
+        ("UTC", 80, "deactivate", True)
+    ]
+    assert sandbox.post("/sandbox/reset").status_code == 204
+    assert list(settings().values()) == [("UTC", 80, "notify", False)]

@@ -12,7 +12,8 @@
         {"name": "Second tenant", "client_id": "tenant-b", "client_secret": "tenant-b-secret",
          "api_key": "tenant-b-key", "sims": [...], "callback": {...}}
       ],
-      "faults": [{"identifier": "32470000002", "operation": "deactivation", "count": 1}]
+      "faults": [{"identifier": "32470000002", "operation": "deactivation", "count": 1}],
+      "usage": {"policy": "deactivate", "reactivate_next_period": true}
     }
 
 A SIM of the sandbox account named by a demo MSISDN alone gets that state; any other SIM is
@@ -26,8 +27,10 @@ caller's transaction. Faults are the caller's to set (they live in the process's
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Connection
@@ -80,6 +83,28 @@ class ScenarioCallback(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+class ScenarioUsage(BaseModel):
+    """An account's usage settings (as ``m2m admin accounts usage-settings`` sets them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: str = "UTC"
+    warning_percent: int = Field(default=80, ge=1, le=100)
+    policy: Literal["notify", "deactivate"] = "notify"
+    reactivate_next_period: bool = False
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> ScenarioUsage:
+        if self.time_zone not in _time_zones():
+            raise ValueError(f"unknown time zone {self.time_zone!r} (an IANA name: Europe/Berlin)")
+        return self
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 class ScenarioAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +114,7 @@ class ScenarioAccount(BaseModel):
     api_key: str = Field(min_length=8, max_length=200, pattern=PRINTABLE)
     sims: list[ScenarioSim] = Field(default_factory=list, max_length=MAX_SIMS)
     callback: ScenarioCallback | None = None
+    usage: ScenarioUsage | None = None
 
 
 class Scenario(BaseModel):
@@ -100,6 +126,7 @@ class Scenario(BaseModel):
     callback: ScenarioCallback | None = None
     accounts: list[ScenarioAccount] = Field(default_factory=list, max_length=100)
     faults: list[SandboxFault] = Field(default_factory=list, max_length=1000)
+    usage: ScenarioUsage | None = None  # the demo account's
 
     @model_validator(mode="after")
     def _nothing_twice(self) -> Scenario:
@@ -150,6 +177,7 @@ def apply(conn: Connection, scenario: Scenario, now: datetime) -> None:
     demo = account_store.find_sandbox_account(conn)
     assert demo is not None  # seeded by the reset that comes first
     _sims(conn, demo.id, scenario.sims, now)
+    _usage(conn, demo.id, scenario.usage)
     if scenario.callback:
         callback = scenario.callback
         callback_configs.set_callback_config(conn, demo.id, callback.url, callback.headers, now)
@@ -167,11 +195,24 @@ def apply(conn: Connection, scenario: Scenario, now: datetime) -> None:
             conn, account_id, credentials.digest(account.api_key), account.api_key[:8], now
         )
         _sims(conn, account_id, account.sims, now)
+        _usage(conn, account_id, account.usage)
         if account.callback:
             callback = account.callback
             callback_configs.set_callback_config(
                 conn, account_id, callback.url, callback.headers, now
             )
+
+
+def _usage(conn: Connection, account_id: int, usage: ScenarioUsage | None) -> None:
+    if usage is not None:
+        account_store.set_usage_settings(
+            conn,
+            account_id,
+            usage.time_zone,
+            usage.warning_percent,
+            usage.policy,
+            usage.reactivate_next_period,
+        )
 
 
 def _sims(conn: Connection, account_id: int, sims: list[ScenarioSim], now: datetime) -> None:
