@@ -13,7 +13,11 @@ row each), 90 days of daily rows for 10,000 of them, and one hour of hourly rows
   for 90 days (the SIM and its account, the days, the current day and month for the meters),
   beside the bare primary-key range of the same 90 rows through the driver;
 - ``m2m.usage_views.account_usage``: what ``GET /usage?group_by=sim&sort=data&limit=20`` reads
-  for the month, beside the bare ``ORDER BY data … LIMIT 20`` of the same month's rows.
+  for the month, beside the bare ``ORDER BY data … LIMIT 20`` of the same month's rows;
+- ``m2m.usage_overview.usage_overview``: what the console's overview reads (30 days from the
+  account's day totals, the month's totals, its 10 largest data users), beside the bare sum of
+  the same 30 days over the SIMs' daily rows (what the overview summed before the account's
+  day totals).
 
 Storage: the database's own measure of each aggregate table (``pg_total_relation_size``, or the
 pages SQLite's file grew by when the rows were written) divided by its rows, and what a month of
@@ -34,6 +38,7 @@ from sqlalchemy import Connection, text
 
 from m2m.storage.migrate import upgrade
 from m2m.usage import Granularity
+from m2m.usage_overview import usage_overview
 from m2m.usage_views import account_usage, sim_usage
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -104,6 +109,13 @@ def fill(conn: Connection, postgresql: bool, sims: int) -> int:
             f"FROM {series(postgresql, daily)} WHERE n / {DAYS} + 1 <= {min(DAILY_SIMS, sims)}"
         ),
         {"last": NOW.date(), "account": account_id},
+    )
+    conn.execute(  # the account's days, as the ingest keeps them
+        text(
+            f"INSERT INTO usage_account_daily (account_id, day, {columns}) "
+            f"SELECT account_id, day, {', '.join(f'SUM({c})' for c in columns.split(', '))} "
+            "FROM usage_daily GROUP BY account_id, day"
+        )
     )
     conn.execute(
         text(
@@ -231,6 +243,22 @@ def main() -> None:
             timed(top_ours, args.repeat // 3 or 1),
             timed(top_bare, args.repeat // 3 or 1),
             "1 s on PostgreSQL",
+        )
+
+        def overview_ours() -> object:
+            with engine.connect() as conn:
+                return usage_overview(conn, account_id, NOW)
+
+        overview_bare = bare(
+            "SELECT day, SUM(data_up_bytes + data_down_bytes) FROM usage_daily "
+            "WHERE account_id = :account AND day >= :first AND day <= :last GROUP BY day",
+            {"account": account_id, "first": last_day - timedelta(29), "last": last_day},
+        )
+        line(
+            "console overview (30 days, month, top 10)",
+            timed(overview_ours, args.repeat // 3 or 1),
+            timed(overview_bare, args.repeat // 3 or 1),
+            "(bare: the 30 days summed over the SIMs)",
         )
         with engine.connect() as conn:
             per_row = sizes(conn, postgresql)
