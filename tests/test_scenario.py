@@ -111,6 +111,8 @@ def test_a_scenario_replaces_the_previous_one(sandbox: TestClient) -> None:
         ({"usage": {"policy": "suspend"}}, "policy"),
         ({"usage": {"time_zone": "Mars/Olympus"}}, "time zone"),
         ({"usage": {"warning_percent": 0}}, "warning_percent"),
+        ({"usage": {"warning_percent": "80"}}, "warning_percent"),
+        ({"usage": {"reactivate_next_period": "yes"}}, "reactivate_next_period"),
     ],
 )
 def test_a_wrong_scenario_is_a_422_naming_it_and_changes_nothing(

@@ -84,9 +84,10 @@ class ScenarioCallback(BaseModel):
 
 
 class ScenarioUsage(BaseModel):
-    """An account's usage settings (as ``m2m admin accounts usage-settings`` sets them)."""
+    """An account's usage settings (as ``m2m admin accounts usage-settings`` sets them); JSON's
+    own types only (strict: "true" is not a boolean, "80" not a number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     time_zone: str = "UTC"
     warning_percent: int = Field(default=80, ge=1, le=100)
