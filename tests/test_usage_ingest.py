@@ -208,6 +208,14 @@ def test_concurrent_batches_add_up_and_raise_each_mark_once(
     ]
 
 
+def _new_sims(
+    engine: Engine, clock: ManualClock, tenant: Tenant, count: int, first: int = 0
+) -> list[str]:
+    """``count`` new Active SIMs of the tenant's, by ICCID."""
+    msisdns = add_active_sims(engine, count, clock.now(), account_id=tenant.account_id, first=first)
+    return [iccid_of(engine, msisdn) for msisdn in msisdns]
+
+
 def _set_zone(engine: Engine, account_id: int, zone: str) -> None:
     with write_transaction(engine) as conn:
         conn.execute(update(accounts).where(accounts.c.id == account_id).values(time_zone=zone))
@@ -240,16 +248,8 @@ def test_a_month_adds_up_every_day_of_a_batch_and_a_month_end_splits_it(
     a single day of each account's zone (another path: no grouping) still gives each account
     its own month when the zones' dates differ."""
     _set_zone(engine, other_tenant.account_id, "Asia/Tokyo")
-    [a] = [
-        iccid_of(engine, m)
-        for m in add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
-    ]
-    [b] = [
-        iccid_of(engine, m)
-        for m in add_active_sims(
-            engine, 1, clock.now(), account_id=other_tenant.account_id, first=1
-        )
-    ]
+    [a] = _new_sims(engine, clock, tenant, 1)
+    [b] = _new_sims(engine, clock, other_tenant, 1, first=1)
     late_november = datetime(2026, 11, 30, 15, 30, tzinfo=UTC)  # 00:30 on 1 December in Tokyo
     ingest(
         engine,
@@ -278,16 +278,8 @@ def test_an_accounts_days_add_up_its_sims_and_keep_a_deleted_sims_usage(
     engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     _set_zone(engine, other_tenant.account_id, "Asia/Tokyo")
-    a, b = (
-        iccid_of(engine, m)
-        for m in add_active_sims(engine, 2, clock.now(), account_id=tenant.account_id)
-    )
-    [c] = [
-        iccid_of(engine, m)
-        for m in add_active_sims(
-            engine, 1, clock.now(), account_id=other_tenant.account_id, first=2
-        )
-    ]
+    a, b = _new_sims(engine, clock, tenant, 2)
+    [c] = _new_sims(engine, clock, other_tenant, 1, first=2)
     evening = datetime(2026, 11, 30, 20, tzinfo=UTC)  # 1 December in Tokyo
     ingest(engine, "1", [record(a, evening, data_up_bytes=1), record(b, evening, data_up_bytes=10)])
     ingest(

@@ -20,7 +20,7 @@ it would only fail.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection
 
@@ -73,15 +73,7 @@ def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> li
         deactivation_store.record(conn, tracking_number, deactivations, now)
     tracking_numbers = []
     for account_id, by_iccid in sorted(to_deactivate.items()):
-        tracking_number = accept_request_in(
-            conn,
-            clock,
-            account_id,
-            Operation.DEACTIVATION,
-            [Device(iccid, IdentifierType.ICCID) for iccid in by_iccid],
-            POLICY_CALLBACK_TOKEN,
-            actor=lambda _conn: USAGE_POLICY,
-        )
+        tracking_number = _request(conn, clock, account_id, Operation.DEACTIVATION, by_iccid)
         deactivations = [d for rows in by_iccid.values() for d in rows]
         deactivation_store.record(conn, tracking_number, deactivations, now)
         tracking_numbers.append(tracking_number)
@@ -102,16 +94,25 @@ def reactivate_due(
             wanted[sim.account_id].append(sim)
     tracking_numbers = []
     for account_id, sims in sorted(wanted.items()):
-        tracking_number = accept_request_in(
-            conn,
-            clock,
-            account_id,
-            Operation.REACTIVATION,
-            [Device(sim.iccid, IdentifierType.ICCID) for sim in sims],
-            POLICY_CALLBACK_TOKEN,
-            actor=lambda _conn: USAGE_POLICY,
-        )
+        iccids = [sim.iccid for sim in sims]
+        tracking_number = _request(conn, clock, account_id, Operation.REACTIVATION, iccids)
         row_ids = [row_id for sim in sims for row_id in sim.row_ids]
         deactivation_store.set_reactivation(conn, row_ids, tracking_number)
         tracking_numbers.append(tracking_number)
     return len(due), tracking_numbers
+
+
+def _request(
+    conn: Connection, clock: Clock, account_id: int, operation: Operation, iccids: Iterable[str]
+) -> str:
+    """A lifecycle request of the usage policy's for the account's SIMs ``iccids``: its
+    status messages carry ``POLICY_CALLBACK_TOKEN``, its audit entry the policy as actor."""
+    return accept_request_in(
+        conn,
+        clock,
+        account_id,
+        operation,
+        [Device(iccid, IdentifierType.ICCID) for iccid in iccids],
+        POLICY_CALLBACK_TOKEN,
+        actor=lambda _conn: USAGE_POLICY,
+    )
