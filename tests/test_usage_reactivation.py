@@ -444,3 +444,18 @@ def test_moving_the_sandboxs_clock_a_day_brings_the_sim_back_with_its_callback(
     assert operation == "reactivation"
     assert results()[1] == (reactivation, "Success")
     assert state_of(engine, msisdn) == "Active"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_step_with_nothing_due_takes_no_write_lock(
+    settings: Settings, engine: Engine, clock: ManualClock
+) -> None:
+    """SQLite has one write lock for the database: a step that finds nothing due leaves it to
+    the API's writes (it took it every minute before, and waited for it behind a long import)."""
+
+    async def one_step() -> int:
+        async with worker_parts(settings, engine, clock) as worker:
+            return await worker.reactivate_usage()
+
+    with write_transaction(engine):  # another writer, holding the lock
+        assert asyncio.run(one_step()) == 0

@@ -43,6 +43,7 @@ from m2m.identifiers import IdentifierType, SimState
 from m2m.lifecycle import Decision, Operation, ResultStatus, decide, not_found
 from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef, UsageSource
 from m2m.storage import heartbeats, item_queue, notify, outbox
+from m2m.storage import usage_deactivations as deactivation_store
 from m2m.storage.engine import write_transaction
 
 log = logging.getLogger("m2m.worker")
@@ -243,6 +244,9 @@ class Worker:
         returns how many SIMs it took up (each reactivated, or left as it was found)."""
 
         def step() -> tuple[int, list[str]]:
+            with self._engine.connect() as conn:
+                if not deactivation_store.any_ended(conn, self._clock.now()):
+                    return 0, []
             with write_transaction(self._engine) as conn:
                 return usage_policy.reactivate_due(conn, self._clock)
 

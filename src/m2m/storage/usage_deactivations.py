@@ -90,6 +90,14 @@ def open_deactivations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, st
 _later = usage_deactivations.alias("later")
 
 
+def any_ended(conn: Connection, now: datetime) -> bool:
+    """Whether an open row's period has ended by ``now``: a read of the open rows' index, so
+    that a step with nothing to do takes no write lock (SQLite has one for the database)."""
+    d = usage_deactivations
+    query = select(d.c.id).where(d.c.closed_at.is_(None), d.c.period_ends_at <= now).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
     """Take up to ``limit`` due SIMs (see the module), closing their ended rows at ``now``."""
     d = usage_deactivations
