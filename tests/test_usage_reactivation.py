@@ -88,6 +88,8 @@ def test_only_a_sim_still_deactivated_of_an_account_that_asks_is_reactivated(
     state: str | None, wanted: bool, reactivated: bool
 ) -> None:
     assert should_reactivate(state, wanted) is reactivated
+    # Whatever else holds, a SIM someone else changed since the policy did stays as it is.
+    assert should_reactivate(state, wanted, policy_changed_it_last=False) is False
 
 
 # --- the worker's step, on both databases --------------------------------------------------------
@@ -459,3 +461,30 @@ def test_a_step_with_nothing_due_takes_no_write_lock(
 
     with write_transaction(engine):  # another writer, holding the lock
         assert asyncio.run(one_step()) == 0
+
+
+def test_a_sim_the_customer_turned_on_and_off_again_stays_off(
+    settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """Deactivated by the policy, reactivated by the customer, then deactivated again by the
+    customer (a stolen device): at the period's end it is Deactivated, as the policy left it,
+    but the policy is no longer the last to have changed it, so it stays off."""
+    day, iccid, msisdn, _ = deactivated_at_ten(settings, engine, clock, tenant)
+    for operation in (Operation.REACTIVATION, Operation.DEACTIVATION):
+        accept_request(
+            engine,
+            clock,
+            tenant.account_id,
+            operation,
+            [Device(iccid, IdentifierType.ICCID)],
+            "customer-token",
+            actor=CUSTOMER,
+        )
+        drain(settings, engine, clock)
+    assert state_of(engine, msisdn) == "Deactivated"
+    move_to(clock, new_york(day + timedelta(days=1), 1))
+    drain(settings, engine, clock)
+    assert state_of(engine, msisdn) == "Deactivated"
+    assert [r[0] for r in requests(engine)] == ["deactivation", "reactivation", "deactivation"]
+    [(_, _, _, closed, reactivation)] = rows(engine)
+    assert (closed, reactivation) == (True, None)

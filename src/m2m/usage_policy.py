@@ -90,7 +90,7 @@ def reactivate_due(
     due = deactivation_store.claim_due(conn, clock.now(), limit)
     wanted: dict[int, list[deactivation_store.DueSim]] = defaultdict(list)
     for sim in due:
-        if should_reactivate(sim.state, sim.account_reactivates):
+        if should_reactivate(sim.state, sim.account_reactivates, sim.policy_changed_it_last):
             wanted[sim.account_id].append(sim)
     tracking_numbers = []
     for account_id, sims in sorted(wanted.items()):

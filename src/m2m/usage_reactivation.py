@@ -6,8 +6,9 @@ one, the account's next midnight or first of the month. A SIM deactivated for bo
 its month is back only when the later of them ends (the month): it is not due while any of its
 deactivations still runs.
 
-At that moment it is reactivated only if the account still asks for it, and only if it is still
-Deactivated: a SIM someone reactivated or terminated meanwhile is left as it is.
+At that moment it is reactivated only if the account still asks for it, only if it is still
+Deactivated, and only if nobody else changed it since: a SIM someone reactivated, deactivated or
+terminated meanwhile is left as it is.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def period_end(period: Period, start: date, zone: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
-def should_reactivate(state: str | None, account_wants_it: bool) -> bool:
+def should_reactivate(
+    state: str | None, account_wants_it: bool, policy_changed_it_last: bool = True
+) -> bool:
     """Whether a SIM whose deactivation period has ended gets a reactivation request: only
-    while the account asks for it, and only a SIM still Deactivated (None: gone)."""
-    return account_wants_it and state == SimState.DEACTIVATED.value
+    while the account asks for it, only a SIM still Deactivated (None: gone), and only if the
+    policy's deactivation is the last lifecycle request it had: a SIM the customer reactivated
+    and then deactivated again (a stolen device) stays off."""
+    return account_wants_it and state == SimState.DEACTIVATED.value and policy_changed_it_last

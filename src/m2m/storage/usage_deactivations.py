@@ -20,10 +20,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, exists, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 
 from m2m.storage.leases import DONE
-from m2m.storage.tables import accounts, request_items, sim_cards, usage_deactivations
+from m2m.storage.tables import (
+    accounts,
+    lifecycle_requests,
+    request_items,
+    sim_cards,
+    usage_deactivations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,9 @@ class DueSim:
     state: str
     account_reactivates: bool  # the account's setting now, not when the SIM was deactivated
     row_ids: tuple[int, ...]
+    # Whether the SIM's last lifecycle item is one of these rows' deactivations (not a request of
+    # the customer's, or the console's, made since).
+    policy_changed_it_last: bool = True
 
 
 def record(
@@ -132,13 +141,16 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
         update(d)
         .where(d.c.sim_id.in_(sorted(due)), d.c.closed_at.is_(None), d.c.period_ends_at <= now)
         .values(closed_at=now)
-        .returning(d.c.id, d.c.sim_id)
+        .returning(d.c.id, d.c.sim_id, d.c.deactivation_tracking_number)
     ).all()
     rows: dict[int, list[int]] = defaultdict(list)
-    for row_id, sim_id in closed:
+    policy_requests: dict[int, set[str]] = defaultdict(set)
+    for row_id, sim_id, tracking_number in closed:
         rows[sim_id].append(row_id)
+        policy_requests[sim_id].add(tracking_number)
     if not rows:
         return []  # another worker took them up first
+    last = _last_requests(conn, rows)
     sims = conn.execute(
         select(
             sim_cards.c.id,
@@ -159,9 +171,29 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
             state=sim.state,
             account_reactivates=bool(sim.usage_reactivate),
             row_ids=tuple(sorted(rows[sim.id])),
+            # No item at all: the requests were purged since; nothing says anyone else acted.
+            policy_changed_it_last=last.get(sim.id, None) in (None, *policy_requests[sim.id]),
         )
         for sim in sims
     ]
+
+
+def _last_requests(conn: Connection, sim_ids: Iterable[int]) -> dict[int, str]:
+    """The TrackingNumber of each SIM's last lifecycle item (the (sim_id, id) index's end)."""
+    latest = (
+        select(request_items.c.sim_id, func.max(request_items.c.id).label("item_id"))
+        .where(request_items.c.sim_id.in_(sorted(sim_ids)))
+        .group_by(request_items.c.sim_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(latest.c.sim_id, lifecycle_requests.c.tracking_number).select_from(
+            latest.join(request_items, request_items.c.id == latest.c.item_id).join(
+                lifecycle_requests, lifecycle_requests.c.id == request_items.c.request_id
+            )
+        )
+    )
+    return {row.sim_id: row.tracking_number for row in rows}
 
 
 def set_reactivation(conn: Connection, row_ids: Sequence[int], tracking_number: str) -> None:
