@@ -463,6 +463,24 @@ def test_a_step_with_nothing_due_takes_no_write_lock(
         assert asyncio.run(one_step()) == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sim_off_for_its_month_past_its_day_s_end_takes_no_write_lock(
+    settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """Its day's row has ended but its month's still runs: nothing is due, every minute of the
+    rest of the month."""
+    both = {"SMSService": {"DailyTreshold": 5, "MonthlyTreshold": 5}}
+    day, _, _, _ = deactivated_at_ten(settings, engine, clock, tenant, profile=both)
+    move_to(clock, new_york(day + timedelta(days=1), 1))
+
+    async def one_step() -> int:
+        async with worker_parts(settings, engine, clock) as worker:
+            return await worker.reactivate_usage()
+
+    with write_transaction(engine):  # another writer, holding the lock
+        assert asyncio.run(one_step()) == 0
+
+
 def test_a_sim_the_customer_turned_on_and_off_again_stays_off(
     settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
 ) -> None:

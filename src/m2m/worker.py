@@ -245,7 +245,7 @@ class Worker:
 
         def step() -> tuple[int, list[str]]:
             with self._engine.connect() as conn:
-                if not deactivation_store.any_ended(conn, self._clock.now()):
+                if not deactivation_store.any_due(conn, self._clock.now()):
                     return 0, []
             with write_transaction(self._engine) as conn:
                 return usage_policy.reactivate_due(conn, self._clock)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, exists, func, insert, select, update
 
 from m2m.storage.leases import DONE
 from m2m.storage.tables import (
@@ -99,16 +99,8 @@ def open_deactivations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, st
 _later = usage_deactivations.alias("later")
 
 
-def any_ended(conn: Connection, now: datetime) -> bool:
-    """Whether an open row's period has ended by ``now``: a read of the open rows' index, so
-    that a step with nothing to do takes no write lock (SQLite has one for the database)."""
-    d = usage_deactivations
-    query = select(d.c.id).where(d.c.closed_at.is_(None), d.c.period_ends_at <= now).limit(1)
-    return conn.execute(query).first() is not None
-
-
-def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
-    """Take up to ``limit`` due SIMs (see the module), closing their ended rows at ``now``."""
+def _due(now: datetime, limit: int) -> Select[tuple[int]]:
+    """The due SIMs' ids (see the module), at most ``limit``."""
     d = usage_deactivations
     still_running = exists().where(
         _later.c.sim_id == d.c.sim_id,
@@ -121,20 +113,30 @@ def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
     )
     # In the order of the open rows' index, the oldest first; not DISTINCT, which had
     # PostgreSQL walk the SIM index through every closed row instead (a SIM's few rows that
-    # repeat it are folded here).
-    due = set(
-        conn.execute(
-            select(d.c.sim_id)
-            .where(
-                d.c.closed_at.is_(None),
-                d.c.period_ends_at <= now,
-                ~still_running,
-                ~items_waiting,
-            )
-            .order_by(d.c.period_ends_at)
-            .limit(limit)
-        ).scalars()
+    # repeat it are folded by the caller).
+    return (
+        select(d.c.sim_id)
+        .where(
+            d.c.closed_at.is_(None),
+            d.c.period_ends_at <= now,
+            ~still_running,
+            ~items_waiting,
+        )
+        .order_by(d.c.period_ends_at)
+        .limit(limit)
     )
+
+
+def any_due(conn: Connection, now: datetime) -> bool:
+    """Whether a SIM is due: a read, so that a step with nothing to do takes no write lock
+    (SQLite has one for the database)."""
+    return conn.execute(_due(now, 1)).first() is not None
+
+
+def claim_due(conn: Connection, now: datetime, limit: int) -> list[DueSim]:
+    """Take up to ``limit`` due SIMs (see the module), closing their ended rows at ``now``."""
+    d = usage_deactivations
+    due = set(conn.execute(_due(now, limit)).scalars())
     if not due:
         return []
     closed = conn.execute(
