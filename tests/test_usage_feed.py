@@ -11,10 +11,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from m2m import usage_feed
 from m2m.clock import ManualClock
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
-from m2m.network import NetworkResult, ReportUsage, SimRef, UsageReceipt, UsageSource
+from m2m.network import (
+    BATCH,
+    NetworkResult,
+    ReportUsage,
+    SimRef,
+    Simulator,
+    UsageReceipt,
+    UsageSource,
+)
+from m2m.network_faults import FaultStore, with_faults
 from m2m.settings import Settings
 from m2m.storage.tables import sim_cards, usage_daily
 from m2m.usage_feed import UsageReporter, run
@@ -124,8 +134,71 @@ def test_a_feed_that_fails_is_started_again(
     assert _counted_sms(engine) == 3
 
 
-def test_a_batch_id_that_cannot_be_one_is_refused(engine: Engine, clock: ManualClock) -> None:
+def test_a_batch_id_that_cannot_be_one_is_refused_in_the_receipt(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Not raised: a feed that raised would be started again and report the same batch again."""
     report = UsageReporter(engine, clock)
     for bad in ("", "x" * 101, "tab\there"):
-        with pytest.raises(ValueError, match="printable ASCII"):
-            asyncio.run(report(bad, []))
+        receipt = asyncio.run(report(bad, [{"iccid": "89320180000000000006", "start": "x"}]))
+        assert receipt.counted == 0
+        [(where, problem)] = receipt.problems
+        assert where == BATCH
+        assert "printable ASCII" in problem
+
+
+class Stubborn:
+    """A feed that swallows its first cancellation and goes on (until cancelled again: the
+    event loop's own clean-up, at the test's end)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def feed_usage(self, report: ReportUsage) -> None:
+        self.started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)
+
+
+def test_a_feed_that_will_not_stop_does_not_hold_the_worker(
+    engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(usage_feed, "STOP_SECONDS", 0.05)
+    feed = Stubborn()
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(run(feed, engine, clock, stop))
+        await asyncio.wait_for(feed.started.wait(), 30)
+        stop.set()
+        await asyncio.wait_for(running, 30)  # returns: the feed is left behind, logged
+
+    asyncio.run(work())
+
+
+def test_the_sandbox_s_faults_keep_an_adapter_s_usage_feed(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """``m2m serve --sandbox`` wraps the adapter to meet its faults: a custom adapter's feed
+    still runs through the wrapper (it was lost there), and the simulator stays without one."""
+    [msisdn] = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    start = (clock.now() - timedelta(minutes=5)).isoformat()
+    network = ReportingNetwork(
+        [("via-faults", [{"iccid": _iccid(engine, msisdn), "start": start, "sms_out": 4}])]
+    )
+    wrapped = with_faults(network, FaultStore())
+    assert isinstance(wrapped, UsageSource)
+    assert not isinstance(with_faults(Simulator(), FaultStore()), UsageSource)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        assert isinstance(wrapped, UsageSource)
+        running = asyncio.create_task(run(wrapped, engine, clock, stop))
+        await asyncio.wait_for(network.reported.wait(), 30)
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+    asyncio.run(work())
+    assert _counted_sms(engine) == 4

@@ -25,7 +25,7 @@ from m2m.console.app import create_console
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
-from m2m.network_faults import FaultyNetwork
+from m2m.network_faults import with_faults
 from m2m.observe import Observe
 from m2m.sandbox_usage import simulated_usage
 from m2m.security_headers import SecurityHeaders
@@ -104,7 +104,7 @@ def create_app(
             settings,
             engine,
             services.clock,  # the sandbox's own, which the control API moves
-            FaultyNetwork(network, controls.faults) if controls else network,
+            with_faults(network, controls.faults) if controls else network,
             controls.sent if controls else None,
         ) as worker:
             services.worker = worker

@@ -53,9 +53,12 @@ class UsageReceipt:
 
     counted: int  # records counted by this report
     already_counted: int  # records of a batch id counted before (reported again): not again
-    # (record's index, what is wrong): with any, nothing of the batch was counted; correct and
-    # report it again under the same id.
+    # (record's index, or ``BATCH`` for the batch itself, what is wrong): with any, nothing of
+    # the batch was counted; correct and report it again.
     problems: tuple[tuple[int, str], ...] = ()
+
+
+BATCH = -1  # a problem of the batch as a whole (its id), not of one of its records
 
 
 # ``await report(batch_id, records)``: each record a mapping with the fields of the usage CSV
@@ -73,6 +76,10 @@ class UsageSource(Protocol):
         batch reported again under its id (after a crash, or by another worker running the same
         feed) is not counted twice. Should it raise, it is started again a little later."""
         ...
+
+
+class UsageSourceAdapter(NetworkAdapter, UsageSource, Protocol):
+    """An adapter that also reports usage."""
 
 
 class Simulator:

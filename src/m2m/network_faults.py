@@ -22,7 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from m2m.freetext import WITHOUT_CONTROL_CHARACTERS
 from m2m.identifiers import SimState
 from m2m.lifecycle import Operation
-from m2m.network import TIMEOUT_MESSAGE, NetworkAdapter, NetworkResult, SimRef
+from m2m.network import (
+    TIMEOUT_MESSAGE,
+    NetworkAdapter,
+    NetworkResult,
+    ReportUsage,
+    SimRef,
+    UsageSource,
+    UsageSourceAdapter,
+)
 
 ANY_OPERATION: Final = "*"
 
@@ -169,3 +177,22 @@ class FaultyNetwork:
             return NetworkResult(False, TIMEOUT_MESSAGE)
         await asyncio.sleep(fault.latency_ms / 1000)
         return await self._inner.apply(sim, operation, target)
+
+
+class FaultyUsageNetwork(FaultyNetwork):
+    """``FaultyNetwork`` over an adapter that also reports usage: its feed passes through (the
+    sandbox's faults are about operations, not usage)."""
+
+    def __init__(self, inner: UsageSourceAdapter, faults: FaultStore) -> None:
+        super().__init__(inner, faults)
+        self._source = inner
+
+    async def feed_usage(self, report: ReportUsage) -> None:
+        await self._source.feed_usage(report)
+
+
+def with_faults(inner: NetworkAdapter, faults: FaultStore) -> NetworkAdapter:
+    """``inner`` meeting the sandbox's faults, still a usage source when it is one."""
+    if isinstance(inner, UsageSource):
+        return FaultyUsageNetwork(inner, faults)
+    return FaultyNetwork(inner, faults)

@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import Engine
 
 from m2m.clock import Clock
-from m2m.network import UsageReceipt, UsageSource
+from m2m.network import BATCH, UsageReceipt, UsageSource
 from m2m.usage_import import batch_id_problem, ingest_batch
 
 RESTART_SECONDS = 5.0
+STOP_SECONDS = 5.0  # how long a stopping feed is waited for
 log = logging.getLogger("m2m.usage_feed")
 
 
@@ -35,7 +36,9 @@ class UsageReporter:
         self, batch_id: str, records: Sequence[Mapping[str, object]]
     ) -> UsageReceipt:
         if problem := batch_id_problem(batch_id):
-            raise ValueError(f"batch id {batch_id!r}: {problem}")
+            # A receipt, not an exception: raising would restart the feed, which would report
+            # the same batch again, for ever.
+            return UsageReceipt(0, 0, ((BATCH, f"the batch id: {problem}"),))
         raw = [_as_fields(record) for record in records]
         report = await asyncio.to_thread(ingest_batch, self._engine, self._clock, batch_id, raw)
         return UsageReceipt(
@@ -67,14 +70,17 @@ async def run(
     while not stop.is_set():
         feed = asyncio.create_task(source.feed_usage(report))
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({feed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not feed.done():  # stopping
-            feed.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await feed
+        try:
+            await asyncio.wait({feed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Stopping, or cancelled with the worker's other loops: the feed goes with them.
+            stopped.cancel()
+            if not feed.done():
+                feed.cancel()
+                await _gone(feed)
+        if stop.is_set() or feed.cancelled():
             return
-        if feed.cancelled() or feed.exception() is None:
+        if feed.exception() is None:
             log.info("the network adapter's usage feed ended")
             return
         log.error(
@@ -84,3 +90,14 @@ async def run(
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), restart_seconds)
+
+
+async def _gone(feed: asyncio.Task[None]) -> None:
+    """Wait for a cancelled feed to end, a while at most: an adapter that swallows its
+    cancellation must not hold the worker's stop for ever."""
+    done, _ = await asyncio.wait({feed}, timeout=STOP_SECONDS)
+    if not done:
+        log.error("the network adapter's usage feed did not stop within %g s", STOP_SECONDS)
+    elif not feed.cancelled() and feed.exception() is not None:
+        failure = feed.exception()
+        log.error("the network adapter's usage feed failed as it stopped", exc_info=failure)
