@@ -55,9 +55,6 @@ def _on_sqlite_connect(
     _enable_wal(cursor, busy_timeout)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Temporary tables and sorts in memory, not in a temporary file: the usage ingest stages each
-    # batch in temporary tables (tens of thousands of rows), 7% of its time went to the file.
-    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.close()
 
