@@ -41,6 +41,7 @@ from m2m.storage.tables import (
     oauth_apps,
     request_items,
     sim_cards,
+    usage_account_daily,
     usage_daily,
     usage_hourly,
 )
@@ -1161,3 +1162,51 @@ def test_purge_deletes_hourly_usage_past_its_retention_only_when_set(
         days = conn.execute(select(func.count()).select_from(usage_daily)).scalar_one()
     assert oldest > now - timedelta(days=30)
     assert days == 10  # days (and months) are kept
+
+
+def test_usage_rebuild_account_days_sums_them_again_from_the_sims_days(
+    engine: Engine, database_url: str, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """After an upgrade during which the previous release counted usage without the accounts'
+    day totals, one command puts them right (for one account, or for every one)."""
+    now = datetime.now(UTC)
+    mine = add_active_sims(engine, 2, now, account_id=tenant.account_id)
+    theirs = add_active_sims(engine, 1, now, account_id=other_tenant.account_id, first=2)
+    with engine.connect() as conn:
+        iccids = dict(
+            conn.execute(
+                select(sim_cards.c.msisdn, sim_cards.c.iccid).where(
+                    sim_cards.c.msisdn.in_(mine + theirs)
+                )
+            ).all()
+        )
+    records = [
+        UsageRecord(iccids[msisdn], None, now - timedelta(minutes=5), None, Totals(sms_out=n + 1))
+        for n, msisdn in enumerate(mine + theirs)
+    ]
+    with write_transaction(engine) as conn:
+        usage_ingest.ingest(conn, "before the upgrade", records, now)
+        conn.execute(usage_account_daily.delete())  # as the previous release left them
+
+    def sms_of(account_id: int) -> int | None:
+        with engine.connect() as conn:
+            return conn.execute(
+                select(func.sum(usage_account_daily.c.sms_out)).where(
+                    usage_account_daily.c.account_id == account_id
+                )
+            ).scalar()
+
+    runner = CliRunner()
+    env = {"M2M_DATABASE_URL": database_url}
+    one = runner.invoke(
+        app,
+        ["admin", "usage", "rebuild-account-days", "--account", str(tenant.account_id), "--json"],
+        env=env,
+    )
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.output) == {"account_days": 1}
+    assert (sms_of(tenant.account_id), sms_of(other_tenant.account_id)) == (3, None)
+    every = runner.invoke(app, ["admin", "usage", "rebuild-account-days"], env=env)
+    assert every.exit_code == 0, every.output
+    assert "2 account days summed" in every.output
+    assert (sms_of(tenant.account_id), sms_of(other_tenant.account_id)) == (3, 3)

@@ -35,6 +35,7 @@ from m2m.errors import NotFound
 from m2m.simimport import ImportFileError, import_csv
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs, retention
+from m2m.storage import usage as usage_store
 from m2m.storage.engine import write_transaction
 from m2m.usage_import import UsageFileError
 from m2m.usage_import import import_file as import_usage_file
@@ -565,6 +566,24 @@ def sims_import(
         )
     if report.errors and not skip_invalid:
         raise fail("nothing was imported; fix the rows above or use --skip-invalid", code=1)
+
+
+@usage_app.command("rebuild-account-days")
+def usage_rebuild_account_days(
+    account: Annotated[
+        int | None, typer.Option("--account", help="Only this account (default: every one).")
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Sum the accounts' day totals (the console overview's days) again from their SIMs' days.
+    Run it once every process runs this release, after an upgrade during which the previous
+    release kept counting usage (its batches are not in the accounts' days)."""
+    with write_transaction(_database()) as conn:
+        rows = usage_store.rebuild_account_days(conn, account)
+    if as_json:
+        print_json({"account_days": rows})
+    else:
+        console.print(f"{_count(rows, 'account day')} summed from the SIMs' days.")
 
 
 @usage_app.command("import")

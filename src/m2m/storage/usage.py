@@ -334,6 +334,27 @@ def account_days(conn: Connection, account_id: int, first: date, last: date) -> 
     return {row[0]: Totals(*row[1:]) for row in conn.execute(query)}
 
 
+def rebuild_account_days(conn: Connection, account_id: int | None = None) -> int:
+    """The account's (or every account's) day totals summed again from its SIMs' days, in the
+    caller's transaction; how many day rows there are now. For batches counted without them
+    (by the previous release during an upgrade, docs/usage.md); the usage of SIMs deleted
+    since is no longer in their days, so it leaves the account's too."""
+    days = usage_account_daily
+    sums = [func.sum(usage_daily.c[c]) for c in COUNTERS]
+    source = select(usage_daily.c.account_id, usage_daily.c.day, *sums).group_by(
+        usage_daily.c.account_id, usage_daily.c.day
+    )
+    clear = days.delete()
+    counted = select(func.count()).select_from(days)
+    if account_id is not None:
+        source = source.where(usage_daily.c.account_id == account_id)
+        clear = clear.where(days.c.account_id == account_id)
+        counted = counted.where(days.c.account_id == account_id)
+    conn.execute(clear)
+    conn.execute(days.insert().from_select(["account_id", "day", *COUNTERS], source))
+    return int(conn.execute(counted).scalar_one())  # (psycopg has no rowcount for this insert)
+
+
 def account_has_usage(conn: Connection, account_id: int) -> bool:
     """Whether the account has ever used anything (a monthly row: the index's first entry)."""
     query = select(usage_monthly.c.sim_id).where(usage_monthly.c.account_id == account_id).limit(1)
