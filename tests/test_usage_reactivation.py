@@ -506,3 +506,46 @@ def test_a_sim_the_customer_turned_on_and_off_again_stays_off(
     assert [r[0] for r in requests(engine)] == ["deactivation", "reactivation", "deactivation"]
     [(_, _, _, closed, reactivation)] = rows(engine)
     assert (closed, reactivation) == (True, None)
+
+
+def test_a_limit_reached_again_before_the_worker_ran_makes_no_second_request(
+    settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """The day's deactivation is still waiting (the SIM still reads Active) when the month's
+    limit is reached: no second request (its item would only fail); the month is recorded
+    under the first, so the SIM is back at the month's end."""
+    both = {"SMSService": {"DailyTreshold": 5, "MonthlyTreshold": 8}}
+    set_policy(engine, clock, tenant.account_id, reactivate=True, time_zone="America/New_York")
+    day = a_day_ahead(clock)
+    move_to(clock, new_york(day, 10))
+    iccid, msisdn = sim_over_its_limit(engine, clock, tenant, both)
+    [first] = post(engine, clock, iccid, "day")
+    assert post(engine, clock, iccid, "month", sms=3) == []  # the worker has not run
+    drain(settings, engine, clock)
+    assert state_of(engine, msisdn) == "Deactivated"
+    assert [r[0] for r in requests(engine)] == ["deactivation"]
+    assert sorted((str(r[0]), r[2]) for r in rows(engine)) == [
+        ("daily", first),
+        ("monthly", first),
+    ]
+
+
+def test_a_limit_reached_while_the_reactivation_waits_deactivates_it_again(
+    settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """The day is over and the worker has queued the SIM's reactivation (it still reads
+    Deactivated) when a late record takes its month over the limit: a deactivation follows the
+    reactivation, and the SIM ends off for the month (it stayed Active all month before)."""
+    profile = {"SMSService": {"DailyTreshold": 5, "MonthlyTreshold": 8}}
+    day, iccid, msisdn, _ = deactivated_at_ten(settings, engine, clock, tenant, profile=profile)
+    # The month is not reached yet: 5 of 8.
+    assert sorted(str(r[0]) for r in rows(engine)) == ["daily"]
+    move_to(clock, new_york(day + timedelta(days=1), 1))
+    taken, [reactivation] = step(engine, clock)  # queued, not run
+    assert taken == 1
+    assert state_of(engine, msisdn) == "Deactivated"
+    [again] = post(engine, clock, iccid, "late", sms=3, start=new_york(day, 23))
+    drain(settings, engine, clock)
+    assert state_of(engine, msisdn) == "Deactivated"
+    assert [r[1] for r in requests(engine)][-2:] == [reactivation, again]
+    assert [(str(r[0]), r[2], r[3]) for r in rows(engine)][-1] == ("monthly", again, False)

@@ -12,9 +12,11 @@ the same way if the account asks for it (``usage_reactivate``, see
 for that period too, so that it is back only when the later period ends.
 
 The status messages of these requests carry ``x-callback-token: usage-policy``: nobody sent a
-token for them, and the value tells a receiver what caused them. A SIM that is not Active when
-its limit is reached (and not kept off by the policy already) is left as it is: a request for
-it would only fail.
+token for them, and the value tells a receiver what caused them. A SIM is judged by the state it
+will be in once its waiting lifecycle items have run: one whose deactivation is still queued
+gets no second request, one whose reactivation is queued is deactivated again after it, and
+one that will not be Active (and is not kept off by the policy already) is left as it is: a
+request for it would only fail.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from m2m.audit import Actor, ActorKind
 from m2m.clock import Clock
 from m2m.identifiers import IdentifierType, SimState
 from m2m.intake import Device, accept_request_in
-from m2m.lifecycle import Operation
+from m2m.lifecycle import TRANSITIONS, Operation
 from m2m.storage import usage_deactivations as deactivation_store
 from m2m.storage.usage_deactivations import NewDeactivation
 from m2m.storage.usage_ingest import Crossing
@@ -53,17 +55,30 @@ def _deactivation(crossing: Crossing) -> NewDeactivation:
     )
 
 
+def state_after(state: str, waiting_operation: str | None) -> str:
+    """A SIM's state once its waiting lifecycle items have run, as far as the policy is
+    concerned: the state the last one leads to (None: none waits)."""
+    if waiting_operation is None:
+        return state
+    return TRANSITIONS[Operation(waiting_operation)][1].value
+
+
 def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> list[str]:
     """Deactivate what the accounts' policies say (see the module); the TrackingNumbers."""
     limits = [c for c in crossings if c.level is Level.LIMIT and c.sim.policy == "deactivate"]
     to_deactivate: dict[int, dict[str, list[NewDeactivation]]] = defaultdict(dict)
+    # The state each SIM will be in once its waiting items have run: a reactivation the worker
+    # has queued makes it Active again (deactivate it once more, after that), a deactivation
+    # already queued keeps it off (no second request).
+    waiting = deactivation_store.last_waiting_operations(conn, (c.sim.id for c in limits))
+    state = {c.sim.id: state_after(c.sim.state, waiting.get(c.sim.id)) for c in limits}
     kept_off = deactivation_store.open_deactivations(
-        conn, (c.sim.id for c in limits if c.sim.state == SimState.DEACTIVATED.value)
+        conn, (sim_id for sim_id, s in state.items() if s == SimState.DEACTIVATED.value)
     )
     extended: dict[str, list[NewDeactivation]] = defaultdict(list)
     for crossing in limits:
         sim = crossing.sim
-        if sim.state == SimState.ACTIVE.value:
+        if state[sim.id] == SimState.ACTIVE.value:
             # once per SIM, in order; a row per period that reached its limit
             to_deactivate[sim.account_id].setdefault(sim.iccid, []).append(_deactivation(crossing))
         elif sim.id in kept_off:

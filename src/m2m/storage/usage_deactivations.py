@@ -96,6 +96,25 @@ def open_deactivations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, st
     return {row.sim_id: row.deactivation_tracking_number for row in rows}
 
 
+def last_waiting_operations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, str]:
+    """Of ``sim_ids``, those with lifecycle items still waiting: the operation of the last one
+    (what the SIM's state will be once they have run)."""
+    wanted = sorted(set(sim_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(request_items.c.sim_id, lifecycle_requests.c.operation)
+        .select_from(
+            request_items.join(
+                lifecycle_requests, lifecycle_requests.c.id == request_items.c.request_id
+            )
+        )
+        .where(request_items.c.sim_id.in_(wanted), request_items.c.status != DONE)
+        .order_by(request_items.c.sim_id, request_items.c.id)
+    )
+    return {row.sim_id: row.operation for row in rows}  # the last of each SIM's wins
+
+
 _later = usage_deactivations.alias("later")
 
 
