@@ -24,7 +24,13 @@ from m2m.lifecycle import Operation
 from m2m.settings import Settings
 from m2m.storage import callback_configs
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import audit_events, sim_cards, usage_daily, usage_deactivations
+from m2m.storage.tables import (
+    audit_events,
+    events,
+    sim_cards,
+    usage_daily,
+    usage_deactivations,
+)
 from m2m.usage import Period
 from m2m.usage_policy import reactivate_due
 from m2m.usage_reactivation import period_end, should_reactivate
@@ -549,3 +555,29 @@ def test_a_limit_reached_while_the_reactivation_waits_deactivates_it_again(
     assert state_of(engine, msisdn) == "Deactivated"
     assert [r[1] for r in requests(engine)][-2:] == [reactivation, again]
     assert [(str(r[0]), r[2], r[3]) for r in rows(engine)][-1] == ("monthly", again, False)
+
+
+@pytest.mark.parametrize("reactivate", [True, False], ids=["back-at-the-end", "stays-off"])
+def test_a_limit_reached_late_for_an_ended_day(
+    settings: Settings, engine: Engine, clock: ManualClock, tenant: Tenant, reactivate: bool
+) -> None:
+    """Yesterday's records arrive after midnight and reach yesterday's limit: an account that
+    has its SIMs back at the period's end gains nothing from a deactivation for a day already
+    over (off for a minute, two requests): none is made; one that keeps them off gets it."""
+    set_policy(
+        engine, clock, tenant.account_id, reactivate=reactivate, time_zone="America/New_York"
+    )
+    day = a_day_ahead(clock)
+    move_to(clock, new_york(day + timedelta(days=1), 0, 30))
+    iccid, msisdn = sim_over_its_limit(engine, clock, tenant)
+    made = post(engine, clock, iccid, "yesterday", start=new_york(day, 23))
+    drain(settings, engine, clock)
+    with engine.connect() as conn:
+        limit_events = conn.execute(
+            select(events.c.id).where(events.c.type == "usage.limit_exceeded")
+        ).all()
+    assert len(limit_events) == 1  # reported either way
+    if reactivate:
+        assert (made, state_of(engine, msisdn)) == ([], "Active")
+    else:
+        assert (len(made), state_of(engine, msisdn)) == (1, "Deactivated")

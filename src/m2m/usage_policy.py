@@ -35,7 +35,7 @@ from m2m.storage import usage_deactivations as deactivation_store
 from m2m.storage.usage_deactivations import NewDeactivation
 from m2m.storage.usage_ingest import Crossing
 from m2m.usage import Level
-from m2m.usage_reactivation import period_end, should_reactivate
+from m2m.usage_reactivation import period_end, should_reactivate, worth_deactivating
 
 POLICY_CALLBACK_TOKEN = "usage-policy"  # noqa: S105 - a label, not a secret
 USAGE_POLICY = Actor(ActorKind.SYSTEM, "usage policy")
@@ -65,7 +65,18 @@ def state_after(state: str, waiting_operation: str | None) -> str:
 
 def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> list[str]:
     """Deactivate what the accounts' policies say (see the module); the TrackingNumbers."""
+    now = clock.now()
     limits = [c for c in crossings if c.level is Level.LIMIT and c.sim.policy == "deactivate"]
+    back_at_the_end = deactivation_store.reactivating_accounts(
+        conn, (c.sim.account_id for c in limits)
+    )
+    limits = [
+        c
+        for c in limits
+        if worth_deactivating(
+            _deactivation(c).period_ends_at, now, c.sim.account_id in back_at_the_end
+        )
+    ]
     to_deactivate: dict[int, dict[str, list[NewDeactivation]]] = defaultdict(dict)
     # The state each SIM will be in once its waiting items have run: a reactivation the worker
     # has queued makes it Active again (deactivate it once more, after that), a deactivation
@@ -83,7 +94,6 @@ def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> li
             to_deactivate[sim.account_id].setdefault(sim.iccid, []).append(_deactivation(crossing))
         elif sim.id in kept_off:
             extended[kept_off[sim.id]].append(_deactivation(crossing))
-    now = clock.now()
     for tracking_number, deactivations in extended.items():
         deactivation_store.record(conn, tracking_number, deactivations, now)
     tracking_numbers = []

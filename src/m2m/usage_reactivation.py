@@ -44,3 +44,10 @@ def should_reactivate(
     policy's deactivation is the last lifecycle request it had: a SIM the customer reactivated
     and then deactivated again (a stolen device) stays off."""
     return account_wants_it and state == SimState.DEACTIVATED.value and policy_changed_it_last
+
+
+def worth_deactivating(period_ends_at: datetime, now: datetime, account_reactivates: bool) -> bool:
+    """Whether a limit reached by late usage is acted on: not for a period already over when
+    the account has its SIMs back at the period's end (it would be off for a moment, two
+    requests and their status messages for nothing); its event is raised all the same."""
+    return not (account_reactivates and period_ends_at <= now)

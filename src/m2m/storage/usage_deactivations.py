@@ -96,6 +96,15 @@ def open_deactivations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, st
     return {row.sim_id: row.deactivation_tracking_number for row in rows}
 
 
+def reactivating_accounts(conn: Connection, account_ids: Iterable[int]) -> set[int]:
+    """Of ``account_ids``, those that have the policy's SIMs back at their period's end."""
+    wanted = sorted(set(account_ids))
+    if not wanted:
+        return set()
+    query = select(accounts.c.id).where(accounts.c.id.in_(wanted), accounts.c.usage_reactivate)
+    return set(conn.execute(query).scalars())
+
+
 def last_waiting_operations(conn: Connection, sim_ids: Iterable[int]) -> dict[int, str]:
     """Of ``sim_ids``, those with lifecycle items still waiting: the operation of the last one
     (what the SIM's state will be once they have run)."""
