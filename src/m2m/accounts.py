@@ -6,7 +6,6 @@ application by its client_id, a token by its name."""
 
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,6 +20,7 @@ from m2m.storage import accounts as account_store
 from m2m.storage import audit as audit_store
 from m2m.storage.engine import write_transaction
 from m2m.storage.tables import NAME_LENGTH
+from m2m.usage import usage_settings_problem
 
 # Prefixes let secret scanners recognise a leaked credential; they are not secret.
 API_KEY_PREFIX = credentials.API_KEY_PREFIX
@@ -188,9 +188,6 @@ def set_rate_limit(
         _record(conn, clock, actor, account_id, action, _account(account_id), changes)
 
 
-USAGE_POLICIES = ("notify", "deactivate")
-
-
 def set_usage_settings(
     engine: Engine,
     clock: Clock,
@@ -206,14 +203,8 @@ def set_usage_settings(
     ``Europe/Berlin``), the percentage of a threshold at which it is warned, its policy
     (``notify``, or ``deactivate`` a SIM that reaches a threshold) and whether the SIMs the
     policy deactivated are reactivated when their period ends; None keeps."""
-    if policy is not None and policy not in USAGE_POLICIES:
-        raise BadRequest(f"The usage policy is one of {', '.join(USAGE_POLICIES)}.")
-    if time_zone is not None and time_zone not in zoneinfo.available_timezones():
-        raise BadRequest(
-            f"Unknown time zone {time_zone!r}: give an IANA name such as Europe/Berlin."
-        )
-    if warning_percent is not None and not 1 <= warning_percent <= 100:
-        raise BadRequest("The warning percentage must be from 1 to 100.")
+    if problem := usage_settings_problem(time_zone, warning_percent, policy):
+        raise BadRequest(problem)
     with write_transaction(engine) as conn:
         account = _require_account(conn, account_id)
         new = replace(

@@ -27,9 +27,7 @@ caller's transaction. Faults are the caller's to set (they live in the process's
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,6 +42,7 @@ from m2m.network_faults import SandboxFault
 from m2m.storage import accounts as account_store
 from m2m.storage import callback_configs
 from m2m.storage import sims as sim_store
+from m2m.usage import usage_settings_problem
 
 MAX_SIMS = 10_000
 PRINTABLE = WITHOUT_CONTROL_CHARACTERS  # PostgreSQL cannot store NUL; no text here needs any
@@ -96,14 +95,9 @@ class ScenarioUsage(BaseModel):
 
     @model_validator(mode="after")
     def _known_zone(self) -> ScenarioUsage:
-        if self.time_zone not in _time_zones():
-            raise ValueError(f"unknown time zone {self.time_zone!r} (an IANA name: Europe/Berlin)")
+        if problem := usage_settings_problem(self.time_zone, self.warning_percent, self.policy):
+            raise ValueError(problem)
         return self
-
-
-@lru_cache(maxsize=1)
-def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 class ScenarioAccount(BaseModel):

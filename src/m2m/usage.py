@@ -21,10 +21,12 @@ the threshold itself. Each crossing is reported once per SIM, service, period an
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -202,3 +204,28 @@ def period_keys(
         hours.append(hour)
         hour += timedelta(hours=1)
     return hours
+
+
+# --- an account's usage settings ------------------------------------------------------------
+
+USAGE_POLICIES = ("notify", "deactivate")
+
+
+def usage_settings_problem(
+    time_zone: str | None, warning_percent: int | None, policy: str | None
+) -> str | None:
+    """What is wrong with an account's usage settings (None: each given one is fine), for the
+    admin CLI, the console and sandbox scenarios alike."""
+    if policy is not None and policy not in USAGE_POLICIES:
+        return f"The usage policy is one of {', '.join(USAGE_POLICIES)}."
+    if time_zone is not None and time_zone not in _time_zones():
+        return f"Unknown time zone {time_zone!r}: give an IANA name such as Europe/Berlin."
+    if warning_percent is not None and not 1 <= warning_percent <= 100:
+        return "The warning percentage must be from 1 to 100."
+    return None
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    # available_timezones() walks the zone database's files on every call.
+    return frozenset(zoneinfo.available_timezones())
