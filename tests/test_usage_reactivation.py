@@ -135,6 +135,27 @@ def deactivated_at_ten(
     return day, iccid, msisdn, deactivation
 
 
+def by_the_customer(
+    settings: Settings,
+    engine: Engine,
+    clock: ManualClock,
+    tenant: Tenant,
+    operation: Operation,
+    iccid: str,
+) -> None:
+    """The customer's own ``operation`` on the SIM, run by the worker."""
+    accept_request(
+        engine,
+        clock,
+        tenant.account_id,
+        operation,
+        [Device(iccid, IdentifierType.ICCID)],
+        "customer-token",
+        actor=CUSTOMER,
+    )
+    drain(settings, engine, clock)
+
+
 def step(engine: Engine, clock: ManualClock) -> tuple[int, list[str]]:
     with write_transaction(engine) as conn:
         return reactivate_due(conn, clock)
@@ -307,16 +328,7 @@ def test_a_sim_someone_else_changed_meanwhile_is_left_as_it_is(
     state: str,
 ) -> None:
     day, iccid, msisdn, _ = deactivated_at_ten(settings, engine, clock, tenant)
-    accept_request(
-        engine,
-        clock,
-        tenant.account_id,
-        operation,
-        [Device(iccid, IdentifierType.ICCID)],
-        "customer-token",
-        actor=CUSTOMER,
-    )
-    drain(settings, engine, clock)
+    by_the_customer(settings, engine, clock, tenant, operation, iccid)
     assert state_of(engine, msisdn) == state
     move_to(clock, new_york(day + timedelta(days=1), 1))
     drain(settings, engine, clock)
@@ -495,16 +507,7 @@ def test_a_sim_the_customer_turned_on_and_off_again_stays_off(
     but the policy is no longer the last to have changed it, so it stays off."""
     day, iccid, msisdn, _ = deactivated_at_ten(settings, engine, clock, tenant)
     for operation in (Operation.REACTIVATION, Operation.DEACTIVATION):
-        accept_request(
-            engine,
-            clock,
-            tenant.account_id,
-            operation,
-            [Device(iccid, IdentifierType.ICCID)],
-            "customer-token",
-            actor=CUSTOMER,
-        )
-        drain(settings, engine, clock)
+        by_the_customer(settings, engine, clock, tenant, operation, iccid)
     assert state_of(engine, msisdn) == "Deactivated"
     move_to(clock, new_york(day + timedelta(days=1), 1))
     drain(settings, engine, clock)
