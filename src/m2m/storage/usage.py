@@ -112,13 +112,11 @@ def usage_sim(row: Any) -> UsageSim:
     )
 
 
-_ACCOUNT_SIM = (
-    select(*USAGE_SIM_COLUMNS, *THRESHOLD_COLUMNS)
-    .select_from(sim_cards.join(accounts))
-    .where(
-        sim_cards.c.account_id == bindparam("account_id"),
-        sim_cards.c.iccid == bindparam("iccid"),
-    )
+# SIMs with what their usage is judged by (``usage_sim`` reads its rows).
+_USAGE_SIMS = select(*USAGE_SIM_COLUMNS, *THRESHOLD_COLUMNS).select_from(sim_cards.join(accounts))
+_ACCOUNT_SIM = _USAGE_SIMS.where(
+    sim_cards.c.account_id == bindparam("account_id"),
+    sim_cards.c.iccid == bindparam("iccid"),
 )
 
 
@@ -317,9 +315,7 @@ def account_sims(conn: Connection, account_id: int, sim_ids: Sequence[int]) -> d
     if not sim_ids:
         return {}
     rows = conn.execute(
-        select(*USAGE_SIM_COLUMNS, *THRESHOLD_COLUMNS)
-        .select_from(sim_cards.join(accounts))
-        .where(sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids)))
+        _USAGE_SIMS.where(sim_cards.c.account_id == account_id, sim_cards.c.id.in_(list(sim_ids)))
     )
     return {row.id: usage_sim(row) for row in rows}
 
