@@ -352,8 +352,10 @@ def rebuild_account_days(conn: Connection, account_id: int | None = None) -> int
 
 
 def account_has_usage(conn: Connection, account_id: int) -> bool:
-    """Whether the account has ever used anything (a monthly row: the index's first entry)."""
-    query = select(usage_monthly.c.sim_id).where(usage_monthly.c.account_id == account_id).limit(1)
+    """Whether the account has ever used anything: a day row of its own (its primary key's
+    first entry), which keeps the usage of SIMs deleted since, as the overview's days do."""
+    days = usage_account_daily
+    query = select(days.c.day).where(days.c.account_id == account_id).limit(1)
     return conn.execute(query).first() is not None
 
 
