@@ -228,3 +228,18 @@ def test_usage_only_months_ago_is_not_called_none_yet(console: TestClient, engin
     usage = section(console.get("/console/").text, "usage")
     assert "No usage in the last 30 days or this month." in usage
     assert "No usage yet" not in usage
+
+
+@pytest.mark.usefixtures("overview")
+def test_a_deleted_sims_old_usage_still_counts_as_the_accounts(
+    console: TestClient, engine: Engine
+) -> None:
+    """The account's history keeps a deleted SIM's usage: months on, it is not told it has
+    none yet."""
+    sim = iccid_of(engine, "32470000001")
+    use(engine, (sim, datetime(2026, 9, 15, 12, 0, tzinfo=UTC), Totals(data_down_bytes=MB)))
+    with write_transaction(engine) as conn:
+        conn.execute(sim_cards.delete().where(sim_cards.c.iccid == sim))
+    usage = section(console.get("/console/").text, "usage")
+    assert "No usage in the last 30 days or this month." in usage
+    assert "No usage yet" not in usage
