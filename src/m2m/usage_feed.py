@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -52,7 +53,7 @@ def _as_fields(record: Mapping[str, object]) -> Mapping[str, object]:
     # The checks read times as RFC 3339 text (as the CSV and JSON give them); an adapter in
     # Python has datetimes.
     return {
-        name: value.isoformat() if hasattr(value, "isoformat") else value
+        name: value.isoformat() if isinstance(value, datetime) else value
         for name, value in record.items()
     }
 

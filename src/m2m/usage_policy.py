@@ -66,34 +66,35 @@ def state_after(state: str, waiting_operation: str | None) -> str:
 def enforce(conn: Connection, clock: Clock, crossings: Sequence[Crossing]) -> list[str]:
     """Deactivate what the accounts' policies say (see the module); the TrackingNumbers."""
     now = clock.now()
-    limits = [c for c in crossings if c.level is Level.LIMIT and c.sim.policy == "deactivate"]
+    reached = [
+        (c.sim, _deactivation(c))
+        for c in crossings
+        if c.level is Level.LIMIT and c.sim.policy == "deactivate"
+    ]
     back_at_the_end = deactivation_store.reactivating_accounts(
-        conn, (c.sim.account_id for c in limits)
+        conn, (sim.account_id for sim, _ in reached)
     )
-    limits = [
-        c
-        for c in limits
-        if worth_deactivating(
-            _deactivation(c).period_ends_at, now, c.sim.account_id in back_at_the_end
-        )
+    reached = [
+        (sim, d)
+        for sim, d in reached
+        if worth_deactivating(d.period_ends_at, now, sim.account_id in back_at_the_end)
     ]
     to_deactivate: dict[int, dict[str, list[NewDeactivation]]] = defaultdict(dict)
     # The state each SIM will be in once its waiting items have run: a reactivation the worker
     # has queued makes it Active again (deactivate it once more, after that), a deactivation
     # already queued keeps it off (no second request).
-    waiting = deactivation_store.last_waiting_operations(conn, (c.sim.id for c in limits))
-    state = {c.sim.id: state_after(c.sim.state, waiting.get(c.sim.id)) for c in limits}
+    waiting = deactivation_store.last_waiting_operations(conn, (sim.id for sim, _ in reached))
+    state = {sim.id: state_after(sim.state, waiting.get(sim.id)) for sim, _ in reached}
     kept_off = deactivation_store.open_deactivations(
         conn, (sim_id for sim_id, s in state.items() if s == SimState.DEACTIVATED.value)
     )
     extended: dict[str, list[NewDeactivation]] = defaultdict(list)
-    for crossing in limits:
-        sim = crossing.sim
+    for sim, deactivation in reached:
         if state[sim.id] == SimState.ACTIVE.value:
             # once per SIM, in order; a row per period that reached its limit
-            to_deactivate[sim.account_id].setdefault(sim.iccid, []).append(_deactivation(crossing))
+            to_deactivate[sim.account_id].setdefault(sim.iccid, []).append(deactivation)
         elif sim.id in kept_off:
-            extended[kept_off[sim.id]].append(_deactivation(crossing))
+            extended[kept_off[sim.id]].append(deactivation)
     for tracking_number, deactivations in extended.items():
         deactivation_store.record(conn, tracking_number, deactivations, now)
     tracking_numbers = []
