@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from m2m.cli.common import console, fail, print_json
+from m2m.cli.common import JsonOption, console, fail, print_json
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -28,7 +28,6 @@ UrlOption = Annotated[
     str,
     typer.Option("--url", envvar="M2M_BASE_URL", help="The sandbox base URL (env: M2M_BASE_URL)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's answer as JSON.")]
 
 
 def _call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -63,7 +62,7 @@ def _show_clock(clock: dict[str, Any], as_json: bool) -> None:
 
 
 @app.command("clock")
-def clock(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+def clock(url: UrlOption = DEFAULT_URL, as_json: bool = JsonOption) -> None:
     """Print the sandbox's current time and how far it is from real time."""
     _show_clock(_call(url, "GET", "/sandbox/clock"), as_json)
 
@@ -74,7 +73,7 @@ def advance(
         str, typer.Argument(help='How far: "90s", "15m", "1h", "1d", "31d", "1d12h"…')
     ],
     url: UrlOption = DEFAULT_URL,
-    as_json: JsonOption = False,
+    as_json: bool = JsonOption,
 ) -> None:
     """Move the sandbox's clock forward (what falls due in between happens within seconds)."""
     _show_clock(_call(url, "POST", "/sandbox/clock", {"advance": duration}), as_json)
@@ -84,14 +83,14 @@ def advance(
 def set_clock(
     moment: Annotated[str, typer.Argument(help="RFC 3339 with an offset: 2026-12-31T23:59:00Z")],
     url: UrlOption = DEFAULT_URL,
-    as_json: JsonOption = False,
+    as_json: bool = JsonOption,
 ) -> None:
     """Jump the sandbox's clock to a moment."""
     _show_clock(_call(url, "POST", "/sandbox/clock", {"set": moment}), as_json)
 
 
 @app.command("realtime")
-def realtime(url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+def realtime(url: UrlOption = DEFAULT_URL, as_json: bool = JsonOption) -> None:
     """Put the sandbox's clock back on real time."""
     _show_clock(_call(url, "POST", "/sandbox/clock", {"realtime": True}), as_json)
 
