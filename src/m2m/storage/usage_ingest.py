@@ -214,12 +214,11 @@ class _Statements:
         self.inactive = "SELECT SUM(inactive) FROM usage_staging"
         self.add_hours = _upsert(
             "usage_hourly",
-            "hour",
+            ("sim_id", "hour"),
             f"SELECT s.sim_id, {hour}, {sums}, COUNT(*), SUM(s.inactive) "
             "FROM usage_staging s WHERE true "
             "GROUP BY s.sim_id, s.epoch / 3600 * 3600 "
             "ORDER BY s.sim_id, s.epoch / 3600 * 3600",
-            owner=False,
             extra=("records", "inactive_records"),
         )
         self.zones = (
@@ -271,20 +270,20 @@ class _Statements:
             + ", ".join(f"d.{c}" for c in COUNTERS)
             + f" FROM {_SHARE_TABLES[Period.DAILY]} d"
         )
-        self.add_account_days = (
-            "INSERT INTO usage_account_daily (account_id, day, "
-            + ", ".join(COUNTERS)
-            + f") SELECT account_id, start, {', '.join(f'SUM({c})' for c in COUNTERS)} "
+        self.add_account_days = _upsert(
+            "usage_account_daily",
+            ("account_id", "day"),
+            f"SELECT account_id, start, {', '.join(f'SUM({c})' for c in COUNTERS)} "
             f"FROM {_SHARE_TABLES[Period.DAILY]} WHERE true GROUP BY account_id, start "
-            "ORDER BY account_id, start ON CONFLICT (account_id, day) DO UPDATE SET "
-            + ", ".join(f"{c} = usage_account_daily.{c} + excluded.{c}" for c in COUNTERS)
+            "ORDER BY account_id, start",
         )
         self.add = {
             period: _upsert(
                 table,
-                key,
+                ("sim_id", key),
                 f"SELECT sim_id, start, account_id, {', '.join(COUNTERS)} "
                 f"FROM {_SHARE_TABLES[period]} WHERE true ORDER BY sim_id, start",
+                owner=True,
             )
             for period, table, key in (
                 (Period.DAILY, "usage_daily", "day"),
@@ -294,13 +293,20 @@ class _Statements:
 
 
 def _upsert(
-    table: str, key: str, source: str, *, owner: bool = True, extra: tuple[str, ...] = ()
+    table: str,
+    key: tuple[str, ...],
+    source: str,
+    *,
+    owner: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> str:
-    columns = ("sim_id", key, *(("account_id",) if owner else ()), *COUNTERS, *extra)
+    """``source``'s rows added to ``table``'s (its primary key ``key``; ``owner``: an
+    ``account_id`` column after it), counters and ``extra`` summed into a row that exists."""
+    columns = (*key, *(("account_id",) if owner else ()), *COUNTERS, *extra)
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in (*COUNTERS, *extra))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) {source} "
-        f"ON CONFLICT (sim_id, {key}) DO UPDATE SET {added}"
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {added}"
     )
 
 
