@@ -10,7 +10,16 @@ setting to httptools, and counts while the head arrives:
 - a URL longer than ``MAX_URL_BYTES`` is answered ``414``;
 - a head (request line and headers) larger than the limit is answered ``431``;
 
-both as JSON, as every other error, and the connection is closed without reading further.
+both as JSON, as every other error, and the connection is then closed.
+
+Two details make sure the client reads that answer:
+
+- A refusal that comes while the connection's previous response is still being written (a
+  pipelined request) waits for that response, so the answers stay in order.
+- The connection is closed as nginx's "lingering close" does: the answer is sent with a FIN, and
+  whatever the client is still sending is read and dropped for at most ``LINGER_SECONDS`` and
+  ``LINGER_BYTES``. Closing a socket with unread bytes makes the kernel send a reset, and a reset
+  makes the client's kernel drop what it has received but not yet read: the 431 itself.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ from uvicorn.server import ServerState
 # stop at 8 KiB.
 MAX_URL_BYTES = 8 * 1024
 DEFAULT_MAX_HEAD_BYTES = 16 * 1024  # h11's own default
+# After a refusal, what the client still sends is dropped for this long, up to this much.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("m2m.http")
 
@@ -64,8 +76,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.max_url_bytes = min(MAX_URL_BYTES, self.max_head_bytes)
         self.receiving_head = True  # until the headers of the current request are complete
         self.head_bytes = 0  # bytes received while the head was incomplete
+        self.refusal: int | None = None  # the status refused, once a head is over the limit
+        self.lingering_bytes = 0  # bytes dropped since the refusal was sent
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            self._drop(data)
+            return
         # uvicorn's own, but for our refusals: a parser callback's exception would otherwise be
         # answered (and logged) as a malformed request.
         self._unset_keepalive_if_required()
@@ -90,7 +107,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.receiving_head and self.head_bytes > self.max_head_bytes:
             # Still no end of the headers: this is how a huge header is caught as it streams
-            # (httptools keeps a header to itself until its value is complete).
+            # (httptools keeps a header to itself until its value is complete). A head that
+            # began in the middle of a read (pipelined after another request) is counted from
+            # the next read on, so it may carry one read's bytes more before it is refused.
             self._refuse(431)
 
     def _malformed(self) -> None:
@@ -119,7 +138,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.receiving_head = True
         self.head_bytes = 0
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.refusal is not None and not self.pipeline:
+            self._send_refusal()
+
     def _refuse(self, status: int) -> None:
+        if self.refusal is not None or self.transport.is_closing():
+            return
+        self.refusal = status
+        self.receiving_head = False
+        if (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
+            self._send_refusal()
+        else:
+            # A response is still being written: the refusal follows it (on_response_complete).
+            self.flow.pause_reading()
+
+    def _send_refusal(self) -> None:
+        status = self.refusal
+        assert status is not None
         if self.transport.is_closing():
             return
         limit = self.max_url_bytes if status == 414 else self.max_head_bytes
@@ -134,5 +171,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body.encode("ascii"))
-        self.transport.close()
-        self.receiving_head = False
+        self._unset_keepalive_if_required()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _drop(self, data: bytes) -> None:
+        """What arrives after a refusal: dropped, until the client stops or the limit is hit."""
+        self.lingering_bytes += len(data)
+        if self.lingering_bytes > LINGER_BYTES:
+            self.transport.close()
