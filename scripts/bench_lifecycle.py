@@ -21,7 +21,10 @@ receiver holds N distinct ``webhook-id`` headers, and prints:
 - devices/s end to end (N / time to the last callback);
 - the server's CPU time per device over that span (where /proc exists; the API process and its
   workers, not the database server): it is the steadier number to compare code changes with on
-  a noisy machine.
+  a noisy machine;
+- the ceiling, measured in the same run right after: ``scripts/callback_ceiling.py``, a bare
+  aiohttp client in a process of its own, POSTing N copies of the run's first callback body to a
+  fresh receiver of the same kind, 64 in flight; and the ratio devices/s ÷ ceiling posts/s.
 
 With --runs K it prints each run and the medians. Every callback must say ``Success`` for one of
 the imported SIMs and every one of them must end ``Deactivated``; otherwise, or when a run
@@ -49,6 +52,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 
 import aiohttp
 import harness
@@ -163,10 +167,41 @@ class RunResult:
     server_cpu: float | None  # CPU seconds the server (and worker) used, POST to last callback
     problems: list[str]
     last_event: float | None = None  # ... to the last event of the subscription (--subscribe)
+    ceiling: float | None = None  # posts/s of a bare client to a receiver, right after the run
 
     @property
     def devices_per_second(self) -> float:
         return self.devices / self.last_callback
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.ceiling is None else self.devices_per_second / self.ceiling
+
+
+CEILING_CLIENT = Path(__file__).with_name("callback_ceiling.py")
+
+
+async def ceiling(body: bytes, count: int, concurrency: int = 64) -> float:
+    """Posts/s of ``scripts/callback_ceiling.py`` sending ``count`` copies of ``body`` to a fresh
+    receiver in this event loop (as the server's callbacks are received)."""
+    receiver = Receiver(expected=count)
+    await receiver.start()
+    try:
+        client = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(CEILING_CLIENT),
+            receiver.url,
+            str(count),
+            str(concurrency),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await client.communicate(body)
+        if client.returncode != 0 or len(receiver.messages) != count:
+            raise RuntimeError(f"the ceiling client failed ({len(receiver.messages)} received)")
+        return float(out)
+    finally:
+        await receiver.stop()
 
 
 def expected_events(types: list[str], devices: int) -> int:
@@ -223,6 +258,8 @@ async def measure(
                 raise RuntimeError(f"{len(events.messages)} events, not {events.expected}")
         last_callback = receiver.last_new_at - started
         cpu_after = server.cpu_seconds()
+        first_body = next(iter(receiver.messages.values()))[1]
+        bare = await ceiling(first_body, len(sims))
 
         finished_at = request_finished_at(space, tracking_number)
         problems = callback_problems(receiver, tracking_number, sims)
@@ -238,6 +275,7 @@ async def measure(
             server_cpu=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
             problems=problems,
             last_event=last_event,
+            ceiling=bare,
         )
     finally:
         await receiver.stop()
@@ -293,12 +331,19 @@ def describe(
     last_callback: float,
     devices_per_second: float,
     cpu_per_device: float | None,
+    bare: float | None,
+    ratio: float | None,
 ) -> str:
     return (
         f"202 after {seconds(accepted)}, items finished after {seconds(items_finished)}, "
         f"last callback after {seconds(last_callback)}, "
         f"{devices_per_second:,.0f} devices/s end to end"
         + ("" if cpu_per_device is None else f"; server CPU {cpu_per_device * 1e6:,.0f} µs/device")
+        + (
+            ""
+            if bare is None or ratio is None
+            else f"; ceiling (bare client) {bare:,.0f} posts/s, ratio {ratio:.2f}"
+        )
     )
 
 
@@ -311,6 +356,8 @@ def describe_run(result: RunResult) -> str:
             result.last_callback,
             result.devices_per_second,
             cpu,
+            result.ceiling,
+            result.ratio,
         )
         + (f" ({result.duplicates} duplicate callbacks)" if result.duplicates else "")
         + ("" if result.last_event is None else f"; last event after {seconds(result.last_event)}")
@@ -338,6 +385,8 @@ def describe_all(results: list[RunResult]) -> str:
         statistics.median(r.last_callback for r in results),
         statistics.median(r.devices_per_second for r in results),
         median([None if r.server_cpu is None else r.server_cpu / r.devices for r in results]),
+        median([r.ceiling for r in results]),
+        median([r.ratio for r in results]),
     )
 
 
