@@ -31,6 +31,7 @@ from m2m.api import (
 from m2m.api.deps import CALLER_SECURITY, RATE_LIMIT_SCOPE_KEY
 from m2m.api.docs import add_docs
 from m2m.api.error_handlers import EXCEPTION_HANDLERS, M2M_PREFIX, json_error
+from m2m.api.hot_routes import hot_routes
 from m2m.profile import MAX_THRESHOLD
 from m2m.services import Services
 
@@ -130,6 +131,7 @@ def create_api(
         pool_in_use=metrics.connections_in_use(services.engine, services.reads),
     )
     app.router.routes.extend(health.routes(probe))
+    app.router.routes[:0] = hot_routes(M2M_PREFIX)  # see m2m.api.hot_routes
     app.include_router(oauth.router)
     app.include_router(simcards.router, prefix=M2M_PREFIX)
     app.include_router(sim_updates.router, prefix=M2M_PREFIX)

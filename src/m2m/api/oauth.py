@@ -20,6 +20,7 @@ from m2m.errors import (
     UnsupportedGrantType,
 )
 from m2m.failure_budget import address_key, credential_key
+from m2m.services import services_of
 from m2m.storage.accounts import App
 from m2m.tokens import SCOPE
 
@@ -114,8 +115,10 @@ async def _authenticate_client(request: Request, services: ServicesDep) -> Authe
         }
     ),
 )
-async def token(request: Request, services: ServicesDep) -> Response:
+async def token(request: Request) -> Response:
     """Issue the application's access token, or return its current one while it is valid."""
+    # The request alone, no FastAPI dependency: m2m.api.hot_routes serves it ahead of FastAPI.
+    services = services_of(request)
     client = await _authenticate_client(request, services)
     grant_type = client.params.get("grant_type")
     if not grant_type:
