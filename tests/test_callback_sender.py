@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from m2m.callbacks.outbound import AddressPolicy, make_session
+from m2m.callbacks.outbound import AddressPolicy
+from m2m.callbacks.poster import CallbackPoster
 from m2m.callbacks.sender import CallbackSender
 from m2m.clock import ManualClock
 from m2m.settings import DEFAULT_RETRY_SCHEDULE
@@ -33,12 +34,12 @@ def _attempt(url: str) -> AttemptRecord:
     )
 
     async def send() -> AttemptRecord:
-        session = make_session(
+        poster = CallbackPoster(
             AddressPolicy.from_strings(True, []), timeout_seconds=5, require_https=False
         )
-        async with session:
+        async with poster:
             sender = CallbackSender(
-                session,
+                poster,
                 secret_key="k" * 40,
                 clock=ManualClock(),
                 retry_schedule=DEFAULT_RETRY_SCHEDULE,

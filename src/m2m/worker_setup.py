@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 from m2m.callbacks.breaker import BreakerPolicy
 from m2m.callbacks.dispatch import DeliveryPolicy
-from m2m.callbacks.outbound import AddressPolicy, make_session
+from m2m.callbacks.outbound import AddressPolicy
+from m2m.callbacks.poster import CallbackPoster
 from m2m.callbacks.sender import CallbackSender
 from m2m.callbacks.sent import SentLog
 from m2m.clock import Clock
@@ -56,10 +57,10 @@ async def worker_parts(
     adapter: NetworkAdapter | None = None,
     sent: SentLog | None = None,
 ) -> AsyncIterator[Worker]:
-    """A ready worker (not running), with its HTTP session closed on exit. (``sent``: the
+    """A ready worker (not running), with its callback connections closed on exit. (``sent``: the
     sandbox's record of what the callbacks sent.)"""
     assert settings.secret_key is not None
-    session = make_session(
+    poster = CallbackPoster(
         AddressPolicy.from_settings(settings),
         timeout_seconds=settings.callback_timeout_seconds,
         connect_timeout_seconds=settings.callback_connect_timeout_seconds,
@@ -67,7 +68,7 @@ async def worker_parts(
     )
     try:
         sender = CallbackSender(
-            session,
+            poster,
             secret_key=settings.secret_key.get_secret_value(),
             clock=clock,
             retry_schedule=settings.callback_retry_schedule,
@@ -89,7 +90,7 @@ async def worker_parts(
             delivery_policy=delivery_policy(settings),
         )
     finally:
-        await session.close()
+        await poster.close()
 
 
 @asynccontextmanager

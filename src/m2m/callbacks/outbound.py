@@ -2,14 +2,15 @@
 
 Customers choose the URLs the server POSTs callbacks to. Unguarded, a customer could aim one at the
 server's own network: the cloud metadata service on 169.254.169.254, an admin port on 127.0.0.1, a
-database on 10.x (server-side request forgery). Four measures close that, all installed by
-``make_session``:
+database on 10.x (server-side request forgery). Four measures close that, all applied by
+``callbacks.poster.CallbackPoster``, the only client that sends callbacks:
 
-- **Host names are judged after resolution**, by ``GuardedResolver``. aiohttp connects only to the
-  addresses its resolver returns, so the address judged is the address connected to: a DNS answer
-  that changes between a check and the connection (DNS rebinding) has nothing to slip through.
-- **IP-literal hosts are judged by** ``check_url``, because aiohttp never calls the resolver for
-  them. Every notation the OS or a browser accepts is recognised (``2130706433``, ``0x7f.1``,
+- **Host names are judged after resolution**, by ``GuardedResolver``. The poster connects only to
+  the addresses this resolver returns, so the address judged is the address connected to: a DNS
+  answer that changes between a check and the connection (DNS rebinding) has nothing to slip
+  through.
+- **IP-literal hosts are judged by** ``check_url``, because no resolver is asked about them.
+  Every notation the OS or a browser accepts is recognised (``2130706433``, ``0x7f.1``,
   ``[::ffff:127.0.0.1]`` ...): judging only the dotted form would let the others through.
 - **Redirects are never followed**: a public server could redirect to an internal one, and the
   redirect's target would be contacted with our request.
@@ -20,10 +21,8 @@ from __future__ import annotations
 
 import functools
 import socket
-import time
 import unicodedata
-import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -242,7 +241,7 @@ def _redacted(url: URL) -> str:
     return str(url.with_user(None)) if url.absolute else "<a URL with credentials>"
 
 
-def _check_parsed_url(url: URL, policy: AddressPolicy, *, require_https: bool) -> None:
+def check_parsed_url(url: URL, policy: AddressPolicy, *, require_https: bool) -> None:
     _check_url_once(url, policy, require_https)
 
 
@@ -259,7 +258,7 @@ def _check_url_once(url: URL, policy: AddressPolicy, require_https: bool) -> Non
     if url.raw_user is not None or url.raw_password is not None:
         # Credentials in the URL would be sent as Basic auth and end up in logs.
         raise InvalidCallbackUrl(f"{_redacted(url)!r}: the URL must not contain credentials")
-    # raw_host is what aiohttp connects to; parse_ip_literal percent-decodes it as browsers do.
+    # raw_host is what the poster connects to; parse_ip_literal percent-decodes it as browsers do.
     address = parse_ip_literal(url.raw_host)
     if address is None:
         if ":" in url.raw_host:  # bracketed, so meant as an IPv6 address, but not one
@@ -282,21 +281,21 @@ def check_url(url: str, policy: AddressPolicy, *, require_https: bool) -> None:
     Raises ``InvalidCallbackUrl`` for a URL that is not absolute, whose scheme is not https (or
     http, unless ``require_https``) or that carries credentials, and ``ForbiddenTarget`` for an
     IP-literal host the policy refuses. Host names pass: they are judged after resolution, by
-    ``GuardedResolver``. The URL is parsed with yarl, as aiohttp parses it, so both see one host.
+    ``GuardedResolver``. The URL is parsed with yarl, as the poster parses it, so both see one
+    host.
     """
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
         raise InvalidCallbackUrl(f"not a valid URL: {exc}") from exc
-    _check_parsed_url(parsed, policy, require_https=require_https)
+    check_parsed_url(parsed, policy, require_https=require_https)
 
 
 class GuardedResolver(AbstractResolver):
     """aiohttp's threaded (OS ``getaddrinfo``) resolver, returning only the allowed addresses.
 
     A name with no allowed address raises ``ForbiddenTarget``, so nothing is sent; a DNS failure
-    propagates as it is (aiohttp turns it into ``ClientConnectorDNSError``). The connector caches
-    what this returns, so its cache only ever holds allowed addresses.
+    propagates as it is (an ``OSError``, which the poster reports as ``CannotConnect``).
     Must be created inside a running event loop (``ThreadedResolver`` binds to it).
     """
 
@@ -309,7 +308,7 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = await self._resolver.resolve(host, port, family)
         if not results:
-            # aiohttp expects an error, not an empty list, for a name without addresses.
+            # An error, not an empty list, for a name without addresses.
             raise OSError(f"{host} resolved to no address")
         allowed: list[ResolveResult] = []
         problems: dict[str, None] = {}  # ordered and without duplicates
@@ -330,103 +329,3 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._resolver.close()
-
-
-# The statuses aiohttp follows as redirects.
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True)
-class _Guard:
-    """Session middleware, run by aiohttp for every request and every redirect hop: checks the
-    URL before connecting (IP-literal hosts), and with ``refuse_redirects`` makes a redirect
-    answer a ``ForbiddenTarget`` before aiohttp could follow it.
-
-    aiohttp has no session-wide "do not follow redirects" setting; refusing redirect answers in
-    the session's own middleware closes the session to callers that forget
-    ``allow_redirects=False``. ``post_json`` passes that and its own guard, without
-    ``refuse_redirects``, to get the 3xx answer back. (A trace hook on ``on_request_redirect``
-    would do the same, but aiohttp then builds trace objects and awaits trace signals for every
-    request: about 6% of the worker's CPU in ``scripts/bench_lifecycle.py``.)
-    """
-
-    policy: AddressPolicy
-    require_https: bool
-    refuse_redirects: bool = True
-
-    async def __call__(
-        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        _check_parsed_url(request.url, self.policy, require_https=self.require_https)
-        response = await handler(request)
-        if self.refuse_redirects and response.status in _REDIRECTS:
-            location = response.headers.get("Location", "")
-            response.close()
-            raise ForbiddenTarget(
-                f"{request.url} answered {response.status} redirecting to {location!r}: "
-                "callbacks never follow redirects (use post_json, which returns the answer)"
-            )
-        return response
-
-
-# For each session made by make_session, the guard post_json sends with (the session's policy,
-# redirects returned, not refused); post_json refuses a session that has none.
-_GUARDS: weakref.WeakKeyDictionary[aiohttp.ClientSession, _Guard] = weakref.WeakKeyDictionary()
-
-
-def make_session(
-    policy: AddressPolicy,
-    *,
-    timeout_seconds: float,
-    connect_timeout_seconds: float | None = None,
-    require_https: bool = True,
-) -> aiohttp.ClientSession:
-    """A client session that only reaches addresses ``policy`` allows; call it in a running loop.
-
-    - its connector resolves names with ``GuardedResolver``;
-    - a middleware runs ``check_url`` on every request it sends (IP-literal hosts), and turns a
-      redirect answer into ``ForbiddenTarget``, so that no redirect is ever followed;
-      ``post_json`` gets the 3xx answer back instead;
-    - ``timeout_seconds`` bounds each whole request (connect, send, response), and
-      ``connect_timeout_seconds`` (if shorter) the connection alone (resolving the name, TCP and
-      TLS): an address that drops packets fails in seconds, not at the end of the whole budget
-      (it raises ``aiohttp.ConnectionTimeoutError``). The connector has no connection limit of its
-      own, so no request ever waits for a free connection inside that budget: the caller bounds
-      how many requests it sends at once (the worker: ``M2M_CALLBACK_CONCURRENCY``);
-    - no proxy from HTTP(S)_PROXY / netrc (``trust_env=False``), and no cookie jar (callbacks to
-      different customers must not share state).
-
-    The caller closes it (``async with make_session(...) as session:``).
-    """
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=0),
-        timeout=aiohttp.ClientTimeout(total=timeout_seconds, connect=connect_timeout_seconds),
-        middlewares=(_Guard(policy, require_https),),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-    )
-    _GUARDS[session] = _Guard(policy, require_https, refuse_redirects=False)
-    return session
-
-
-async def post_json(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
-) -> tuple[int, float]:
-    """POST ``body`` (JSON) to ``url``; return the status and the seconds until the response.
-
-    ``session`` must come from ``make_session``: its policy checks the URL first, then the request
-    goes out without following redirects. The response body is not read (a callback receiver has
-    nothing to tell us but its status). Connection errors and timeouts raise as in aiohttp.
-    """
-    guard = _GUARDS.get(session)
-    if guard is None:
-        raise TypeError("post_json needs a session made by make_session")
-    check_url(url, guard.policy, require_https=guard.require_https)
-    request_headers = dict(headers)
-    if not any(name.lower() == "content-type" for name in request_headers):
-        request_headers["Content-Type"] = "application/json"
-    started = time.perf_counter()
-    async with session.post(
-        url, data=body, headers=request_headers, allow_redirects=False, middlewares=(guard,)
-    ) as response:
-        return response.status, time.perf_counter() - started

@@ -14,17 +14,16 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import random
 from collections.abc import Sequence
 from datetime import timedelta
 
-import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from m2m import __version__
 from m2m.callbacks.breaker import healthy
-from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl, post_json
+from m2m.callbacks.outbound import ForbiddenTarget, InvalidCallbackUrl
+from m2m.callbacks.poster import CallbackPoster, ConnectTimeout, TlsFailed
 from m2m.callbacks.retry import next_attempt_at
 from m2m.callbacks.sent import SentLog
 from m2m.callbacks.signing import (
@@ -39,23 +38,10 @@ USER_AGENT = f"m2m-callbacks/{__version__}"
 log = logging.getLogger("m2m.callbacks")
 
 
-def _connect_failure(failure: aiohttp.ClientConnectorError) -> str:
-    """What went wrong connecting, in the customer's terms: aiohttp's own text names its TLS
-    setting ("ssl:default") even for an http:// URL, which misleads more than it tells."""
-    if isinstance(failure, aiohttp.ClientConnectorCertificateError):
-        return f"TLS failed with {failure.host}:{failure.port}: {failure.certificate_error}"
-    cause = failure.os_error
-    if isinstance(cause, ConnectionError) and cause.errno:
-        reason = os.strerror(cause.errno)  # "Connection refused", not asyncio's wording
-    else:
-        reason = cause.strerror or str(cause)
-    return f"connection failed: cannot connect to {failure.host}:{failure.port}: {reason}"
-
-
 class CallbackSender:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        poster: CallbackPoster,
         *,
         secret_key: str,
         clock: Clock,
@@ -66,7 +52,7 @@ class CallbackSender:
         rng: random.Random | None = None,
         sent: SentLog | None = None,
     ) -> None:
-        self._session = session
+        self._poster = poster
         self._secret_key = secret_key
         self._clock = clock
         self._schedule = tuple(retry_schedule)
@@ -136,9 +122,7 @@ class CallbackSender:
             body = json.dumps(delivery.payload, separators=(",", ":"))
             headers = self.headers(delivery, body)
             try:
-                status, latency = await post_json(
-                    self._session, delivery.url, body.encode(), headers
-                )
+                status, latency = await self._poster.post(delivery.url, body.encode(), headers)
                 latency_ms = round(latency * 1000)
             except ForbiddenTarget as refused:
                 # The detail (what the host resolves to) stays in the server log: shown to the
@@ -147,16 +131,16 @@ class CallbackSender:
                 error = "refused: the callback host is not a public address"
             except InvalidCallbackUrl as invalid:
                 error = f"refused: {invalid}"[:500]
-            except aiohttp.ConnectionTimeoutError:
+            except ConnectTimeout:
                 error = f"could not connect within {self._connect_timeout:g} s"
                 unreachable = True
             except TimeoutError:
                 error = f"timed out after {self._timeout:g} s"
                 unreachable = True
-            except aiohttp.ClientConnectorError as failure:
-                error = _connect_failure(failure)[:500]
+            except TlsFailed as failure:
+                error = str(failure)[:500]
                 unreachable = True
-            except (aiohttp.ClientError, OSError) as failure:
+            except OSError as failure:  # CannotConnect, ReceiverHungUp, BadResponse, resets
                 error = f"connection failed: {failure}"[:500]
                 unreachable = True
             except asyncio.CancelledError:
