@@ -17,6 +17,7 @@ module stores the patterns as given.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
@@ -27,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Select,
     and_,
     delete,
     exists,
@@ -374,9 +376,9 @@ _HAS_EVENTS = exists(
 )
 
 
-def fan_out_targets(conn: Connection, limit: int = 100) -> list[FanOutTarget]:
-    """Enabled subscriptions with events past their cursor (an index probe each), locked on
-    PostgreSQL until the transaction ends; rows another worker holds are skipped."""
+@functools.cache
+def _fan_out_query(postgresql: bool, limit: int) -> Select[Any]:
+    """Built once per kind: every delivery round of every worker runs it."""
     query = (
         select(
             event_subscriptions.c.id,
@@ -389,8 +391,15 @@ def fan_out_targets(conn: Connection, limit: int = 100) -> list[FanOutTarget]:
         .order_by(event_subscriptions.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
+    if postgresql:
         query = query.with_for_update(of=event_subscriptions, skip_locked=True)
+    return query
+
+
+def fan_out_targets(conn: Connection, limit: int = 100) -> list[FanOutTarget]:
+    """Enabled subscriptions with events past their cursor (an index probe each), locked on
+    PostgreSQL until the transaction ends; rows another worker holds are skipped."""
+    query = _fan_out_query(conn.dialect.name == "postgresql", limit)
     return [
         FanOutTarget(
             row.id,
