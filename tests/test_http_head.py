@@ -3,6 +3,8 @@ while it arrives: a real server process, raw bytes on a socket."""
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,18 @@ def test_the_head_limit_is_a_setting(tmp_path: Path) -> None:
         exchange = stream(small.port, ok + head, filler(1 * MB), stop_when_answered=False)
         assert exchange.answer.startswith(b"HTTP/1.1 200")
         assert b"HTTP/1.1 431" in exchange.answer
+
+
+def test_pipelined_requests_before_a_refused_head_are_answered_first(
+    server: ServerProcess,
+) -> None:
+    ok = b"GET /openapi.json HTTP/1.1\r\nHost: m2m.test\r\n\r\n"
+    too_long = b"GET /openapi.json?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: m2m.test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(ok + ok + too_long)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert statuses == [b"200", b"200", b"414"]
+    assert answer.endswith(b'"error_description":"The URL is longer than 8192 bytes."}')

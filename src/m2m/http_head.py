@@ -140,7 +140,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.refusal is not None and not self.pipeline:
+        # Pipelined requests received before the refused head are answered first, in order:
+        # the refusal waits until the last of them (self.cycle) has been written.
+        if self.refusal is None or self.pipeline:
+            return
+        if self.cycle is None or self.cycle.response_complete:
             self._send_refusal()
 
     def _refuse(self, status: int) -> None:
