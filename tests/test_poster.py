@@ -9,6 +9,7 @@ and sees every connection; coroutines run under ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 import trustme
 import uvloop
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from m2m.callbacks import poster as poster_module
 from m2m.callbacks.outbound import AddressPolicy
 from m2m.callbacks.poster import BadResponse, CallbackPoster, InvalidHeader, TlsFailed
 
@@ -76,6 +79,26 @@ async def raw_receiver(
         yield receiver
     finally:
         server.close()
+
+
+class StaticResolver(AbstractResolver):
+    """Names this test gives addresses to (a hosts file of its own)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = self.names[host]
+        return [
+            ResolveResult(
+                hostname=host, host=address, port=port, family=socket.AF_INET, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        pass
 
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -189,6 +212,46 @@ def test_an_answer_that_is_not_http_is_an_error() -> None:
     asyncio.run(scenario())
 
 
+def test_an_upgrade_answer_is_an_error() -> None:
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"
+
+    async def scenario() -> None:
+        async with raw_receiver(lambda _n, _r: upgrade) as server, poster() as client:
+            with pytest.raises(BadResponse, match="upgrade"):
+                await client.post(server.url(), BODY, {})
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_connection_is_closed_even_if_its_receiver_is_not_posted_to_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(poster_module, "IDLE_SECONDS", 0.2)
+
+    async def scenario() -> None:
+        async with raw_receiver(lambda _n, _r: OK) as server, poster() as client:
+            assert (await client.post(server.url(), BODY, {}))[0] == 200
+            assert len(client._open) == 1
+            await asyncio.sleep(0.5)
+            assert client._open == set()
+            assert client._idle == {}
+
+    asyncio.run(scenario())
+
+
+def test_bytes_sent_while_no_request_is_in_flight_close_the_connection() -> None:
+    async def scenario() -> None:
+        extra = OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"  # two answers to one
+        async with raw_receiver(lambda _n, _r: extra) as server, poster() as client:
+            assert (await client.post(server.url(), BODY, {}))[0] == 200
+            await asyncio.sleep(0.1)
+            # The second answer would have been taken for the next request's: not reused.
+            assert (await client.post(server.url(), BODY, {}))[0] == 200
+            assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\0b"])
 def test_a_header_with_a_line_break_is_never_sent(value: str) -> None:
     async def scenario() -> None:
@@ -218,6 +281,11 @@ def test_https_checks_the_certificate_and_the_host_name(loop: str) -> None:
             async with poster(ssl_context=trusting) as client:
                 assert (await client.post(server.url("https"), BODY, {}))[0] == 200
                 assert (await client.post(server.url("https", "localhost"), BODY, {}))[0] == 200
-            assert len(server.requests) == 2
+            # A fully qualified name (this machine's resolver is told where it is: no DNS
+            # here): the certificate's name has no final dot.
+            resolver = StaticResolver({"localhost.": "127.0.0.1"})
+            async with poster(ssl_context=trusting, resolver=resolver) as client:
+                assert (await client.post(server.url("https", "localhost."), BODY, {}))[0] == 200
+            assert len(server.requests) == 3
 
     run_in(loop, scenario)

@@ -17,12 +17,14 @@ What a POST does:
 - Connections are kept alive per origin (scheme, host, port) and reused most recent first; one
   idle for more than ``IDLE_SECONDS`` is closed instead (receivers close theirs after 5 to 75 s).
   A reused connection that the receiver closed before answering anything is tried once more on
-  a new connection: that is the race every keep-alive client has with a receiver's idle timeout,
-  and the receiver has seen nothing of the request.
+  a new connection: that is the race every keep-alive client has with a receiver's idle timeout.
+  The receiver may have read the request before it closed; the message's ``webhook-id`` lets a
+  receiver drop the second copy, as it does for any retry.
 - https connects with the system's trust store and checks the host name (SNI sent).
 - The status is returned as soon as the response's head is in; the body is read and dropped
-  before the connection takes another request (a connection whose body does not end by the
-  request's deadline is closed). A 1xx interim answer is skipped.
+  before the connection takes another request (a connection whose body has not ended
+  ``BODY_GRACE_SECONDS`` after the head, or by the request's deadline, is closed). A 1xx interim
+  answer is skipped. Bytes a receiver sends while no request is in flight close the connection.
 - Redirects are never followed (the 3xx is returned), there is no proxy and no cookie.
 - ``timeout_seconds`` bounds the whole request; ``connect_timeout_seconds`` the connection
   alone (name, TCP, TLS), raising ``ConnectTimeout``.
@@ -54,6 +56,9 @@ from m2m.callbacks.outbound import (
 )
 
 IDLE_SECONDS = 15.0  # an idle connection older than this is closed, not reused
+# The rest of an answer's body is waited for this long after its head (and never past the
+# request's deadline); a connection still receiving it then is closed, not kept.
+BODY_GRACE_SECONDS = 1.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 
@@ -110,7 +115,8 @@ class _Connection(asyncio.Protocol):
         self.complete = True  # no answer is being read
         self.requests = 0
         self.idle_since = 0.0
-        self.closing_timer: asyncio.TimerHandle | None = None
+        self.closing_timer: asyncio.TimerHandle | None = None  # closes an unfinished body
+        self.idle_timer: asyncio.TimerHandle | None = None  # closes an unused idle connection
 
     # --- asyncio.Protocol
 
@@ -119,9 +125,15 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.complete:
+            self.close()  # an answer to no request: the connection's state is unknown
+            return
         self.answered_any = True
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(BadResponse("the receiver answered with a protocol upgrade"))
+            self.close()
         except httptools.HttpParserError as error:
             self._fail(BadResponse(f"invalid HTTP answer: {error}"))
             self.close()
@@ -131,6 +143,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.complete = False  # never reused
+        for timer in (self.closing_timer, self.idle_timer):
+            if timer is not None:
+                timer.cancel()
         how = (
             "closed"
             if exc is None
@@ -149,6 +164,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.interim:
+            return
+        if self.complete:
+            self.close()  # a second answer to one request: the connection's state is unknown
             return
         keep = self.parser.should_keep_alive()
         self.complete = True
@@ -170,6 +188,11 @@ class _Connection(asyncio.Protocol):
         self.requests += 1
         self.transport.write(request)
         return self.answer
+
+    def close_if_idle(self) -> None:
+        self.idle_timer = None
+        if self.complete:
+            self.close()  # connection_lost takes it out of the pool
 
     def usable(self, now: float) -> bool:
         return (
@@ -262,21 +285,31 @@ class CallbackPoster:
     def release(self, connection: _Connection) -> None:
         connection.idle_since = time.monotonic()
         self._idle.setdefault(connection.origin, collections.deque()).append(connection)
+        # Closed when unused for IDLE_SECONDS even if its receiver is never posted to again.
+        connection.idle_timer = asyncio.get_running_loop().call_later(
+            IDLE_SECONDS, connection.close_if_idle
+        )
 
     def forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
         idle = self._idle.get(connection.origin)
         if idle is not None and connection in idle:
             idle.remove(connection)
+            if not idle:
+                del self._idle[connection.origin]
 
     def _reused(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the others may time out
+            if connection.idle_timer is not None:
+                connection.idle_timer.cancel()
+                connection.idle_timer = None
             if connection.usable(now):
                 return connection
             connection.close()
+        self._idle.pop(origin, None)
         return None
 
     async def _exchange(self, connection: _Connection, request: bytes, deadline: float) -> int:
@@ -287,9 +320,11 @@ class CallbackPoster:
             raise
         if not connection.complete:
             # The answer's body is still coming: the connection is released when it ends, and
-            # closed if it has not ended by the request's deadline.
+            # closed if it has not ended soon (the worker's concurrency limit does not count
+            # a connection still receiving a body it no longer waits for).
             loop = asyncio.get_running_loop()
-            connection.closing_timer = loop.call_at(deadline, connection.close_unless_complete)
+            give_up = min(deadline, loop.time() + BODY_GRACE_SECONDS)
+            connection.closing_timer = loop.call_at(give_up, connection.close_unless_complete)
         return status
 
     async def _connect(self, origin: Origin) -> _Connection:
@@ -308,7 +343,8 @@ class CallbackPoster:
                             port,
                             family=family,
                             ssl=tls,
-                            server_hostname=host if tls else None,
+                            # A fully qualified name's final dot is not part of the certificate's.
+                            server_hostname=host.rstrip(".") if tls else None,
                         )
                     except ssl.SSLCertVerificationError as error:
                         reason = f"certificate verify failed: {error.verify_message}"
