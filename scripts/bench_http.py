@@ -171,6 +171,69 @@ def vacuum_analyze(space: harness.Workspace) -> None:
         conn.execute(text("VACUUM ANALYZE"))
 
 
+def grow_seed(kind: str, args: argparse.Namespace) -> Cache | None:
+    """The cached smaller database ``--grow-from`` names, when it exists (PostgreSQL)."""
+    if kind != "postgresql" or not args.grow_from or not args.reuse:
+        return None
+    seed = Cache.of(kind, args.grow_from, args.reuse, args.postgres_url)
+    return seed if seed.exists() else None
+
+
+# The next check digit of a Luhn payload, in SQL: the digits from the right, every other one
+# doubled (minus 9 when that is over 9), as m2m.identifiers.luhn_check_digit.
+LUHN_SQL = """
+CREATE FUNCTION pg_temp.luhn(payload text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT ((10 - sum(CASE WHEN (length(payload) - i) % 2 = 0
+                         THEN (2 * d) - CASE WHEN d > 4 THEN 9 ELSE 0 END ELSE d END) % 10)
+          % 10)::text
+  FROM (SELECT i, substr(payload, i, 1)::int AS d FROM generate_series(1, length(payload)) i) s
+$$
+"""
+
+
+def grow(space: harness.Workspace, seed_sims: int, sims: int) -> None:
+    """From a copy of the first ``seed_sims`` SIMs to ``sims`` (a multiple): copy k of each SIM
+    gets the identifiers ``k * seed_sims`` further on (ICCIDs with their check digit), so the
+    MSISDNs stay one contiguous range, as an import of ``sims`` SIMs would number them. Profiles
+    are the seed's (their documents repeat): the lookup reads them the same way. Five times
+    faster than importing: about a minute per million SIMs on this machine."""
+    if sims % seed_sims:
+        raise SystemExit(f"--sims {sims:,} is not a multiple of --grow-from {seed_sims:,}")
+    with space.connect(autocommit=True) as conn:
+        conn.execute(text(LUHN_SQL))
+        columns = [
+            row[0]
+            for row in conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'sim_cards' ORDER BY ordinal_position"
+                )
+            )
+        ]
+        shifted = {
+            "id": "id + :shift",
+            "iccid": "payload || pg_temp.luhn(payload)",
+            "imsi": "left(imsi, 5) || lpad((substr(imsi, 6)::bigint + :shift)::text, 10, '0')",
+            "msisdn": "(msisdn::bigint + :shift)::text",
+        }
+        select = ", ".join(shifted.get(column, column) for column in columns)
+        insert = text(
+            f"INSERT INTO sim_cards ({', '.join(columns)}) SELECT {select} FROM ("
+            "  SELECT *, left(iccid, 6)"
+            "    || lpad((substr(iccid, 7, 12)::bigint + :shift)::text, 12, '0') AS payload"
+            "  FROM sim_cards WHERE id <= :last"
+            ") seed"
+        )
+        last = conn.execute(text("SELECT max(id) FROM sim_cards")).scalar_one()
+        for copy in range(1, sims // seed_sims):
+            started = time.perf_counter()
+            conn.execute(insert, {"shift": copy * last, "last": last})
+            log(f"  copy {copy}: {(copy + 1) * seed_sims:,} SIMs after {elapsed(started)}")
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence('sim_cards', 'id'), max(id)) FROM sim_cards")
+        )
+
+
 @dataclass(frozen=True)
 class Cache:
     """What ``--reuse DIR`` keeps of an imported database: a copy of it (a SQLite file, or a
@@ -228,12 +291,22 @@ def database(kind: str, args: argparse.Namespace) -> Iterator[Database]:
     if cached:
         log(f"  {cached.announce()}")
     template = cached.copy if cached else None
+    seed = grow_seed(kind, args) if not cached else None
+    if seed:
+        log(f"  cloning {seed.copy} ({args.grow_from:,} SIMs) to grow it")
+        template = seed.copy
     with harness.workspace(
         kind, args.keep, "bench", server=args.postgres_url, template=template
     ) as space:
         env = harness.m2m_env(space, SERVER_SETTINGS, sandbox=False)
         if cached:
             credentials = cached.load()
+        elif seed:
+            credentials = seed.load()
+            grow(space, args.grow_from, args.sims)
+            vacuum_analyze(space)
+            if cache:
+                cache.save(space, credentials)
         else:
             credentials = populate(space, env, args.sims)
             if kind == "postgresql":
@@ -546,6 +619,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--prepare", action="store_true", help="only set up the databases of --reuse, then exit"
+    )
+    parser.add_argument(
+        "--grow-from",
+        type=int,
+        metavar="N",
+        help="PostgreSQL: build the --sims database by copying --reuse's database of N SIMs "
+        "(N divides --sims) instead of importing",
     )
     args = parser.parse_args()
     if args.sims < 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
@@ -22,6 +22,7 @@ from m2m.api.requests import max_body_bytes
 from m2m.clock import Clock, SystemClock
 from m2m.console import web
 from m2m.console.app import create_console
+from m2m.gc_tuning import settle_after_startup
 from m2m.http_limits import BodyLimit, BodyLimits
 from m2m.lifecycle import Operation
 from m2m.network import NetworkAdapter
@@ -47,7 +48,7 @@ def app_from_environment() -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     if os.environ.get("M2M_SERVE_ACCESS_LOG") == "false":  # serve --no-access-log
         logging.getLogger("m2m.access").setLevel(logging.WARNING)
-    return create_app(settings)
+    return create_app(settings, settle_gc=True)
 
 
 def body_limits(settings: Settings) -> list[tuple[str, BodyLimit]]:
@@ -78,20 +79,26 @@ def create_app(
     engine: Engine | None = None,
     clock: Clock | None = None,
     adapter: NetworkAdapter | None = None,
+    settle_gc: bool = False,
 ) -> FastAPI:
-    """The HTTP app; with ``settings.embedded_worker`` it runs a worker while it is up."""
+    """The HTTP app; with ``settings.embedded_worker`` it runs a worker while it is up.
+    ``settle_gc``: a server process's own app (``m2m serve``) sets the garbage collector for
+    serving once started (``m2m.gc_tuning``); an app built in a test process does not."""
     engine = engine or settings.make_engine()
     clock = clock or SystemClock()
     services = build_services(settings, engine, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.sandbox and settings.sandbox_usage:
-            async with simulated_usage(engine, services.clock), with_worker(app):
-                yield
-        else:
-            async with with_worker(app):
-                yield
+        usage: AbstractAsyncContextManager[object] = (
+            simulated_usage(engine, services.clock)
+            if settings.sandbox and settings.sandbox_usage
+            else nullcontext()
+        )
+        async with usage, with_worker(app):
+            if settle_gc:
+                settle_after_startup()
+            yield
 
     @asynccontextmanager
     async def with_worker(_app: FastAPI) -> AsyncIterator[None]:

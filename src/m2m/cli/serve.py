@@ -176,7 +176,7 @@ def serve(
         console.print(shown, highlight=False, soft_wrap=True)
     options: dict[str, Any] = {}
     if processes == 1:
-        built = create_app(settings, engine=engine, clock=clock)
+        built = create_app(settings, engine=engine, clock=clock, settle_gc=True)
         for fault in loaded.faults if loaded else ():
             built.state.services.sandbox.faults.add(fault.fault())
         app: FastAPI | str = built

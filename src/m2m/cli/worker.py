@@ -14,6 +14,7 @@ import uvicorn
 from m2m import health, logs, metrics
 from m2m.cli.common import console, load_settings, migrated_engine, shown_url, user_errors
 from m2m.clock import SystemClock
+from m2m.gc_tuning import settle_after_startup
 from m2m.worker_setup import worker_parts
 
 
@@ -45,6 +46,7 @@ def worker(
             loop.add_signal_handler(signum, stop.set)
         async with worker_parts(settings, engine, clock) as running:
             console.print(f"{running.name} working on {shown_url(engine)}")
+            settle_after_startup()
             if health_port is None:
                 await running.run(stop)
                 return
