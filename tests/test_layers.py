@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.logs",
             "m2m.metrics",
             "m2m.request_tally",
+            "m2m.gc_tuning",
             "m2m.paging",
             "m2m.profile",
             "m2m.sim_edit",

@@ -109,6 +109,7 @@ def create_api(
     """The API's app over ``services``, running ``lifespan`` while it is up."""
     settings = services.settings
     app = FastAPI(
+        telemetry=metrics.NO_NATIVE_TELEMETRY,
         title="M2M API",
         version=__version__,
         description=DESCRIPTION,

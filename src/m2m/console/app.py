@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from m2m import metrics
 from m2m.console.pages import (
     api_keys,
     audit,
@@ -140,6 +141,7 @@ async def _on_unexpected(request: Request, error: Exception) -> Response:
 
 def create_console(services: Services) -> FastAPI:
     console = FastAPI(
+        telemetry=metrics.NO_NATIVE_TELEMETRY,
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
