@@ -204,7 +204,7 @@ async def run(database_url: str, n: int, profile: bool) -> None:
             for i in range(n):
                 await simcards(i)
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler).sort_stats(os.environ.get("M2M_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("M2M_PROFILE_LINES", "30")))
     finally:
         engine.dispose()
 

@@ -74,7 +74,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("front-ends", ("m2m.api", "m2m.console")),
     (
         "application",
-        ("m2m.asgi", "m2m.http_limits", "m2m.http_head", "m2m.security_headers", "m2m.observe"),
+        (
+            "m2m.asgi",
+            "m2m.http_limits",
+            "m2m.http_head",
+            "m2m.http_coalesce",
+            "m2m.security_headers",
+            "m2m.observe",
+        ),
     ),
     ("cli", ("m2m.cli",)),
     ("testing", ("m2m.testing",)),  # drives a sandbox from outside, through HTTP

@@ -35,6 +35,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from m2m.http_coalesce import CoalescingCycle
+
 # A URL of the API or the console is at most a few hundred bytes; browsers and proxies commonly
 # stop at 8 KiB.
 MAX_URL_BYTES = 8 * 1024
@@ -131,7 +133,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if head > self.max_head_bytes:
             raise _HeadTooLarge(431)
         self.receiving_head = False
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not before and self.cycle is not None:
+            CoalescingCycle.adopt(self.cycle)  # before its task first runs
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
