@@ -289,3 +289,59 @@ def test_https_checks_the_certificate_and_the_host_name(loop: str) -> None:
             assert len(server.requests) == 3
 
     run_in(loop, scenario)
+
+
+def test_the_body_grace_of_one_answer_never_closes_the_next_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A's answer arrives whole, its connection goes back to the pool, and B's task (woken in
+    the same turn, before A's) sends B on it: the grace timer of A's body must not close B's
+    connection while B's receiver takes its time (B would be sent twice)."""
+    monkeypatch.setattr(poster_module, "BODY_GRACE_SECONDS", 0.2)
+    bodies: list[bytes] = []
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                body = await reader.readexactly(length)
+                bodies.append(body)
+                if body == b"B":
+                    await asyncio.sleep(0.6)  # longer than the grace
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    b_may_start = asyncio.Event()
+    original = poster_module._Connection.data_received
+
+    def wake_b_first(connection: Any, data: bytes) -> None:
+        b_may_start.set()  # B's task is scheduled before A's, whose answer this is
+        monkeypatch.setattr(poster_module._Connection, "data_received", original)
+        original(connection, data)
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/cb"
+        try:
+            async with poster() as client:
+                assert (await client.post(url, b"W", {}))[0] == 200  # one kept connection
+
+                async def post_b() -> int:
+                    await b_may_start.wait()
+                    return (await client.post(url, b"B", {}))[0]
+
+                b_task = asyncio.create_task(post_b())
+                await asyncio.sleep(0)
+                monkeypatch.setattr(poster_module._Connection, "data_received", wake_b_first)
+                assert (await client.post(url, b"A", {}))[0] == 200
+                assert await b_task == 200
+        finally:
+            server.close()
+        assert bodies == [b"W", b"A", b"B"]
+
+    asyncio.run(scenario())

@@ -10,7 +10,10 @@ answer leaves in one call (and one TCP segment when it fits).
 Nothing else changes: uvicorn's own ``send`` still builds the head, checks the headers, counts
 the body against Content-Length, completes the response and closes the connection when it
 must; only the transport it writes to is, for the time of one call, a buffer. A HEAD answer has
-no body write, so its head is written as before.
+no body write, so its head is written as before. An app that fails after starting its answer
+and before any body (uvicorn then closes the connection) leaves the client a closed connection
+without a status line, where it used to get a head and then the close: broken either way, and
+the server logs the app's error.
 """
 
 from __future__ import annotations

@@ -147,10 +147,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         # Pipelined requests received before the refused head are answered first, in order:
         # the refusal waits until the last of them (self.cycle) has been written.
-        if self.refusal is None or self.pipeline:
+        if self.refusal is None:
             return
-        if self.cycle is None or self.cycle.response_complete:
+        if not self.pipeline and (self.cycle is None or self.cycle.response_complete):
             self._send_refusal()
+        else:
+            # uvicorn has just resumed reading; the rest of the refused request waits in the
+            # client's socket (not in our lingering allowance) until the refusal is sent.
+            self.flow.pause_reading()
 
     def _refuse(self, status: int) -> None:
         if self.refusal is not None or self.transport.is_closing():

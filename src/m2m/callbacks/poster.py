@@ -313,12 +313,15 @@ class CallbackPoster:
         return None
 
     async def _exchange(self, connection: _Connection, request: bytes, deadline: float) -> int:
+        answer = connection.send(request)
         try:
-            status = await connection.send(request)
+            status = await answer
         except BaseException:
             connection.close()  # its state is unknown: a timeout, a cancellation, an error
             raise
-        if not connection.complete:
+        # Still this request's body, not the next one's: a connection whose answer came whole
+        # went back to the pool at once and may carry another task's request already.
+        if connection.answer is answer and not connection.complete:
             # The answer's body is still coming: the connection is released when it ends, and
             # closed if it has not ended soon (the worker's concurrency limit does not count
             # a connection still receiving a body it no longer waits for).
