@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi.telemetry import TelemetryConfig
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -36,6 +36,9 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:  # the admin CLI imports this module; it must not load FastAPI
+    from fastapi.telemetry import TelemetryConfig
 
 # FastAPI's own OpenTelemetry instrumentation, off in the API and the console apps: these
 # metrics and m2m.observe's access log are what the server reports through. With it on, FastAPI
