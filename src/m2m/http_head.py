@@ -145,26 +145,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # Pipelined requests received before the refused head are answered first, in order:
-        # the refusal waits until the last of them (self.cycle) has been written.
-        if self.refusal is None:
-            return
-        if not self.pipeline and (self.cycle is None or self.cycle.response_complete):
-            self._send_refusal()
-        else:
-            # uvicorn has just resumed reading; the rest of the refused request waits in the
-            # client's socket (not in our lingering allowance) until the refusal is sent.
-            self.flow.pause_reading()
+        if self.refusal is not None:
+            self._refuse_once_answered()
 
     def _refuse(self, status: int) -> None:
         if self.refusal is not None or self.transport.is_closing():
             return
         self.refusal = status
         self.receiving_head = False
-        if (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
+        self._refuse_once_answered()
+
+    def _refuse_once_answered(self) -> None:
+        """Pipelined requests received before the refused head are answered first, in order:
+        the refusal goes once the last of them (``self.cycle``) has been written. Until then
+        reading stays paused (uvicorn resumes it after each answer), so the rest of the refused
+        request waits in the client's socket, not in our lingering allowance."""
+        if not self.pipeline and (self.cycle is None or self.cycle.response_complete):
             self._send_refusal()
         else:
-            # A response is still being written: the refusal follows it (on_response_complete).
             self.flow.pause_reading()
 
     def _send_refusal(self) -> None:

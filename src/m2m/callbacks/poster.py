@@ -114,7 +114,6 @@ class _Connection(asyncio.Protocol):
         self.answered_any = False  # bytes of an answer to the request in flight arrived
         self.complete = True  # no answer is being read
         self.requests = 0
-        self.idle_since = 0.0
         self.closing_timer: asyncio.TimerHandle | None = None  # closes an unfinished body
         self.idle_timer: asyncio.TimerHandle | None = None  # closes an unused idle connection
 
@@ -194,13 +193,9 @@ class _Connection(asyncio.Protocol):
         if self.complete:
             self.close()  # connection_lost takes it out of the pool
 
-    def usable(self, now: float) -> bool:
-        return (
-            self.complete
-            and self.transport is not None
-            and not self.transport.is_closing()
-            and now - self.idle_since < IDLE_SECONDS
-        )
+    def usable(self) -> bool:
+        # One idle too long is closed by its idle timer: is_closing() covers it.
+        return self.complete and self.transport is not None and not self.transport.is_closing()
 
     def close_unless_complete(self) -> None:
         self.closing_timer = None
@@ -283,7 +278,6 @@ class CallbackPoster:
     # --- connections
 
     def release(self, connection: _Connection) -> None:
-        connection.idle_since = time.monotonic()
         self._idle.setdefault(connection.origin, collections.deque()).append(connection)
         # Closed when unused for IDLE_SECONDS even if its receiver is never posted to again.
         connection.idle_timer = asyncio.get_running_loop().call_later(
@@ -300,13 +294,12 @@ class CallbackPoster:
 
     def _reused(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
-        now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the others may time out
             if connection.idle_timer is not None:
                 connection.idle_timer.cancel()
                 connection.idle_timer = None
-            if connection.usable(now):
+            if connection.usable():
                 return connection
             connection.close()
         self._idle.pop(origin, None)
