@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from m2m.http_head import BoundedHttpToolsProtocol
+from tests.support.protocol_server import protocol_server
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -34,25 +33,17 @@ class _Recording:
 async def _exchange(app: ASGIApp, request: bytes) -> tuple[list[bytes], bytes]:
     """Serve ``app`` on 127.0.0.1, send ``request``, read until the server closes: the writes
     the server made and the bytes the client read."""
-    config = Config(app=app, lifespan="off", log_config=None)
-    config.load()
-    state = ServerState()
     writes: list[bytes] = []
 
     class Protocol(BoundedHttpToolsProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(_Recording(transport, writes))  # type: ignore[arg-type]
 
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Protocol(config, state, {}), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with protocol_server(app, Protocol) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request)
         received = await asyncio.wait_for(reader.read(), 10)
         writer.close()
-    finally:
-        server.close()
     return writes, received
 
 

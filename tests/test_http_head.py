@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
-from m2m.http_head import BoundedHttpToolsProtocol
+from tests.support.protocol_server import protocol_server
 from tests.support.server_process import ServerProcess, filler, serving, stream
 
 MB = 1 << 20
@@ -114,37 +112,28 @@ def test_a_refusal_waiting_behind_a_slow_answer_is_sent_while_the_client_streams
         await send({"type": "http.response.body", "body": body})
 
     async def scenario() -> list[bytes]:
-        config = Config(app=app, lifespan="off", log_config=None)
-        config.load()
-        state = ServerState()
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: BoundedHttpToolsProtocol(config, state, {}), "127.0.0.1", 0
-        )
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", server.sockets[0].getsockname()[1]
-        )
-        writer.write(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\nGET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-        writer.write(b"GET /x?")
+        async with protocol_server(app) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for path in (b"/fast", b"/slow"):
+                writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            writer.write(b"GET /x?")
 
-        async def stream() -> None:
+            async def stream() -> None:
+                with contextlib.suppress(ConnectionError):
+                    for _ in range(160):
+                        writer.write(b"a" * 65536)
+                        await writer.drain()
+
+            streaming = asyncio.create_task(stream())
+            answer = b""
             with contextlib.suppress(ConnectionError):
-                for _ in range(160):
-                    writer.write(b"a" * 65536)
-                    await writer.drain()
-
-        streaming = asyncio.create_task(stream())
-        answer = b""
-        with contextlib.suppress(ConnectionError):
-            while data := await asyncio.wait_for(reader.read(65536), 10):
-                answer += data
-        streaming.cancel()
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-        await asyncio.sleep(0.1)  # the server sees the client go and closes its side
-        server.close()
-        await server.wait_closed()
+                while data := await asyncio.wait_for(reader.read(65536), 10):
+                    answer += data
+            streaming.cancel()
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            await asyncio.sleep(0.1)  # the server sees the client go and closes its side
         return re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
 
     assert asyncio.run(scenario()) == [b"200", b"200", b"414"]

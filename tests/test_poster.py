@@ -33,9 +33,11 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 @dataclass
 class RawReceiver:
     """Counts connections and requests; ``answer(n, request)`` gives the bytes to send back for
-    the n-th request on a connection (None: hang up without answering)."""
+    the n-th request on a connection (None: hang up without answering), after ``pause(request)``
+    seconds."""
 
     answer: Callable[[int, bytes], bytes | None]
+    pause: Callable[[bytes], float] = lambda _request: 0.0
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
     port: int = 0
@@ -60,6 +62,7 @@ class RawReceiver:
                 answer = self.answer(n, request)
                 if answer is None:
                     break
+                await asyncio.sleep(self.pause(request))
                 writer.write(answer)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -298,24 +301,6 @@ def test_the_body_grace_of_one_answer_never_closes_the_next_request(
     the same turn, before A's) sends B on it: the grace timer of A's body must not close B's
     connection while B's receiver takes its time (B would be sent twice)."""
     monkeypatch.setattr(poster_module, "BODY_GRACE_SECONDS", 0.2)
-    bodies: list[bytes] = []
-
-    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                body = await reader.readexactly(length)
-                bodies.append(body)
-                if body == b"B":
-                    await asyncio.sleep(0.6)  # longer than the grace
-                writer.write(OK)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
     b_may_start = asyncio.Event()
     original = poster_module._Connection.data_received
 
@@ -325,23 +310,21 @@ def test_the_body_grace_of_one_answer_never_closes_the_next_request(
         original(connection, data)
 
     async def scenario() -> None:
-        server = await asyncio.start_server(receiver, "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/cb"
-        try:
-            async with poster() as client:
-                assert (await client.post(url, b"W", {}))[0] == 200  # one kept connection
+        async with raw_receiver(lambda _n, _r: OK) as receiver, poster() as client:
+            receiver.pause = lambda request: 0.6 if request.endswith(b"B") else 0.0  # > grace
+            url = receiver.url()
+            assert (await client.post(url, b"W", {}))[0] == 200  # one kept connection
 
-                async def post_b() -> int:
-                    await b_may_start.wait()
-                    return (await client.post(url, b"B", {}))[0]
+            async def post_b() -> int:
+                await b_may_start.wait()
+                return (await client.post(url, b"B", {}))[0]
 
-                b_task = asyncio.create_task(post_b())
-                await asyncio.sleep(0)
-                monkeypatch.setattr(poster_module._Connection, "data_received", wake_b_first)
-                assert (await client.post(url, b"A", {}))[0] == 200
-                assert await b_task == 200
-        finally:
-            server.close()
+            b_task = asyncio.create_task(post_b())
+            await asyncio.sleep(0)
+            monkeypatch.setattr(poster_module._Connection, "data_received", wake_b_first)
+            assert (await client.post(url, b"A", {}))[0] == 200
+            assert await b_task == 200
+        bodies = [request.rsplit(b"\r\n\r\n", 1)[1] for request in receiver.requests]
         assert bodies == [b"W", b"A", b"B"]
 
     asyncio.run(scenario())
