@@ -316,14 +316,12 @@ def database(kind: str, args: argparse.Namespace) -> Iterator[Database]:
         env = harness.m2m_env(space, SERVER_SETTINGS, sandbox=False)
         if cached:
             credentials = cached.load()
-        elif seed:
-            credentials = seed.load()
-            grow(space, args.grow_from, args.sims)
-            vacuum_analyze(space)
-            if cache:
-                cache.save(space, credentials)
         else:
-            credentials = populate(space, env, args.sims)
+            if seed:
+                credentials = seed.load()
+                grow(space, args.grow_from, args.sims)
+            else:
+                credentials = populate(space, env, args.sims)
             if kind == "postgresql":
                 vacuum_analyze(space)
             if cache:
