@@ -3,7 +3,7 @@
 over HTTP from a database holding N events (10,000,000 by default) of 10 accounts.
 
     .venv/bin/python scripts/bench_events.py [--databases sqlite,postgresql] [--events N]
-        [--clients C] [--duration S] [--postgres-url URL] [--keep]
+        [--clients C] [--duration S] [--reuse DIR] [--postgres-url URL] [--keep]
 
 For each database: a fresh one (harness.workspace), migrated, 10 accounts (API keys; the first
 has a permanent token) of 1,000 SIMs each, and N events written with SQL in the database itself
@@ -26,16 +26,23 @@ spread over the whole table), 80% ``sim.state_changed``, 15% ``sim.updated``, 5%
 
    Printed: p50 and p99 latency, req/s and the ratio to the hello-world. Every answer must be a
    200 (a page that is not is printed).
+
+``--reuse DIR`` keeps the filled database (a SQLite file in DIR, or a PostgreSQL template database)
+and its credentials, and later runs with the same ``--events`` start from a copy of it: writing
+10,000,000 events takes minutes, comparing two versions of the read path should not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import bench_http
 import bench_inventory
@@ -189,8 +196,17 @@ def fill(conn: Connection, total: int, first_account: int, first_sim: int) -> No
     conn.commit()
 
 
-def populate(space: harness.Workspace, total: int) -> tuple[int, int, str, str]:
-    """Migrate and fill; (the measured account, its first SIM, its API key, its token)."""
+@dataclass(frozen=True)
+class Filled:
+    """What a filled database's run needs: the measured account, its API key and its token."""
+
+    account: int
+    api_key: str
+    token: str
+
+
+def populate(space: harness.Workspace, total: int) -> Filled:
+    """Migrate and fill."""
     engine = make_engine(space.database_url)
     try:
         upgrade(engine)
@@ -208,7 +224,7 @@ def populate(space: harness.Workspace, total: int) -> tuple[int, int, str, str]:
         with space.connect() as conn:
             conn.execute(text("ANALYZE"))
             conn.commit()
-    return account_ids[0], first_sim, api_key, token
+    return Filled(account_ids[0], api_key, token)
 
 
 def explain(space: harness.Workspace, name: str, read: Callable[[Connection], object]) -> None:
@@ -225,8 +241,30 @@ def explain(space: harness.Workspace, name: str, read: Callable[[Connection], ob
 
 def run(kind: str, args: argparse.Namespace) -> None:
     log(f"{kind}: {args.events:,} events, {ACCOUNTS} accounts")
-    with harness.workspace(kind, args.keep, "bench-events", server=args.postgres_url) as space:
-        account, _first_sim, api_key, token = populate(space, args.events)
+    cache = (
+        bench_http.Cache.of(
+            kind, args.events, args.reuse / "events", args.postgres_url, name="bench_events"
+        )
+        if args.reuse
+        else None
+    )
+    cached = cache if cache and cache.exists() else None
+    if cached:
+        log(f"  {cached.announce()}")
+    with harness.workspace(
+        kind,
+        args.keep,
+        "bench-events",
+        server=args.postgres_url,
+        template=cached.copy if cached else None,
+    ) as space:
+        if cached:
+            filled = Filled(**json.loads(cached.credentials.read_text()))
+        else:
+            filled = populate(space, args.events)
+            if cache:
+                cache.save(space, filled)
+        account, api_key, token = filled.account, filled.api_key, filled.token
         middle = args.events // 2
         sim_iccid = f"89{0:02d}{0:015d}"  # the account's first SIM
         explain(
@@ -280,8 +318,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--postgres-url", default=harness.POSTGRES_ADMIN_URL)
+    parser.add_argument("--reuse", type=Path, help="keep the filled databases in DIR")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     args = parser.parse_args()
+    if args.reuse:
+        args.reuse = args.reuse.resolve()
     for kind in args.databases.split(","):
         run(kind, args)
     return 0

@@ -260,11 +260,15 @@ class Cache:
     server: str
 
     @classmethod
-    def of(cls, kind: str, sims: int, reuse: Path, server: str) -> Cache:
+    def of(
+        cls, kind: str, sims: int, reuse: Path, server: str, *, name: str = "bench_cache"
+    ) -> Cache:
+        """The cache of ``sims`` rows in ``reuse``; ``name`` tells one script's PostgreSQL
+        copies from another's (they share the server, not the directory)."""
         if kind == "sqlite":
             folder = reuse / f"sqlite-{sims}"
             return cls(kind, str(folder / "m2m.db"), folder / "credentials.json", server)
-        return cls(kind, f"m2m_bench_cache_{sims}", reuse / f"postgresql-{sims}.json", server)
+        return cls(kind, f"m2m_{name}_{sims}", reuse / f"postgresql-{sims}.json", server)
 
     def announce(self) -> str:
         if self.kind == "sqlite":
@@ -280,7 +284,8 @@ class Cache:
             query = text("SELECT 1 FROM pg_database WHERE datname = :name")
             return conn.execute(query, {"name": self.copy}).first() is not None
 
-    def save(self, space: harness.Workspace, credentials: Credentials) -> None:
+    def save(self, space: harness.Workspace, credentials: Any) -> None:
+        """Keep the database of ``space`` and ``credentials`` (a dataclass) beside it."""
         if self.kind == "sqlite":
             Path(self.copy).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(space.database, self.copy)

@@ -7,6 +7,7 @@ events follow its changes however requests interleave."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -302,6 +303,53 @@ def test_reading_by_cursor_type_and_sim(
         ] == [2, 3]
         assert event_store.read(conn, mine, after=0, limit=10, types=frozenset()) == []
         assert event_store.read(conn, mine, after=everything[-1].id, limit=10) == []
+
+
+def test_the_wire_envelope_is_the_stored_event_as_json(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    """The database assembles a page's envelopes (``read_wire``): each must be the JSON of
+    ``StoredEvent.envelope``, its time as ``isoformat`` writes it (no fraction at 0 µs) with Z."""
+    add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    with engine.connect() as conn:
+        sim_id = conn.execute(select(sim_cards.c.id)).scalar_one()
+    whole_second = clock.now().replace(microsecond=0)
+    snapshot = event_store.sim_snapshot("8932000000000000001", "32470000001", {"site": "Gent é"})
+    with write_transaction(engine) as conn:
+        event_store.record(
+            conn,
+            [
+                event_store.NewEvent(
+                    tenant.account_id,
+                    "sim.updated",
+                    1,
+                    whole_second,
+                    {"fields": ["CostCenter"], "changes": {"CostCenter": {"after": 'a "q" ü'}}},
+                    sim_id=sim_id,
+                    sim=snapshot,
+                ),
+                event_store.NewEvent(
+                    tenant.account_id,
+                    "request.completed",
+                    1,
+                    whole_second + timedelta(microseconds=1_500),
+                    {"devices": 2},
+                ),
+            ],
+        )
+    with engine.connect() as conn:
+        wire = event_store.read_wire(conn, tenant.account_id, after=0, limit=10)
+        stored = event_store.read(conn, tenant.account_id, after=0, limit=10)
+    assert [event_id for event_id, _ in wire] == [e.id for e in stored]
+    times = [json.loads(envelope)["occurred_at"] for _, envelope in wire]
+    assert times == [
+        whole_second.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        whole_second.strftime("%Y-%m-%dT%H:%M:%S") + ".001500Z",
+    ]
+    for (_, envelope), event in zip(wire, stored, strict=True):
+        served = json.loads(envelope)
+        assert served == {**event.envelope(), "occurred_at": served["occurred_at"]}
+        assert list(served) == list(event.envelope())
 
 
 def test_the_purge_deletes_old_events_only_and_cursors_read_on(
