@@ -5,22 +5,26 @@ matching of types and labels (``events.subscribed``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from m2m.callbacks import dispatch
 from m2m.callbacks.breaker import BreakerPolicy
 from m2m.callbacks.dispatch import DeliveryPolicy
-from m2m.callbacks.fanout import fan_out
+from m2m.callbacks.fanout import STATUS_MESSAGES_FIRST_FOR, events_wait, fan_out
 from m2m.clock import ManualClock
 from m2m.events import selected_types, subscribed
+from m2m.lifecycle import Operation
 from m2m.storage import callback_configs, retention
 from m2m.storage import event_subscriptions as subscription_store
 from m2m.storage import events as event_store
 from m2m.storage.callback_configs import BreakerState
 from m2m.storage.engine import write_transaction
-from m2m.storage.tables import callback_deliveries
+from m2m.storage.tables import callback_deliveries, request_items
+from tests.support.intake import accept
+from tests.support.sims import add_active_sims
 from tests.support.tenants import Tenant
 
 
@@ -165,3 +169,78 @@ def test_an_event_is_not_taken_as_the_probe_of_the_callback_url(
     with engine.connect() as conn:
         [(_url, state)] = callback_configs.breakers(conn, [tenant.account_id]).values()
     assert state.probe_id is None
+
+
+def _status_message_under_way(engine: Engine, clock: ManualClock, tenant: Tenant) -> str:
+    """A status message of a real request's item, due now (as a finished item leaves it)."""
+    msisdns = add_active_sims(engine, 1, clock.now(), account_id=tenant.account_id)
+    accept(engine, clock, tenant.account_id, Operation.DEACTIVATION, msisdns)
+    message_id = str(uuid.uuid4())
+    with write_transaction(engine) as conn:
+        item_id = conn.execute(select(request_items.c.id)).scalar_one()
+        conn.execute(
+            insert(callback_deliveries).values(
+                id=message_id,
+                account_id=tenant.account_id,
+                item_id=item_id,
+                payload={},
+                next_attempt_at=clock.now(),
+                created_at=clock.now(),
+            )
+        )
+    return message_id
+
+
+def test_events_wait_behind_the_account_s_due_status_messages_for_a_while(
+    engine: Engine, clock: ManualClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A bulk request's status messages go out before the events that describe the same
+    changes, but an event waits at most STATUS_MESSAGES_FIRST_FOR behind them; another
+    account's status messages hold nothing of this one's."""
+    mine = _subscribe(engine, clock, tenant.account_id, "*")
+    theirs = _subscribe(engine, clock, other_tenant.account_id, "*")
+    _status_message_under_way(engine, clock, tenant)
+    _record(engine, clock, tenant.account_id, "sim.updated")
+    _record(engine, clock, other_tenant.account_id, "sim.updated")
+    with write_transaction(engine) as conn:
+        first = fan_out(conn, clock.now())
+    assert (first.queued, first.more) == (1, False)  # theirs; mine waits, and says no more
+    assert (_queued(engine, mine), _queued(engine, theirs)) == (0, 1)
+    clock.advance(STATUS_MESSAGES_FIRST_FOR.total_seconds() - 1)
+    with write_transaction(engine) as conn:
+        assert fan_out(conn, clock.now()).queued == 0
+    clock.advance(1)
+    with write_transaction(engine) as conn:
+        assert fan_out(conn, clock.now()).queued == 1
+    assert _queued(engine, mine) == 1
+
+
+def test_a_status_message_being_sent_holds_events_one_waiting_to_be_retried_does_not(
+    engine: Engine, clock: ManualClock, tenant: Tenant
+) -> None:
+    subscription = _subscribe(engine, clock, tenant.account_id, "*")
+    message_id = _status_message_under_way(engine, clock, tenant)
+    _record(engine, clock, tenant.account_id, "sim.updated")
+    with write_transaction(engine) as conn:  # leased: being sent
+        conn.execute(
+            update(callback_deliveries)
+            .where(callback_deliveries.c.id == message_id)
+            .values(next_attempt_at=clock.now() + timedelta(seconds=30), claim_id="c")
+        )
+        assert fan_out(conn, clock.now()).queued == 0
+    with write_transaction(engine) as conn:  # its attempt failed: retried in ten minutes
+        conn.execute(
+            update(callback_deliveries)
+            .where(callback_deliveries.c.id == message_id)
+            .values(next_attempt_at=clock.now() + timedelta(minutes=10), claim_id=None)
+        )
+        assert fan_out(conn, clock.now()).queued == 1
+    assert _queued(engine, subscription) == 1
+
+
+def test_whether_events_wait() -> None:
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    assert not events_wait(None, now)
+    assert events_wait(now, now)
+    assert events_wait(now - STATUS_MESSAGES_FIRST_FOR + timedelta(microseconds=1), now)
+    assert not events_wait(now - STATUS_MESSAGES_FIRST_FOR, now)

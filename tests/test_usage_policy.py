@@ -1,6 +1,7 @@
 """An account's usage policy, on both databases: with ``deactivate``, a SIM that reaches a
 threshold is deactivated through a lifecycle request (TrackingNumber, executed by the worker,
-audited as "usage policy"); with the default ``notify``, only the events are raised."""
+audited as "usage policy", its event's cause ``threshold_policy``); with the default
+``notify``, only the events are raised."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from m2m.clock import ManualClock
 from m2m.errors import BadRequest
 from m2m.settings import Settings
 from m2m.storage.tables import audit_events, lifecycle_requests, request_items, sim_cards
+from tests.support.events import of_type, stored_events
 from tests.support.tenants import Tenant
 from tests.support.usage_policy import post, sim_over_its_limit
 from tests.support.worker import drain
@@ -64,6 +66,10 @@ def test_the_deactivate_policy_deactivates_through_a_lifecycle_request(
     with engine.connect() as conn:
         state = conn.execute(select(sim_cards.c.state).where(sim_cards.c.msisdn == msisdn)).scalar()
     assert state == "Deactivated"
+    # Its event names the policy as the cause, and the request that carried it out.
+    [changed] = of_type(stored_events(engine, tenant.account_id), "sim.state_changed")
+    assert changed["data"]["cause"] == "threshold_policy"
+    assert changed["data"]["TrackingNumber"] == tracking_number
 
 
 def test_an_unknown_policy_is_refused(engine: Engine, clock: ManualClock, tenant: Tenant) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from m2m import metrics
 from m2m.audit import Actor, created
 from m2m.clock import Clock
+from m2m.events import Cause
 from m2m.identifiers import IdentifierType
 from m2m.lifecycle import Operation
 from m2m.storage import audit as audit_store
@@ -62,10 +63,11 @@ def accept_request_in(
     callback_token: str,
     *,
     actor: Callable[[Connection], Actor],
+    cause: Cause = Cause.REQUEST,
 ) -> str:
     """``accept_request`` on the caller's write transaction (which may record more with it, such
     as the answer to an Idempotency-Key); returns the TrackingNumber. ``actor`` names who, asked
-    on that transaction."""
+    on that transaction; ``cause`` is what its state changes' events give as theirs."""
     tracking_number = str(uuid.uuid4())
     request_intake.serialize_acceptance(conn, account_id)
     sim_ids: dict[tuple[IdentifierType, str], int] = {}
@@ -92,6 +94,7 @@ def accept_request_in(
         ],
         now=now,
         http_request_id=who.request_id,
+        cause=cause.value,
     )
     # Counted before the commit: the rare acceptance that then fails (the database went away)
     # is counted all the same, where counting after it would need every caller's help.

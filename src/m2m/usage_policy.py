@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 
 from m2m.audit import Actor, ActorKind
 from m2m.clock import Clock
+from m2m.events import Cause
 from m2m.identifiers import IdentifierType, SimState
 from m2m.intake import Device, accept_request_in
 from m2m.lifecycle import TRANSITIONS, Operation
@@ -141,4 +142,5 @@ def _request(
         [Device(iccid, IdentifierType.ICCID) for iccid in iccids],
         POLICY_CALLBACK_TOKEN,
         actor=lambda _conn: USAGE_POLICY,
+        cause=Cause.THRESHOLD_POLICY,
     )

@@ -229,6 +229,20 @@ def read_wire(
     return [(event_id, envelope) for event_id, envelope in conn.execute(query)]
 
 
+_NEXT_OCCURRED_AT = (
+    select(events.c.occurred_at)
+    .where(events.c.account_id == bindparam("account"), events.c.id > bindparam("after"))
+    .order_by(events.c.id)
+    .limit(1)
+)
+
+
+def next_occurred_at(conn: Connection, account_id: int, after: int) -> datetime | None:
+    """When the account's first event after ``after`` occurred (None: there is none)."""
+    found = conn.execute(_NEXT_OCCURRED_AT, {"account": account_id, "after": after}).first()
+    return found[0] if found is not None else None
+
+
 _COLUMNS = (
     events.c.id,
     events.c.account_id,

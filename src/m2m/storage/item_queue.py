@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 
-from m2m.events import Cause, EventType, completed_data, version_of
+from m2m.events import EventType, completed_data, version_of
 from m2m.fairness import interleave, nested_shares, nested_top_up, rotated
 from m2m.storage import events as event_store
 from m2m.storage.leases import (
@@ -348,7 +348,7 @@ def _state_change_events(postgresql: bool) -> Insert:
                 "to",
                 request_items.c.to_state,
                 "cause",
-                Cause.REQUEST.value,
+                lifecycle_requests.c.cause,
                 "TrackingNumber",
                 lifecycle_requests.c.tracking_number,
                 "operation",

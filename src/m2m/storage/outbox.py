@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
 
 from m2m.storage.callback_configs import BreakerState, breaker_state
 from m2m.storage.leases import (
@@ -323,6 +323,30 @@ _RECORD_ON_MESSAGE = (
         claim_id=None,
     )
 )
+
+
+_STATUS_MESSAGE_UNDER_WAY = (
+    select(callback_deliveries.c.id)
+    .where(
+        callback_deliveries.c.account_id == bindparam("account"),
+        callback_deliveries.c.status == PENDING,
+        callback_deliveries.c.item_id.is_not(None),
+        or_(
+            callback_deliveries.c.next_attempt_at <= bindparam("now"),
+            callback_deliveries.c.claim_id.is_not(None),
+        ),
+    )
+    .order_by(callback_deliveries.c.next_attempt_at)
+    .limit(1)
+)
+
+
+def status_messages_under_way(conn: Connection, account_id: int, now: datetime) -> bool:
+    """Whether the account has a status message due or being sent (leased), as opposed to none,
+    or only retries waiting for a later attempt: a probe of the pending status messages' index
+    in due order (due ones come first, then the leases), however many events are pending."""
+    found = conn.execute(_STATUS_MESSAGE_UNDER_WAY, {"account": account_id, "now": now}).first()
+    return found is not None
 
 
 def make_deliveries_due(conn: Connection, account_id: int, now: datetime) -> int:

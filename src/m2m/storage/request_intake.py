@@ -54,9 +54,11 @@ def create_request(
     items: Sequence[dict[str, Any]],
     now: datetime,
     http_request_id: str | None = None,
+    cause: str = "request",
 ) -> int:
     """Insert the request and its items (keys: identifier, identifier_type, sim_id);
-    ``http_request_id`` is the X-Request-ID of the call that made it."""
+    ``http_request_id`` is the X-Request-ID of the call that made it, ``cause`` why it was made
+    (``m2m.events.Cause``)."""
     row_id = conn.execute(
         insert(lifecycle_requests).values(
             tracking_number=tracking_number,
@@ -66,6 +68,7 @@ def create_request(
             item_count=len(items),
             accepted_at=now,
             http_request_id=http_request_id,
+            cause=cause,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     conn.execute(insert(request_items), [{**item, "request_id": row_id} for item in items])

@@ -235,6 +235,9 @@ lifecycle_requests = Table(
     # The X-Request-ID of the call that made it: its item executions and callback attempts log
     # it and send it on, so one customer's complaint can be followed through the worker.
     Column("http_request_id", String(100), nullable=True),
+    # Why it was made (``m2m.events.Cause``): 'request' (a customer's, from the API or the
+    # console) or 'threshold_policy' (the usage policy's); its state changes' events say so.
+    Column("cause", String(16), nullable=False, server_default="request"),
     Index("ix_lifecycle_requests_account_id_accepted_at", "account_id", "accepted_at"),
     # The item claim lists the accounts with open requests, and each one's oldest open requests.
     Index(
@@ -357,6 +360,15 @@ callback_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_callback_deliveries_account_id_status", "account_id", "status"),
+    # Whether an account has status messages under way (the fan-out lets its events wait behind
+    # them, ``m2m.callbacks.fanout``): one probe, however many of its events are pending.
+    Index(
+        "ix_callback_deliveries_pending_status_account_id",
+        "account_id",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending' AND item_id IS NOT NULL"),
+        postgresql_where=text("status = 'pending' AND item_id IS NOT NULL"),
+    ),
     # A subscription's messages: parked while its breaker is open, listed in the console,
     # deleted with it.
     Index("ix_callback_deliveries_subscription_id_status", "subscription_id", "status"),
