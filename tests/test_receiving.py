@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from m2m.client import (
     RequestCompletedEvent,
     SimStateChangedEvent,
     SimUpdatedEvent,
+    UsageLimitExceededEvent,
+    UsageThresholdReachedEvent,
     parse_event,
 )
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
@@ -274,11 +276,40 @@ def test_signed_events_from_the_log_parse_as_their_typed_envelopes(
         assert int(event.id) > 0
 
 
+def test_usage_events_parse_as_their_typed_envelopes() -> None:
+    for kind, model, percent in (
+        ("usage.threshold_reached", UsageThresholdReachedEvent, 80),
+        ("usage.limit_exceeded", UsageLimitExceededEvent, 100),
+    ):
+        body = {
+            "id": "78",
+            "type": kind,
+            "version": 1,
+            "occurred_at": "2026-12-01T04:12:09Z",
+            "account": 1,
+            "sim": {"ICCID": "8932017000000000015", "MSISDN": "32470000001", "labels": {}},
+            "data": {
+                "service": "data",
+                "period": "daily",
+                "period_start": "2026-12-01",
+                "threshold": 50,
+                "unit": "MB",
+                "used": 40.5,
+                "percent": percent,
+            },
+        }
+        event = parse_event(json.dumps(body))
+        assert isinstance(event, model)
+        assert event.data.period_start == date(2026, 12, 1)
+        assert (event.data.service, event.data.used, event.data.percent) == ("data", 40.5, percent)
+        assert event.model_dump(mode="json", by_alias=True)["data"] == body["data"]
+
+
 def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> None:
     body = json.dumps(
         {
             "id": "77",
-            "type": "usage.threshold_reached",
+            "type": "network.outage",
             "version": 1,
             "occurred_at": "2026-12-01T04:12:09.481203Z",
             "account": 1,
@@ -289,7 +320,7 @@ def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> 
     ).encode()
     event = EventVerifier(signing_secret=EVENT_SECRET).verify(body, signed_event(body))
     assert type(event) is Event
-    assert event.type == "usage.threshold_reached"
+    assert event.type == "network.outage"
     assert event.data == {"threshold": 1000, "unit": "MB"}
 
     newer = json.loads(body)

@@ -58,6 +58,9 @@ from m2m.client.models import (
     SimUpdatedEvent,
     StatusMessage,
     TrackingNumber,
+    UsageLimitExceededEvent,
+    UsageThresholdData,
+    UsageThresholdReachedEvent,
 )
 from m2m.client.receiving import CallbackVerifier, EventVerifier, InvalidCallback, parse_event
 from m2m.client.sync_client import M2MClient
@@ -110,7 +113,10 @@ __all__ = [
     "TrackingNumber",
     "UnexpectedResponse",
     "UsageGroup",
+    "UsageLimitExceededEvent",
     "UsagePeriod",
+    "UsageThresholdData",
+    "UsageThresholdReachedEvent",
     "WaitTimeout",
     "parse_event",
 ]

@@ -8,7 +8,7 @@ state does not break a deployed client.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, NewType
 
 from pydantic import (
@@ -297,6 +297,18 @@ class RequestCompletedData(EventData):
     results: dict[str, int] = {}  # {"Success": n, "Failure": m}
 
 
+class UsageThresholdData(EventData):
+    """A mark of a SIM's usage threshold reached in a day or month."""
+
+    service: str  # data, sms or voice
+    period: str  # daily or monthly: which of the profile's thresholds
+    period_start: date  # the day, or the month's first day, in the account's time zone
+    threshold: int  # the profile's threshold, in ``unit``
+    unit: str  # MB (1,000,000 bytes), messages or minutes
+    used: float  # the period's usage when the mark was reached, in ``unit``
+    percent: int  # the mark: the account's warning percentage, or 100 for the limit
+
+
 class Event(BaseModel):
     """One event of the log (``GET /m2m/1.0.0/events``) or of a subscription: the envelope.
     Events of the catalog's types come as its subclasses, ``data`` typed; a type this SDK does
@@ -335,10 +347,27 @@ class RequestCompletedEvent(Event):
     data: RequestCompletedData  # type: ignore[assignment]
 
 
+class UsageThresholdReachedEvent(Event):
+    """``usage.threshold_reached``: a SIM's usage reached the account's warning percentage of a
+    threshold of its profile."""
+
+    type: Literal["usage.threshold_reached"]
+    data: UsageThresholdData  # type: ignore[assignment]
+
+
+class UsageLimitExceededEvent(Event):
+    """``usage.limit_exceeded``: a SIM's usage reached a threshold of its profile."""
+
+    type: Literal["usage.limit_exceeded"]
+    data: UsageThresholdData  # type: ignore[assignment]
+
+
 _TYPED = {
     "sim.state_changed": SimStateChangedEvent,
     "sim.updated": SimUpdatedEvent,
     "request.completed": RequestCompletedEvent,
+    "usage.threshold_reached": UsageThresholdReachedEvent,
+    "usage.limit_exceeded": UsageLimitExceededEvent,
 }
 
 
@@ -351,6 +380,8 @@ AnyEvent = Annotated[
     Annotated[SimStateChangedEvent, Tag("sim.state_changed")]
     | Annotated[SimUpdatedEvent, Tag("sim.updated")]
     | Annotated[RequestCompletedEvent, Tag("request.completed")]
+    | Annotated[UsageThresholdReachedEvent, Tag("usage.threshold_reached")]
+    | Annotated[UsageLimitExceededEvent, Tag("usage.limit_exceeded")]
     | Annotated[Event, Tag("other")],
     Discriminator(_event_kind),
 ]
