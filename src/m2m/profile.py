@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring  # json.dumps of one str, without building an encoder
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -192,7 +193,7 @@ def listed_sim_json(
     if not profile_json.startswith(_STORED_STARTS) or not profile_json.endswith("}"):
         profile_json = json.dumps(stored_profile(json.loads(profile_json)))
     return (
-        f'{profile_json[:-1]},"CostCenter":{json.dumps(cost_center or "", ensure_ascii=False)},'
+        f'{profile_json[:-1]},"CostCenter":{encode_basestring(cost_center or "")},'
         f'"State":"{state}","Device":{{"Identifier":"{imsi}","IdentifierType":"IMSI"}},'
         f'"ICCID":"{iccid}","MSISDN":"{msisdn}","Labels":{labels_json}}}'
     )

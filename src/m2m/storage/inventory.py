@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+)
 
 from m2m.sim_query import Order, Position, SimFilters
 from m2m.storage.fleet import starts_with
@@ -39,7 +50,7 @@ class InventorySim:
     state: str
     cost_center: str | None
     profile_json: str
-    updated_at: datetime
+    updated_at: datetime | None  # read for a page in the order of changes only (its cursor)
     labels_json: str
 
 
@@ -53,6 +64,12 @@ _COLUMNS = (
     json_text(sim_cards.c.profile),
     sim_cards.c.updated_at,
     json_text(sim_cards.c.labels),
+)
+# A page in id order needs no SIM's time: NULL in its place spares parsing a timestamp per row
+# (on SQLite, text to datetime: a tenth of a page's CPU).
+_COLUMNS_BY_ID = tuple(
+    null().label("updated_at") if column is sim_cards.c.updated_at else column
+    for column in _COLUMNS
 )
 LOOKUP_COLUMNS = ("msisdn", "iccid", "imsi")
 
@@ -79,13 +96,15 @@ def _empty_or(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
     return column == value
 
 
-def _filtered(account_id: int, filters: SimFilters) -> tuple[Select[Any], ColumnElement[int]]:
+def _filtered(
+    account_id: int, filters: SimFilters, columns: tuple[Any, ...] = _COLUMNS
+) -> tuple[Select[Any], ColumnElement[int]]:
     """The SIMs matching ``filters`` (no order, no page): ``_COLUMNS`` selected; and the SIM's
     id to page by in id order: the first label's ``sim_id`` when a label filters (equal to the
     SIM's id, and in the order of the label's index, so the database walks that index and stops
     at the page's end, where ordering by ``sim_cards.id`` made SQLite read and sort every SIM
     with the label first: 1.7 s a page at a million SIMs)."""
-    query = select(*_COLUMNS).where(sim_cards.c.account_id == account_id)
+    query = select(*columns).where(sim_cards.c.account_id == account_id)
     page_id: ColumnElement[int] = sim_cards.c.id
     if filters.states:
         query = query.where(sim_cards.c.state.in_(filters.states))
@@ -138,8 +157,8 @@ def list_sims(
 ) -> tuple[list[InventorySim], bool]:
     """One page of the account's SIMs matching ``filters``, after ``after`` in the filters'
     order, and whether more follow."""
-    query, page_id = _filtered(account_id, filters)
     if filters.order is Order.UPDATED:
+        query, page_id = _filtered(account_id, filters)
         if after is not None:
             assert after.updated_at is not None
             query = query.where(
@@ -149,6 +168,7 @@ def list_sims(
             )
         query = query.order_by(sim_cards.c.updated_at, sim_cards.c.id)
     else:
+        query, page_id = _filtered(account_id, filters, _COLUMNS_BY_ID)
         if after is not None:
             query = query.where(page_id > after.id)
         query = query.order_by(page_id)
