@@ -11,10 +11,10 @@ from m2m.storage.accounts import find_sandbox_account
 
 
 def test_the_upper_bound_of_a_digit_prefix() -> None:
-    assert fleet._digits_after("3247") == "3248"
-    assert fleet._digits_after("3249") == "325"
-    assert fleet._digits_after("1999") == "2"
-    assert fleet._digits_after("99") is None
+    assert fleet.digits_after("3247") == "3248"
+    assert fleet.digits_after("3249") == "325"
+    assert fleet.digits_after("1999") == "2"
+    assert fleet.digits_after("99") is None
 
 
 @pytest.mark.parametrize("sparse_search", [1, fleet.SPARSE_SEARCH])

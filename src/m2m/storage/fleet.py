@@ -66,7 +66,7 @@ _ROW_COLUMNS = (
 )
 
 
-def _digits_after(prefix: str) -> str | None:
+def digits_after(prefix: str) -> str | None:
     """The smallest digit string greater than every string starting with ``prefix`` (digits):
     '3247' -> '3248', '3249' -> '325', '99' -> None (no upper bound)."""
     stripped = prefix.rstrip("9")
@@ -78,7 +78,7 @@ def _digits_after(prefix: str) -> str | None:
 def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
     # A range, not LIKE: both databases answer it from the column's unique index, whatever
     # their LIKE settings or collations.
-    upper = _digits_after(prefix)
+    upper = digits_after(prefix)
     if upper is None:
         return column >= prefix  # type: ignore[no-any-return]
     return and_(column >= prefix, column < upper)
