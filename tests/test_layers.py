@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "m2m.metrics",
             "m2m.request_tally",
             "m2m.gc_tuning",
+            "m2m.page_reads",
             "m2m.paging",
             "m2m.profile",
             "m2m.sim_edit",

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from m2m.callbacks.outbound import AddressPolicy
 from m2m.clock import Clock, SandboxClock
 from m2m.failure_budget import Budget, FailureBudget
+from m2m.page_reads import PageReads, concurrency_for
 from m2m.rate_limits import AccountBuckets, RateLimit
 from m2m.sandbox_controls import SandboxControls
 from m2m.settings import Settings
@@ -40,9 +41,13 @@ class Services:
     worker: Worker | None = None  # the in-process worker, when there is one
     sandbox: SandboxControls | None = None  # the control API's objects, in sandbox mode only
     reads: Engine = field(init=False)  # ``engine`` for single-statement reads (the hot path)
+    page_reads: PageReads = field(init=False)  # slots for the reads of whole pages
 
     def __post_init__(self) -> None:
         self.reads = single_statement_reads(self.engine)
+        self.page_reads = PageReads(
+            concurrency_for(self.settings.page_read_concurrency, self.engine.dialect.name)
+        )
 
     def wake_worker(self) -> None:
         """Make the in-process worker look for ready items and due messages now."""

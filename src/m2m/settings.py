@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         default=True,
         description="Count requests and serve /metrics (Prometheus); false: neither.",
     )
+    page_read_concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="Pages (SIM list, event log) one API process reads at once; 0: 1 on SQLite, "
+        "4 on PostgreSQL (m2m.page_reads).",
+    )
 
     # The audit trail.
     audit_retention_days: int = Field(

@@ -141,7 +141,7 @@ async def list_events(
                 conn, account_id, after=after_id, limit=limit, types=types, sim_id=sim_id
             )
 
-    found = await run_in_threadpool(load)
+    found = await run_in_threadpool(services.page_reads.run, load)
     cursor = str(found[-1][0]) if found else str(after_id)
     # The envelopes come as JSON text around the stored documents (valid by construction: the
     # EventPage model describes the answer in the OpenAPI document, it does not re-check it).

@@ -137,7 +137,8 @@ async def _search(request: Request, caller: Caller) -> Response:
             name = query.column.upper()
             raise NotFound(f"No SIM card with {name} {query.value} in your account.")
         return Response(found, media_type="application/json")
-    page = await run_in_threadpool(inventory.list_page, engine, account_id, query)
+    page_reads = caller.services.page_reads
+    page = await run_in_threadpool(page_reads.run, inventory.list_page, engine, account_id, query)
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = next_link(str(request.url), page.next_cursor)

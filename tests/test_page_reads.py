@@ -1,0 +1,52 @@
+"""``m2m.page_reads``: the page reads one process runs at once, by database or as set; a read
+beyond them waits for a slot (tested with real threads)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from m2m.page_reads import PageReads, concurrency_for
+from m2m.settings import Settings
+
+
+def test_the_database_decides_unless_the_setting_does() -> None:
+    assert concurrency_for(0, "sqlite") == 1
+    assert concurrency_for(0, "postgresql") == 4
+    assert concurrency_for(3, "sqlite") == 3
+
+
+def test_the_setting_refuses_a_negative_number() -> None:
+    with pytest.raises(ValueError, match="page_read_concurrency"):
+        Settings(page_read_concurrency=-1)
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_no_more_reads_run_at_once_than_there_are_slots(slots: int) -> None:
+    reads = PageReads(slots)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def read(n: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        go.wait(timeout=0.05)  # hold the slot a moment, so that the others pile up
+        with lock:
+            running -= 1
+        return n * 2
+
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: results.append(reads.run(read, n))) for n in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 2, 4, 6, 8, 10]
+    assert most == slots
