@@ -1,4 +1,5 @@
-"""How many page reads (a page of the SIM list, of the event log) one process runs at once.
+"""How many page reads (a page of the SIM list, the event log, the audit trail) one process runs
+at once.
 
 A page read spends most of its time turning rows into Python values and text, under the GIL;
 on SQLite the database work itself runs in the process too, and the driver lets go of the GIL

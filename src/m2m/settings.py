@@ -143,8 +143,8 @@ class Settings(BaseSettings):
     page_read_concurrency: int = Field(
         default=0,
         ge=0,
-        description="Pages (SIM list, event log) one API process reads at once; 0: 1 on SQLite, "
-        "4 on PostgreSQL (m2m.page_reads).",
+        description="Pages (SIM list, event log, audit trail) one API process reads at once; "
+        "0: 1 on SQLite, 4 on PostgreSQL (m2m.page_reads).",
     )
 
     # The audit trail.

@@ -204,7 +204,7 @@ async def audit_events(
                 conn, account_id, wanted, before_id=before_id, limit=limit + 1
             )
 
-    events = await run_in_threadpool(load)
+    events = await run_in_threadpool(services.page_reads.run, load)
     headers = {}
     if len(events) > limit:
         events = events[:limit]
