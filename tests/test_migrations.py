@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -201,3 +202,35 @@ def test_0016_fills_each_accounts_days_from_the_usage_counted_before(tmp_path: P
         (1, "2026-12-01", 5, 2),
         (2, "2026-11-30", 7, 0),
     ]
+
+
+def test_0017_downgrades_without_losing_any_request_s_items(tmp_path: Path) -> None:
+    """Dropping ``lifecycle_requests.cause`` on SQLite must not rebuild the table: with foreign
+    keys on, a rebuild's DROP TABLE deleted every item of every request (ON DELETE CASCADE)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    upgrade(engine)
+    at = "'2026-12-01 00:00:00.000000'"
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO accounts (id, name, created_at) VALUES (1, 'a', {at})"))
+        conn.execute(
+            text(
+                "INSERT INTO lifecycle_requests (id, tracking_number, account_id, operation,"
+                f" callback_token, item_count, accepted_at) VALUES (1, 't', 1, 'activation',"
+                f" 'x', 1, {at})"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO request_items (request_id, identifier, identifier_type)"
+                " VALUES (1, '32470000001', 'MSISDN')"
+            )
+        )
+    config = alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0016")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM request_items")).scalar_one() == 1
+        columns = {c["name"] for c in inspect(conn).get_columns("lifecycle_requests")}
+    assert "cause" not in columns
+    engine.dispose()

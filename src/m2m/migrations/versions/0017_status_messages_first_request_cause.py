@@ -40,5 +40,6 @@ def downgrade() -> None:
     op.drop_index(
         "ix_callback_deliveries_pending_status_account_id", table_name="callback_deliveries"
     )
-    with op.batch_alter_table("lifecycle_requests") as batch:
-        batch.drop_column("cause")
+    # ALTER TABLE … DROP COLUMN on both (SQLite 3.35+), not a batch rebuild, for the same
+    # reason as the upgrade: rebuilding lifecycle_requests deleted every request's items.
+    op.drop_column("lifecycle_requests", "cause")
