@@ -10,13 +10,12 @@ its cursor waits, and resuming it delivers what happened meanwhile (while it is 
 
 **Status messages first.** While an account has documented status messages under way (a bulk
 request's, due or being sent; not retries waiting for a later attempt), its subscriptions' new
-events wait for up to
-``STATUS_MESSAGES_FIRST_FOR`` before they are queued: on a busy worker an event costs what a
-status message costs to send, so a ``sim.*`` subscription queued beside a 10,000-device
-request made its status messages arrive 1.75 times later. The documented flow keeps its speed;
-the events follow it, never more than that long behind it (an event older than that is queued
-at once, so a steady stream of status messages cannot hold events for ever). An account with
-no status message due has its events queued at once, as before.
+events wait for up to ``STATUS_MESSAGES_FIRST_FOR`` before they are queued: on a busy worker an
+event costs what a status message costs to send, so a ``sim.*`` subscription queued beside a
+10,000-device request made its status messages arrive 1.75 times later. The documented flow
+keeps its speed; the events follow it, never more than that long behind it (an event older than
+that is queued at once, so a steady stream of status messages cannot hold events for ever). An
+account with no status message under way has its events queued at once, as before.
 """
 
 from __future__ import annotations

@@ -139,11 +139,10 @@ class _Shape:
         )
 
 
-def _parameters(
-    account_id: int, filters: SimFilters, after: Position | None, limit: int
-) -> dict[str, Any]:
-    """The values of the statement of ``_Shape.of(filters, after, …)``."""
-    values: dict[str, Any] = {"account": account_id, "limit": limit + 1}
+def _parameters(account_id: int, filters: SimFilters, after: Position | None) -> dict[str, Any]:
+    """The values of the statement of ``_Shape.of(filters, after, …)`` (a page's ``limit``
+    aside)."""
+    values: dict[str, Any] = {"account": account_id}
     if filters.states:
         values["states"] = list(filters.states)
     if filters.cost_center:
@@ -254,7 +253,7 @@ def list_sims(
     """One page of the account's SIMs matching ``filters``, after ``after`` in the filters'
     order, and whether more follow."""
     statement = _statement(_Shape.of(filters, after, count=False))
-    values = _parameters(account_id, filters, after, limit)
+    values = {**_parameters(account_id, filters, after), "limit": limit + 1}
     # Positional (``_COLUMNS`` is the dataclass's field order): building a mapping per row cost
     # a fifth of a 1,000-row page.
     rows = [InventorySim(*r) for r in conn.execute(statement, values)]
@@ -265,6 +264,5 @@ def count_sims(conn: Connection, account_id: int, filters: SimFilters) -> int:
     """How many of the account's SIMs match ``filters`` (asked for with ``count=true`` only:
     it reads every match)."""
     statement = _statement(_Shape.of(filters, None, count=True))
-    values = _parameters(account_id, filters, None, 0)
-    del values["limit"]
+    values = _parameters(account_id, filters, None)
     return int(conn.execute(statement, values).scalar_one())
