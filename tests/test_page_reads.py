@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import Engine
 
+from m2m.clock import ManualClock
 from m2m.page_reads import PageReads, concurrency_for
+from m2m.services import build_services
 from m2m.settings import Settings
 
 
@@ -28,14 +31,17 @@ def test_no_more_reads_run_at_once_than_there_are_slots(slots: int) -> None:
     running = 0
     most = 0
     lock = threading.Lock()
-    go = threading.Event()
+    full = threading.Event()  # every slot taken at once, at least once
 
     def read(n: int) -> int:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
-        go.wait(timeout=0.05)  # hold the slot a moment, so that the others pile up
+            if running == slots:
+                full.set()
+        # Hold the slot until the others have filled theirs, so that the rest pile up behind.
+        full.wait(timeout=5)
         with lock:
             running -= 1
         return n * 2
@@ -50,3 +56,14 @@ def test_no_more_reads_run_at_once_than_there_are_slots(slots: int) -> None:
         thread.join()
     assert sorted(results) == [0, 2, 4, 6, 8, 10]
     assert most == slots
+
+
+@pytest.mark.parametrize(("setting", "wanted"), [(0, {"sqlite": 1, "postgresql": 4}), (3, None)])
+def test_the_api_s_services_read_pages_in_the_database_s_slots(
+    engine: Engine, clock: ManualClock, setting: int, wanted: dict[str, int] | None
+) -> None:
+    services = build_services(
+        Settings(database_url=str(engine.url), page_read_concurrency=setting), engine, clock
+    )
+    expected = wanted[engine.dialect.name] if wanted is not None else setting
+    assert services.page_reads.concurrency == expected
