@@ -35,6 +35,7 @@ from m2m.client import (
 )
 from m2m.client.receiving import CallbackVerifier, InvalidCallback
 from m2m.clock import ManualClock
+from m2m.events import UsageThreshold as ServerUsageThreshold
 from m2m.lifecycle import Operation
 from m2m.sandbox import demo_iccid
 from m2m.settings import Settings
@@ -303,6 +304,9 @@ def test_usage_events_parse_as_their_typed_envelopes() -> None:
         assert event.data.period_start == date(2026, 12, 1)
         assert (event.data.service, event.data.used, event.data.percent) == ("data", 40.5, percent)
         assert event.model_dump(mode="json", by_alias=True)["data"] == body["data"]
+        # The body is what the server's catalog sends: its own model takes it, field for field.
+        sent = ServerUsageThreshold.model_validate(body["data"]).model_dump(mode="json")
+        assert sent == body["data"]
 
 
 def test_an_unknown_type_parses_as_a_generic_event_and_new_fields_are_kept() -> None:
