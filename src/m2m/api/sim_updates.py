@@ -265,4 +265,7 @@ async def update_simcard(request: Request) -> Response:
             headers={"ETag": etag(outcome.sim.version)},
         )
 
-    return await idempotent_write(request, services, account_id, idempotency_key, raw, work)
+    # update_sim decides every refusal (no SIM, a stale ETag, a bad field) before it writes.
+    return await idempotent_write(
+        request, services, account_id, idempotency_key, raw, work, refuses_before_writing=True
+    )

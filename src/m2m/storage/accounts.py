@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from m2m.storage.prepared import PreparedRead
+from m2m.storage.prepared import PreparedRead, PreparedStatement
 from m2m.storage.tables import (
     Id,
     UTCDateTime,
@@ -555,7 +555,7 @@ def resolve_credentials(
 
 
 # Built once: a SIM update runs it, and building it cost more than running it.
-_TOKEN_HOLDER = (
+_TOKEN_HOLDER = PreparedStatement(
     select(oauth_apps.c.client_id, access_tokens.c.name)
     .select_from(access_tokens.outerjoin(oauth_apps, oauth_apps.c.id == access_tokens.c.app_id))
     .where(access_tokens.c.token_digest == bindparam("token_digest", type_=LargeBinary))
@@ -566,7 +566,7 @@ def token_holder(conn: Connection, token_digest: bytes) -> tuple[str, str] | Non
     """Who holds an access token, for the audit trail: ("application", its client_id) or
     ("token", a permanent token's name); None for an unknown token. Read only by the routes that
     change something, never on the read path."""
-    row = conn.execute(_TOKEN_HOLDER, {"token_digest": token_digest}).one_or_none()
+    row = _TOKEN_HOLDER.first(conn, {"token_digest": token_digest})
     if row is None:
         return None
     client_id, name = row

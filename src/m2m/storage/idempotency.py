@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from m2m.idempotency import LOCK_DURATION, StoredKey, Verdict, decide
-from m2m.storage.prepared import PreparedRead
+from m2m.storage.prepared import PreparedRead, PreparedStatement, insert_values
 from m2m.storage.tables import idempotency_keys
 
 _t = idempotency_keys.c
@@ -46,15 +46,19 @@ def lookup(engine: Engine, account_id: int, key: str) -> StoredKey | None:
 _FIND_LOCKED = _FIND.with_for_update()
 
 
+_find = {False: PreparedStatement(_FIND), True: PreparedStatement(_FIND_LOCKED)}
+
+
 def find(conn: Connection, account_id: int, key: str, *, lock: bool = False) -> StoredKey | None:
     """The key's row (locked for the transaction with ``lock``, on PostgreSQL), or None."""
-    query = _FIND_LOCKED if lock and conn.dialect.name == "postgresql" else _FIND
-    row = conn.execute(query, {"account_id": account_id, "key": key}).one_or_none()
+    query = _find[lock and conn.dialect.name == "postgresql"]
+    row = query.first(conn, {"account_id": account_id, "key": key})
     return None if row is None else _stored_key(row)
 
 
-# Built once: building a statement per call cost more than running it.
-_FINISH = (
+# Built once and prepared (``storage.prepared``): every keyed write runs two of these, and
+# building or executing them through SQLAlchemy cost more than running them.
+_FINISH = PreparedStatement(
     update(idempotency_keys)
     .where(_t.account_id == bindparam("b_account_id"), _t.key == bindparam("b_key"))
     .values(
@@ -68,10 +72,16 @@ _FINISH = (
 # decides). A read first, then an insert in a savepoint in case another request inserted in
 # between, was four statements, and the savepoint's two cost as much as the rest.
 _TAKE = {
-    dialect: module.insert(idempotency_keys)
-    .on_conflict_do_nothing(index_elements=[_t.account_id, _t.key])
-    # A row back when it inserted (the drivers' rowcount is not reliable here: psycopg's is -1)
-    .returning(_t.account_id)
+    dialect: PreparedStatement(
+        insert_values(
+            idempotency_keys,
+            ("account_id", "key", "request_digest", "created_at", "locked_until"),
+            insert_=module.insert,
+        )
+        .on_conflict_do_nothing(index_elements=[_t.account_id, _t.key])
+        # A row back when it inserted (the drivers' rowcount is not reliable: psycopg's is -1)
+        .returning(_t.account_id)
+    )
     for dialect, module in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _RELEASE = delete(idempotency_keys).where(
@@ -107,7 +117,7 @@ def claim(
         "locked_until": now + LOCK_DURATION,
     }
     while True:
-        if conn.execute(_TAKE[conn.dialect.name], row).first() is not None:
+        if _TAKE[conn.dialect.name].first(conn, row) is not None:
             return Verdict.RUN, None
         # The key exists (on PostgreSQL, a concurrent holder's insert made this one wait for
         # its transaction to end): decide on its row, locked. Gone again (released by a
@@ -139,8 +149,8 @@ def finish(
     body: bytes,
 ) -> None:
     """Record the answer of the request that holds the key: retries get it from now on."""
-    conn.execute(
-        _FINISH,
+    _FINISH.run(
+        conn,
         {
             "b_account_id": account_id,
             "b_key": key,

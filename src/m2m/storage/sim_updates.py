@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from m2m.audit import Actor
 from m2m.events import EventType, updated_data, version_of
 from m2m.sim_edit import EditableSim, FieldProblem, apply_edit, changed_fields
 from m2m.storage import audit
 from m2m.storage import events as event_store
+from m2m.storage.prepared import PreparedStatement, insert_values
 from m2m.storage.tables import sim_cards, sim_labels
 
 _c = sim_cards.c
@@ -48,7 +49,8 @@ class UpdateOutcome:
     changed: bool = False
 
 
-# Built once: building a statement per call cost more than running it.
+# Built once and prepared (``storage.prepared``): through SQLAlchemy's execution layer, the
+# statements of an update cost more CPU than the database spent running them.
 _READ = select(
     _c.id,
     _c.iccid,
@@ -61,8 +63,8 @@ _READ = select(
     _c.version,
 ).where(_c.account_id == bindparam("account_id"), _c.iccid == bindparam("iccid"))
 # PostgreSQL locks the row for the transaction; SQLite's write transaction holds the lock.
-_READ_LOCKED = {True: _READ.with_for_update(), False: _READ}
-_WRITE = (
+_READ_LOCKED = {True: PreparedStatement(_READ.with_for_update()), False: PreparedStatement(_READ)}
+_WRITE = PreparedStatement(
     update(sim_cards)
     .where(_c.id == bindparam("sim_id"))
     .values(
@@ -77,7 +79,7 @@ _WRITE = (
 
 def _read_locked(conn: Connection, account_id: int, iccid: str) -> tuple[int, SimRow] | None:
     query = _READ_LOCKED[conn.dialect.name == "postgresql"]
-    row = conn.execute(query, {"account_id": account_id, "iccid": iccid}).one_or_none()
+    row = query.first(conn, {"account_id": account_id, "iccid": iccid})
     if row is None:
         return None
     sim_id, *rest = row
@@ -112,8 +114,8 @@ def update_sim(
         return UpdateOutcome(sim)
     edited = result.sim
     version = sim.version + 1
-    conn.execute(
-        _WRITE,
+    _WRITE.run(
+        conn,
         {
             "sim_id": sim_id,
             "profile": edited.profile,
@@ -163,24 +165,26 @@ def update_sim(
     return UpdateOutcome(updated, changed=True)
 
 
-_DELETE_LABELS = delete(sim_labels).where(
-    sim_labels.c.sim_id == bindparam("sim_id"),
-    sim_labels.c.key.in_(bindparam("keys", expanding=True)),
+# One key a row (executemany): an expanding IN would be a new statement for each count of keys.
+_DELETE_LABEL = PreparedStatement(
+    delete(sim_labels).where(
+        sim_labels.c.sim_id == bindparam("sim_id"), sim_labels.c.key == bindparam("key")
+    )
 )
-_INSERT_LABEL = insert(sim_labels)
+_INSERT_LABEL = PreparedStatement(
+    insert_values(sim_labels, ("sim_id", "key", "account_id", "value"))
+)
 
 
 def _write_labels(
     conn: Connection, account_id: int, sim_id: int, before: dict[str, str], after: dict[str, str]
 ) -> None:
     """Keep ``sim_labels`` equal to the labels document: only the pairs that changed."""
-    gone = [key for key in before if before[key] != after.get(key)]
-    if gone:
-        conn.execute(_DELETE_LABELS, {"sim_id": sim_id, "keys": gone})
+    gone = [{"sim_id": sim_id, "key": key} for key in before if before[key] != after.get(key)]
+    _DELETE_LABEL.run_many(conn, gone)
     added = [
         {"sim_id": sim_id, "key": key, "account_id": account_id, "value": value}
         for key, value in after.items()
         if before.get(key) != value
     ]
-    if added:
-        conn.execute(_INSERT_LABEL, added)
+    _INSERT_LABEL.run_many(conn, added)
