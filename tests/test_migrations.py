@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -204,9 +205,11 @@ def test_0016_fills_each_accounts_days_from_the_usage_counted_before(tmp_path: P
     ]
 
 
-def test_0017_downgrades_without_losing_any_request_s_items(tmp_path: Path) -> None:
-    """Dropping ``lifecycle_requests.cause`` on SQLite must not rebuild the table: with foreign
-    keys on, a rebuild's DROP TABLE deleted every item of every request (ON DELETE CASCADE)."""
+@pytest.mark.parametrize(("target", "dropped"), [("0016", "cause"), ("0011", "http_request_id")])
+def test_downgrades_keep_every_request_s_items(tmp_path: Path, target: str, dropped: str) -> None:
+    """Dropping a column of ``lifecycle_requests`` on SQLite (``cause`` in 0017,
+    ``http_request_id`` in 0012) must not rebuild the table: with foreign keys on, a rebuild's
+    DROP TABLE deleted every item of every request (ON DELETE CASCADE)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
     upgrade(engine)
     at = "'2026-12-01 00:00:00.000000'"
@@ -228,9 +231,9 @@ def test_0017_downgrades_without_losing_any_request_s_items(tmp_path: Path) -> N
     config = alembic_config(engine)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0016")
+        command.downgrade(config, target)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM request_items")).scalar_one() == 1
         columns = {c["name"] for c in inspect(conn).get_columns("lifecycle_requests")}
-    assert "cause" not in columns
+    assert dropped not in columns
     engine.dispose()

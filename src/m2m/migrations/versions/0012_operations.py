@@ -36,6 +36,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lifecycle_requests") as batch:
-        batch.drop_column("http_request_id")
+    # ALTER TABLE … DROP COLUMN on both (SQLite 3.35+), not a batch rebuild: on SQLite, with
+    # foreign keys on, the rebuild's DROP TABLE deleted every request's items (ON DELETE CASCADE).
+    op.drop_column("lifecycle_requests", "http_request_id")
     op.drop_table("worker_heartbeats")
