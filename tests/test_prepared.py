@@ -174,3 +174,19 @@ def test_a_driver_error_is_sqlalchemy_s_and_the_transaction_rolls_back(
         label_insert.run(conn, row)
     with engine.connect() as conn:
         assert conn.execute(select(sim_labels.c.value)).scalars().all() == ["gent"]
+
+
+def test_a_connection_without_a_transaction_begins_one(engine: Engine, clock: ManualClock) -> None:
+    """As SQLAlchemy's own execute does: what the statement wrote is committed by the
+    connection's commit and undone by its rollback, on both databases alike."""
+    add_sim(engine, clock)
+    sim_id, account_id = sim_and_account(engine)
+    label = {"sim_id": sim_id, "account_id": account_id, "value": "v"}
+    with engine.connect() as conn:
+        label_insert.run(conn, {**label, "key": "kept"})
+        assert conn.in_transaction()
+        conn.commit()
+        label_insert.run(conn, {**label, "key": "dropped"})
+        conn.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(select(sim_labels.c.key)).scalars().all() == ["kept"]

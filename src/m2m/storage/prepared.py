@@ -195,6 +195,11 @@ def _execute(conn: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
     """The driver cursor that ran ``sql`` on ``conn``'s connection (in its transaction). A driver
     error becomes the ``DBAPIError`` SQLAlchemy would have raised, the connection invalidated
     first when the error says it is gone."""
+    if not conn.in_transaction():
+        # As SQLAlchemy's own execute would (autobegin): otherwise the driver would run it
+        # outside any transaction SQLAlchemy knows of (SQLite: committed at once; PostgreSQL:
+        # an implicit transaction that conn.commit() would not commit).
+        conn.begin()
     driver = conn.connection
     cursor = driver.cursor()
     try:
