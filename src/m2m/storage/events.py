@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -99,34 +100,37 @@ _LOCK_ACCOUNT = PreparedStatement(
         func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, bindparam("account_id", type_=Integer))
     )
 )
-_INSERT = PreparedStatement(
-    insert_values(events, ("account_id", "type", "version", "occurred_at", "sim_id", "sim", "data"))
-)
+_INSERTED = ("account_id", "type", "version", "occurred_at", "sim_id", "sim", "data")
+_INSERT_ONE = PreparedStatement(insert_values(events, _INSERTED))
+# Several at once through SQLAlchemy: on PostgreSQL it sends them as one multi-row INSERT, where
+# the driver's executemany would run the statement once per event.
+_INSERT_MANY = insert(events)
 
 
 def record(conn: Connection, new_events: Sequence[NewEvent]) -> None:
     """Store events on ``conn``'s transaction: they commit, or roll back, with their change.
-    One statement whatever their number (executemany). Takes the accounts' write order (see
+    One statement whatever their number. Takes the accounts' write order (see
     ``serialize_writes``): a caller that records events of several accounts in several calls
     must call ``serialize_writes`` with all of them first."""
     if not new_events:
         return
     serialize_writes(conn, {e.account_id for e in new_events})
-    _INSERT.run_many(
-        conn,
-        [
-            {
-                "account_id": e.account_id,
-                "type": e.type,
-                "version": e.version,
-                "occurred_at": e.occurred_at,
-                "sim_id": e.sim_id,
-                "sim": e.sim,
-                "data": e.data,
-            }
-            for e in new_events
-        ],
-    )
+    rows = [
+        {
+            "account_id": e.account_id,
+            "type": e.type,
+            "version": e.version,
+            "occurred_at": e.occurred_at,
+            "sim_id": e.sim_id,
+            "sim": e.sim,
+            "data": e.data,
+        }
+        for e in new_events
+    ]
+    if len(rows) == 1:  # a SIM update's: the common case
+        _INSERT_ONE.run(conn, rows[0])
+    else:
+        conn.execute(_INSERT_MANY, rows)
 
 
 def sim_of(conn: Connection, account_id: int, iccid: str) -> int | None:
