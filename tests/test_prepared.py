@@ -5,13 +5,25 @@ keyed SIM update's write path)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, String, bindparam, select, text, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from m2m.clock import ManualClock
 from m2m.profile import stored_profile
 from m2m.storage.engine import single_statement_reads, write_transaction
-from m2m.storage.prepared import PreparedRead, PreparedStatement, insert_values
+from m2m.storage.prepared import NotPreparable, PreparedRead, PreparedStatement, insert_values
 from m2m.storage.sims import insert_sims
 from m2m.storage.tables import accounts, sim_cards, sim_labels
 
@@ -190,3 +202,18 @@ def test_a_connection_without_a_transaction_begins_one(engine: Engine, clock: Ma
         conn.rollback()
     with engine.connect() as conn:
         assert conn.execute(select(sim_labels.c.key)).scalars().all() == ["kept"]
+
+
+def test_what_sqlalchemy_works_out_at_execution_is_refused(engine: Engine) -> None:
+    """A default computed in Python (SQLAlchemy fills it in at each execution) would be sent as
+    NULL by a prepared statement: refused at its first use instead."""
+    table = Table(
+        "defaults",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(10)),
+        Column("kind", String(10), default="plain"),
+    )
+    statement = PreparedStatement(insert(table).values(name=bindparam("name")))
+    with engine.connect() as conn, pytest.raises(NotPreparable, match="default"):
+        statement.run(conn, {"name": "x"})

@@ -63,8 +63,19 @@ class _Compiled:
         )
 
 
+class NotPreparable(ValueError):
+    """A statement whose values SQLAlchemy works out at execution, which this module cannot."""
+
+
 def _compile(statement: Any, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
+    # Refused, loudly, at first use rather than run wrong: a column default or onupdate computed
+    # in Python (SQLAlchemy fills it in at each execution; here it would be sent as NULL), and a
+    # bind parameter whose name the dialect must escape (its placeholder is not its name).
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        raise NotPreparable(f"a column default is computed at execution: {compiled.string}")
+    if getattr(compiled, "escaped_bind_names", None):
+        raise NotPreparable(f"a parameter name needs escaping: {compiled.escaped_bind_names}")
     names = list(compiled.positiontup or ()) if dialect.positional else None
     # Only the parameters the SQL names: a value written as a literal (``locked_until=None``)
     # leaves an unused anonymous one behind in ``binds``.
@@ -170,7 +181,7 @@ class PreparedStatement:
     def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
         """Run it once, with ``values``."""
         compiled = self._for(conn.dialect)
-        _execute(conn, compiled.sql, compiled.parameters(values), many=False).close()
+        _execute(conn, compiled.sql, compiled.parameters(values), many=False, fetch=False)
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run it once per row of ``rows`` (the driver's executemany); nothing for no rows."""
@@ -178,23 +189,22 @@ class PreparedStatement:
             return
         compiled = self._for(conn.dialect)
         parameters = [compiled.parameters(values) for values in rows]
-        _execute(conn, compiled.sql, parameters, many=True).close()
+        _execute(conn, compiled.sql, parameters, many=True, fetch=False)
 
     def first(self, conn: Connection, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run it once: its first row (a SELECT's, or what RETURNING gave back), or None."""
         compiled = self._for(conn.dialect)
-        cursor = _execute(conn, compiled.sql, compiled.parameters(values), many=False)
-        try:
-            raw = cursor.fetchone()
-        finally:
-            cursor.close()
+        raw = _execute(conn, compiled.sql, compiled.parameters(values), many=False, fetch=True)
         return compiled.row(raw) if raw is not None else None
 
 
-def _execute(conn: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
-    """The driver cursor that ran ``sql`` on ``conn``'s connection (in its transaction). A driver
-    error becomes the ``DBAPIError`` SQLAlchemy would have raised, the connection invalidated
-    first when the error says it is gone."""
+def _execute(
+    conn: Connection, sql: str, parameters: Any, *, many: bool, fetch: bool
+) -> Sequence[Any] | None:
+    """Run ``sql`` on ``conn``'s driver connection (in its transaction); with ``fetch``, its
+    first row (None: none). A driver error, from the statement or from fetching its row (SQLite
+    steps lazily), becomes the ``DBAPIError`` SQLAlchemy would have raised, the connection
+    invalidated first when the error says it is gone."""
     if not conn.in_transaction():
         # As SQLAlchemy's own execute would (autobegin): otherwise the driver would run it
         # outside any transaction SQLAlchemy knows of (SQLite: committed at once; PostgreSQL:
@@ -207,8 +217,9 @@ def _execute(conn: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
             cursor.executemany(sql, parameters)
         else:
             cursor.execute(sql, parameters)
+        row: Sequence[Any] | None = cursor.fetchone() if fetch else None
+        return row
     except conn.dialect.loaded_dbapi.Error as error:
-        cursor.close()
         gone = conn.dialect.is_disconnect(error, driver.dbapi_connection, cursor)
         if gone:
             conn.invalidate(error)
@@ -221,4 +232,5 @@ def _execute(conn: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
             dialect=conn.dialect,
             ismulti=many,
         ) from error
-    return cursor
+    finally:
+        cursor.close()

@@ -98,7 +98,9 @@ def update_sim(
 ) -> UpdateOutcome:
     """Apply ``patch`` to the account's SIM ``iccid`` in ``conn``'s write transaction, when its
     version is one of ``if_match`` (None: any). ``actor`` names who, asked only when something
-    changes. A patch that changes nothing writes nothing."""
+    changes. A patch that changes nothing writes nothing. Every refusal (no SIM, a stale
+    version, a refused field) is decided before the first write, and nothing after it refuses:
+    the PATCH route relies on that to skip a savepoint (``refuses_before_writing``)."""
     found = _read_locked(conn, account_id, iccid)
     if found is None:
         return UpdateOutcome(None)
