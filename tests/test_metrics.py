@@ -5,14 +5,17 @@ adds its processes up, and keeps a killed process's counts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
@@ -145,6 +148,21 @@ def test_dead_processes_lose_their_live_gauges_and_keep_their_counts(tmp_path: P
         f"counter_{gone}.db",
         f"gauge_livesum_{os.getpid()}.db",
     ]
+
+
+def test_a_scrape_skips_a_values_file_a_starting_process_has_just_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client creates a process's file empty, then sizes it: a scrape in between must not
+    fail (it answered 500 while ``serve --processes`` replaced a killed process)."""
+    monkeypatch.setenv(metrics.MULTIPROC_DIR, str(tmp_path))
+    written = MmapedDict(str(tmp_path / "counter_101.db"))
+    key = json.dumps(["m2m_demo", "m2m_demo_total", {"route": "/x"}, "A demo."])
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+    (tmp_path / "counter_102.db").write_bytes(b"")  # created, not yet sized
+    text, _ = metrics.exposition()
+    assert value(parse(text.decode()), "m2m_demo_total", route="/x") == 3.0
 
 
 def _children(pid: int) -> list[int]:

@@ -172,12 +172,31 @@ def exposition(collectors: Iterable[Collector] = ()) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     if directory is not None:
         forget_dead_processes(directory)
-        MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
+        _SharedFiles(registry, str(directory))  # type: ignore[no-untyped-call]
     else:
         registry.register(_Everything())
     for collector in collectors:
         registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _SharedFiles(MultiProcessCollector):
+    """The processes' files, but not one a starting process has just created: the client opens
+    a new file, then sizes it, and a scrape that read it in between failed on its empty header
+    (a 500 while ``--processes`` replaced a process). Such a file holds no value yet."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        files = []
+        for path in Path(self._path).glob("*.db"):
+            try:
+                if path.stat().st_size >= _HEADER_BYTES:
+                    files.append(str(path))
+            except FileNotFoundError:  # a dead process's live gauges, dropped meanwhile
+                continue
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+_HEADER_BYTES = 8  # a values file's header: how much of it is used, then padding
 
 
 class _Everything(Collector):
