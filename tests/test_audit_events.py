@@ -255,6 +255,7 @@ def test_pages_follow_the_link_to_the_end_and_stay_put_while_events_arrive(
         ("limit=0", "query.limit"),
         ("limit=1001", "query.limit"),
         ("limit=many", "query.limit"),
+        ("limit=1_000", "query.limit"),
         ("since=yesterday", "query.since"),
         ("until=0.5", "query.until"),
         ("since=2026-12-01", "query.since"),

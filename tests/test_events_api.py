@@ -139,6 +139,7 @@ def test_filters_by_type_family_and_sim(
         ("?" + "&".join(["type=sim.*"] * 21), "type"),
         ("?limit=0", "limit"),
         ("?limit=1001", "limit"),
+        ("?limit=10.0", "limit"),  # an integer, not whatever reads as one
         ("?sim=123", "sim"),
         ("?cursor=5", "cursor"),
     ],

@@ -261,6 +261,14 @@ def test_a_wrong_fault_is_a_422_naming_it(
 # --- what was sent ----------------------------------------------------------------------------
 
 
+def test_the_deliveries_cursor_is_a_whole_number(sandbox: TestClient) -> None:
+    assert sandbox.get("/sandbox/deliveries?after=3").status_code == 200
+    for written in ("0.0", "1_0", " 1"):
+        answer = sandbox.get("/sandbox/deliveries", params={"after": written})
+        assert answer.status_code == 422, written
+        assert "after" in answer.text
+
+
 def test_what_was_sent_is_there_to_assert_on(sandbox: TestClient, receiver: Receiver) -> None:
     _finished(sandbox, "deactivation", 7, receiver)
     page = sandbox.get("/sandbox/deliveries").json()

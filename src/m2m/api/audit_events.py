@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
 from m2m.api.error_handlers import check_parameter_names, query_problem
-from m2m.api.schemas import error_responses
+from m2m.api.schemas import WholeNumber, error_responses
 from m2m.audit import ACTIONS
 from m2m.paging import InvalidCursor, decode_cursor, encode_cursor, next_link
 from m2m.storage import audit as audit_store
@@ -164,7 +164,7 @@ async def audit_events(
         ),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Events per page (at most 1000).")
+        int, Query(ge=1, le=MAX_LIMIT, description="Events per page (at most 1000)."), WholeNumber
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,

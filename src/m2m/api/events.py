@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
 from m2m.api.error_handlers import check_parameter_names, query_problem
-from m2m.api.schemas import error_responses
+from m2m.api.schemas import WholeNumber, error_responses
 from m2m.events import (
     CATALOG,
     TYPE_PATTERN_LENGTH,
@@ -117,7 +117,7 @@ async def list_events(
         Query(description="Only the events of this SIM (its ICCID).", pattern=ICCID_FORMAT_PATTERN),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Events per page (at most 1000).")
+        int, Query(ge=1, le=MAX_LIMIT, description="Events per page (at most 1000)."), WholeNumber
     ] = DEFAULT_LIMIT,
 ) -> Response:
     """The account's events after a cursor, oldest first."""

@@ -30,7 +30,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import ServicesDep, client_address
-from m2m.api.schemas import error_responses
+from m2m.api.schemas import WholeNumber, error_responses
 from m2m.callbacks.sent import SentMessage
 from m2m.clock import parse_duration
 from m2m.errors import BadRequest, Forbidden
@@ -258,7 +258,9 @@ async def sandbox_deliveries(
         str | None, Query(max_length=64, description="Only this request's callbacks.")
     ] = None,
     after: Annotated[
-        int, Query(ge=0, description="Only what was sent after this `sequence` (a cursor).")
+        int,
+        Query(ge=0, description="Only what was sent after this `sequence` (a cursor)."),
+        WholeNumber,
     ] = 0,
 ) -> SandboxDeliveriesPage:
     """Every callback attempt since the last reset: URL, headers, body and the answer."""

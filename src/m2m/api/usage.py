@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from m2m.api.deps import CurrentAccountId, ServicesDep
 from m2m.api.error_handlers import query_problem
-from m2m.api.schemas import error_responses
+from m2m.api.schemas import WholeNumber, error_responses
 from m2m.identifiers import ICCID_FORMAT_PATTERN
 from m2m.paging import next_link
 from m2m.usage import MAX_SPAN, Granularity
@@ -155,7 +155,9 @@ async def read_account_usage(
         Query(description="data, sms, voice (largest first) or key."),
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Groups per page (at most {MAX_LIMIT}).")
+        int,
+        Query(ge=1, le=MAX_LIMIT, description=f"Groups per page (at most {MAX_LIMIT})."),
+        WholeNumber,
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=512, description="From the previous page's Link.")
