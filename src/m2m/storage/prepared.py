@@ -107,19 +107,30 @@ def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any
         return None
 
 
-class PreparedRead:
-    """A ``Select`` returning at most one row, to run many times with different parameters."""
+class _CompiledPerDialect:
+    """A statement and its compiled form for each dialect it has run on."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Executable) -> None:
         self._statement = statement
         # One compiled form per dialect; an engine's dialect lives as long as the engine.
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect)
+        if compiled is None:
+            compiled = self._compiled[dialect] = _compile(self._statement, dialect)
+        return compiled
+
+
+class PreparedRead(_CompiledPerDialect):
+    """A ``Select`` returning at most one row, to run many times with different parameters."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        super().__init__(statement)
+
     def one_or_none(self, engine: Engine, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run on ``engine`` (see ``engine.single_statement_reads``): the row, or None."""
-        compiled = self._compiled.get(engine.dialect)
-        if compiled is None:
-            compiled = self._compiled[engine.dialect] = _compile(self._statement, engine.dialect)
+        compiled = self._for(engine.dialect)
         parameters = compiled.parameters(values)
         try:
             raw = _fetch_one(engine, compiled.sql, parameters)
@@ -165,18 +176,8 @@ def insert_values(
     )
 
 
-class PreparedStatement:
+class PreparedStatement(_CompiledPerDialect):
     """A statement to run many times on a ``Connection``'s transaction (see the module)."""
-
-    def __init__(self, statement: Executable) -> None:
-        self._statement = statement
-        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
-
-    def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect)
-        if compiled is None:
-            compiled = self._compiled[dialect] = _compile(self._statement, dialect)
-        return compiled
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
         """Run it once, with ``values``."""
